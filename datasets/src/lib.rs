@@ -1,0 +1,1 @@
+//! Datasets for qbench (work in progress).

@@ -1,0 +1,1 @@
+//! The qbench integer inference engine (work in progress: see issue 3).

@@ -1,0 +1,65 @@
+//! Integer compute kernels for the qbench inference engine.
+//!
+//! Every kernel here works on plain slices and shapes; it knows nothing of graphs, files, methods or
+//! datasets. Each public kernel has a scalar reference in [`reference`] written for clarity, and the
+//! fast paths (chosen at run time from the CPU's features) must equal it bit for bit.
+
+pub mod reference;
+
+/// Geometry of a 2-D convolution over NCHW tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Batch size N.
+    pub batch: usize,
+    /// Input channels C (all groups together).
+    pub in_channels: usize,
+    /// Input height H.
+    pub in_h: usize,
+    /// Input width W.
+    pub in_w: usize,
+    /// Output channels O (all groups together).
+    pub out_channels: usize,
+    /// Kernel height.
+    pub kernel_h: usize,
+    /// Kernel width.
+    pub kernel_w: usize,
+    /// Stride (same in both directions).
+    pub stride: usize,
+    /// Zero padding on each side (same in both directions).
+    pub pad: usize,
+    /// Number of groups; `in_channels` and `out_channels` are multiples of it.
+    pub groups: usize,
+}
+
+impl ConvGeometry {
+    /// Output height.
+    pub fn out_h(&self) -> usize {
+        (self.in_h + 2 * self.pad - self.kernel_h) / self.stride + 1
+    }
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.in_w + 2 * self.pad - self.kernel_w) / self.stride + 1
+    }
+}
+
+pub use reference::words_for_bits;
+
+/// `c = a * b^T` for u8 activations and i8 weights with i32 accumulators; see [`reference::gemm_u8i8`].
+pub fn gemm_u8i8(a: &[u8], b: &[i8], c: &mut [i32], m: usize, n: usize, k: usize) {
+    reference::gemm_u8i8(a, b, c, m, n, k)
+}
+
+/// u8 x i8 convolution into i32; see [`reference::conv2d_u8i8`].
+pub fn conv2d_u8i8(input: &[u8], weights: &[i8], out: &mut [i32], g: &ConvGeometry, pad_value: u8) {
+    reference::conv2d_u8i8(input, weights, out, g, pad_value)
+}
+
+/// Binary xnor-popcount matrix product; see [`reference::binary_gemm`].
+pub fn binary_gemm(a: &[u64], b: &[u64], c: &mut [i32], m: usize, n: usize, bits: usize) {
+    reference::binary_gemm(a, b, c, m, n, bits)
+}
+
+/// Binary convolution with the documented padding rule; see [`reference::binary_conv2d`].
+pub fn binary_conv2d(input: &[u64], weights: &[u64], out: &mut [i32], g: &ConvGeometry) {
+    reference::binary_conv2d(input, weights, out, g)
+}

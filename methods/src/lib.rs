@@ -1,0 +1,1 @@
+//! Float models, training and quantization methods (work in progress).
