@@ -4,6 +4,8 @@
 //! datasets. Each public kernel has a scalar reference in [`reference`] written for clarity, and the
 //! fast paths (chosen at run time from the CPU's features) must equal it bit for bit.
 
+pub mod dispatch;
+pub mod peak;
 pub mod reference;
 
 /// Geometry of a 2-D convolution over NCHW tensors.
