@@ -36,6 +36,12 @@ impl QGraph {
             if node.name.is_empty() {
                 return Err(err("name", "empty node name".into()));
             }
+            if node.name.contains('/') {
+                return Err(err(
+                    "name",
+                    "'/' is reserved (tensor names are <node>/<slot>)".into(),
+                ));
+            }
             if !names.insert(node.name.as_str()) {
                 return Err(err("name", "duplicate node name".into()));
             }

@@ -30,8 +30,10 @@ pub mod types;
 
 pub use builder::GraphBuilder;
 
+pub use counts::{NodeCounts, OpCounts, count_ops};
 pub use error::{EngineError, Result};
 
+pub use eval::{EvalReport, evaluate};
 pub use exec::Logits;
 pub use exec::fast::FastExecutor;
 pub use graph::QGraph;
