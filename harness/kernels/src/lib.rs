@@ -4,9 +4,16 @@
 //! datasets. Each public kernel has a scalar reference in [`reference`] written for clarity, and the
 //! fast paths (chosen at run time from the CPU's features) must equal it bit for bit.
 
+pub mod conv;
 pub mod dispatch;
+pub mod gemm;
 pub mod peak;
 pub mod reference;
+pub mod threads;
+
+pub use conv::{PackedConvWeights, conv2d_u8i8_packed, conv2d_u8i8_with};
+pub use dispatch::{BinaryIsa, Int8Isa};
+pub use gemm::{PackedWeightsI8, gemm_u8i8_packed, gemm_u8i8_with};
 
 /// Geometry of a 2-D convolution over NCHW tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,13 +54,18 @@ impl ConvGeometry {
 pub use reference::words_for_bits;
 
 /// `c = a * b^T` for u8 activations and i8 weights with i32 accumulators; see [`reference::gemm_u8i8`].
+///
+/// Packs `b` on every call; use [`PackedWeightsI8`] + [`gemm_u8i8_packed`] for constant weights.
 pub fn gemm_u8i8(a: &[u8], b: &[i8], c: &mut [i32], m: usize, n: usize, k: usize) {
-    reference::gemm_u8i8(a, b, c, m, n, k)
+    gemm_u8i8_with(dispatch::int8_isa(), a, b, c, m, n, k)
 }
 
 /// u8 x i8 convolution into i32; see [`reference::conv2d_u8i8`].
+///
+/// Packs `weights` on every call; use [`PackedConvWeights`] + [`conv2d_u8i8_packed`] for
+/// constant weights.
 pub fn conv2d_u8i8(input: &[u8], weights: &[i8], out: &mut [i32], g: &ConvGeometry, pad_value: u8) {
-    reference::conv2d_u8i8(input, weights, out, g, pad_value)
+    conv2d_u8i8_with(dispatch::int8_isa(), input, weights, out, g, pad_value)
 }
 
 /// Binary xnor-popcount matrix product; see [`reference::binary_gemm`].

@@ -1,0 +1,235 @@
+//! AVX2 microkernel on the i16 pair layout: `vpbroadcastd` A pairs, `vpmaddwd` with B, `vpaddd`.
+//!
+//! Exactness: both operands are 8-bit values widened to i16, so `vpmaddwd`'s pair sum
+//! (`a0*b0 + a1*b1`, at most `2 * 255 * 128` in magnitude) is exact and `vpaddd` wraps mod 2^32
+//! like the reference's `wrapping_add`.
+
+use super::scalar::{MR, NR};
+use std::arch::x86_64::*;
+
+const _: () = assert!(MR == 4 && NR == 16);
+
+/// `C[4][16] (+)= A x B` over `groups` pairs; see [`super::Kernel`].
+///
+/// # Safety
+/// The CPU must have AVX2; `a` holds `groups * 8` and `b` `groups * 32` i16; `c` is a `4 x 16`
+/// tile with row stride `ldc`.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn kernel(
+    groups: usize,
+    a: *const i16,
+    b: *const i16,
+    c: *mut i32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    unsafe {
+        let (c00, c01, c10, c11, c20, c21, c30, c31): (
+            __m256i,
+            __m256i,
+            __m256i,
+            __m256i,
+            __m256i,
+            __m256i,
+            __m256i,
+            __m256i,
+        );
+        // One k-pair: 2 B loads, 4 broadcasts, 8 x (vpmaddwd, vpaddd). Unrolled 4x.
+        macro_rules! step {
+            ($o:literal) => {
+                concat!(
+                    "vmovdqu ymm8, [{b} + ", $o, " * 64]\n",
+                    "vmovdqu ymm9, [{b} + ", $o, " * 64 + 32]\n",
+                    "vpbroadcastd ymm10, [{a} + ", $o, " * 16]\n",
+                    "vpmaddwd ymm12, ymm10, ymm8\n",
+                    "vpaddd ymm0, ymm0, ymm12\n",
+                    "vpmaddwd ymm13, ymm10, ymm9\n",
+                    "vpaddd ymm1, ymm1, ymm13\n",
+                    "vpbroadcastd ymm11, [{a} + ", $o, " * 16 + 4]\n",
+                    "vpmaddwd ymm14, ymm11, ymm8\n",
+                    "vpaddd ymm2, ymm2, ymm14\n",
+                    "vpmaddwd ymm15, ymm11, ymm9\n",
+                    "vpaddd ymm3, ymm3, ymm15\n",
+                    "vpbroadcastd ymm10, [{a} + ", $o, " * 16 + 8]\n",
+                    "vpmaddwd ymm12, ymm10, ymm8\n",
+                    "vpaddd ymm4, ymm4, ymm12\n",
+                    "vpmaddwd ymm13, ymm10, ymm9\n",
+                    "vpaddd ymm5, ymm5, ymm13\n",
+                    "vpbroadcastd ymm11, [{a} + ", $o, " * 16 + 12]\n",
+                    "vpmaddwd ymm14, ymm11, ymm8\n",
+                    "vpaddd ymm6, ymm6, ymm14\n",
+                    "vpmaddwd ymm15, ymm11, ymm9\n",
+                    "vpaddd ymm7, ymm7, ymm15\n",
+                )
+            };
+        }
+        // Pull the C tile towards L1 while the loop runs (it is read back when accumulating).
+        for r in 0..MR {
+            let p = c.add(r * ldc) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(p);
+            _mm_prefetch::<_MM_HINT_T0>(p.add(63));
+        }
+        std::arch::asm!(
+            "vpxor xmm0, xmm0, xmm0",
+            "vpxor xmm1, xmm1, xmm1",
+            "vpxor xmm2, xmm2, xmm2",
+            "vpxor xmm3, xmm3, xmm3",
+            "vpxor xmm4, xmm4, xmm4",
+            "vpxor xmm5, xmm5, xmm5",
+            "vpxor xmm6, xmm6, xmm6",
+            "vpxor xmm7, xmm7, xmm7",
+            "cmp {g}, 4",
+            "jb 3f",
+            "2:",
+            step!(0),
+            step!(1),
+            step!(2),
+            step!(3),
+            "add {a}, 64",
+            "add {b}, 256",
+            "sub {g}, 4",
+            "cmp {g}, 4",
+            "jae 2b",
+            "3:",
+            "test {g}, {g}",
+            "jz 5f",
+            "4:",
+            step!(0),
+            "add {a}, 16",
+            "add {b}, 64",
+            "dec {g}",
+            "jnz 4b",
+            "5:",
+            g = inout(reg) groups => _,
+            a = inout(reg) a => _,
+            b = inout(reg) b => _,
+            out("ymm0") c00, out("ymm1") c01, out("ymm2") c10, out("ymm3") c11,
+            out("ymm4") c20, out("ymm5") c21, out("ymm6") c30, out("ymm7") c31,
+            out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack, readonly),
+        );
+        let rows = [[c00, c01], [c10, c11], [c20, c21], [c30, c31]];
+        for (r, [v0, v1]) in rows.into_iter().enumerate() {
+            let p = c.add(r * ldc) as *mut __m256i;
+            let (mut v0, mut v1) = (v0, v1);
+            if accumulate {
+                v0 = _mm256_add_epi32(v0, _mm256_loadu_si256(p));
+                v1 = _mm256_add_epi32(v1, _mm256_loadu_si256(p.add(1)));
+            }
+            _mm256_storeu_si256(p, v0);
+            _mm256_storeu_si256(p.add(1), v1);
+        }
+    }
+}
+
+/// Pack `rows` (at most [`MR`]) rows of u8 `a` (row stride `lda`) over pairs `[g0, g1)` into one
+/// A panel of the pair layout; `k` bounds the valid columns (zero beyond).
+///
+/// # Safety
+/// The CPU must have AVX2; `a` holds the rows; `dst` holds `(g1 - g0) * MR * 2` elements.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn pack_a_u8(
+    dst: &mut [i16],
+    a: &[u8],
+    lda: usize,
+    rows: usize,
+    k: usize,
+    (g0, g1): (usize, usize),
+) {
+    let full = if rows == MR { (k / 2).min(g1) } else { g0 };
+    let mut g = g0;
+    unsafe {
+        if full > g0 {
+            let r0 = a.as_ptr().add(2 * g0);
+            let out = dst.as_mut_ptr() as *mut __m256i;
+            // Eight pairs of four rows per step: widen, then transpose 4 x 8 u32.
+            while g + 8 <= full {
+                let off = 2 * (g - g0);
+                let ld = |r: usize| {
+                    _mm256_cvtepu8_epi16(_mm_loadu_si128(r0.add(r * lda + off) as *const __m128i))
+                };
+                let (x0, x1, x2, x3) = (ld(0), ld(1), ld(2), ld(3));
+                let lo01 = _mm256_unpacklo_epi32(x0, x1);
+                let hi01 = _mm256_unpackhi_epi32(x0, x1);
+                let lo23 = _mm256_unpacklo_epi32(x2, x3);
+                let hi23 = _mm256_unpackhi_epi32(x2, x3);
+                let g04 = _mm256_unpacklo_epi64(lo01, lo23);
+                let g15 = _mm256_unpackhi_epi64(lo01, lo23);
+                let g26 = _mm256_unpacklo_epi64(hi01, hi23);
+                let g37 = _mm256_unpackhi_epi64(hi01, hi23);
+                let o = out.add((g - g0) / 2);
+                _mm256_storeu_si256(o, _mm256_permute2x128_si256::<0x20>(g04, g15));
+                _mm256_storeu_si256(o.add(1), _mm256_permute2x128_si256::<0x20>(g26, g37));
+                _mm256_storeu_si256(o.add(2), _mm256_permute2x128_si256::<0x31>(g04, g15));
+                _mm256_storeu_si256(o.add(3), _mm256_permute2x128_si256::<0x31>(g26, g37));
+                g += 8;
+            }
+        }
+    }
+    for gg in g..g1 {
+        for r in 0..MR {
+            for j in 0..2 {
+                let col = 2 * gg + j;
+                dst[((gg - g0) * MR + r) * 2 + j] = if r < rows && col < k {
+                    i16::from(a[r * lda + col])
+                } else {
+                    0
+                };
+            }
+        }
+    }
+}
+
+/// Build one im2col B panel (16 pixels, stride 1) of the pair layout from the padded input.
+///
+/// `p.offset(base + segs[i].1 + row_off[k])` is the byte of pixel column 0 for reduction row `k`
+/// as seen by run `i`; run `i` covers columns `segs[i].0 ..` up to the next run (at most 4 runs).
+///
+/// # Safety
+/// The CPU must have AVX2; every 16-byte load described above lies inside `padded`;
+/// `dst` holds `row_off.len().div_ceil(2) * 32` elements.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn pack_b_conv(
+    dst: &mut [i16],
+    padded: &[u8],
+    base: isize,
+    segs: &[(usize, isize)],
+    row_off: &[isize],
+) {
+    unsafe {
+        let kk = row_off.len();
+        let kp = kk.div_ceil(2);
+        debug_assert!(dst.len() >= kp * 32 && (1..=4).contains(&segs.len()));
+        let p = padded.as_ptr().offset(base);
+        let idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let mut masks = [_mm_setzero_si128(); 4];
+        let mut srcs = [0isize; 4];
+        for (i, &(start, src)) in segs.iter().enumerate() {
+            masks[i] = _mm_cmpgt_epi8(idx, _mm_set1_epi8(start as i8 - 1));
+            srcs[i] = src;
+        }
+        let nseg = segs.len();
+        let gather = |ro: isize| -> __m128i {
+            let mut v = _mm_loadu_si128(p.offset(ro + srcs[0]) as *const __m128i);
+            for i in 1..nseg {
+                let w = _mm_loadu_si128(p.offset(ro + srcs[i]) as *const __m128i);
+                v = _mm_blendv_epi8(v, w, masks[i]);
+            }
+            v
+        };
+        let out = dst.as_mut_ptr() as *mut __m256i;
+        for t in 0..kp {
+            let va = gather(row_off[2 * t]);
+            let vb = if 2 * t + 1 < kk {
+                gather(row_off[2 * t + 1])
+            } else {
+                _mm_setzero_si128()
+            };
+            let lo = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(va, vb));
+            let hi = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(va, vb));
+            _mm256_storeu_si256(out.add(2 * t), lo);
+            _mm256_storeu_si256(out.add(2 * t + 1), hi);
+        }
+    }
+}
