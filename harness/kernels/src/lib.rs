@@ -4,6 +4,8 @@
 //! datasets. Each public kernel has a scalar reference in [`reference`] written for clarity, and the
 //! fast paths (chosen at run time from the CPU's features) must equal it bit for bit.
 
+pub mod bench;
+pub mod binary;
 pub mod conv;
 pub mod dispatch;
 pub mod gemm;
@@ -11,6 +13,9 @@ pub mod peak;
 pub mod reference;
 pub mod threads;
 
+pub use binary::{
+    PackedBinaryConvWeights, binary_conv2d_packed, binary_conv2d_with, binary_gemm_with,
+};
 pub use conv::{PackedConvWeights, conv2d_u8i8_packed, conv2d_u8i8_with};
 pub use dispatch::{BinaryIsa, Int8Isa};
 pub use gemm::{PackedWeightsI8, gemm_u8i8_packed, gemm_u8i8_with};
@@ -70,10 +75,10 @@ pub fn conv2d_u8i8(input: &[u8], weights: &[i8], out: &mut [i32], g: &ConvGeomet
 
 /// Binary xnor-popcount matrix product; see [`reference::binary_gemm`].
 pub fn binary_gemm(a: &[u64], b: &[u64], c: &mut [i32], m: usize, n: usize, bits: usize) {
-    reference::binary_gemm(a, b, c, m, n, bits)
+    binary_gemm_with(dispatch::binary_isa(), a, b, c, m, n, bits)
 }
 
 /// Binary convolution with the documented padding rule; see [`reference::binary_conv2d`].
 pub fn binary_conv2d(input: &[u64], weights: &[u64], out: &mut [i32], g: &ConvGeometry) {
-    reference::binary_conv2d(input, weights, out, g)
+    binary_conv2d_with(dispatch::binary_isa(), input, weights, out, g)
 }

@@ -1,0 +1,305 @@
+//! Binary (+-1, bit-packed) GEMM and convolution with xor + popcount.
+//!
+//! Both are a popcount GEMM `S[r][l] = sum_q popcount(A[r][q] ^ B[l][q])` over u64 words: the
+//! microkernel broadcasts `MR` A rows and keeps `NR` B rows in vector lanes (panels laid out
+//! `[q][row]`). The caller turns `S` into the result:
+//! * GEMM: `bits - 2 S` (A = activation rows, B = weight rows, so output rows are contiguous).
+//! * Convolution: A = weights (`O` rows of `kh * kw * words` words), B = im2col of `NR` output
+//!   pixels, built per task. A tap outside the input reads a zero word, which adds
+//!   `popcount(w)` to `S`; that is subtracted again (per output channel and tap, precomputed), and
+//!   the result is `valid_taps * C - 2 S`, which is the reference's padding rule.
+//!
+//! Kernels: scalar `popcnt` ([`BinaryIsa::Scalar`]); AVX2 nibble-LUT `vpshufb` popcount with
+//! byte accumulators folded by `vpsadbw` ([`BinaryIsa::Avx2`]); AVX-512 `vpopcntq`
+//! ([`BinaryIsa::Avx512Vpopcnt`], untested here: the development CPU lacks it).
+
+pub(crate) mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
+
+use crate::dispatch::BinaryIsa;
+use crate::threads::{SendPtr, max_threads, run_tasks};
+use crate::{ConvGeometry, words_for_bits};
+
+/// Rows of A (broadcast) per tile.
+pub(crate) const MR: usize = 4;
+/// Rows of B (vector lanes) per tile.
+pub(crate) const NR: usize = 8;
+
+/// `tile[r * NR + l] = sum_q popcount(A[q][r] ^ B[q][l])` over `q` words.
+pub(crate) type Kernel = unsafe fn(q: usize, a: *const u64, b: *const u64, tile: &mut [i32; MR * NR]);
+
+fn kernel_for(isa: BinaryIsa) -> Kernel {
+    assert!(isa.available(), "{isa:?} is not available on this CPU");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        BinaryIsa::Avx2 => avx2::kernel,
+        #[cfg(target_arch = "x86_64")]
+        BinaryIsa::Avx512Vpopcnt => avx512::kernel,
+        _ => scalar::kernel_dispatch(),
+    }
+}
+
+/// Pack `rows` rows of `q` words each (row `r` at `src[r * stride..]`) into panels of `r_per`
+/// rows, layout `[panel][q][r_per]`, zero rows past the end.
+fn pack_rows(dst: &mut Vec<u64>, src: &[u64], rows: usize, q: usize, stride: usize, r_per: usize) {
+    dst.clear();
+    dst.resize(rows.div_ceil(r_per) * q * r_per, 0);
+    for r in 0..rows {
+        let (p, rr) = (r / r_per, r % r_per);
+        let panel = &mut dst[p * q * r_per..(p + 1) * q * r_per];
+        for (w, &v) in src[r * stride..r * stride + q].iter().enumerate() {
+            panel[w * r_per + rr] = v;
+        }
+    }
+}
+
+/// Binary GEMM on an explicit ISA (for tests and benchmarks); see [`crate::reference::binary_gemm`].
+pub fn binary_gemm_with(
+    isa: BinaryIsa,
+    a: &[u64],
+    b: &[u64],
+    c: &mut [i32],
+    m: usize,
+    n: usize,
+    bits: usize,
+) {
+    let kernel = kernel_for(isa);
+    let words = words_for_bits(bits);
+    assert!(a.len() >= m * words && b.len() >= n * words && c.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let mut bp = Vec::new();
+    pack_rows(&mut bp, b, n, words, words, NR);
+    let threads = max_threads();
+    let m_panels = m.div_ceil(MR);
+    let tasks = if threads <= 1 { 1 } else { (4 * threads).min(m_panels) };
+    let cptr = SendPtr(c.as_mut_ptr());
+    let bits = bits as i32;
+    run_tasks(tasks, threads, |t| {
+        let cptr = cptr;
+        let (p0, p1) = (t * m_panels / tasks, (t + 1) * m_panels / tasks);
+        let mut ap = Vec::new();
+        let mut tile = [0i32; MR * NR];
+        for p in p0..p1 {
+            let i0 = p * MR;
+            let rows = MR.min(m - i0);
+            pack_rows(&mut ap, &a[i0 * words..], rows, words, words, MR);
+            for jp in 0..n.div_ceil(NR) {
+                let j0 = jp * NR;
+                let cols = NR.min(n - j0);
+                // SAFETY: panels hold `words` words; tasks own disjoint rows of c.
+                unsafe {
+                    kernel(words, ap.as_ptr(), bp[jp * words * NR..].as_ptr(), &mut tile);
+                    for r in 0..rows {
+                        for l in 0..cols {
+                            *cptr.0.add((i0 + r) * n + j0 + l) =
+                                bits.wrapping_sub(2 * tile[r * NR + l]);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Binary convolution weights (`[O][kh][kw][words]`) packed once for [`binary_conv2d_packed`].
+#[derive(Clone, Debug)]
+pub struct PackedBinaryConvWeights {
+    out_channels: usize,
+    in_channels: usize,
+    kernel_h: usize,
+    kernel_w: usize,
+    isa: BinaryIsa,
+    /// A panels `[O / MR][q][MR]`, `q = kh * kw * words`.
+    data: Vec<u64>,
+    /// `popcount` of each output channel's weights per tap, `[O][kh * kw]`.
+    tap_pop: Vec<i32>,
+}
+
+impl PackedBinaryConvWeights {
+    /// Pack for the best binary ISA of this CPU (only `g`'s channels and kernel size are used).
+    pub fn new(weights: &[u64], g: &ConvGeometry) -> Self {
+        Self::new_for(crate::dispatch::binary_isa(), weights, g)
+    }
+
+    /// Pack for a given ISA (for tests and benchmarks). Panics if the CPU lacks it.
+    pub fn new_for(isa: BinaryIsa, weights: &[u64], g: &ConvGeometry) -> Self {
+        assert!(isa.available(), "{isa:?} is not available on this CPU");
+        assert_eq!(g.groups, 1, "binary convolution supports groups == 1");
+        let words = words_for_bits(g.in_channels);
+        let taps = g.kernel_h * g.kernel_w;
+        let q = taps * words;
+        assert!(weights.len() >= g.out_channels * q, "weights slice too short");
+        let mut data = Vec::new();
+        pack_rows(&mut data, weights, g.out_channels, q, q, MR);
+        let tap_pop = (0..g.out_channels * taps)
+            .map(|i| {
+                weights[i * words..(i + 1) * words]
+                    .iter()
+                    .map(|w| w.count_ones() as i32)
+                    .sum()
+            })
+            .collect();
+        PackedBinaryConvWeights {
+            out_channels: g.out_channels,
+            in_channels: g.in_channels,
+            kernel_h: g.kernel_h,
+            kernel_w: g.kernel_w,
+            isa,
+            data,
+            tap_pop,
+        }
+    }
+
+    /// The ISA this packing runs on.
+    pub fn isa(&self) -> BinaryIsa {
+        self.isa
+    }
+}
+
+/// Binary convolution with pre-packed weights; equal bit for bit to
+/// [`crate::reference::binary_conv2d`].
+pub fn binary_conv2d_packed(
+    input: &[u64],
+    w: &PackedBinaryConvWeights,
+    out: &mut [i32],
+    g: &ConvGeometry,
+) {
+    assert_eq!(g.groups, 1, "binary convolution supports groups == 1");
+    assert!(
+        g.out_channels == w.out_channels
+            && g.in_channels == w.in_channels
+            && g.kernel_h == w.kernel_h
+            && g.kernel_w == w.kernel_w,
+        "geometry does not match the packed weights"
+    );
+    assert!(g.stride > 0 && g.in_h + 2 * g.pad >= g.kernel_h && g.in_w + 2 * g.pad >= g.kernel_w);
+    let kernel = kernel_for(w.isa);
+    let words = words_for_bits(g.in_channels);
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let plane = oh * ow;
+    let total = g.batch * plane;
+    assert!(input.len() >= g.batch * g.in_h * g.in_w * words && out.len() >= g.batch * g.out_channels * plane);
+    if total == 0 || g.out_channels == 0 {
+        return;
+    }
+    let (kh, kw) = (g.kernel_h, g.kernel_w);
+    let taps = kh * kw;
+    assert!(taps <= 64, "binary convolution supports at most 64 kernel taps");
+    let q = taps * words;
+    let o_panels = g.out_channels.div_ceil(MR);
+    let n_panels = total.div_ceil(NR);
+    let threads = max_threads();
+    let tasks = if threads <= 1 { 1 } else { (4 * threads).min(n_panels) };
+    let optr = SendPtr(out.as_mut_ptr());
+    let c = g.in_channels as i32;
+    run_tasks(tasks, threads, |t| {
+        let optr = optr;
+        let (p0, p1) = (t * n_panels / tasks, (t + 1) * n_panels / tasks);
+        let mut bp = vec![0u64; q * NR];
+        let mut tile = [0i32; MR * NR];
+        // Per lane: image, pixel, and the bit mask of taps inside the input.
+        let mut lanes = [(0usize, 0usize, 0u64); NR];
+        for p in p0..p1 {
+            let j0 = p * NR;
+            let cols = NR.min(total - j0);
+            let mut all_inside = true;
+            for (l, lane) in lanes.iter_mut().enumerate() {
+                if l >= cols {
+                    for tq in 0..q {
+                        bp[tq * NR + l] = 0;
+                    }
+                    continue;
+                }
+                let (n, px) = ((j0 + l) / plane, (j0 + l) % plane);
+                let (y, x) = (px / ow, px % ow);
+                let mut mask = 0u64;
+                for ky in 0..kh {
+                    let iy = (y * g.stride + ky) as isize - g.pad as isize;
+                    for kx in 0..kw {
+                        let ix = (x * g.stride + kx) as isize - g.pad as isize;
+                        let tap = ky * kw + kx;
+                        let inside = iy >= 0
+                            && ix >= 0
+                            && (iy as usize) < g.in_h
+                            && (ix as usize) < g.in_w;
+                        if inside {
+                            mask |= 1 << tap;
+                            let src = ((n * g.in_h + iy as usize) * g.in_w + ix as usize) * words;
+                            for wd in 0..words {
+                                bp[(tap * words + wd) * NR + l] = input[src + wd];
+                            }
+                        } else {
+                            for wd in 0..words {
+                                bp[(tap * words + wd) * NR + l] = 0;
+                            }
+                        }
+                    }
+                }
+                all_inside &= mask.count_ones() as usize == taps;
+                *lane = (n, px, mask);
+            }
+            for op in 0..o_panels {
+                let o0 = op * MR;
+                let rows = MR.min(g.out_channels - o0);
+                // SAFETY: panels hold `q` words; tasks own disjoint output pixels.
+                unsafe {
+                    kernel(q, w.data[op * q * MR..].as_ptr(), bp.as_ptr(), &mut tile);
+                }
+                let (n0, px0) = (j0 / plane, j0 % plane);
+                if all_inside && cols == NR && px0 + NR <= plane {
+                    let full = (taps as i32) * c;
+                    for r in 0..rows {
+                        // SAFETY: NR consecutive pixels of one output plane.
+                        let dst = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                optr.0.add((n0 * g.out_channels + o0 + r) * plane + px0),
+                                NR,
+                            )
+                        };
+                        for (d, s) in dst.iter_mut().zip(&tile[r * NR..(r + 1) * NR]) {
+                            *d = full - 2 * s;
+                        }
+                    }
+                } else {
+                    for (l, &(n, px, mask)) in lanes.iter().enumerate().take(cols) {
+                        let valid = mask.count_ones() as i32;
+                        for r in 0..rows {
+                            let o = o0 + r;
+                            let mut s = tile[r * NR + l];
+                            let tp = &w.tap_pop[o * taps..(o + 1) * taps];
+                            for (tap, &pc) in tp.iter().enumerate() {
+                                if mask & (1 << tap) == 0 {
+                                    s -= pc;
+                                }
+                            }
+                            // SAFETY: inside the output; pixel owned by this task.
+                            unsafe {
+                                *optr.0.add((n * g.out_channels + o) * plane + px) =
+                                    valid * c - 2 * s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Binary convolution on an explicit ISA (packs the weights on every call); for tests and
+/// benchmarks. See [`crate::reference::binary_conv2d`].
+pub fn binary_conv2d_with(
+    isa: BinaryIsa,
+    input: &[u64],
+    weights: &[u64],
+    out: &mut [i32],
+    g: &ConvGeometry,
+) {
+    let w = PackedBinaryConvWeights::new_for(isa, weights, g);
+    binary_conv2d_packed(input, &w, out, g);
+}
