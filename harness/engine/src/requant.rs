@@ -31,9 +31,10 @@ pub fn shift_round(acc: i32, s: u32) -> i32 {
     ((i64::from(acc) + (1i64 << (s - 1))) >> s) as i32
 }
 
-/// gemmlowp's `SaturatingRoundingDoublingHighMul`: the high 32 bits of `2 * a * b`, rounded to
-/// nearest with ties away from zero; the single overflowing case `a == b == i32::MIN` saturates to
-/// `i32::MAX`.
+/// gemmlowp's `SaturatingRoundingDoublingHighMul`: `a * b / 2^31` rounded to nearest (the high 32
+/// bits of `2 * a * b`). Because the C++ adds a nudge of `2^30` or `1 - 2^30` and then truncates
+/// toward zero, ties round toward +infinity (`+0.5 -> 1`, `-0.5 -> 0`, `-1.5 -> -1`). The single
+/// overflowing case `a == b == i32::MIN` saturates to `i32::MAX`.
 pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
