@@ -246,6 +246,18 @@ impl QGraph {
         let header: Header = serde_json::from_value(value)
             .map_err(|e| EngineError::Format(format!("malformed header: {e}")))?;
 
+        // Names first: tensors are found by node name, so they must be unique and '/'-free.
+        let mut names = BTreeSet::new();
+        for (index, nh) in header.nodes.iter().enumerate() {
+            if nh.name.is_empty() || nh.name.contains('/') || !names.insert(nh.name.as_str()) {
+                return Err(EngineError::node(
+                    index,
+                    &nh.name,
+                    "name",
+                    "empty, duplicate or containing '/'",
+                ));
+            }
+        }
         let mut used = BTreeSet::new();
         let mut nodes = Vec::with_capacity(header.nodes.len());
         for (index, nh) in header.nodes.into_iter().enumerate() {

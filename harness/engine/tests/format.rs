@@ -1,0 +1,452 @@
+//! The `qbench-graph` file: round trips, hashes, atomic save, and rejection of malformed, truncated or
+//! inconsistent files that these tests write and corrupt themselves.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+
+use common::{random_case, small_cnn};
+use qbench_engine::format::{METADATA_KEY, sha256_hex};
+use qbench_engine::*;
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use serde_json::{Value, json};
+
+type Tensors = BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>;
+
+/// Decodes a graph file, lets `edit` change the header JSON and the tensors, and re-encodes it.
+fn rewrite(bytes: &[u8], edit: impl FnOnce(&mut Value, &mut Tensors)) -> Vec<u8> {
+    let st = SafeTensors::deserialize(bytes).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
+    let mut header: Value =
+        serde_json::from_str(&meta.metadata().as_ref().unwrap()[METADATA_KEY]).unwrap();
+    let mut tensors: Tensors = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
+        .collect();
+    edit(&mut header, &mut tensors);
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, (d, s, b))| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    let meta = HashMap::from([(METADATA_KEY.to_string(), header.to_string())]);
+    safetensors::serialize(views, Some(meta)).unwrap()
+}
+
+fn err(bytes: &[u8]) -> String {
+    QGraph::from_bytes(bytes)
+        .expect_err("a corrupted file must be rejected")
+        .to_string()
+}
+
+fn node_index(header: &Value, name: &str) -> usize {
+    header["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|n| n["name"] == name)
+        .unwrap()
+}
+
+/// A graph with every array kind: conv, dense, binary layers, all four requantizers.
+fn rich_graph() -> QGraph {
+    let mut b = GraphBuilder::new(&[2, 4, 4]);
+    let c = b
+        .conv2d(
+            "conv",
+            0,
+            Conv2d {
+                in_channels: 2,
+                out_channels: 3,
+                kernel_h: 3,
+                kernel_w: 3,
+                stride: 1,
+                pad: 1,
+                groups: 1,
+                weight_kind: WeightKind::Int { bits: 4 },
+                input_zero_point: 3,
+                weights: (0..54).map(|i| (i % 16 - 8) as i8).collect(),
+                bias: Some(vec![1, -2, 3]),
+            },
+        )
+        .unwrap();
+    let fp = b
+        .requant(
+            "fp",
+            c,
+            DType::Signed { bits: 8 },
+            Requant::FixedPoint {
+                multiplier: vec![1 << 30, 3 << 29, 1 << 30],
+                shift: vec![-4, -5, -6],
+                zero_point: 0,
+                min: -128,
+                max: 127,
+            },
+        )
+        .unwrap();
+    let c2 = b
+        .conv2d(
+            "conv2",
+            fp,
+            Conv2d {
+                in_channels: 3,
+                out_channels: 3,
+                kernel_h: 1,
+                kernel_w: 1,
+                stride: 1,
+                pad: 0,
+                groups: 3,
+                weight_kind: WeightKind::Ternary,
+                input_zero_point: 0,
+                weights: vec![1, 0, -1],
+                bias: None,
+            },
+        )
+        .unwrap();
+    let mt = b
+        .requant(
+            "mt",
+            c2,
+            DType::Unsigned { bits: 2 },
+            Requant::MultiThreshold {
+                thresholds: vec![-5, 0, 5, -1, 1, 2, 0, 0, 0],
+                flip: vec![false, true, false],
+            },
+        )
+        .unwrap();
+    let sh = b
+        .requant(
+            "sh",
+            c2,
+            DType::Unsigned { bits: 8 },
+            Requant::Shift {
+                shift: vec![2],
+                zero_point: 0,
+                min: 0,
+                max: 255,
+            },
+        )
+        .unwrap();
+    let add = b
+        .add(
+            "add",
+            mt,
+            sh,
+            Add {
+                zero_point_a: 0,
+                zero_point_b: 0,
+                align: AddAlign::PowerOfTwo {
+                    shift_a: 3,
+                    shift_b: 0,
+                },
+            },
+        )
+        .unwrap();
+    let t = b
+        .requant(
+            "sign",
+            add,
+            DType::Binary,
+            Requant::Threshold {
+                thresholds: vec![4, 5, 6],
+                flip: vec![false, true, false],
+            },
+        )
+        .unwrap();
+    let bc = b
+        .binary_conv2d(
+            "bconv",
+            t,
+            BinaryConv2d {
+                in_channels: 3,
+                out_channels: 2,
+                kernel_h: 2,
+                kernel_w: 2,
+                stride: 2,
+                pad: 0,
+                weights: (0..24).map(|i| if i % 3 == 0 { 1 } else { -1 }).collect(),
+                bias: Some(vec![0, 7]),
+            },
+        )
+        .unwrap();
+    let t2 = b
+        .requant(
+            "sign2",
+            bc,
+            DType::Binary,
+            Requant::Threshold {
+                thresholds: vec![0],
+                flip: vec![false],
+            },
+        )
+        .unwrap();
+    let f = b.flatten("flat", t2).unwrap();
+    let d = b
+        .binary_dense(
+            "fc",
+            f,
+            BinaryDense {
+                in_features: 8,
+                out_features: 3,
+                weights: (0..24).map(|i| if i % 2 == 0 { 1 } else { -1 }).collect(),
+                bias: None,
+            },
+        )
+        .unwrap();
+    b.finish(d).unwrap()
+}
+
+#[test]
+fn round_trip_is_exact_and_deterministic() {
+    let g = rich_graph();
+    let bytes = g.to_bytes().unwrap();
+    assert_eq!(QGraph::from_bytes(&bytes).unwrap(), g);
+    assert_eq!(g.to_bytes().unwrap(), bytes, "same graph, same bytes");
+    for seed in 0..100 {
+        let case = random_case(seed);
+        let back = QGraph::from_bytes(&case.graph.to_bytes().unwrap()).unwrap();
+        assert_eq!(back, case.graph, "seed {seed}");
+    }
+}
+
+#[test]
+fn save_is_atomic_and_returns_the_sha256() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.qgraph");
+    let g = small_cnn(3, 4, 8);
+    let sha = g.save(&path).unwrap();
+    assert_eq!(sha, sha256_hex(&std::fs::read(&path).unwrap()));
+    assert_eq!(sha.len(), 64);
+    let (back, sha2) = QGraph::load(&path).unwrap();
+    assert_eq!(back, g);
+    assert_eq!(sha, sha2);
+    // Overwrite in place; no temporary file is left behind.
+    let sha3 = rich_graph().save(&path).unwrap();
+    assert_ne!(sha, sha3);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1);
+    assert!(matches!(
+        QGraph::load(dir.path().join("missing")),
+        Err(EngineError::Io { .. })
+    ));
+}
+
+#[test]
+fn truncated_and_junk_files_are_rejected() {
+    let bytes = rich_graph().to_bytes().unwrap();
+    for len in [0, 4, 8, 20, bytes.len() / 2, bytes.len() - 1] {
+        let e = err(&bytes[..len]);
+        assert!(e.contains("graph file"), "{e}");
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    err(&longer);
+    err(b"definitely not a safetensors file");
+}
+
+#[test]
+fn unknown_format_or_version_is_rejected() {
+    let bytes = rich_graph().to_bytes().unwrap();
+    let e = err(&rewrite(&bytes, |h, _| h["format"] = json!("onnx")));
+    assert!(e.contains("unknown format"), "{e}");
+    let e = err(&rewrite(&bytes, |h, _| h["version"] = json!(2)));
+    assert!(e.contains("unsupported version"), "{e}");
+    let e = err(&rewrite(&bytes, |h, _| {
+        h.as_object_mut().unwrap().remove("version");
+    }));
+    assert!(e.contains("unsupported version"), "{e}");
+    let e = err(&rewrite(&bytes, |h, _| h["nodes"][1]["op"]["op"] = json!("softmax")));
+    assert!(e.contains("malformed header"), "{e}");
+    // A plain safetensors file without our header.
+    let plain = safetensors::serialize(Vec::<(String, TensorView<'_>)>::new(), None).unwrap();
+    assert!(err(&plain).contains("header"));
+}
+
+#[test]
+fn missing_extra_and_duplicate_tensors_are_rejected() {
+    let bytes = rich_graph().to_bytes().unwrap();
+    let e = err(&rewrite(&bytes, |_, t| {
+        t.remove("conv/weight");
+    }));
+    assert!(e.contains("conv") && e.contains("weight") && e.contains("missing"), "{e}");
+    let e = err(&rewrite(&bytes, |_, t| {
+        t.insert("stray/weight".into(), (Dtype::I8, vec![1], vec![0]));
+    }));
+    assert!(e.contains("stray/weight") && e.contains("not declared"), "{e}");
+    // Bias present in the file but not declared by the node.
+    let e = err(&rewrite(&bytes, |h, _| {
+        let i = node_index(h, "conv");
+        h["nodes"][i]["tensors"] = json!(["weight"]);
+    }));
+    assert!(e.contains("conv/bias"), "{e}");
+    // A required tensor not declared.
+    let e = err(&rewrite(&bytes, |h, t| {
+        let i = node_index(h, "fp");
+        h["nodes"][i]["tensors"] = json!(["shift"]);
+        t.remove("fp/multiplier");
+    }));
+    assert!(e.contains("(fp)") && e.contains("multiplier"), "{e}");
+    let e = err(&rewrite(&bytes, |h, _| {
+        let i = node_index(h, "conv");
+        h["nodes"][i]["tensors"] = json!(["weight", "weight", "bias"]);
+    }));
+    assert!(e.contains("declared twice"), "{e}");
+    let e = err(&rewrite(&bytes, |h, t| {
+        let i = node_index(h, "conv");
+        h["nodes"][i]["tensors"] = json!(["weight", "bias", "gamma"]);
+        t.insert("conv/gamma".into(), (Dtype::I32, vec![3], vec![0; 12]));
+    }));
+    assert!(e.contains("gamma") && e.contains("unknown tensor slot"), "{e}");
+}
+
+#[test]
+fn wrong_dtype_or_shape_is_rejected_naming_node_and_field() {
+    let bytes = rich_graph().to_bytes().unwrap();
+    let e = err(&rewrite(&bytes, |_, t| {
+        let w = t.get_mut("conv/weight").unwrap();
+        w.0 = Dtype::U8;
+    }));
+    assert!(e.contains("node 1 (conv): weight: dtype U8"), "{e}");
+    let e = err(&rewrite(&bytes, |_, t| {
+        let w = t.get_mut("conv/weight").unwrap();
+        w.1 = vec![3, 2, 9, 1];
+    }));
+    assert!(e.contains("(conv): weight: shape [3, 2, 9, 1]"), "{e}");
+    let e = err(&rewrite(&bytes, |_, t| {
+        let b = t.get_mut("conv/bias").unwrap();
+        *b = (Dtype::I32, vec![2], vec![0; 8]);
+    }));
+    assert!(e.contains("(conv): bias"), "{e}");
+    // Per-channel parameters of the wrong count.
+    let e = err(&rewrite(&bytes, |_, t| {
+        let m = t.get_mut("fp/multiplier").unwrap();
+        *m = (Dtype::I32, vec![2], vec![0; 8]);
+    }));
+    assert!(e.contains("(fp): multiplier"), "{e}");
+    // Declared output shape inconsistent with the inputs.
+    let e = err(&rewrite(&bytes, |h, _| {
+        let i = node_index(h, "conv");
+        h["nodes"][i]["output"]["shape"] = json!([3, 4, 5]);
+    }));
+    assert!(e.contains("(conv): output"), "{e}");
+    // A consumer whose channel count disagrees with its producer.
+    let e = err(&rewrite(&bytes, |h, _| {
+        let i = node_index(h, "conv2");
+        h["nodes"][i]["inputs"] = json!([0]);
+    }));
+    assert!(e.contains("(conv2)"), "{e}");
+    // Dtype incompatibility: a binary layer fed by a narrow tensor.
+    let e = err(&rewrite(&bytes, |h, _| {
+        let i = node_index(h, "bconv");
+        let j = node_index(h, "sh");
+        h["nodes"][i]["inputs"] = json!([j]);
+    }));
+    assert!(e.contains("(bconv): input"), "{e}");
+    // Topological order.
+    let e = err(&rewrite(&bytes, |h, _| {
+        let i = node_index(h, "conv");
+        h["nodes"][i]["inputs"] = json!([5]);
+    }));
+    assert!(e.contains("(conv): inputs"), "{e}");
+}
+
+#[test]
+fn out_of_range_values_are_rejected() {
+    let bytes = rich_graph().to_bytes().unwrap();
+    // Weight outside its declared 4 bits.
+    let e = err(&rewrite(&bytes, |_, t| {
+        t.get_mut("conv/weight").unwrap().2[5] = 100;
+    }));
+    assert!(e.contains("(conv): weights: value 100 at index 5"), "{e}");
+    // Ternary weight of 2, binary weight of 0.
+    let e = err(&rewrite(&bytes, |_, t| {
+        t.get_mut("conv2/weight").unwrap().2[0] = 2;
+    }));
+    assert!(e.contains("(conv2): weights"), "{e}");
+    let e = err(&rewrite(&bytes, |_, t| {
+        t.get_mut("bconv/weight").unwrap().2[0] = 0;
+    }));
+    assert!(e.contains("(bconv): weights"), "{e}");
+    // Bit widths out of range.
+    let e = err(&rewrite(&bytes, |h, _| {
+        let i = node_index(h, "conv");
+        h["nodes"][i]["op"]["weight_kind"]["bits"] = json!(9);
+    }));
+    assert!(e.contains("(conv): weight_kind"), "{e}");
+    let e = err(&rewrite(&bytes, |h, _| {
+        let i = node_index(h, "sh");
+        h["nodes"][i]["op"]["out"]["bits"] = json!(0);
+        h["nodes"][i]["output"]["dtype"]["bits"] = json!(0);
+    }));
+    assert!(e.contains("(sh): out"), "{e}");
+    // Unsorted thresholds.
+    let e = err(&rewrite(&bytes, |_, t| {
+        let th = &mut t.get_mut("mt/thresholds").unwrap().2;
+        th[0..4].copy_from_slice(&9i32.to_le_bytes());
+    }));
+    assert!(e.contains("(mt): thresholds: set 0 not sorted"), "{e}");
+    // Shift out of range, flag neither 0 nor 1.
+    let e = err(&rewrite(&bytes, |_, t| {
+        t.get_mut("sh/shift").unwrap().2[0] = 40;
+    }));
+    assert!(e.contains("(sh): shift: shift 40 outside 0..=31"), "{e}");
+    let e = err(&rewrite(&bytes, |_, t| {
+        t.get_mut("fp/shift").unwrap().2[0..4].copy_from_slice(&31i32.to_le_bytes());
+    }));
+    assert!(e.contains("(fp): shift"), "{e}");
+    let e = err(&rewrite(&bytes, |_, t| {
+        t.get_mut("sign/flip").unwrap().2[1] = 2;
+    }));
+    assert!(e.contains("(sign): flip: flag 2"), "{e}");
+    // Clamp bounds outside the output dtype; zero point outside the input dtype.
+    let e = err(&rewrite(&bytes, |h, _| {
+        let i = node_index(h, "fp");
+        h["nodes"][i]["op"]["requant"]["max"] = json!(300);
+    }));
+    assert!(e.contains("(fp): max"), "{e}");
+    let e = err(&rewrite(&bytes, |h, _| {
+        let i = node_index(h, "conv");
+        h["nodes"][i]["op"]["input_zero_point"] = json!(-1);
+    }));
+    assert!(e.contains("(conv): input_zero_point"), "{e}");
+    // Structure: duplicate names, no output node.
+    let e = err(&rewrite(&bytes, |h, _| {
+        let i = node_index(h, "conv2");
+        h["nodes"][i]["name"] = json!("conv");
+    }));
+    assert!(e.contains("name"), "{e}");
+}
+
+#[test]
+fn builder_reports_the_node_at_fault() {
+    let mut b = GraphBuilder::new(&[1, 4, 4]);
+    let e = b
+        .conv2d(
+            "c",
+            0,
+            Conv2d {
+                in_channels: 2,
+                out_channels: 1,
+                kernel_h: 1,
+                kernel_w: 1,
+                stride: 1,
+                pad: 0,
+                groups: 1,
+                weight_kind: WeightKind::Int { bits: 8 },
+                input_zero_point: 0,
+                weights: vec![1, 1],
+                bias: None,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "node 1 (c): in_channels: 2 but the input has 1 channels"
+    );
+    assert!(b.flatten("input", 0).is_err(), "duplicate name");
+    assert!(b.flatten("a/b", 0).is_ok(), "builder allows it ...");
+    let f = b.ty(1).clone();
+    assert_eq!(f.shape, vec![16]);
+    assert!(b.finish(1).is_err(), "... but validation reserves '/'");
+}
