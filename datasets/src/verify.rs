@@ -1,0 +1,198 @@
+//! Checking the files of a dataset on disk against the registry's SHA-256.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::checksum::sha256_file;
+use crate::error::Result;
+use crate::registry::{DataFile, DatasetEntry, locate};
+
+/// The outcome of checking one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileStatus {
+    /// The file's SHA-256 matches the published one, or a known-good copy.
+    Ok {
+        /// The SHA-256 found.
+        sha256: String,
+        /// What it matched: "published sha256" or the source of an
+        /// accepted copy (e.g. the Debian package).
+        matched: String,
+    },
+    /// The file's SHA-256 matches nothing known.
+    Mismatch {
+        /// The published SHA-256 (or, without one, the accepted copies').
+        expected: Vec<String>,
+        /// The SHA-256 found.
+        found: String,
+    },
+    /// The file is not there.
+    Missing,
+    /// No checksum is published for this file, so it cannot be verified.
+    NoPublishedChecksum {
+        /// The SHA-256 found, to record for provenance.
+        sha256: String,
+    },
+}
+
+/// The check of one registered file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCheck {
+    /// The file's role in the registry (`train-images`, `archive`, ...).
+    pub role: String,
+    /// Where it was looked for.
+    pub path: PathBuf,
+    /// What was found.
+    pub status: FileStatus,
+}
+
+impl FileCheck {
+    /// True when the file is present and matches a known checksum.
+    pub fn is_ok(&self) -> bool {
+        matches!(self.status, FileStatus::Ok { .. })
+    }
+
+    /// True when the file is missing or matches no known checksum.
+    pub fn is_failure(&self) -> bool {
+        matches!(self.status, FileStatus::Mismatch { .. } | FileStatus::Missing)
+    }
+}
+
+impl fmt::Display for FileCheck {
+    /// One line a person can read, e.g.
+    /// `OK        train-images /data/x.gz (sha256 abc..., matches published sha256)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self.path.display();
+        match &self.status {
+            FileStatus::Ok { sha256, matched } => {
+                write!(f, "OK        {} {p} (sha256 {sha256}, matches {matched})", self.role)
+            }
+            FileStatus::Mismatch { expected, found } => write!(
+                f,
+                "MISMATCH  {} {p}: sha256 {found}, expected {}",
+                self.role,
+                expected.join(" or ")
+            ),
+            FileStatus::Missing => write!(f, "MISSING   {} {p}", self.role),
+            FileStatus::NoPublishedChecksum { sha256 } => write!(
+                f,
+                "UNCHECKED {} {p}: no published checksum (sha256 {sha256})",
+                self.role
+            ),
+        }
+    }
+}
+
+/// What `sha256` matches for `file`: `Some(description)` or `None`.
+pub(crate) fn matches(file: &DataFile, sha256: &str) -> Option<String> {
+    if file.sha256.as_deref() == Some(sha256) {
+        return Some("published sha256".into());
+    }
+    file.also_accepted
+        .iter()
+        .find(|c| c.sha256 == sha256)
+        .map(|c| c.source.clone())
+}
+
+/// Checks one file at `path` against the registry.
+pub(crate) fn check_file(file: &DataFile, path: &Path) -> Result<FileCheck> {
+    let status = if !path.is_file() {
+        FileStatus::Missing
+    } else {
+        let sha256 = sha256_file(path)?;
+        if let Some(matched) = matches(file, &sha256) {
+            FileStatus::Ok { sha256, matched }
+        } else if file.sha256.is_none() && file.also_accepted.is_empty() {
+            FileStatus::NoPublishedChecksum { sha256 }
+        } else {
+            let expected = match &file.sha256 {
+                Some(h) => vec![h.clone()],
+                None => Vec::new(),
+            }
+            .into_iter()
+            .chain(file.also_accepted.iter().map(|c| c.sha256.clone()))
+            .collect();
+            FileStatus::Mismatch { expected, found: sha256 }
+        }
+    };
+    Ok(FileCheck {
+        role: file.role.clone(),
+        path: path.to_path_buf(),
+        status,
+    })
+}
+
+/// Locates `entry` (see [`locate`]) and hashes each of its registered files,
+/// reporting each as OK, mismatch, missing or without published checksum.
+/// Entries without registered files (ImageNet) give an empty list.
+pub fn verify(entry: &DatasetEntry) -> Result<Vec<FileCheck>> {
+    let dir = locate(entry)?;
+    verify_in(entry, &dir)
+}
+
+/// [`verify`] for the files in `dir` instead of the located folder.
+pub fn verify_in(entry: &DatasetEntry, dir: &Path) -> Result<Vec<FileCheck>> {
+    entry
+        .files
+        .iter()
+        .map(|f| check_file(f, &dir.join(&f.name)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::sha256_bytes;
+    use crate::registry::Registry;
+
+    fn entry(sha_a: &str) -> DatasetEntry {
+        let yaml = format!(
+            "\
+datasets:
+  - name: t
+    description: d
+    format: idx
+    num_classes: 2
+    image_shape: [1, 1, 1]
+    licence: none
+    files:
+      - {{role: train-images, name: a, sha256: {sha_a}}}
+      - {{role: train-labels, name: b}}
+      - {{role: test-images, name: c, sha256: {sha_a}, also_accepted: [{{sha256: {}, source: a repack}}]}}
+      - {{role: test-labels, name: d, sha256: {sha_a}}}
+    splits:
+      train: {{images: a, labels: b}}
+",
+            sha256_bytes(b"repacked")
+        );
+        Registry::from_yaml_str(&yaml).unwrap().entries()[0].clone()
+    }
+
+    #[test]
+    fn reports_ok_mismatch_missing_and_unchecked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), b"right").unwrap();
+        std::fs::write(dir.path().join("b"), b"anything").unwrap();
+        std::fs::write(dir.path().join("c"), b"repacked").unwrap();
+        let e = entry(&sha256_bytes(b"right"));
+        let checks = verify_in(&e, dir.path()).unwrap();
+        assert!(checks[0].is_ok());
+        assert!(matches!(checks[1].status, FileStatus::NoPublishedChecksum { .. }));
+        assert!(checks[1].to_string().contains("no published checksum"));
+        assert!(matches!(&checks[2].status, FileStatus::Ok { matched, .. } if matched == "a repack"));
+        assert_eq!(checks[3].status, FileStatus::Missing);
+        assert!(checks[3].is_failure());
+
+        // Corrupt `a`: now a mismatch naming both hashes.
+        std::fs::write(dir.path().join("a"), b"wrong").unwrap();
+        let checks = verify_in(&e, dir.path()).unwrap();
+        match &checks[0].status {
+            FileStatus::Mismatch { expected, found } => {
+                assert_eq!(expected, &vec![sha256_bytes(b"right")]);
+                assert_eq!(found, &sha256_bytes(b"wrong"));
+            }
+            s => panic!("expected mismatch, got {s:?}"),
+        }
+        let line = checks[0].to_string();
+        assert!(line.starts_with("MISMATCH") && line.contains(&sha256_bytes(b"wrong")), "{line}");
+    }
+}
