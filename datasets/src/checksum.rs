@@ -59,7 +59,9 @@ mod tests {
 
     #[test]
     fn missing_file_names_path() {
-        let err = sha256_file("/nonexistent/qbench/file").unwrap_err().to_string();
+        let err = sha256_file("/nonexistent/qbench/file")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/qbench/file"), "{err}");
         assert!(err.contains("cannot open"), "{err}");
     }

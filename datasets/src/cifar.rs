@@ -168,7 +168,10 @@ mod tests {
         let set = load_cifar10(&[pa, pb]).unwrap();
         assert_eq!(set.len(), 3);
         assert_eq!(set.labels, vec![3, 9, 0]);
-        assert_eq!((set.channels, set.height, set.width, set.num_classes), (3, 32, 32, 10));
+        assert_eq!(
+            (set.channels, set.height, set.width, set.num_classes),
+            (3, 32, 32, 10)
+        );
         assert_eq!(set.image(1), &record(&[9], 2)[1..]);
         assert_eq!(set.image(2), &b[1..]);
         assert_eq!(set.normalization, Normalization::cifar10());
@@ -196,7 +199,15 @@ mod tests {
         let p = write(dir.path(), "test_batch.bin", &data);
         let e = load_cifar10(&[&p]).unwrap_err();
         assert!(
-            matches!(e, DatasetError::PartialRecord { whole: 1, partial: 100, partial_offset: 3073, .. }),
+            matches!(
+                e,
+                DatasetError::PartialRecord {
+                    whole: 1,
+                    partial: 100,
+                    partial_offset: 3073,
+                    ..
+                }
+            ),
             "{e}"
         );
         assert!(e.to_string().contains("test_batch.bin"), "{e}");
@@ -214,26 +225,67 @@ mod tests {
     #[test]
     fn label_out_of_range() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "b.bin", &[record(&[1], 0), record(&[10], 0)].concat());
+        let p = write(
+            dir.path(),
+            "b.bin",
+            &[record(&[1], 0), record(&[10], 0)].concat(),
+        );
         let e = load_cifar10(&[&p]).unwrap_err();
         assert!(
-            matches!(e, DatasetError::LabelOutOfRange { offset: 3073, index: 1, label: 10, num_classes: 10, .. }),
+            matches!(
+                e,
+                DatasetError::LabelOutOfRange {
+                    offset: 3073,
+                    index: 1,
+                    label: 10,
+                    num_classes: 10,
+                    ..
+                }
+            ),
             "{e}"
         );
         // CIFAR-100: a bad coarse label is caught even when fine labels are used.
         let p = write(dir.path(), "c.bin", &record(&[20, 5], 0));
         let e = load_cifar100(&[&p], Cifar100Label::Fine).unwrap_err();
-        assert!(matches!(e, DatasetError::LabelOutOfRange { offset: 0, label: 20, num_classes: 20, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                DatasetError::LabelOutOfRange {
+                    offset: 0,
+                    label: 20,
+                    num_classes: 20,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let p = write(dir.path(), "d.bin", &record(&[2, 100], 0));
         let e = load_cifar100(&[&p], Cifar100Label::Coarse).unwrap_err();
-        assert!(matches!(e, DatasetError::LabelOutOfRange { offset: 1, label: 100, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                DatasetError::LabelOutOfRange {
+                    offset: 1,
+                    label: 100,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]
     fn cifar100_file_read_as_cifar10_is_rejected() {
         // 3074-byte records are not a multiple of 3073 unless 3073 of them.
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "train.bin", &[record(&[1, 2], 0), record(&[1, 2], 0)].concat());
-        assert!(matches!(load_cifar10(&[&p]).unwrap_err(), DatasetError::PartialRecord { .. }));
+        let p = write(
+            dir.path(),
+            "train.bin",
+            &[record(&[1, 2], 0), record(&[1, 2], 0)].concat(),
+        );
+        assert!(matches!(
+            load_cifar10(&[&p]).unwrap_err(),
+            DatasetError::PartialRecord { .. }
+        ));
     }
 }

@@ -29,7 +29,9 @@ pub enum DatasetError {
     },
 
     /// A gzip stream could not be decompressed (truncated or corrupt).
-    #[error("{path}: gzip data is corrupt or truncated after {decompressed} decompressed bytes: {source}")]
+    #[error(
+        "{path}: gzip data is corrupt or truncated after {decompressed} decompressed bytes: {source}"
+    )]
     Gzip {
         /// The gzipped file.
         path: PathBuf,
@@ -41,7 +43,9 @@ pub enum DatasetError {
     },
 
     /// The file starts with the wrong magic number.
-    #[error("{path}: bad magic number at byte 0: expected {expected:#010x} ({what}), found {found:#010x}")]
+    #[error(
+        "{path}: bad magic number at byte 0: expected {expected:#010x} ({what}), found {found:#010x}"
+    )]
     BadMagic {
         /// The file.
         path: PathBuf,
@@ -78,7 +82,9 @@ pub enum DatasetError {
     },
 
     /// The file is longer than its header promises.
-    #[error("{path}: {extra} trailing bytes after byte {expected}: header promises {expected} bytes{detail}, found {found}")]
+    #[error(
+        "{path}: {extra} trailing bytes after byte {expected}: header promises {expected} bytes{detail}, found {found}"
+    )]
     TrailingBytes {
         /// The file.
         path: PathBuf,
@@ -93,7 +99,9 @@ pub enum DatasetError {
     },
 
     /// A fixed-size-record file (CIFAR) whose length is not a whole number of records.
-    #[error("{path}: {len} bytes is not a whole number of {record_size}-byte records ({whole} whole records and a partial record of {partial} bytes at byte {partial_offset})")]
+    #[error(
+        "{path}: {len} bytes is not a whole number of {record_size}-byte records ({whole} whole records and a partial record of {partial} bytes at byte {partial_offset})"
+    )]
     PartialRecord {
         /// The file.
         path: PathBuf,
@@ -110,7 +118,9 @@ pub enum DatasetError {
     },
 
     /// A label is not below the number of classes.
-    #[error("{path}: label {label} at byte {offset} (record {index}) is out of range: expected 0..{num_classes}")]
+    #[error(
+        "{path}: label {label} at byte {offset} (record {index}) is out of range: expected 0..{num_classes}"
+    )]
     LabelOutOfRange {
         /// The file holding the label.
         path: PathBuf,
@@ -260,7 +270,11 @@ pub enum DatasetError {
 
 impl DatasetError {
     /// Builds an [`DatasetError::Io`] for `path`.
-    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        action: &'static str,
+        source: std::io::Error,
+    ) -> Self {
         DatasetError::Io {
             path: path.into(),
             action,

@@ -51,7 +51,8 @@ pub fn fetch(
             manual: format!("To install it: {}", entry.install_hint()),
         });
     }
-    std::fs::create_dir_all(dest_dir).map_err(|e| DatasetError::io(dest_dir, "create directory", e))?;
+    std::fs::create_dir_all(dest_dir)
+        .map_err(|e| DatasetError::io(dest_dir, "create directory", e))?;
     let total: Option<u64> = entry.files.iter().map(|f| f.size).sum();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
@@ -74,7 +75,10 @@ pub fn fetch(
                 progress(done, total);
                 (c, false)
             }
-            _ => (download(&agent, entry, file, dest_dir, &mut done, total, progress)?, true),
+            _ => (
+                download(&agent, entry, file, dest_dir, &mut done, total, progress)?,
+                true,
+            ),
         };
         if file.unpack == Some(Unpack::TarGz) && (fresh || !entry.is_present_in(dest_dir)) {
             extract_tar_gz(&target, dest_dir)?;
@@ -100,8 +104,9 @@ fn download(
         let start = *done;
         match attempt(agent, url, file, dest_dir, done, total, progress) {
             Ok((tmp, status)) => {
-                tmp.persist(&target)
-                    .map_err(|e| DatasetError::io(&target, "move the download into place", e.error))?;
+                tmp.persist(&target).map_err(|e| {
+                    DatasetError::io(&target, "move the download into place", e.error)
+                })?;
                 return Ok(FileCheck {
                     role: file.role.clone(),
                     path: target,
@@ -145,8 +150,11 @@ fn attempt(
         .prefix(&format!(".{}.", file.name))
         .suffix(".part")
         .tempfile_in(dest_dir)
-        .map_err(|e| AttemptError::Local(DatasetError::io(dest_dir, "create a temporary file in", e)))?;
-    let local = |e| AttemptError::Local(DatasetError::io(tmp_path_hint(dest_dir, file), "write", e));
+        .map_err(|e| {
+            AttemptError::Local(DatasetError::io(dest_dir, "create a temporary file in", e))
+        })?;
+    let local =
+        |e| AttemptError::Local(DatasetError::io(tmp_path_hint(dest_dir, file), "write", e));
     let mut reader = response.body_mut().as_reader();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -156,7 +164,11 @@ fn attempt(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(remote(format!("download interrupted after {received} bytes: {e}"))),
+            Err(e) => {
+                return Err(remote(format!(
+                    "download interrupted after {received} bytes: {e}"
+                )));
+            }
         };
         hasher.update(&buf[..n]);
         tmp.write_all(&buf[..n]).map_err(local)?;
@@ -181,7 +193,9 @@ fn attempt(
             .clone()
             .or_else(|| file.also_accepted.first().map(|c| c.sha256.clone()))
             .unwrap_or_default();
-        return Err(remote(format!("sha256 mismatch: expected {expected}, received {sha256}")));
+        return Err(remote(format!(
+            "sha256 mismatch: expected {expected}, received {sha256}"
+        )));
     };
     Ok((tmp, status))
 }
@@ -215,7 +229,8 @@ fn extract_tar_gz(archive: &Path, dest_dir: &Path) -> Result<()> {
             };
             removed.map_err(|e| DatasetError::io(&target, "replace", e))?;
         }
-        std::fs::rename(item.path(), &target).map_err(|e| DatasetError::io(&target, "move into place", e))?;
+        std::fs::rename(item.path(), &target)
+            .map_err(|e| DatasetError::io(&target, "move into place", e))?;
     }
     Ok(())
 }
@@ -224,7 +239,8 @@ fn extract_tar_gz(archive: &Path, dest_dir: &Path) -> Result<()> {
 pub fn manual_steps(entry: &DatasetEntry, dest_dir: &Path) -> String {
     let name = &entry.name;
     let dest = dest_dir.display();
-    let mut s = format!("To install `{name}` by hand:\n  1. On a machine with network access, download:\n");
+    let mut s =
+        format!("To install `{name}` by hand:\n  1. On a machine with network access, download:\n");
     for f in &entry.files {
         let mut urls = f.urls();
         let first = urls.next().unwrap_or("(no download address)");
@@ -244,8 +260,16 @@ pub fn manual_steps(entry: &DatasetEntry, dest_dir: &Path) -> String {
         "  2. Put them in {dest}/ (or in ${DATA_ENV}/{name}/ on the machine that runs qbench)."
     );
     let mut step = 3;
-    for f in entry.files.iter().filter(|f| f.unpack == Some(Unpack::TarGz)) {
-        let _ = writeln!(s, "  {step}. Unpack it there: tar -xzf {dest}/{0} -C {dest}", f.name);
+    for f in entry
+        .files
+        .iter()
+        .filter(|f| f.unpack == Some(Unpack::TarGz))
+    {
+        let _ = writeln!(
+            s,
+            "  {step}. Unpack it there: tar -xzf {dest}/{0} -C {dest}",
+            f.name
+        );
         step += 1;
     }
     let _ = writeln!(s, "  {step}. Check them: qbench data verify {name}");
@@ -294,7 +318,10 @@ datasets:
         let msg = e.to_string();
         assert!(matches!(e, DatasetError::Fetch { .. }), "{msg}");
         assert!(msg.contains("http://127.0.0.1:9/data.tar.gz"), "{msg}");
-        assert!(msg.contains("c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"), "{msg}");
+        assert!(
+            msg.contains("c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"),
+            "{msg}"
+        );
         assert!(msg.contains(&dest.path().display().to_string()), "{msg}");
         assert!(msg.contains("tar -xzf"), "{msg}");
         assert!(msg.contains("qbench data verify remote"), "{msg}");
@@ -307,8 +334,13 @@ datasets:
     fn local_only_dataset_cannot_be_fetched() {
         let entry = Registry::embedded().get("imagenet").unwrap();
         let dest = tempfile::tempdir().unwrap();
-        let msg = fetch(entry, dest.path(), &|_, _| {}).unwrap_err().to_string();
-        assert!(msg.contains("local copy only") && msg.contains("image-net.org"), "{msg}");
+        let msg = fetch(entry, dest.path(), &|_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("local copy only") && msg.contains("image-net.org"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -325,7 +357,9 @@ datasets:
         header.set_size(body.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        builder.append_data(&mut header, "b/test_batch.bin", &body[..]).unwrap();
+        builder
+            .append_data(&mut header, "b/test_batch.bin", &body[..])
+            .unwrap();
         let gz = builder.into_inner().unwrap().finish().unwrap();
         std::fs::write(dest.path().join("data.tar.gz"), &gz).unwrap();
         let mut entry = entry_with_url("http://127.0.0.1:9/data.tar.gz");
@@ -335,7 +369,10 @@ datasets:
         let checks = fetch(&entry, dest.path(), &|d, t| seen.set((d, t))).unwrap();
         assert!(checks[0].is_ok(), "{}", checks[0]);
         assert_eq!(seen.get(), (gz.len() as u64, Some(gz.len() as u64)));
-        assert_eq!(std::fs::read(dest.path().join("b/test_batch.bin")).unwrap(), body);
+        assert_eq!(
+            std::fs::read(dest.path().join("b/test_batch.bin")).unwrap(),
+            body
+        );
         // No staging folder left.
         let names: Vec<String> = std::fs::read_dir(dest.path())
             .unwrap()

@@ -62,7 +62,10 @@ fn check_options(path: &Path, opts: &FolderOptions) -> Result<()> {
             path: path.to_path_buf(),
             what: "resize/crop options",
             expected: "0 < crop <= resize_shorter".into(),
-            found: format!("crop {} with resize_shorter {}", opts.crop, opts.resize_shorter),
+            found: format!(
+                "crop {} with resize_shorter {}",
+                opts.crop, opts.resize_shorter
+            ),
         });
     }
     Ok(())
@@ -251,7 +254,10 @@ pub fn load_labelled_folder(
 }
 
 /// Parses a labels file into (line number, file name, label) triples.
-pub(crate) fn parse_labels_file(path: &Path, num_classes: usize) -> Result<Vec<(usize, String, u16)>> {
+pub(crate) fn parse_labels_file(
+    path: &Path,
+    num_classes: usize,
+) -> Result<Vec<(usize, String, u16)>> {
     let text = std::fs::read_to_string(path).map_err(|e| DatasetError::io(path, "read", e))?;
     let bad = |line: usize, message: String| DatasetError::BadLine {
         path: path.to_path_buf(),
@@ -276,7 +282,9 @@ pub(crate) fn parse_labels_file(path: &Path, num_classes: usize) -> Result<Vec<(
         let label_value: usize = label.parse().map_err(|_| {
             bad(
                 line_no,
-                format!("label `{label}` is not a non-negative integer (expected `<file name> <label>`)"),
+                format!(
+                    "label `{label}` is not a non-negative integer (expected `<file name> <label>`)"
+                ),
             )
         })?;
         if label_value >= num_classes {
@@ -286,7 +294,10 @@ pub(crate) fn parse_labels_file(path: &Path, num_classes: usize) -> Result<Vec<(
             ));
         }
         let label_value = u16::try_from(label_value).map_err(|_| {
-            bad(line_no, format!("label {label_value} does not fit in 16 bits"))
+            bad(
+                line_no,
+                format!("label {label_value} does not fit in 16 bits"),
+            )
         })?;
         if let Some(first) = seen.insert(name.to_owned(), line_no) {
             return Err(bad(
@@ -409,7 +420,14 @@ mod tests {
     }
 
     fn save(img: &RgbImage, path: &Path) {
-        let fmt = match path.extension().unwrap().to_str().unwrap().to_ascii_lowercase().as_str() {
+        let fmt = match path
+            .extension()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "png" => ImageFormat::Png,
             _ => ImageFormat::Jpeg,
         };
@@ -457,9 +475,21 @@ mod tests {
             save(&img, &path);
             let chw = preprocess_image(&path, &small_opts()).unwrap();
             assert_eq!(chw.len(), 3 * 16);
-            assert!(chw[..16].iter().all(|&p| p < 10), "red plane {:?}", &chw[..16]);
-            assert!(chw[16..32].iter().all(|&p| p > 245), "green plane {:?}", &chw[16..32]);
-            assert!(chw[32..].iter().all(|&p| p < 10), "blue plane {:?}", &chw[32..]);
+            assert!(
+                chw[..16].iter().all(|&p| p < 10),
+                "red plane {:?}",
+                &chw[..16]
+            );
+            assert!(
+                chw[16..32].iter().all(|&p| p > 245),
+                "green plane {:?}",
+                &chw[16..32]
+            );
+            assert!(
+                chw[32..].iter().all(|&p| p < 10),
+                "blue plane {:?}",
+                &chw[32..]
+            );
         }
     }
 
@@ -485,7 +515,10 @@ mod tests {
         let set = load_class_folders(dir.path(), &small_opts()).unwrap();
         assert_eq!(set.len(), 3);
         assert_eq!(set.labels, vec![0, 0, 1]);
-        assert_eq!((set.channels, set.height, set.width, set.num_classes), (3, 4, 4, 2));
+        assert_eq!(
+            (set.channels, set.height, set.width, set.num_classes),
+            (3, 4, 4, 2)
+        );
         assert_eq!(set.normalization, Normalization::imagenet());
         // a.png (sorted first) is exactly red; x.png exactly blue; b.JPEG roughly red.
         assert!(set.image(0)[..16].iter().all(|&p| p == 200));
@@ -504,7 +537,16 @@ mod tests {
             ..small_opts()
         };
         let e = load_class_folders(dir.path(), &opts).unwrap_err();
-        assert!(matches!(e, DatasetError::Unexpected { what: "number of class folders", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                DatasetError::Unexpected {
+                    what: "number of class folders",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("expected 3, found 2"), "{e}");
         let e = load_class_folders(dir.path().join("nope"), &small_opts()).unwrap_err();
         assert!(matches!(e, DatasetError::MissingPath { .. }), "{e}");
@@ -519,16 +561,26 @@ mod tests {
         make_class_tree(dir.path());
         std::fs::create_dir(dir.path().join("n03")).unwrap();
         let e = load_class_folders(dir.path(), &small_opts()).unwrap_err();
-        assert!(matches!(&e, DatasetError::MissingPath { path, .. } if path.ends_with("n03")), "{e}");
+        assert!(
+            matches!(&e, DatasetError::MissingPath { path, .. } if path.ends_with("n03")),
+            "{e}"
+        );
     }
 
     #[test]
     fn unreadable_image_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         make_class_tree(dir.path());
-        std::fs::write(dir.path().join("n02").join("broken.jpg"), b"\xff\xd8\xff\xe0 not really").unwrap();
+        std::fs::write(
+            dir.path().join("n02").join("broken.jpg"),
+            b"\xff\xd8\xff\xe0 not really",
+        )
+        .unwrap();
         let e = load_class_folders(dir.path(), &small_opts()).unwrap_err();
-        assert!(matches!(&e, DatasetError::BadImage { path, .. } if path.ends_with("n02/broken.jpg")), "{e}");
+        assert!(
+            matches!(&e, DatasetError::BadImage { path, .. } if path.ends_with("n02/broken.jpg")),
+            "{e}"
+        );
         assert!(e.to_string().contains("broken.jpg"), "{e}");
     }
 
@@ -585,13 +637,20 @@ mod tests {
             assert!(msg.contains(&format!("val_labels.txt:{line}:")), "{msg}");
             assert!(msg.contains(needle), "{msg}");
         }
-        assert!(labels_err("# nothing\n", 10).to_string().contains("no `<file name> <label>` line"));
+        assert!(
+            labels_err("# nothing\n", 10)
+                .to_string()
+                .contains("no `<file name> <label>` line")
+        );
     }
 
     #[test]
     fn missing_listed_image() {
         let e = labels_err("v1.png 0\nv3.png 1\n", 10);
-        assert!(matches!(&e, DatasetError::MissingPath { path, .. } if path.ends_with("v3.png")), "{e}");
+        assert!(
+            matches!(&e, DatasetError::MissingPath { path, .. } if path.ends_with("v3.png")),
+            "{e}"
+        );
         assert!(e.to_string().contains("line 2"), "{e}");
     }
 

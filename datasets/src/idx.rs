@@ -334,11 +334,21 @@ mod tests {
         img[3] = 0x01;
         let e = err(&img, &lab, 10);
         assert!(
-            matches!(e, DatasetError::BadMagic { expected: 0x803, found: 0x801, .. }),
+            matches!(
+                e,
+                DatasetError::BadMagic {
+                    expected: 0x803,
+                    found: 0x801,
+                    ..
+                }
+            ),
             "{e}"
         );
         let msg = e.to_string();
-        assert!(msg.contains("images.idx") && msg.contains("0x00000803") && msg.contains("0x00000801"), "{msg}");
+        assert!(
+            msg.contains("images.idx") && msg.contains("0x00000803") && msg.contains("0x00000801"),
+            "{msg}"
+        );
         // Swapped files: the labels file read as images.
         let (img, lab, _) = valid();
         let e = err(&lab, &img, 10);
@@ -349,7 +359,10 @@ mod tests {
     fn zero_dimension() {
         let (_, lab, _) = valid();
         let e = err(&images_bytes(3, 0, 3, &[]), &lab, 10);
-        assert!(matches!(e, DatasetError::BadHeader { offset: 8, .. }), "{e}");
+        assert!(
+            matches!(e, DatasetError::BadHeader { offset: 8, .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("rows is 0"), "{e}");
     }
 
@@ -359,7 +372,9 @@ mod tests {
         let (_, lab, pixels) = valid();
         let e = err(&images_bytes(3, 3, 3, &pixels), &lab, 10);
         match e {
-            DatasetError::Truncated { expected, found, .. } => {
+            DatasetError::Truncated {
+                expected, found, ..
+            } => {
                 assert_eq!((expected, found), (16 + 27, 16 + 18))
             }
             e => panic!("wrong error {e}"),
@@ -371,11 +386,31 @@ mod tests {
         let (img, lab, _) = valid();
         let e = err(&img[..img.len() - 1], &lab, 10);
         let msg = e.to_string();
-        assert!(matches!(e, DatasetError::Truncated { expected: 34, found: 33, .. }), "{msg}");
+        assert!(
+            matches!(
+                e,
+                DatasetError::Truncated {
+                    expected: 34,
+                    found: 33,
+                    ..
+                }
+            ),
+            "{msg}"
+        );
         assert!(msg.contains("3 images x 2 x 3 pixels"), "{msg}");
         // Shorter than the header itself.
         let e = err(&img[..10], &lab, 10);
-        assert!(matches!(e, DatasetError::Truncated { expected: 16, found: 10, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                DatasetError::Truncated {
+                    expected: 16,
+                    found: 10,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -383,7 +418,10 @@ mod tests {
         let (mut img, lab, _) = valid();
         img.extend_from_slice(&[1, 2]);
         let e = err(&img, &lab, 10);
-        assert!(matches!(e, DatasetError::TrailingBytes { extra: 2, .. }), "{e}");
+        assert!(
+            matches!(e, DatasetError::TrailingBytes { extra: 2, .. }),
+            "{e}"
+        );
         let (img, mut lab, _) = valid();
         lab.push(0);
         let e = err(&img, &lab, 10);
@@ -398,7 +436,16 @@ mod tests {
         let (img, lab, _) = valid();
         let e = err(&img, &lab, 9);
         assert!(
-            matches!(e, DatasetError::LabelOutOfRange { offset: 9, index: 1, label: 9, num_classes: 9, .. }),
+            matches!(
+                e,
+                DatasetError::LabelOutOfRange {
+                    offset: 9,
+                    index: 1,
+                    label: 9,
+                    num_classes: 9,
+                    ..
+                }
+            ),
             "{e}"
         );
         assert!(e.to_string().contains("at byte 9"), "{e}");
@@ -409,7 +456,14 @@ mod tests {
         let (img, _, _) = valid();
         let e = err(&img, &labels_bytes(&[0, 1]), 10);
         assert!(
-            matches!(e, DatasetError::CountMismatch { image_count: 3, label_count: 2, .. }),
+            matches!(
+                e,
+                DatasetError::CountMismatch {
+                    image_count: 3,
+                    label_count: 2,
+                    ..
+                }
+            ),
             "{e}"
         );
     }

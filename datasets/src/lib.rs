@@ -33,15 +33,21 @@ mod split;
 mod verify;
 
 pub use checksum::{sha256_bytes, sha256_file};
-pub use cifar::{CIFAR_IMAGE_BYTES, CIFAR10_RECORD, CIFAR100_RECORD, Cifar100Label, load_cifar10, load_cifar100};
+pub use cifar::{
+    CIFAR_IMAGE_BYTES, CIFAR10_RECORD, CIFAR100_RECORD, Cifar100Label, load_cifar10, load_cifar100,
+};
 pub use error::{DatasetError, Result};
 pub use fetch::{fetch, manual_steps};
-pub use folder::{FolderOptions, class_folder_names, load_class_folders, load_labelled_folder, preprocess_image};
-pub use idx::{IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxImages, load_idx_pair, read_idx_images, read_idx_labels};
+pub use folder::{
+    FolderOptions, class_folder_names, load_class_folders, load_labelled_folder, preprocess_image,
+};
+pub use idx::{
+    IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxImages, load_idx_pair, read_idx_images, read_idx_labels,
+};
 pub use load::{DatasetRef, load, load_from};
 pub use registry::{
-    DATA_ENV, DEFAULT_DATASET, DataFile, DatasetEntry, Format, KnownCopy, Registry, Split, SplitFiles, Splits,
-    Unpack, locate, locate_in,
+    DATA_ENV, DEFAULT_DATASET, DataFile, DatasetEntry, Format, KnownCopy, Registry, Split,
+    SplitFiles, Splits, Unpack, locate, locate_in,
 };
 pub use set::{ImageSet, Normalization};
 pub use split::{shuffled_indices, train_val_split};

@@ -55,10 +55,12 @@ pub fn load<'a>(dataset: impl Into<DatasetRef<'a>>, split: Split) -> Result<Imag
 /// of its format, and checks the result against the entry: image shape,
 /// number of classes and, when registered, the number of images.
 pub fn load_from(entry: &DatasetEntry, dir: &Path, split: Split) -> Result<ImageSet> {
-    let files = entry.split(split).ok_or_else(|| DatasetError::Unsupported {
-        dataset: entry.name.clone(),
-        message: format!("the registry defines no {split} split"),
-    })?;
+    let files = entry
+        .split(split)
+        .ok_or_else(|| DatasetError::Unsupported {
+            dataset: entry.name.clone(),
+            message: format!("the registry defines no {split} split"),
+        })?;
     for p in files.paths() {
         let path = dir.join(p);
         if !path.exists() {
@@ -73,12 +75,24 @@ pub fn load_from(entry: &DatasetEntry, dir: &Path, split: Split) -> Result<Image
     }
     let path_of = |p: &Option<String>| dir.join(p.as_deref().unwrap_or_default());
     let set = match entry.format {
-        Format::Idx => load_idx_pair(path_of(&files.images), path_of(&files.labels), entry.num_classes)?,
-        Format::Cifar10 => {
-            load_cifar10(&files.batches.iter().map(|b| dir.join(b)).collect::<Vec<_>>())?
-        }
+        Format::Idx => load_idx_pair(
+            path_of(&files.images),
+            path_of(&files.labels),
+            entry.num_classes,
+        )?,
+        Format::Cifar10 => load_cifar10(
+            &files
+                .batches
+                .iter()
+                .map(|b| dir.join(b))
+                .collect::<Vec<_>>(),
+        )?,
         Format::Cifar100 => load_cifar100(
-            &files.batches.iter().map(|b| dir.join(b)).collect::<Vec<_>>(),
+            &files
+                .batches
+                .iter()
+                .map(|b| dir.join(b))
+                .collect::<Vec<_>>(),
             Cifar100Label::Fine,
         )?,
         Format::ImagenetFolder => {

@@ -139,7 +139,10 @@ pub struct DataFile {
 impl DataFile {
     /// Every address the file can be downloaded from: `url` then `mirrors`.
     pub fn urls(&self) -> impl Iterator<Item = &str> {
-        self.url.iter().chain(self.mirrors.iter()).map(String::as_str)
+        self.url
+            .iter()
+            .chain(self.mirrors.iter())
+            .map(String::as_str)
     }
 }
 
@@ -383,14 +386,23 @@ fn validate(e: &DatasetEntry, index: usize, src: &str) -> Result<()> {
     {
         return bad(
             "name",
-            format!("`{}` must be non-empty lowercase letters, digits, '-', '_' or '.' (it is a folder name)", e.name),
+            format!(
+                "`{}` must be non-empty lowercase letters, digits, '-', '_' or '.' (it is a folder name)",
+                e.name
+            ),
         );
     }
     if e.num_classes == 0 || e.num_classes > usize::from(u16::MAX) + 1 {
-        return bad("num_classes", format!("{} is not in 1..=65536", e.num_classes));
+        return bad(
+            "num_classes",
+            format!("{} is not in 1..=65536", e.num_classes),
+        );
     }
     if e.image_shape.contains(&0) {
-        return bad("image_shape", format!("{:?} has a zero dimension", e.image_shape));
+        return bad(
+            "image_shape",
+            format!("{:?} has a zero dimension", e.image_shape),
+        );
     }
     // Format-specific shape, class count and split fields.
     let fixed_shape = match e.format {
@@ -403,38 +415,68 @@ fn validate(e: &DatasetEntry, index: usize, src: &str) -> Result<()> {
     {
         return bad(
             "image_shape",
-            format!("format {} yields {shape:?}, found {:?}", e.format, e.image_shape),
+            format!(
+                "format {} yields {shape:?}, found {:?}",
+                e.format, e.image_shape
+            ),
         );
     }
     match e.format {
         Format::Idx if e.image_shape[0] != 1 => {
-            return bad("image_shape", format!("IDX images have 1 channel, found {:?}", e.image_shape));
+            return bad(
+                "image_shape",
+                format!("IDX images have 1 channel, found {:?}", e.image_shape),
+            );
         }
         Format::Idx if e.num_classes > 256 => {
-            return bad("num_classes", format!("IDX labels are bytes: at most 256 classes, found {}", e.num_classes));
+            return bad(
+                "num_classes",
+                format!(
+                    "IDX labels are bytes: at most 256 classes, found {}",
+                    e.num_classes
+                ),
+            );
         }
         Format::Cifar10 if e.num_classes != 10 => {
-            return bad("num_classes", format!("cifar10 has 10 classes, found {}", e.num_classes));
+            return bad(
+                "num_classes",
+                format!("cifar10 has 10 classes, found {}", e.num_classes),
+            );
         }
         Format::Cifar100 if e.num_classes != 100 => {
-            return bad("num_classes", format!("cifar100 (fine labels) has 100 classes, found {}", e.num_classes));
+            return bad(
+                "num_classes",
+                format!(
+                    "cifar100 (fine labels) has 100 classes, found {}",
+                    e.num_classes
+                ),
+            );
         }
         Format::ImagenetFolder => {
             if e.image_shape[0] != 3 || e.image_shape[1] != e.image_shape[2] {
                 return bad(
                     "image_shape",
-                    format!("imagenet-folder yields [3, crop, crop], found {:?}", e.image_shape),
+                    format!(
+                        "imagenet-folder yields [3, crop, crop], found {:?}",
+                        e.image_shape
+                    ),
                 );
             }
             let s = e.resize_shorter.unwrap_or(256) as usize;
             if s < e.image_shape[1] {
-                return bad("resize_shorter", format!("{s} is smaller than the crop {}", e.image_shape[1]));
+                return bad(
+                    "resize_shorter",
+                    format!("{s} is smaller than the crop {}", e.image_shape[1]),
+                );
             }
         }
         _ => {}
     }
     if e.resize_shorter.is_some() && e.format != Format::ImagenetFolder {
-        return bad("resize_shorter", "only used by format imagenet-folder".into());
+        return bad(
+            "resize_shorter",
+            "only used by format imagenet-folder".into(),
+        );
     }
     if e.splits.train.is_none() && e.splits.test.is_none() {
         return bad("splits", "needs a train or a test split".into());
@@ -443,7 +485,9 @@ fn validate(e: &DatasetEntry, index: usize, src: &str) -> Result<()> {
         let Some(s) = split else { continue };
         let field = format!("splits.{name}");
         let ok = match e.format {
-            Format::Idx => s.images.is_some() && s.labels.is_some() && s.batches.is_empty() && s.dir.is_none(),
+            Format::Idx => {
+                s.images.is_some() && s.labels.is_some() && s.batches.is_empty() && s.dir.is_none()
+            }
             Format::Cifar10 | Format::Cifar100 => {
                 !s.batches.is_empty() && s.images.is_none() && s.labels.is_none() && s.dir.is_none()
             }
@@ -458,7 +502,10 @@ fn validate(e: &DatasetEntry, index: usize, src: &str) -> Result<()> {
             return bad(&field, format!("format {} needs exactly {want}", e.format));
         }
         if let Some(p) = s.paths().into_iter().find(|p| !is_safe_relative(p)) {
-            return bad(&field, format!("`{p}` must be a relative path inside the dataset folder"));
+            return bad(
+                &field,
+                format!("`{p}` must be a relative path inside the dataset folder"),
+            );
         }
         if s.count == Some(0) {
             return bad(&format!("{field}.count"), "must be at least 1".into());
@@ -467,12 +514,18 @@ fn validate(e: &DatasetEntry, index: usize, src: &str) -> Result<()> {
     for (i, f) in e.files.iter().enumerate() {
         let field = format!("files[{i}]");
         if !is_safe_relative(&f.name) || f.name.contains('/') {
-            return bad(&format!("{field}.name"), format!("`{}` must be a plain file name", f.name));
+            return bad(
+                &format!("{field}.name"),
+                format!("`{}` must be a plain file name", f.name),
+            );
         }
         if let Some(h) = &f.sha256
             && !is_sha256_hex(h)
         {
-            return bad(&format!("{field}.sha256"), format!("`{h}` is not 64 lowercase hex digits"));
+            return bad(
+                &format!("{field}.sha256"),
+                format!("`{h}` is not 64 lowercase hex digits"),
+            );
         }
         for (k, c) in f.also_accepted.iter().enumerate() {
             if !is_sha256_hex(&c.sha256) {
@@ -482,14 +535,26 @@ fn validate(e: &DatasetEntry, index: usize, src: &str) -> Result<()> {
                 );
             }
         }
-        if let Some(u) = f.urls().find(|u| !(u.starts_with("https://") || u.starts_with("http://"))) {
-            return bad(&format!("{field}.url"), format!("`{u}` is not an http(s) address"));
+        if let Some(u) = f
+            .urls()
+            .find(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+        {
+            return bad(
+                &format!("{field}.url"),
+                format!("`{u}` is not an http(s) address"),
+            );
         }
         if f.url.is_none() && !f.mirrors.is_empty() {
-            return bad(&format!("{field}.mirrors"), "mirrors without a `url`".into());
+            return bad(
+                &format!("{field}.mirrors"),
+                "mirrors without a `url`".into(),
+            );
         }
         if let Some(j) = e.files[..i].iter().position(|g| g.name == f.name) {
-            return bad(&format!("{field}.name"), format!("`{}` is also files[{j}]", f.name));
+            return bad(
+                &format!("{field}.name"),
+                format!("`{}` is also files[{j}]", f.name),
+            );
         }
     }
     Ok(())
@@ -502,7 +567,9 @@ fn validate(e: &DatasetEntry, index: usize, src: &str) -> Result<()> {
 /// dataset (for Fashion-MNIST, `apt-get install dataset-fashion-mnist`;
 /// otherwise `qbench data fetch NAME` or the entry's own hint).
 pub fn locate(entry: &DatasetEntry) -> Result<PathBuf> {
-    let root = std::env::var_os(DATA_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let root = std::env::var_os(DATA_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
     locate_in(entry, root.as_deref())
 }
 
@@ -538,13 +605,23 @@ mod tests {
     #[test]
     fn embedded_registry_parses_and_has_the_defaults() {
         let r = Registry::embedded();
-        assert_eq!(r.names(), vec!["fashion-mnist", "mnist", "cifar10", "cifar100", "imagenet"]);
+        assert_eq!(
+            r.names(),
+            vec!["fashion-mnist", "mnist", "cifar10", "cifar100", "imagenet"]
+        );
         let f = r.get(DEFAULT_DATASET).unwrap();
         assert_eq!(f.format, Format::Idx);
         assert_eq!(f.image_shape, [1, 28, 28]);
         assert_eq!(f.files.len(), 4);
-        assert!(f.files.iter().all(|f| f.sha256.is_some() && f.also_accepted.len() == 1));
-        assert_eq!(f.system_dirs, vec![PathBuf::from("/usr/share/datasets/fashion-mnist")]);
+        assert!(
+            f.files
+                .iter()
+                .all(|f| f.sha256.is_some() && f.also_accepted.len() == 1)
+        );
+        assert_eq!(
+            f.system_dirs,
+            vec![PathBuf::from("/usr/share/datasets/fashion-mnist")]
+        );
         let c = r.get("cifar10").unwrap();
         assert_eq!(c.files[0].unpack, Some(Unpack::TarGz));
         assert_eq!(c.split(Split::Train).unwrap().batches.len(), 5);
@@ -557,7 +634,10 @@ mod tests {
     fn unknown_name_lists_known_ones() {
         let e = Registry::embedded().get("svhn").unwrap_err().to_string();
         assert!(e.contains("unknown dataset `svhn`"), "{e}");
-        assert!(e.contains("fashion-mnist, mnist, cifar10, cifar100, imagenet"), "{e}");
+        assert!(
+            e.contains("fashion-mnist, mnist, cifar10, cifar100, imagenet"),
+            "{e}"
+        );
     }
 
     const MINIMAL: &str = "\
@@ -587,11 +667,17 @@ datasets:
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let yaml = MINIMAL.replace("    licence: none\n", "    licence: none\n    colour: blue\n");
+        let yaml = MINIMAL.replace(
+            "    licence: none\n",
+            "    licence: none\n    colour: blue\n",
+        );
         let e = Registry::from_yaml_str(&yaml).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("unknown field `colour`"), "{msg}");
-        assert!(matches!(e, DatasetError::RegistryParse { line: Some(8), .. }), "{e:?}");
+        assert!(
+            matches!(e, DatasetError::RegistryParse { line: Some(8), .. }),
+            "{e:?}"
+        );
         assert!(msg.contains("line 8"), "{msg}");
     }
 
@@ -611,10 +697,26 @@ datasets:
             ("sha256: 0000", "sha256: ZZ00", "files[0].sha256"),
             ("name: tiny", "name: ../tiny", "name"),
             ("num_classes: 3", "num_classes: 0", "num_classes"),
-            ("image_shape: [1, 2, 2]", "image_shape: [3, 2, 2]", "image_shape"),
-            ("{images: i.idx, labels: l.idx}", "{images: /etc/i.idx, labels: l.idx}", "splits.train"),
-            ("{images: i.idx, labels: l.idx}", "{images: i.idx}", "splits.train"),
-            ("        name: i.idx\n", "        name: i.idx\n        url: ftp://x/i.idx\n", "files[0].url"),
+            (
+                "image_shape: [1, 2, 2]",
+                "image_shape: [3, 2, 2]",
+                "image_shape",
+            ),
+            (
+                "{images: i.idx, labels: l.idx}",
+                "{images: /etc/i.idx, labels: l.idx}",
+                "splits.train",
+            ),
+            (
+                "{images: i.idx, labels: l.idx}",
+                "{images: i.idx}",
+                "splits.train",
+            ),
+            (
+                "        name: i.idx\n",
+                "        name: i.idx\n        url: ftp://x/i.idx\n",
+                "files[0].url",
+            ),
         ] {
             let yaml = MINIMAL.replace(from, to);
             assert_ne!(yaml, MINIMAL, "{from}");
@@ -638,12 +740,20 @@ datasets:
         entry.system_dirs = vec![sys.path().to_path_buf()];
         let e = locate_in(&entry, Some(root.path())).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains(&root.path().join("tiny").display().to_string()), "{msg}");
+        assert!(
+            msg.contains(&root.path().join("tiny").display().to_string()),
+            "{msg}"
+        );
         assert!(msg.contains(&sys.path().display().to_string()), "{msg}");
         assert!(msg.contains("qbench data fetch tiny"), "{msg}");
         // Only one of the two split files: not present.
         std::fs::write(sys.path().join("i.idx"), b"x").unwrap();
-        assert!(locate_in(&entry, None).unwrap_err().to_string().contains("QBENCH_DATA is not set"));
+        assert!(
+            locate_in(&entry, None)
+                .unwrap_err()
+                .to_string()
+                .contains("QBENCH_DATA is not set")
+        );
         std::fs::write(sys.path().join("l.idx"), b"x").unwrap();
         assert_eq!(locate_in(&entry, Some(root.path())).unwrap(), sys.path());
         let mine = root.path().join("tiny");
@@ -659,8 +769,13 @@ datasets:
         let nowhere = tempfile::tempdir().unwrap();
         let mut entry = entry;
         entry.system_dirs = vec![nowhere.path().join("absent")];
-        let msg = locate_in(&entry, Some(nowhere.path())).unwrap_err().to_string();
-        assert!(msg.contains("apt-get install dataset-fashion-mnist"), "{msg}");
+        let msg = locate_in(&entry, Some(nowhere.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("apt-get install dataset-fashion-mnist"),
+            "{msg}"
+        );
     }
 
     #[test]

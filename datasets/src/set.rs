@@ -206,7 +206,12 @@ impl ImageSet {
                 self.channels
             ));
         }
-        if self.normalization.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        if self
+            .normalization
+            .std
+            .iter()
+            .any(|s| !(s.is_finite() && *s > 0.0))
+        {
             return Err("normalization std must be finite and positive".into());
         }
         Ok(())

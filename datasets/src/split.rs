@@ -84,7 +84,14 @@ mod tests {
 
     #[test]
     fn split_is_disjoint_covering_and_deterministic() {
-        for (n, frac) in [(0, 0.1), (1, 0.5), (10, 0.0), (10, 1.0), (60000, 1.0 / 12.0), (7, 0.3)] {
+        for (n, frac) in [
+            (0, 0.1),
+            (1, 0.5),
+            (10, 0.0),
+            (10, 1.0),
+            (60000, 1.0 / 12.0),
+            (7, 0.3),
+        ] {
             let (train, val) = train_val_split(n, frac, 7);
             assert_eq!((train.clone(), val.clone()), train_val_split(n, frac, 7));
             assert_eq!(val.len(), ((n as f64) * frac).round() as usize);

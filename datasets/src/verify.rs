@@ -53,7 +53,10 @@ impl FileCheck {
 
     /// True when the file is missing or matches no known checksum.
     pub fn is_failure(&self) -> bool {
-        matches!(self.status, FileStatus::Mismatch { .. } | FileStatus::Missing)
+        matches!(
+            self.status,
+            FileStatus::Mismatch { .. } | FileStatus::Missing
+        )
     }
 }
 
@@ -64,7 +67,11 @@ impl fmt::Display for FileCheck {
         let p = self.path.display();
         match &self.status {
             FileStatus::Ok { sha256, matched } => {
-                write!(f, "OK        {} {p} (sha256 {sha256}, matches {matched})", self.role)
+                write!(
+                    f,
+                    "OK        {} {p} (sha256 {sha256}, matches {matched})",
+                    self.role
+                )
             }
             FileStatus::Mismatch { expected, found } => write!(
                 f,
@@ -111,7 +118,10 @@ pub(crate) fn check_file(file: &DataFile, path: &Path) -> Result<FileCheck> {
             .into_iter()
             .chain(file.also_accepted.iter().map(|c| c.sha256.clone()))
             .collect();
-            FileStatus::Mismatch { expected, found: sha256 }
+            FileStatus::Mismatch {
+                expected,
+                found: sha256,
+            }
         }
     };
     Ok(FileCheck {
@@ -176,9 +186,14 @@ datasets:
         let e = entry(&sha256_bytes(b"right"));
         let checks = verify_in(&e, dir.path()).unwrap();
         assert!(checks[0].is_ok());
-        assert!(matches!(checks[1].status, FileStatus::NoPublishedChecksum { .. }));
+        assert!(matches!(
+            checks[1].status,
+            FileStatus::NoPublishedChecksum { .. }
+        ));
         assert!(checks[1].to_string().contains("no published checksum"));
-        assert!(matches!(&checks[2].status, FileStatus::Ok { matched, .. } if matched == "a repack"));
+        assert!(
+            matches!(&checks[2].status, FileStatus::Ok { matched, .. } if matched == "a repack")
+        );
         assert_eq!(checks[3].status, FileStatus::Missing);
         assert!(checks[3].is_failure());
 
@@ -193,6 +208,9 @@ datasets:
             s => panic!("expected mismatch, got {s:?}"),
         }
         let line = checks[0].to_string();
-        assert!(line.starts_with("MISMATCH") && line.contains(&sha256_bytes(b"wrong")), "{line}");
+        assert!(
+            line.starts_with("MISMATCH") && line.contains(&sha256_bytes(b"wrong")),
+            "{line}"
+        );
     }
 }
