@@ -42,6 +42,11 @@ pub struct FolderOptions {
     /// If set, the number of classes the caller expects: a class-folder root
     /// with a different number of class folders is an error.
     pub expected_classes: Option<usize>,
+    /// If set, load only the first `k` images of each class (in sorted file
+    /// order for class folders, in labels-file order for a flat folder): a
+    /// deterministic, balanced subset, e.g. for calibration, when the whole
+    /// set does not fit in memory. `None` (the default) loads everything.
+    pub max_per_class: Option<usize>,
 }
 
 impl Default for FolderOptions {
@@ -50,6 +55,7 @@ impl Default for FolderOptions {
             resize_shorter: 256,
             crop: 224,
             expected_classes: None,
+            max_per_class: None,
         }
     }
 }
@@ -178,8 +184,10 @@ pub fn load_class_folders(root: impl AsRef<Path>, opts: &FolderOptions) -> Resul
                 });
             }
             check_extension(&path, &name)?;
-            files.push(path);
-            labels.push(label as u16);
+            if opts.max_per_class.is_none_or(|k| count < k) {
+                files.push(path);
+                labels.push(label as u16);
+            }
             count += 1;
         }
         if count == 0 {
@@ -236,6 +244,7 @@ pub fn load_labelled_folder(
     let entries = parse_labels_file(labels_file, num_classes)?;
     let mut files = Vec::with_capacity(entries.len());
     let mut labels = Vec::with_capacity(entries.len());
+    let mut per_class = vec![0usize; num_classes];
     for (line, name, label) in entries {
         let path = dir.join(&name);
         if !path.is_file() {
@@ -247,8 +256,12 @@ pub fn load_labelled_folder(
                 ),
             });
         }
-        files.push(path);
-        labels.push(label);
+        let taken = &mut per_class[usize::from(label)];
+        if opts.max_per_class.is_none_or(|k| *taken < k) {
+            files.push(path);
+            labels.push(label);
+            *taken += 1;
+        }
     }
     decode_all(files, labels, num_classes, opts)
 }
@@ -326,7 +339,22 @@ fn decode_all(
 ) -> Result<ImageSet> {
     let c = opts.crop as usize;
     let per_image = 3 * c * c;
-    let mut images = vec![0u8; files.len() * per_image];
+    let first = files.first().cloned().unwrap_or_default();
+    let too_big = || DatasetError::Unexpected {
+        path: first.parent().unwrap_or(&first).to_path_buf(),
+        what: "memory for the decoded images",
+        expected: "an allocation that succeeds (use FolderOptions::max_per_class to load a subset)"
+            .into(),
+        found: format!(
+            "{} images x 3 x {c} x {c} bytes = {:.1} GiB",
+            files.len(),
+            (files.len() as f64) * (per_image as f64) / f64::from(1u32 << 30)
+        ),
+    };
+    let total = files.len().checked_mul(per_image).ok_or_else(too_big)?;
+    let mut images = Vec::new();
+    images.try_reserve_exact(total).map_err(|_| too_big())?;
+    images.resize(total, 0u8);
     let results: Vec<Result<()>> = images
         .par_chunks_mut(per_image)
         .zip(files.par_iter())
@@ -438,7 +466,7 @@ mod tests {
         FolderOptions {
             resize_shorter: 8,
             crop: 4,
-            expected_classes: None,
+            ..FolderOptions::default()
         }
     }
 
@@ -593,6 +621,25 @@ mod tests {
         assert!(e.to_string().contains("notes.txt"), "{e}");
     }
 
+    #[test]
+    fn max_per_class_takes_the_first_files() {
+        let dir = tempfile::tempdir().unwrap();
+        make_class_tree(dir.path());
+        let opts = FolderOptions {
+            max_per_class: Some(1),
+            ..small_opts()
+        };
+        let set = load_class_folders(dir.path(), &opts).unwrap();
+        assert_eq!(set.labels, vec![0, 1]);
+        // n01's first file in sorted order is a.png (exactly red).
+        assert!(set.image(0)[..16].iter().all(|&p| p == 200));
+        let labels = dir.path().join("l.txt");
+        std::fs::write(&labels, "n02/x.png 1\nn01/b.JPEG 0\nn01/a.png 0\n").unwrap();
+        let set = load_labelled_folder(dir.path(), &labels, 2, &opts).unwrap();
+        assert_eq!(set.labels, vec![1, 0]);
+        assert!(set.image(1)[..16].iter().all(|&p| p.abs_diff(200) < 8));
+    }
+
     fn make_flat(dir: &Path) {
         save(&solid(9, 9, [10, 20, 30]), &dir.join("v1.png"));
         save(&solid(12, 9, [40, 50, 60]), &dir.join("v 2.png"));
@@ -661,7 +708,7 @@ mod tests {
             &FolderOptions {
                 resize_shorter: 4,
                 crop: 8,
-                expected_classes: None,
+                ..FolderOptions::default()
             },
         )
         .unwrap_err();

@@ -40,7 +40,13 @@ pub(crate) fn read_maybe_gzip(path: &Path) -> Result<(Vec<u8>, bool)> {
     if raw.len() < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
         return Ok((raw, false));
     }
-    let mut out = Vec::with_capacity(raw.len().saturating_mul(4));
+    // The gzip trailer's last 4 bytes hold the uncompressed size mod 2^32:
+    // a capacity hint only (capped, since a corrupt file can claim anything).
+    let isize_hint = raw
+        .get(raw.len().saturating_sub(4)..)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, |b| u32::from_le_bytes(b) as usize);
+    let mut out = Vec::with_capacity(isize_hint.min(raw.len().saturating_mul(64)));
     // MultiGzDecoder also rejects garbage after the last gzip member instead
     // of ignoring it.
     let mut decoder = MultiGzDecoder::new(raw.as_slice());

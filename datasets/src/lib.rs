@@ -20,6 +20,8 @@
 //!   machine for a given seed.
 //! - Provenance: [`sha256_file`].
 
+#![warn(missing_docs)]
+
 mod checksum;
 mod cifar;
 mod error;
@@ -47,7 +49,7 @@ pub use idx::{
 pub use load::{DatasetRef, load, load_from};
 pub use registry::{
     DATA_ENV, DEFAULT_DATASET, DataFile, DatasetEntry, Format, KnownCopy, Registry, Split,
-    SplitFiles, Splits, Unpack, locate, locate_in,
+    SplitFiles, Splits, Unpack, data_dir_for, locate, locate_in,
 };
 pub use set::{ImageSet, Normalization};
 pub use split::{shuffled_indices, train_val_split};

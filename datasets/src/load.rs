@@ -100,6 +100,7 @@ pub fn load_from(entry: &DatasetEntry, dir: &Path, split: Split) -> Result<Image
                 resize_shorter: entry.resize_shorter.unwrap_or(256),
                 crop: u32::try_from(entry.image_shape[1]).unwrap_or(u32::MAX),
                 expected_classes: Some(entry.num_classes),
+                max_per_class: None,
             };
             let root = path_of(&files.dir);
             match &files.labels {
@@ -137,4 +138,125 @@ pub fn load_from(entry: &DatasetEntry, dir: &Path, split: Split) -> Result<Image
         });
     }
     Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{Rgb, RgbImage};
+
+    const YAML: &str = "\
+datasets:
+  - name: tiny-idx
+    description: d
+    format: idx
+    num_classes: 3
+    image_shape: [1, 1, 2]
+    licence: none
+    splits:
+      train: {images: i, labels: l, count: 3}
+  - name: tiny-folder
+    description: d
+    format: imagenet-folder
+    num_classes: 2
+    image_shape: [3, 4, 4]
+    resize_shorter: 6
+    licence: none
+    splits:
+      train: {dir: train}
+      test: {dir: val, labels: val.txt, count: 2}
+";
+
+    fn write_idx(dir: &Path, count: u32, labels: &[u8]) {
+        let mut i = vec![0, 0, 8, 3];
+        for d in [count, 1, 2] {
+            i.extend_from_slice(&d.to_be_bytes());
+        }
+        i.extend((0..count * 2).map(|v| v as u8));
+        std::fs::write(dir.join("i"), i).unwrap();
+        let mut l = vec![0, 0, 8, 1];
+        l.extend_from_slice(&(labels.len() as u32).to_be_bytes());
+        l.extend_from_slice(labels);
+        std::fs::write(dir.join("l"), l).unwrap();
+    }
+
+    #[test]
+    fn registered_count_and_shape_are_enforced() {
+        let reg = Registry::from_yaml_str(YAML).unwrap();
+        let entry = reg.get("tiny-idx").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_idx(dir.path(), 3, &[0, 1, 2]);
+        let set = load_from(entry, dir.path(), Split::Train).unwrap();
+        assert_eq!(set.labels, vec![0, 1, 2]);
+
+        // A consistent but shorter pair of files is not silently accepted.
+        write_idx(dir.path(), 2, &[0, 1]);
+        let e = load_from(entry, dir.path(), Split::Train).unwrap_err();
+        assert!(
+            e.to_string().contains("number of images: expected 3"),
+            "{e}"
+        );
+
+        let mut wrong_shape = entry.clone();
+        wrong_shape.image_shape = [1, 2, 1];
+        write_idx(dir.path(), 3, &[0, 1, 2]);
+        let e = load_from(&wrong_shape, dir.path(), Split::Train).unwrap_err();
+        assert!(e.to_string().contains("image shape"), "{e}");
+
+        let e = load_from(entry, dir.path(), Split::Test).unwrap_err();
+        assert!(matches!(e, DatasetError::Unsupported { .. }), "{e}");
+        std::fs::remove_file(dir.path().join("l")).unwrap();
+        let e = load_from(entry, dir.path(), Split::Train).unwrap_err();
+        assert!(
+            matches!(&e, DatasetError::MissingPath { path, .. } if path.ends_with("l")),
+            "{e}"
+        );
+        assert!(e.to_string().contains("qbench data verify tiny-idx"), "{e}");
+    }
+
+    #[test]
+    fn folder_entry_loads_both_layouts() {
+        let reg = Registry::from_yaml_str(YAML).unwrap();
+        let entry = reg.get("tiny-folder").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (class, v) in [("a", 10u8), ("b", 20u8)] {
+            let d = dir.path().join("train").join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            RgbImage::from_pixel(7, 9, Rgb([v, v, v]))
+                .save(d.join("1.png"))
+                .unwrap();
+        }
+        let val = dir.path().join("val");
+        std::fs::create_dir_all(&val).unwrap();
+        RgbImage::from_pixel(9, 7, Rgb([30, 30, 30]))
+            .save(val.join("x.png"))
+            .unwrap();
+        RgbImage::from_pixel(6, 6, Rgb([40, 40, 40]))
+            .save(val.join("y.png"))
+            .unwrap();
+        std::fs::write(dir.path().join("val.txt"), "x.png 1\ny.png 0\n").unwrap();
+
+        let train = load_from(entry, dir.path(), Split::Train).unwrap();
+        assert_eq!((train.len(), train.height, train.width), (2, 4, 4));
+        assert_eq!(train.labels, vec![0, 1]);
+        assert!(train.image(1).iter().all(|&p| p == 20));
+        let test = load_from(entry, dir.path(), Split::Test).unwrap();
+        assert_eq!(test.labels, vec![1, 0]);
+        assert!(test.image(0).iter().all(|&p| p == 30));
+
+        // A third class folder contradicts num_classes.
+        std::fs::create_dir_all(dir.path().join("train").join("c")).unwrap();
+        let e = load_from(entry, dir.path(), Split::Train).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("number of class folders: expected 2, found 3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_name_is_an_error() {
+        let e = load("no-such-set", Split::Train).unwrap_err();
+        assert!(matches!(e, DatasetError::UnknownDataset { .. }), "{e}");
+    }
 }

@@ -560,6 +560,14 @@ fn validate(e: &DatasetEntry, index: usize, src: &str) -> Result<()> {
     Ok(())
 }
 
+/// Where `entry` lives under the data root: `$QBENCH_DATA/<name>`, or `None`
+/// when `QBENCH_DATA` is not set. The natural destination for [`crate::fetch`].
+pub fn data_dir_for(entry: &DatasetEntry) -> Option<PathBuf> {
+    std::env::var_os(DATA_ENV)
+        .filter(|v| !v.is_empty())
+        .map(|root| PathBuf::from(root).join(&entry.name))
+}
+
 /// Finds the folder holding `entry`: the first of `$QBENCH_DATA/<name>` and
 /// the entry's `system_dirs` that holds every file of at least one split.
 ///
