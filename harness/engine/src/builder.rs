@@ -62,8 +62,8 @@ impl GraphBuilder {
             ));
         }
         let types: Vec<&TensorType> = inputs.iter().map(|&i| &self.nodes[i].output).collect();
-        let output = infer(&op, &types)
-            .map_err(|f| EngineError::node(index, &name, f.field, f.message))?;
+        let output =
+            infer(&op, &types).map_err(|f| EngineError::node(index, &name, f.field, f.message))?;
         self.nodes.push(Node {
             name,
             inputs: inputs.to_vec(),

@@ -63,7 +63,10 @@ pub fn evaluate(
     let with_top5 = classes > 10;
     let (mut top1, mut top5, mut done) = (0usize, 0usize, 0usize);
     let start = Instant::now();
-    for (chunk, lab) in images.chunks(batch_size * per).zip(labels.chunks(batch_size)) {
+    for (chunk, lab) in images
+        .chunks(batch_size * per)
+        .zip(labels.chunks(batch_size))
+    {
         let logits = exec.run(chunk, lab.len())?;
         for (i, (&label, pred)) in lab.iter().zip(logits.argmax()).enumerate() {
             let label = usize::from(label);
@@ -84,7 +87,11 @@ pub fn evaluate(
         top1: frac(top1),
         top5: with_top5.then(|| frac(top5)),
         seconds,
-        images_per_second: if seconds > 0.0 { n as f64 / seconds } else { 0.0 },
+        images_per_second: if seconds > 0.0 {
+            n as f64 / seconds
+        } else {
+            0.0
+        },
         counts: count_ops(graph),
     })
 }

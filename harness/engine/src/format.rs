@@ -239,7 +239,10 @@ impl QGraph {
             other => {
                 return Err(EngineError::Format(format!(
                     "unsupported version {:?}, this engine reads version {FORMAT_VERSION}",
-                    value.get("version").map(|v| v.to_string()).or(other.map(|v| v.to_string()))
+                    value
+                        .get("version")
+                        .map(|v| v.to_string())
+                        .or(other.map(|v| v.to_string()))
                 )));
             }
         }
@@ -283,7 +286,10 @@ impl QGraph {
             for slot in &nh.tensors {
                 let name = format!("{}/{slot}", node.name);
                 let view = st.tensor(&name).map_err(|_| {
-                    err(slot, format!("declared tensor `{name}` missing from the file"))
+                    err(
+                        slot,
+                        format!("declared tensor `{name}` missing from the file"),
+                    )
                 })?;
                 load_slot(&mut node.op, slot, &view).map_err(|m| err(slot, m))?;
                 used.insert(name);

@@ -451,7 +451,11 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType]) -> Checked<TensorType> {
                     shift_b,
                     ..
                 } => {
-                    ensure!(left_shift <= 30, "left_shift", "{left_shift} outside 0..=30");
+                    ensure!(
+                        left_shift <= 30,
+                        "left_shift",
+                        "{left_shift} outside 0..=30"
+                    );
                     ensure!(
                         (-31..=30).contains(&shift_a),
                         "shift_a",

@@ -307,7 +307,10 @@ fn random_graphs_cover_every_op_and_requantizer() {
                     seen.insert(format!("rq:{}", r.requant.kind_name()));
                 }
                 Op::Conv2d(c) => {
-                    seen.insert(format!("w:{}", c.weight_kind.label().replace(char::is_numeric, "")));
+                    seen.insert(format!(
+                        "w:{}",
+                        c.weight_kind.label().replace(char::is_numeric, "")
+                    ));
                     if c.groups > 1 {
                         seen.insert("grouped".into());
                     }
@@ -317,7 +320,13 @@ fn random_graphs_cover_every_op_and_requantizer() {
                     }
                 }
                 Op::Add(a) => {
-                    seen.insert(format!("{:?}", a.align).split(' ').next().unwrap().to_string());
+                    seen.insert(
+                        format!("{:?}", a.align)
+                            .split(' ')
+                            .next()
+                            .unwrap()
+                            .to_string(),
+                    );
                 }
                 Op::MaxPool(_) if case.graph.nodes[n.inputs[0]].output.dtype == DType::Binary => {
                     seen.insert("binary_max_pool".into());
@@ -328,11 +337,73 @@ fn random_graphs_cover_every_op_and_requantizer() {
         }
     }
     for want in [
-        "conv2d", "dense", "binary_conv2d", "binary_dense", "requant", "max_pool", "avg_pool",
-        "global_avg_pool", "relu", "add", "flatten", "output", "rq:shift", "rq:fixed_point",
-        "rq:threshold", "rq:multi_threshold", "w:int", "w:bin", "w:ter", "grouped", "signed_conv",
-        "PowerOfTwo", "FixedPoint", "binary_max_pool",
+        "conv2d",
+        "dense",
+        "binary_conv2d",
+        "binary_dense",
+        "requant",
+        "max_pool",
+        "avg_pool",
+        "global_avg_pool",
+        "relu",
+        "add",
+        "flatten",
+        "output",
+        "rq:shift",
+        "rq:fixed_point",
+        "rq:threshold",
+        "rq:multi_threshold",
+        "w:int",
+        "w:bin",
+        "w:ter",
+        "grouped",
+        "signed_conv",
+        "PowerOfTwo",
+        "FixedPoint",
+        "binary_max_pool",
     ] {
-        assert!(seen.contains(want), "random graphs never produce {want}: {seen:?}");
+        assert!(
+            seen.contains(want),
+            "random graphs never produce {want}: {seen:?}"
+        );
     }
+}
+
+#[test]
+fn binary_conv_with_many_taps_matches_reference() {
+    // 9x9 = 81 taps: more than the packed binary kernel takes; the executor falls back.
+    let mut r = common::rng(5);
+    let mut b = GraphBuilder::new(&[3, 10, 10]);
+    let t = b
+        .requant(
+            "sign",
+            0,
+            DType::Binary,
+            Requant::Threshold {
+                thresholds: vec![128],
+                flip: vec![false],
+            },
+        )
+        .unwrap();
+    let c = b
+        .binary_conv2d(
+            "bc",
+            t,
+            BinaryConv2d {
+                in_channels: 3,
+                out_channels: 5,
+                kernel_h: 9,
+                kernel_w: 9,
+                stride: 1,
+                pad: 2,
+                weights: common::random_weights(&mut r, WeightKind::Binary, 5 * 3 * 81),
+                bias: None,
+            },
+        )
+        .unwrap();
+    let f = b.flatten("f", c).unwrap();
+    let g = b.finish(f).unwrap();
+    let input: Vec<u8> = (0..3 * 300).map(|i| (i * 97 % 256) as u8).collect();
+    let want = reference::run_traced(&g, &input, 3).unwrap();
+    assert_eq!(want, fast::run_traced(&g, &input, 3).unwrap());
 }

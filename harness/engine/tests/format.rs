@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use common::{random_case, small_cnn};
 use qbench_engine::format::{METADATA_KEY, sha256_hex};
 use qbench_engine::*;
-use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
+use safetensors::tensor::{Dtype, TensorView};
 use serde_json::{Value, json};
 
 type Tensors = BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>;
@@ -256,7 +256,9 @@ fn unknown_format_or_version_is_rejected() {
         h.as_object_mut().unwrap().remove("version");
     }));
     assert!(e.contains("unsupported version"), "{e}");
-    let e = err(&rewrite(&bytes, |h, _| h["nodes"][1]["op"]["op"] = json!("softmax")));
+    let e = err(&rewrite(&bytes, |h, _| {
+        h["nodes"][1]["op"]["op"] = json!("softmax")
+    }));
     assert!(e.contains("malformed header"), "{e}");
     // A plain safetensors file without our header.
     let plain = safetensors::serialize(Vec::<(String, TensorView<'_>)>::new(), None).unwrap();
@@ -269,11 +271,17 @@ fn missing_extra_and_duplicate_tensors_are_rejected() {
     let e = err(&rewrite(&bytes, |_, t| {
         t.remove("conv/weight");
     }));
-    assert!(e.contains("conv") && e.contains("weight") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains("conv") && e.contains("weight") && e.contains("missing"),
+        "{e}"
+    );
     let e = err(&rewrite(&bytes, |_, t| {
         t.insert("stray/weight".into(), (Dtype::I8, vec![1], vec![0]));
     }));
-    assert!(e.contains("stray/weight") && e.contains("not declared"), "{e}");
+    assert!(
+        e.contains("stray/weight") && e.contains("not declared"),
+        "{e}"
+    );
     // Bias present in the file but not declared by the node.
     let e = err(&rewrite(&bytes, |h, _| {
         let i = node_index(h, "conv");
@@ -297,7 +305,10 @@ fn missing_extra_and_duplicate_tensors_are_rejected() {
         h["nodes"][i]["tensors"] = json!(["weight", "bias", "gamma"]);
         t.insert("conv/gamma".into(), (Dtype::I32, vec![3], vec![0; 12]));
     }));
-    assert!(e.contains("gamma") && e.contains("unknown tensor slot"), "{e}");
+    assert!(
+        e.contains("gamma") && e.contains("unknown tensor slot"),
+        "{e}"
+    );
 }
 
 #[test]

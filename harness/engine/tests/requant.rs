@@ -172,8 +172,14 @@ fn requantizers_saturate_and_clamp() {
             127
         )
     );
-    assert_eq!(offset_clamp(i32::MAX, i32::MAX, i32::MIN, i32::MAX), i32::MAX);
-    assert_eq!(offset_clamp(i32::MIN, i32::MIN, i32::MIN, i32::MAX), i32::MIN);
+    assert_eq!(
+        offset_clamp(i32::MAX, i32::MAX, i32::MIN, i32::MAX),
+        i32::MAX
+    );
+    assert_eq!(
+        offset_clamp(i32::MIN, i32::MIN, i32::MIN, i32::MAX),
+        i32::MIN
+    );
 }
 
 #[test]

@@ -1,14 +1,19 @@
-//! The fast executor: multiply-accumulate layers run on the kernels crate (`conv2d_u8i8`,
-//! `gemm_u8i8`, `binary_conv2d`, `binary_gemm`) over packed storage, weights are prepared once
-//! (binary weights bit-packed, zero-point corrections precomputed), and batches are split into chunks
-//! that rayon runs in parallel, each chunk through the whole graph so its activations stay in cache.
+//! The fast executor: multiply-accumulate layers run on the kernels crate with weights pre-packed once
+//! per graph (`conv2d_u8i8_packed`, `gemm_u8i8_packed`, `binary_conv2d_packed`, `binary_gemm`; binary
+//! convolutions with more than 64 kernel taps, which the packed kernel does not take, fall back to
+//! the kernels crate's reference), zero-point corrections are precomputed, and batches are split into
+//! chunks that rayon runs in parallel, each chunk through the whole graph so its activations stay in
+//! cache (the kernels may split their own work further on the same pool).
 //!
 //! Zero points: the kernels compute `sum x * w` with padded taps reading `pad_value`; the engine passes
 //! `pad_value = z` (plus 128 for signed inputs, which are offset by +128 into u8) and adds the
 //! per-channel correction `bias - pad_value * sum(w)`, which equals `sum (x - z) * w + bias` exactly in
 //! wrapping i32 arithmetic.
 
-use qbench_kernels::{ConvGeometry, binary_conv2d, binary_gemm, conv2d_u8i8, gemm_u8i8};
+use qbench_kernels::{
+    ConvGeometry, PackedBinaryConvWeights, PackedConvWeights, PackedWeightsI8,
+    binary_conv2d_packed, binary_gemm, conv2d_u8i8_packed, gemm_u8i8_packed,
+};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -23,11 +28,34 @@ use crate::types::{DType, TensorType};
 #[derive(Debug)]
 enum Prep {
     None,
-    /// Integer conv/dense: u8 pad value (zero point + signed offset) and `bias - pad * sum(w)`.
-    Mac { pad_value: u8, correction: Vec<i32> },
-    /// Binary conv/dense: weights packed as the kernels expect.
-    Binary { packed: Vec<u64> },
+    /// Integer convolution: packed weights, u8 pad value (zero point + signed offset) and the
+    /// per-channel correction `bias - pad * sum(w)`.
+    Conv {
+        packed: PackedConvWeights,
+        pad_value: u8,
+        correction: Vec<i32>,
+    },
+    /// Integer dense layer: packed weights and the correction.
+    Dense {
+        packed: PackedWeightsI8,
+        correction: Vec<i32>,
+    },
+    /// Binary convolution on the packed kernel.
+    BinaryConv {
+        packed: PackedBinaryConvWeights,
+    },
+    /// Binary convolution with too many taps for the packed kernel: `[O][kh][kw][words]` bits.
+    BinaryConvRef {
+        bits: Vec<u64>,
+    },
+    /// Binary dense layer: `[O][words]` bits.
+    BinaryDense {
+        bits: Vec<u64>,
+    },
 }
+
+/// Most kernel taps the packed binary convolution takes.
+const PACKED_BINARY_MAX_TAPS: usize = 64;
 
 /// A graph prepared for fast execution. Build it once and run it on many batches.
 #[derive(Debug)]
@@ -137,15 +165,8 @@ impl<'g> FastExecutor<'g> {
         out
     }
 
-    /// Integer conv or dense through the u8 x i8 kernels.
+    /// Integer conv or dense through the packed u8 x i8 kernels.
     fn mac(&self, i: usize, node: &Node, x: &Tensor, batch: usize) -> TensorData {
-        let Prep::Mac {
-            pad_value,
-            correction,
-        } = &self.prep[i]
-        else {
-            unreachable!("prepared as MAC")
-        };
         let offset_input;
         let a: &[u8] = match &x.data {
             TensorData::U8(v) => v,
@@ -155,70 +176,105 @@ impl<'g> FastExecutor<'g> {
             }
             _ => unreachable!("validated: narrow input"),
         };
-        let o = node.output.channels();
         let s = node.output.spatial();
-        let mut acc = vec![0i32; batch * o * s];
-        match &node.op {
-            Op::Conv2d(c) => {
-                let g = ConvGeometry {
+        let mut acc = vec![0i32; batch * node.output.numel()];
+        let correction = match (&node.op, &self.prep[i]) {
+            (
+                Op::Conv2d(c),
+                Prep::Conv {
+                    packed,
+                    pad_value,
+                    correction,
+                },
+            ) => {
+                let g = geometry(
                     batch,
-                    in_channels: c.in_channels,
-                    in_h: x.ty.shape[1],
-                    in_w: x.ty.shape[2],
-                    out_channels: c.out_channels,
-                    kernel_h: c.kernel_h,
-                    kernel_w: c.kernel_w,
-                    stride: c.stride,
-                    pad: c.pad,
-                    groups: c.groups,
-                };
-                conv2d_u8i8(a, &c.weights, &mut acc, &g, *pad_value);
+                    &x.ty,
+                    c.out_channels,
+                    c.kernel_h,
+                    c.kernel_w,
+                    c.stride,
+                    c.pad,
+                    c.groups,
+                );
+                conv2d_u8i8_packed(a, packed, &mut acc, &g, *pad_value);
+                correction
             }
-            Op::Dense(d) => gemm_u8i8(a, &d.weights, &mut acc, batch, o, d.in_features),
-            _ => unreachable!(),
-        }
+            (Op::Dense(_), Prep::Dense { packed, correction }) => {
+                gemm_u8i8_packed(a, packed, &mut acc, batch);
+                correction
+            }
+            _ => unreachable!("prepared as MAC"),
+        };
         add_per_channel(&mut acc, correction, s);
         TensorData::I32(acc)
     }
 
     /// Binary conv or dense through the xnor-popcount kernels.
     fn binary_mac(&self, i: usize, node: &Node, x: &Tensor, batch: usize) -> TensorData {
-        let Prep::Binary { packed } = &self.prep[i] else {
-            unreachable!("prepared as binary")
-        };
         let TensorData::Bits(a) = &x.data else {
             unreachable!("validated: binary input")
         };
         let o = node.output.channels();
         let s = node.output.spatial();
         let mut acc = vec![0i32; batch * o * s];
-        let bias = match &node.op {
-            Op::BinaryConv2d(c) => {
-                let g = ConvGeometry {
+        let bias = match (&node.op, &self.prep[i]) {
+            (Op::BinaryConv2d(c), prep) => {
+                let g = geometry(
                     batch,
-                    in_channels: c.in_channels,
-                    in_h: x.ty.shape[1],
-                    in_w: x.ty.shape[2],
-                    out_channels: c.out_channels,
-                    kernel_h: c.kernel_h,
-                    kernel_w: c.kernel_w,
-                    stride: c.stride,
-                    pad: c.pad,
-                    groups: 1,
-                };
-                binary_conv2d(a, packed, &mut acc, &g);
+                    &x.ty,
+                    c.out_channels,
+                    c.kernel_h,
+                    c.kernel_w,
+                    c.stride,
+                    c.pad,
+                    1,
+                );
+                match prep {
+                    Prep::BinaryConv { packed } => binary_conv2d_packed(a, packed, &mut acc, &g),
+                    Prep::BinaryConvRef { bits } => {
+                        qbench_kernels::reference::binary_conv2d(a, bits, &mut acc, &g)
+                    }
+                    _ => unreachable!("prepared as binary conv"),
+                }
                 &c.bias
             }
-            Op::BinaryDense(d) => {
-                binary_gemm(a, packed, &mut acc, batch, o, d.in_features);
+            (Op::BinaryDense(d), Prep::BinaryDense { bits }) => {
+                binary_gemm(a, bits, &mut acc, batch, o, d.in_features);
                 &d.bias
             }
-            _ => unreachable!(),
+            _ => unreachable!("prepared as binary"),
         };
         if let Some(b) = bias {
             add_per_channel(&mut acc, b, s);
         }
         TensorData::I32(acc)
+    }
+}
+
+/// Kernel geometry for a batch of `input`-typed maps.
+#[allow(clippy::too_many_arguments)]
+fn geometry(
+    batch: usize,
+    input: &TensorType,
+    out_channels: usize,
+    kernel_h: usize,
+    kernel_w: usize,
+    stride: usize,
+    pad: usize,
+    groups: usize,
+) -> ConvGeometry {
+    ConvGeometry {
+        batch,
+        in_channels: input.shape[0],
+        in_h: input.shape[1],
+        in_w: input.shape[2],
+        out_channels,
+        kernel_h,
+        kernel_w,
+        stride,
+        pad,
+        groups,
     }
 }
 
@@ -234,16 +290,16 @@ pub fn run_traced(graph: &QGraph, input: &[u8], batch: usize) -> Result<Vec<Tens
 }
 
 fn prepare(graph: &QGraph, node: &Node) -> Prep {
-    let input_dtype = |k: usize| graph.nodes[node.inputs[k]].output.dtype;
-    let mac = |weights: &[i8], bias: &Option<Vec<i32>>, z: i32, outs: usize| {
-        let offset = if matches!(input_dtype(0), DType::Signed { .. }) {
-            128
-        } else {
-            0
+    let input = node.inputs.first().map(|&p| &graph.nodes[p].output);
+    // `(pad value, bias - pad * sum(w))` for an integer layer over `input`.
+    let correction = |weights: &[i8], bias: &Option<Vec<i32>>, z: i32, outs: usize| {
+        let offset = match input.map(|t| t.dtype) {
+            Some(DType::Signed { .. }) => 128,
+            _ => 0,
         };
         let pad = z + offset;
         let per = weights.len() / outs;
-        let correction = weights
+        let corr = weights
             .chunks(per)
             .enumerate()
             .map(|(o, w)| {
@@ -252,44 +308,73 @@ fn prepare(graph: &QGraph, node: &Node) -> Prep {
                 b.wrapping_sub(pad.wrapping_mul(sum))
             })
             .collect();
-        Prep::Mac {
-            pad_value: pad as u8,
-            correction,
-        }
+        (pad as u8, corr)
     };
-    match &node.op {
-        Op::Conv2d(c) => mac(&c.weights, &c.bias, c.input_zero_point, c.out_channels),
-        Op::Dense(d) => mac(&d.weights, &d.bias, d.input_zero_point, d.out_features),
-        Op::BinaryConv2d(c) => {
+    match (&node.op, input) {
+        (Op::Conv2d(c), Some(t)) => {
+            let (pad_value, correction) =
+                correction(&c.weights, &c.bias, c.input_zero_point, c.out_channels);
+            let g = geometry(
+                1,
+                t,
+                c.out_channels,
+                c.kernel_h,
+                c.kernel_w,
+                c.stride,
+                c.pad,
+                c.groups,
+            );
+            Prep::Conv {
+                packed: PackedConvWeights::new(&c.weights, &g),
+                pad_value,
+                correction,
+            }
+        }
+        (Op::Dense(d), Some(_)) => {
+            let (_, correction) =
+                correction(&d.weights, &d.bias, d.input_zero_point, d.out_features);
+            Prep::Dense {
+                packed: PackedWeightsI8::new(&d.weights, d.out_features, d.in_features),
+                correction,
+            }
+        }
+        (Op::BinaryConv2d(c), Some(t)) => {
             // OIHW +-1 -> [O][kh][kw][words(C)] bits.
             let words = binary_words(c.in_channels);
             let (kh, kw, ci) = (c.kernel_h, c.kernel_w, c.in_channels);
-            let mut packed = vec![0u64; c.out_channels * kh * kw * words];
+            let mut bits = vec![0u64; c.out_channels * kh * kw * words];
             for o in 0..c.out_channels {
                 for ch in 0..ci {
                     for y in 0..kh {
                         for x in 0..kw {
                             if c.weights[((o * ci + ch) * kh + y) * kw + x] > 0 {
-                                packed[((o * kh + y) * kw + x) * words + ch / 64] |=
+                                bits[((o * kh + y) * kw + x) * words + ch / 64] |=
                                     1u64 << (ch % 64);
                             }
                         }
                     }
                 }
             }
-            Prep::Binary { packed }
+            if kh * kw <= PACKED_BINARY_MAX_TAPS {
+                let g = geometry(1, t, c.out_channels, kh, kw, c.stride, c.pad, 1);
+                Prep::BinaryConv {
+                    packed: PackedBinaryConvWeights::new(&bits, &g),
+                }
+            } else {
+                Prep::BinaryConvRef { bits }
+            }
         }
-        Op::BinaryDense(d) => {
+        (Op::BinaryDense(d), Some(_)) => {
             let words = binary_words(d.in_features);
-            let mut packed = vec![0u64; d.out_features * words];
+            let mut bits = vec![0u64; d.out_features * words];
             for (o, row) in d.weights.chunks(d.in_features).enumerate() {
                 for (f, &w) in row.iter().enumerate() {
                     if w > 0 {
-                        packed[o * words + f / 64] |= 1u64 << (f % 64);
+                        bits[o * words + f / 64] |= 1u64 << (f % 64);
                     }
                 }
             }
-            Prep::Binary { packed }
+            Prep::BinaryDense { bits }
         }
         _ => Prep::None,
     }
@@ -394,7 +479,8 @@ fn pool_planes<T: Copy, U>(
             let (y0, y1) = window(y, p.stride, p.pad, p.kernel_h, h);
             for xo in 0..ow {
                 let (x0, x1) = window(xo, p.stride, p.pad, p.kernel_w, w);
-                let mut it = (y0..y1).flat_map(|iy| plane[iy * w + x0..iy * w + x1].iter().copied());
+                let mut it =
+                    (y0..y1).flat_map(|iy| plane[iy * w + x0..iy * w + x1].iter().copied());
                 out.push(reduce(&mut it));
             }
         }

@@ -62,7 +62,15 @@ fn run_values(graph: &QGraph, input: &[u8], batch: usize) -> Result<Vec<Vec<i32>
             }
             Op::BinaryDense(d) => {
                 let (v, _) = x(0);
-                dense(v, &d.weights, &d.bias, 0, d.in_features, d.out_features, batch)
+                dense(
+                    v,
+                    &d.weights,
+                    &d.bias,
+                    0,
+                    d.in_features,
+                    d.out_features,
+                    batch,
+                )
             }
             Op::Requant(r) => {
                 let (v, t) = x(0);
@@ -74,7 +82,9 @@ fn run_values(graph: &QGraph, input: &[u8], batch: usize) -> Result<Vec<Vec<i32>
             }
             Op::MaxPool(p) => {
                 let (v, t) = x(0);
-                pool(p, v, t, batch, |vals| vals.iter().copied().max().unwrap_or(0))
+                pool(p, v, t, batch, |vals| {
+                    vals.iter().copied().max().unwrap_or(0)
+                })
             }
             Op::AvgPool(p) => {
                 let (v, t) = x(0);
@@ -136,7 +146,8 @@ fn conv(c: &Conv2d, x: &[i32], t: &TensorType, batch: usize) -> Vec<i32> {
                                 };
                                 let wt = c.weights
                                     [((o * cin_g + ci) * c.kernel_h + ky) * c.kernel_w + kx];
-                                acc = acc.wrapping_add(v.wrapping_sub(z).wrapping_mul(i32::from(wt)));
+                                acc =
+                                    acc.wrapping_add(v.wrapping_sub(z).wrapping_mul(i32::from(wt)));
                             }
                         }
                     }
@@ -169,9 +180,9 @@ fn binary_conv(c: &BinaryConv2d, x: &[i32], t: &TensorType, batch: usize) -> Vec
                                 }
                                 let v = x[((n * c.in_channels + ch) * h + iy as usize) * w
                                     + ix as usize];
-                                let wt = c.weights
-                                    [((o * c.in_channels + ch) * c.kernel_h + ky) * c.kernel_w
-                                        + kx];
+                                let wt = c.weights[((o * c.in_channels + ch) * c.kernel_h + ky)
+                                    * c.kernel_w
+                                    + kx];
                                 acc = acc.wrapping_add(v * i32::from(wt));
                             }
                         }

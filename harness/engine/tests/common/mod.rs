@@ -245,7 +245,11 @@ impl Gen {
             kernel_w,
             stride: r.random_range(1..=2),
             pad,
-            weights: random_weights(r, WeightKind::Binary, out_channels * c * kernel_h * kernel_w),
+            weights: random_weights(
+                r,
+                WeightKind::Binary,
+                out_channels * c * kernel_h * kernel_w,
+            ),
             bias: random_bias(r, out_channels),
         };
         let name = self.name("bconv");
@@ -417,7 +421,9 @@ pub fn random_case(seed: u64) -> Case {
     let logits = g.dense(x, classes);
     let graph = g.b.finish(logits).unwrap();
     let batch = g.r.random_range(1..=5);
-    let input = (0..batch * graph.input_len()).map(|_| g.r.random()).collect();
+    let input = (0..batch * graph.input_len())
+        .map(|_| g.r.random())
+        .collect();
     Case {
         graph,
         batch,
