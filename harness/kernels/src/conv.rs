@@ -156,20 +156,57 @@ pub fn conv2d_u8i8_with(
     conv2d_u8i8_packed(input, &p, out, g, pad_value);
 }
 
-/// Copy the input into `[N][C][H + 2 pad][W + 2 pad]` bordered by `pad_value`, with `SLACK`
-/// bytes before and after.
-fn pad_input(input: &[u8], g: &ConvGeometry, pad_value: u8) -> Vec<u8> {
+/// Copy the input into `buf` as `[N][C][H + 2 pad][W + 2 pad]` bordered by `pad_value`, with
+/// `SLACK` bytes before and after; planes are copied in parallel on `threads` threads.
+fn pad_input(buf: &mut Vec<u8>, input: &[u8], g: &ConvGeometry, pad_value: u8, threads: usize) {
     let (hp, wp) = (g.in_h + 2 * g.pad, g.in_w + 2 * g.pad);
     let planes = g.batch * g.in_channels;
-    let mut buf = vec![pad_value; planes * hp * wp + 2 * SLACK];
-    for pl in 0..planes {
+    let len = planes * hp * wp + 2 * SLACK;
+    buf.clear();
+    buf.resize(len, pad_value);
+    let plane_len = hp * wp;
+    let body = &mut buf[SLACK..SLACK + planes * plane_len];
+    let copy_plane = |pl: usize, dst: &mut [u8]| {
         for y in 0..g.in_h {
             let src = &input[(pl * g.in_h + y) * g.in_w..][..g.in_w];
-            let d = SLACK + (pl * hp + y + g.pad) * wp + g.pad;
-            buf[d..d + g.in_w].copy_from_slice(src);
+            let d = (y + g.pad) * wp + g.pad;
+            copy_row(&mut dst[d..d + g.in_w], src);
         }
+    };
+    if threads <= 1 || planes * plane_len < (1 << 16) {
+        for (pl, dst) in body.chunks_mut(plane_len).enumerate() {
+            copy_plane(pl, dst);
+        }
+    } else {
+        use rayon::prelude::*;
+        body.par_chunks_mut(plane_len)
+            .with_min_len(8)
+            .enumerate()
+            .for_each(|(pl, dst)| copy_plane(pl, dst));
     }
-    buf
+}
+
+/// `dst.copy_from_slice(src)` without a `memcpy` call for the short rows of small images.
+#[inline]
+fn copy_row(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n >= 8 && n <= 64 {
+        let mut i = 0;
+        while i + 8 <= n {
+            dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
+            i += 8;
+        }
+        if i < n {
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
+thread_local! {
+    /// Reused padded-input buffer of the calling thread (avoids page faults on every call).
+    static PADDED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Where a panel's pixels live in the padded input.
@@ -185,16 +222,25 @@ struct PanelCols {
 fn panel_cols(j0: usize, nr: usize, total: usize, g: &ConvGeometry, cols: &mut PanelCols) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let (hp, wp) = (g.in_h + 2 * g.pad, g.in_w + 2 * g.pad);
-    let plane = (oh * ow) as isize;
-    let _ = plane;
     cols.off.clear();
     cols.segs.clear();
+    let (n, p) = (j0 / (oh * ow), j0 % (oh * ow));
+    let (mut y, mut x) = (p / ow, p % ow);
+    let img = (g.in_channels * hp * wp) as isize;
+    let mut img_off = n as isize * img;
     for c in 0..nr {
-        let j = j0 + c;
-        let o = if j < total {
-            let (n, p) = (j / (oh * ow), j % (oh * ow));
-            let (y, x) = (p / ow, p % ow);
-            ((n * g.in_channels * hp + y * g.stride) * wp + x * g.stride) as isize
+        let o = if j0 + c < total {
+            let o = img_off + ((y * g.stride) * wp + x * g.stride) as isize;
+            x += 1;
+            if x == ow {
+                x = 0;
+                y += 1;
+                if y == oh {
+                    y = 0;
+                    img_off += img;
+                }
+            }
+            o
         } else {
             // Garbage columns past the end: continue the last run (reads stay in the slack).
             cols.off[c - 1] + 1
@@ -225,7 +271,10 @@ fn drive<E: Elem>(
     let kgroups = kk.div_ceil(s.kg);
     let a_panels = cout_g.div_ceil(s.mr);
     let group_len = a_panels * kgroups * s.mr * s.kg;
-    let padded = pad_input(input, g, pad_value);
+    let threads = max_threads();
+    let mut padded = PADDED.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    pad_input(&mut padded, input, g, pad_value, threads);
+    let padded_ref = &padded;
     let (hp, wpad) = (g.in_h + 2 * g.pad, g.in_w + 2 * g.pad);
     // Offset of every reduction row k = tap * cin_g + ci (group 0), relative to a column offset.
     let row_off: Vec<isize> = (0..kk)
@@ -235,7 +284,6 @@ fn drive<E: Elem>(
         })
         .collect();
     let n_panels = total.div_ceil(s.nr);
-    let threads = max_threads();
     let chunks = if threads <= 1 {
         1
     } else {
@@ -268,7 +316,7 @@ fn drive<E: Elem>(
                         bbuf.as_mut_ptr() as *mut i16,
                         bbuf.len(),
                     );
-                    crate::gemm::avx2::pack_b_conv(dst, &padded, base, &cols.segs, &row_off);
+                    crate::gemm::avx2::pack_b_conv(dst, padded_ref, base, &cols.segs, &row_off);
                 }
                 done = true;
             }
@@ -278,7 +326,7 @@ fn drive<E: Elem>(
                         for jj in 0..s.kg {
                             let k = kg * s.kg + jj;
                             bbuf[(kg * s.nr + c) * s.kg + jj] = if k < kk {
-                                E::from_u8(padded[(base + cols.off[c] + row_off[k]) as usize])
+                                E::from_u8(padded_ref[(base + cols.off[c] + row_off[k]) as usize])
                             } else {
                                 E::default()
                             };
@@ -300,17 +348,25 @@ fn drive<E: Elem>(
                         kernel(kgroups, aptr, bbuf.as_ptr(), dst, plane, false);
                     } else {
                         kernel(kgroups, aptr, bbuf.as_ptr(), tile.as_mut_ptr(), s.nr, false);
-                        for c in 0..cols_valid {
-                            let (n, px) = ((j0 + c) / plane, (j0 + c) % plane);
+                        // Copy each row in runs of pixels that share an image.
+                        let mut c0 = 0;
+                        while c0 < cols_valid {
+                            let (n, px) = ((j0 + c0) / plane, (j0 + c0) % plane);
+                            let run = (plane - px).min(cols_valid - c0);
                             for r in 0..rows {
                                 let o = grp * cout_g + o0 + r;
-                                *optr.0.add((n * g.out_channels + o) * plane + px) =
-                                    tile[r * s.nr + c];
+                                let dst = std::slice::from_raw_parts_mut(
+                                    optr.0.add((n * g.out_channels + o) * plane + px),
+                                    run,
+                                );
+                                dst.copy_from_slice(&tile[r * s.nr + c0..r * s.nr + c0 + run]);
                             }
+                            c0 += run;
                         }
                     }
                 }
             }
         }
     });
+    PADDED.with(|b| *b.borrow_mut() = padded);
 }

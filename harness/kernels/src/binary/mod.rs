@@ -198,6 +198,7 @@ pub fn binary_conv2d_packed(
     let tasks = if threads <= 1 { 1 } else { (4 * threads).min(n_panels) };
     let optr = SendPtr(out.as_mut_ptr());
     let c = g.in_channels as i32;
+    let full_mask = if taps == 64 { !0u64 } else { (1u64 << taps) - 1 };
     run_tasks(tasks, threads, |t| {
         let optr = optr;
         let (p0, p1) = (t * n_panels / tasks, (t + 1) * n_panels / tasks);
@@ -208,7 +209,6 @@ pub fn binary_conv2d_packed(
         for p in p0..p1 {
             let j0 = p * NR;
             let cols = NR.min(total - j0);
-            let mut all_inside = true;
             for (l, lane) in lanes.iter_mut().enumerate() {
                 if l >= cols {
                     for tq in 0..q {
@@ -218,32 +218,66 @@ pub fn binary_conv2d_packed(
                 }
                 let (n, px) = ((j0 + l) / plane, (j0 + l) % plane);
                 let (y, x) = (px / ow, px % ow);
+                let (iy0, ix0) = (
+                    (y * g.stride) as isize - g.pad as isize,
+                    (x * g.stride) as isize - g.pad as isize,
+                );
                 let mut mask = 0u64;
-                for ky in 0..kh {
-                    let iy = (y * g.stride + ky) as isize - g.pad as isize;
-                    for kx in 0..kw {
-                        let ix = (x * g.stride + kx) as isize - g.pad as isize;
-                        let tap = ky * kw + kx;
-                        let inside = iy >= 0
-                            && ix >= 0
-                            && (iy as usize) < g.in_h
-                            && (ix as usize) < g.in_w;
-                        if inside {
-                            mask |= 1 << tap;
-                            let src = ((n * g.in_h + iy as usize) * g.in_w + ix as usize) * words;
-                            for wd in 0..words {
-                                bp[(tap * words + wd) * NR + l] = input[src + wd];
-                            }
-                        } else {
-                            for wd in 0..words {
-                                bp[(tap * words + wd) * NR + l] = 0;
+                if iy0 >= 0
+                    && ix0 >= 0
+                    && iy0 as usize + kh <= g.in_h
+                    && ix0 as usize + kw <= g.in_w
+                {
+                    // Interior pixel: each kernel row is `kw * words` consecutive input words.
+                    mask = full_mask;
+                    let row_len = kw * words;
+                    for ky in 0..kh {
+                        let src = ((n * g.in_h + iy0 as usize + ky) * g.in_w + ix0 as usize) * words;
+                        let dst = &mut bp[ky * row_len * NR..(ky + 1) * row_len * NR];
+                        for (t, &v) in input[src..src + row_len].iter().enumerate() {
+                            dst[t * NR + l] = v;
+                        }
+                    }
+                } else {
+                    for ky in 0..kh {
+                        let iy = iy0 + ky as isize;
+                        for kx in 0..kw {
+                            let ix = ix0 + kx as isize;
+                            let tap = ky * kw + kx;
+                            let inside = iy >= 0
+                                && ix >= 0
+                                && (iy as usize) < g.in_h
+                                && (ix as usize) < g.in_w;
+                            if inside {
+                                mask |= 1 << tap;
+                                let src =
+                                    ((n * g.in_h + iy as usize) * g.in_w + ix as usize) * words;
+                                for wd in 0..words {
+                                    bp[(tap * words + wd) * NR + l] = input[src + wd];
+                                }
+                            } else {
+                                for wd in 0..words {
+                                    bp[(tap * words + wd) * NR + l] = 0;
+                                }
                             }
                         }
                     }
                 }
-                all_inside &= mask.count_ones() as usize == taps;
                 *lane = (n, px, mask);
             }
+            // Lanes with taps outside the input, and each lane's `valid_taps * C`.
+            let mut border = [0usize; NR];
+            let mut n_border = 0;
+            let mut base = [0i32; NR];
+            for (l, &(_, _, mask)) in lanes.iter().enumerate().take(cols) {
+                base[l] = mask.count_ones() as i32 * c;
+                if mask != full_mask {
+                    border[n_border] = l;
+                    n_border += 1;
+                }
+            }
+            let (n0, px0) = (j0 / plane, j0 % plane);
+            let contiguous = cols == NR && px0 + NR <= plane;
             for op in 0..o_panels {
                 let o0 = op * MR;
                 let rows = MR.min(g.out_channels - o0);
@@ -251,37 +285,36 @@ pub fn binary_conv2d_packed(
                 unsafe {
                     kernel(q, w.data[op * q * MR..].as_ptr(), bp.as_ptr(), &mut tile);
                 }
-                let (n0, px0) = (j0 / plane, j0 % plane);
-                if all_inside && cols == NR && px0 + NR <= plane {
-                    let full = (taps as i32) * c;
-                    for r in 0..rows {
-                        // SAFETY: NR consecutive pixels of one output plane.
+                for r in 0..rows {
+                    let o = o0 + r;
+                    let t = &mut tile[r * NR..(r + 1) * NR];
+                    // Taps outside the input read a zero word: remove their popcount(w).
+                    for &l in &border[..n_border] {
+                        let mask = lanes[l].2;
+                        let tp = &w.tap_pop[o * taps..(o + 1) * taps];
+                        let mut missing = !mask & full_mask;
+                        while missing != 0 {
+                            t[l] -= tp[missing.trailing_zeros() as usize];
+                            missing &= missing - 1;
+                        }
+                    }
+                    if contiguous {
+                        // SAFETY: NR consecutive pixels of one output plane, owned by this task.
                         let dst = unsafe {
                             std::slice::from_raw_parts_mut(
-                                optr.0.add((n0 * g.out_channels + o0 + r) * plane + px0),
+                                optr.0.add((n0 * g.out_channels + o) * plane + px0),
                                 NR,
                             )
                         };
-                        for (d, s) in dst.iter_mut().zip(&tile[r * NR..(r + 1) * NR]) {
-                            *d = full - 2 * s;
+                        for ((d, s), b) in dst.iter_mut().zip(t.iter()).zip(&base) {
+                            *d = b - 2 * s;
                         }
-                    }
-                } else {
-                    for (l, &(n, px, mask)) in lanes.iter().enumerate().take(cols) {
-                        let valid = mask.count_ones() as i32;
-                        for r in 0..rows {
-                            let o = o0 + r;
-                            let mut s = tile[r * NR + l];
-                            let tp = &w.tap_pop[o * taps..(o + 1) * taps];
-                            for (tap, &pc) in tp.iter().enumerate() {
-                                if mask & (1 << tap) == 0 {
-                                    s -= pc;
-                                }
-                            }
+                    } else {
+                        for (l, &(n, px, _)) in lanes.iter().enumerate().take(cols) {
                             // SAFETY: inside the output; pixel owned by this task.
                             unsafe {
                                 *optr.0.add((n * g.out_channels + o) * plane + px) =
-                                    valid * c - 2 * s;
+                                    base[l] - 2 * t[l];
                             }
                         }
                     }

@@ -198,38 +198,60 @@ pub(crate) unsafe fn pack_b_conv(
     row_off: &[isize],
 ) {
     unsafe {
+        match segs.len() {
+            1 => pack_b_conv_n::<1>(dst, padded, base, segs, row_off),
+            2 => pack_b_conv_n::<2>(dst, padded, base, segs, row_off),
+            3 => pack_b_conv_n::<3>(dst, padded, base, segs, row_off),
+            _ => pack_b_conv_n::<4>(dst, padded, base, segs, row_off),
+        }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn pack_b_conv_n<const NSEG: usize>(
+    dst: &mut [i16],
+    padded: &[u8],
+    base: isize,
+    segs: &[(usize, isize)],
+    row_off: &[isize],
+) {
+    unsafe {
         let kk = row_off.len();
         let kp = kk.div_ceil(2);
-        debug_assert!(dst.len() >= kp * 32 && (1..=4).contains(&segs.len()));
+        debug_assert!(dst.len() >= kp * 32 && segs.len() == NSEG);
         let p = padded.as_ptr().offset(base);
         let idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        let mut masks = [_mm_setzero_si128(); 4];
-        let mut srcs = [0isize; 4];
-        for (i, &(start, src)) in segs.iter().enumerate() {
+        let mut masks = [_mm_setzero_si128(); NSEG];
+        let mut srcs = [0isize; NSEG];
+        for i in 0..NSEG {
+            let (start, src) = segs[i];
             masks[i] = _mm_cmpgt_epi8(idx, _mm_set1_epi8(start as i8 - 1));
             srcs[i] = src;
         }
-        let nseg = segs.len();
         let gather = |ro: isize| -> __m128i {
             let mut v = _mm_loadu_si128(p.offset(ro + srcs[0]) as *const __m128i);
-            for i in 1..nseg {
+            for i in 1..NSEG {
                 let w = _mm_loadu_si128(p.offset(ro + srcs[i]) as *const __m128i);
                 v = _mm_blendv_epi8(v, w, masks[i]);
             }
             v
         };
         let out = dst.as_mut_ptr() as *mut __m256i;
-        for t in 0..kp {
-            let va = gather(row_off[2 * t]);
-            let vb = if 2 * t + 1 < kk {
-                gather(row_off[2 * t + 1])
-            } else {
-                _mm_setzero_si128()
-            };
+        let pairs = kk / 2;
+        for t in 0..pairs {
+            let va = gather(*row_off.get_unchecked(2 * t));
+            let vb = gather(*row_off.get_unchecked(2 * t + 1));
             let lo = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(va, vb));
             let hi = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(va, vb));
             _mm256_storeu_si256(out.add(2 * t), lo);
             _mm256_storeu_si256(out.add(2 * t + 1), hi);
+        }
+        if kp > pairs {
+            let va = gather(row_off[kk - 1]);
+            let vb = _mm_setzero_si128();
+            _mm256_storeu_si256(out.add(2 * pairs), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(va, vb)));
+            _mm256_storeu_si256(out.add(2 * pairs + 1), _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(va, vb)));
         }
     }
 }

@@ -325,8 +325,3 @@ fn drive<E: Elem>(
         }
     });
 }
-
-#[doc(hidden)]
-pub fn bench_ukr(groups: usize, a: &[i16], b: &[i16], c: &mut [i32], ldc: usize, acc: bool) {
-    unsafe { avx2::kernel(groups, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, acc) }
-}

@@ -1,0 +1,44 @@
+//! Profiling helper: run one benchmark shape in a loop on one thread, e.g.
+//! `perf record target/release/examples/one gemm`. Shapes: `gemm`, `c64`, `c32`, `bin`.
+use qbench_kernels::*;
+
+fn main() {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "c32".into());
+    let conv = |batch, cin, hw| ConvGeometry {
+        batch,
+        in_channels: cin,
+        in_h: hw,
+        in_w: hw,
+        out_channels: 64,
+        kernel_h: 3,
+        kernel_w: 3,
+        stride: 1,
+        pad: 1,
+        groups: 1,
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let mut run: Box<dyn FnMut() + Send> = match which.as_str() {
+        "gemm" => {
+            let (a, b) = (vec![3u8; 1 << 20], vec![-3i8; 1 << 20]);
+            let pb = PackedWeightsI8::new(&b, 1024, 1024);
+            let mut c = vec![0; 1 << 20];
+            Box::new(move || gemm_u8i8_packed(&a, &pb, &mut c, 1024))
+        }
+        "bin" => {
+            let g = conv(1, 64, 56);
+            let input = vec![0x5555_aaaa_0f0f_f0f0u64; 56 * 56];
+            let pw = PackedBinaryConvWeights::new(&vec![0x1234_5678_9abc_def0u64; 64 * 9], &g);
+            let mut out = vec![0; 64 * 56 * 56];
+            Box::new(move || binary_conv2d_packed(&input, &pw, &mut out, &g))
+        }
+        s => {
+            let g = if s == "c64" { conv(1, 64, 56) } else { conv(64, 32, 14) };
+            let input = vec![3u8; g.batch * g.in_channels * g.in_h * g.in_w];
+            let pw = PackedConvWeights::new(&vec![-3i8; 64 * g.in_channels * 9], &g);
+            let mut out = vec![0; g.batch * 64 * g.out_h() * g.out_w()];
+            Box::new(move || conv2d_u8i8_packed(&input, &pw, &mut out, &g, 0))
+        }
+    };
+    let reps = if which == "gemm" { 40 } else { 500 };
+    pool.install(|| (0..reps).for_each(|_| run()));
+}
