@@ -81,7 +81,7 @@ fn load<P: AsRef<Path>>(paths: &[P], layout: Layout) -> Result<ImageSet> {
     let num_classes = layout.labels[layout.use_label].0;
     if paths.is_empty() {
         return Err(DatasetError::Unexpected {
-            path: Default::default(),
+            path: "(no path given)".into(),
             what: "CIFAR batch files",
             expected: "at least one".into(),
             found: "none".into(),
