@@ -9,9 +9,17 @@ const _: () = assert!(MR == 4 && NR == 8);
 /// 4 x 8 popcount tile over `q` words; see [`super::Kernel`].
 ///
 /// # Safety
-/// The CPU must have AVX2; `a` holds `q * 4` and `b` `q * 8` words.
+/// The CPU must have AVX2; `a` holds `q * 4` and `b` `q * 8` words; `out` is a `4 x 8` tile
+/// with row stride `ldo`.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn kernel(q: usize, a: *const u64, b: *const u64, tile: &mut [i32; MR * NR]) {
+pub(crate) unsafe fn kernel(
+    q: usize,
+    a: *const u64,
+    b: *const u64,
+    out: *mut i32,
+    ldo: usize,
+    base: &[i32; NR],
+) {
     unsafe {
         let lut = _mm256_setr_epi8(
             0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2,
@@ -51,11 +59,13 @@ pub(crate) unsafe fn kernel(q: usize, a: *const u64, b: *const u64, tile: &mut [
         }
         // Each u64 lane holds a count < 2^32: gather the low halves into 8 i32.
         let pick = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+        let basev = _mm256_loadu_si256(base.as_ptr() as *const __m256i);
         for (r, t) in tot.iter().enumerate() {
             let lo = _mm256_permutevar8x32_epi32(t[0], pick);
             let hi = _mm256_permutevar8x32_epi32(t[1], pick);
             let v = _mm256_permute2x128_si256::<0x20>(lo, hi);
-            _mm256_storeu_si256(tile.as_mut_ptr().add(r * NR) as *mut __m256i, v);
+            let v = _mm256_sub_epi32(basev, _mm256_add_epi32(v, v));
+            _mm256_storeu_si256(out.add(r * ldo) as *mut __m256i, v);
         }
     }
 }

@@ -10,9 +10,17 @@ const _: () = assert!(MR == 4 && NR == 8);
 /// 4 x 8 popcount tile over `q` words; see [`super::Kernel`].
 ///
 /// # Safety
-/// The CPU must have AVX512F and AVX512_VPOPCNTDQ; `a` holds `q * 4` and `b` `q * 8` words.
+/// The CPU must have AVX512F and AVX512_VPOPCNTDQ; `a` holds `q * 4` and `b` `q * 8` words;
+/// `out` is a `4 x 8` tile with row stride `ldo`.
 #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-pub(crate) unsafe fn kernel(q: usize, a: *const u64, b: *const u64, tile: &mut [i32; MR * NR]) {
+pub(crate) unsafe fn kernel(
+    q: usize,
+    a: *const u64,
+    b: *const u64,
+    out: *mut i32,
+    ldo: usize,
+    base: &[i32; NR],
+) {
     unsafe {
         let mut acc = [_mm512_setzero_si512(); MR];
         for w in 0..q {
@@ -22,9 +30,11 @@ pub(crate) unsafe fn kernel(q: usize, a: *const u64, b: *const u64, tile: &mut [
                 *acc_r = _mm512_add_epi64(*acc_r, _mm512_popcnt_epi64(_mm512_xor_si512(x, bv)));
             }
         }
+        let basev = _mm256_loadu_si256(base.as_ptr() as *const __m256i);
         for (r, v) in acc.iter().enumerate() {
-            let lo = _mm512_cvtepi64_epi32(*v);
-            _mm256_storeu_si256(tile.as_mut_ptr().add(r * NR) as *mut __m256i, lo);
+            let pop = _mm512_cvtepi64_epi32(*v);
+            let res = _mm256_sub_epi32(basev, _mm256_add_epi32(pop, pop));
+            _mm256_storeu_si256(out.add(r * ldo) as *mut __m256i, res);
         }
     }
 }

@@ -29,8 +29,16 @@ pub(crate) const MR: usize = 4;
 /// Rows of B (vector lanes) per tile.
 pub(crate) const NR: usize = 8;
 
-/// `tile[r * NR + l] = sum_q popcount(A[q][r] ^ B[q][l])` over `q` words.
-pub(crate) type Kernel = unsafe fn(q: usize, a: *const u64, b: *const u64, tile: &mut [i32; MR * NR]);
+/// `out[r * ldo + l] = base[l] - 2 * sum_q popcount(A[q][r] ^ B[q][l])` over `q` words, for the
+/// whole `MR x NR` tile (wrapping i32 arithmetic).
+pub(crate) type Kernel = unsafe fn(
+    q: usize,
+    a: *const u64,
+    b: *const u64,
+    out: *mut i32,
+    ldo: usize,
+    base: &[i32; NR],
+);
 
 fn kernel_for(isa: BinaryIsa) -> Kernel {
     assert!(isa.available(), "{isa:?} is not available on this CPU");
@@ -79,7 +87,7 @@ pub fn binary_gemm_with(
     let m_panels = m.div_ceil(MR);
     let tasks = if threads <= 1 { 1 } else { (4 * threads).min(m_panels) };
     let cptr = SendPtr(c.as_mut_ptr());
-    let bits = bits as i32;
+    let base = [bits as i32; NR];
     run_tasks(tasks, threads, |t| {
         let cptr = cptr;
         let (p0, p1) = (t * m_panels / tasks, (t + 1) * m_panels / tasks);
@@ -92,13 +100,18 @@ pub fn binary_gemm_with(
             for jp in 0..n.div_ceil(NR) {
                 let j0 = jp * NR;
                 let cols = NR.min(n - j0);
+                let bptr = bp[jp * words * NR..].as_ptr();
                 // SAFETY: panels hold `words` words; tasks own disjoint rows of c.
                 unsafe {
-                    kernel(words, ap.as_ptr(), bp[jp * words * NR..].as_ptr(), &mut tile);
-                    for r in 0..rows {
-                        for l in 0..cols {
-                            *cptr.0.add((i0 + r) * n + j0 + l) =
-                                bits.wrapping_sub(2 * tile[r * NR + l]);
+                    if rows == MR && cols == NR {
+                        let dst = cptr.0.add(i0 * n + j0);
+                        kernel(words, ap.as_ptr(), bptr, dst, n, &base);
+                    } else {
+                        kernel(words, ap.as_ptr(), bptr, tile.as_mut_ptr(), NR, &base);
+                        for r in 0..rows {
+                            for l in 0..cols {
+                                *cptr.0.add((i0 + r) * n + j0 + l) = tile[r * NR + l];
+                            }
                         }
                     }
                 }
@@ -117,7 +130,7 @@ pub struct PackedBinaryConvWeights {
     isa: BinaryIsa,
     /// A panels `[O / MR][q][MR]`, `q = kh * kw * words`.
     data: Vec<u64>,
-    /// `popcount` of each output channel's weights per tap, `[O][kh * kw]`.
+    /// `popcount` of each output channel's weights per tap, `[kh * kw][O]`.
     tap_pop: Vec<i32>,
 }
 
@@ -137,9 +150,10 @@ impl PackedBinaryConvWeights {
         assert!(weights.len() >= g.out_channels * q, "weights slice too short");
         let mut data = Vec::new();
         pack_rows(&mut data, weights, g.out_channels, q, q, MR);
-        let tap_pop = (0..g.out_channels * taps)
+        let tap_pop = (0..taps * g.out_channels)
             .map(|i| {
-                weights[i * words..(i + 1) * words]
+                let (tap, o) = (i / g.out_channels, i % g.out_channels);
+                weights[(o * taps + tap) * words..(o * taps + tap + 1) * words]
                     .iter()
                     .map(|w| w.count_ones() as i32)
                     .sum()
@@ -204,6 +218,7 @@ pub fn binary_conv2d_packed(
         let (p0, p1) = (t * n_panels / tasks, (t + 1) * n_panels / tasks);
         let mut bp = vec![0u64; q * NR];
         let mut tile = [0i32; MR * NR];
+        let mut corr = vec![0i32; g.out_channels * NR];
         // Per lane: image, pixel, and the bit mask of taps inside the input.
         let mut lanes = [(0usize, 0usize, 0u64); NR];
         for p in p0..p1 {
@@ -266,12 +281,25 @@ pub fn binary_conv2d_packed(
                 *lane = (n, px, mask);
             }
             // Lanes with taps outside the input, and each lane's `valid_taps * C`.
+            // Each lane's `valid_taps * C`; for lanes with taps outside the input, the popcount
+            // of the weights those (zero-word) taps added, per output channel: corr[o][lane].
+            let mut base = [0i32; NR];
             let mut border = [0usize; NR];
             let mut n_border = 0;
-            let mut base = [0i32; NR];
             for (l, &(_, _, mask)) in lanes.iter().enumerate().take(cols) {
                 base[l] = mask.count_ones() as i32 * c;
                 if mask != full_mask {
+                    let cl = &mut corr[n_border * g.out_channels..(n_border + 1) * g.out_channels];
+                    cl.fill(0);
+                    let mut missing = !mask & full_mask;
+                    while missing != 0 {
+                        let tap = missing.trailing_zeros() as usize;
+                        let tp = &w.tap_pop[tap * g.out_channels..(tap + 1) * g.out_channels];
+                        for (d, &pc) in cl.iter_mut().zip(tp) {
+                            *d += pc;
+                        }
+                        missing &= missing - 1;
+                    }
                     border[n_border] = l;
                     n_border += 1;
                 }
@@ -281,40 +309,28 @@ pub fn binary_conv2d_packed(
             for op in 0..o_panels {
                 let o0 = op * MR;
                 let rows = MR.min(g.out_channels - o0);
+                let aptr = w.data[op * q * MR..].as_ptr();
                 // SAFETY: panels hold `q` words; tasks own disjoint output pixels.
                 unsafe {
-                    kernel(q, w.data[op * q * MR..].as_ptr(), bp.as_ptr(), &mut tile);
-                }
-                for r in 0..rows {
-                    let o = o0 + r;
-                    let t = &mut tile[r * NR..(r + 1) * NR];
-                    // Taps outside the input read a zero word: remove their popcount(w).
-                    for &l in &border[..n_border] {
-                        let mask = lanes[l].2;
-                        let tp = &w.tap_pop[o * taps..(o + 1) * taps];
-                        let mut missing = !mask & full_mask;
-                        while missing != 0 {
-                            t[l] -= tp[missing.trailing_zeros() as usize];
-                            missing &= missing - 1;
-                        }
-                    }
-                    if contiguous {
-                        // SAFETY: NR consecutive pixels of one output plane, owned by this task.
-                        let dst = unsafe {
-                            std::slice::from_raw_parts_mut(
-                                optr.0.add((n0 * g.out_channels + o) * plane + px0),
-                                NR,
-                            )
-                        };
-                        for ((d, s), b) in dst.iter_mut().zip(t.iter()).zip(&base) {
-                            *d = b - 2 * s;
+                    if contiguous && rows == MR {
+                        let dst = optr.0.add((n0 * g.out_channels + o0) * plane + px0);
+                        kernel(q, aptr, bp.as_ptr(), dst, plane, &base);
+                        for r in 0..MR {
+                            for (i, &l) in border[..n_border].iter().enumerate() {
+                                *dst.add(r * plane + l) += 2 * corr[i * g.out_channels + o0 + r];
+                            }
                         }
                     } else {
+                        kernel(q, aptr, bp.as_ptr(), tile.as_mut_ptr(), NR, &base);
+                        for (i, &l) in border[..n_border].iter().enumerate() {
+                            for r in 0..rows {
+                                tile[r * NR + l] += 2 * corr[i * g.out_channels + o0 + r];
+                            }
+                        }
                         for (l, &(n, px, _)) in lanes.iter().enumerate().take(cols) {
-                            // SAFETY: inside the output; pixel owned by this task.
-                            unsafe {
-                                *optr.0.add((n * g.out_channels + o) * plane + px) =
-                                    base[l] - 2 * t[l];
+                            for r in 0..rows {
+                                *optr.0.add((n * g.out_channels + o0 + r) * plane + px) =
+                                    tile[r * NR + l];
                             }
                         }
                     }

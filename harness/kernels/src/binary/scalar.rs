@@ -3,7 +3,7 @@
 use super::{Kernel, MR, NR};
 
 #[inline(always)]
-fn body(q: usize, a: &[u64], b: &[u64], tile: &mut [i32; MR * NR]) {
+fn body(q: usize, a: &[u64], b: &[u64], out: *mut i32, ldo: usize, base: &[i32; NR]) {
     let mut acc = [[0u32; NR]; MR];
     for w in 0..q {
         let bw = &b[w * NR..(w + 1) * NR];
@@ -16,7 +16,8 @@ fn body(q: usize, a: &[u64], b: &[u64], tile: &mut [i32; MR * NR]) {
     }
     for (r, row) in acc.iter().enumerate() {
         for (l, &v) in row.iter().enumerate() {
-            tile[r * NR + l] = v as i32;
+            // SAFETY: the caller passes an MR x NR tile with row stride `ldo`.
+            unsafe { *out.add(r * ldo + l) = base[l].wrapping_sub(2 * v as i32) };
         }
     }
 }
@@ -24,13 +25,20 @@ fn body(q: usize, a: &[u64], b: &[u64], tile: &mut [i32; MR * NR]) {
 /// Portable kernel; see [`Kernel`].
 ///
 /// # Safety
-/// `a` holds `q * MR` and `b` `q * NR` words.
-unsafe fn kernel_portable(q: usize, a: *const u64, b: *const u64, tile: &mut [i32; MR * NR]) {
+/// `a` holds `q * MR` and `b` `q * NR` words; `out` is an `MR x NR` tile with row stride `ldo`.
+unsafe fn kernel_portable(
+    q: usize,
+    a: *const u64,
+    b: *const u64,
+    out: *mut i32,
+    ldo: usize,
+    base: &[i32; NR],
+) {
     // SAFETY: lengths as documented.
     let (a, b) = unsafe {
         (std::slice::from_raw_parts(a, q * MR), std::slice::from_raw_parts(b, q * NR))
     };
-    body(q, a, b, tile)
+    body(q, a, b, out, ldo, base)
 }
 
 /// Same as `kernel_portable`, compiled with the `popcnt` instruction.
@@ -39,12 +47,19 @@ unsafe fn kernel_portable(q: usize, a: *const u64, b: *const u64, tile: &mut [i3
 /// As `kernel_portable`, and the CPU must have POPCNT.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "popcnt")]
-unsafe fn kernel_popcnt(q: usize, a: *const u64, b: *const u64, tile: &mut [i32; MR * NR]) {
+unsafe fn kernel_popcnt(
+    q: usize,
+    a: *const u64,
+    b: *const u64,
+    out: *mut i32,
+    ldo: usize,
+    base: &[i32; NR],
+) {
     // SAFETY: lengths as documented.
     let (a, b) = unsafe {
         (std::slice::from_raw_parts(a, q * MR), std::slice::from_raw_parts(b, q * NR))
     };
-    body(q, a, b, tile)
+    body(q, a, b, out, ldo, base)
 }
 
 /// The scalar kernel for this CPU.
