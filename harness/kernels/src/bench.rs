@@ -3,8 +3,8 @@
 //!
 //! Every case runs for a fixed time budget and keeps the fastest run (wall clock), which on a
 //! shared machine is the run least disturbed by other processes. Alongside, on Linux, it reports
-//! a CPU-time rate: work divided by the thread CPU time of the busiest worker (from
-//! `/proc/thread-self/schedstat`), which excludes time the threads spent preempted.
+//! a CPU-time rate: work divided by the thread CPU time of the busiest worker
+//! (`CLOCK_THREAD_CPUTIME_ID`), which excludes time the threads spent preempted.
 
 use crate::peak::{self, Peaks};
 use crate::{ConvGeometry, PackedConvWeights, PackedWeightsI8, binary};
@@ -149,11 +149,20 @@ impl fmt::Display for BenchReport {
     }
 }
 
-/// CPU time of the calling thread in seconds (Linux), from `/proc/thread-self/schedstat`.
-fn thread_cpu_secs() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
-    Some(ns as f64 * 1e-9)
+/// CPU time of the calling thread in seconds (`CLOCK_THREAD_CPUTIME_ID`; Linux only).
+pub fn thread_cpu_secs() -> Option<f64> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: plain syscall writing into `ts`.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        (rc == 0).then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
 }
 
 /// The shapes `qbench bench kernels` runs, with their setup. `run(pool)` does one call.

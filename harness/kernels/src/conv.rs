@@ -156,23 +156,30 @@ pub fn conv2d_u8i8_with(
     conv2d_u8i8_packed(input, &p, out, g, pad_value);
 }
 
-/// Copy the input into `buf` as `[N][C][H + 2 pad][W + 2 pad]` bordered by `pad_value`, with
-/// `SLACK` bytes before and after; planes are copied in parallel on `threads` threads.
-fn pad_input(buf: &mut Vec<u8>, input: &[u8], g: &ConvGeometry, pad_value: u8, threads: usize) {
+/// The calling thread's padded-input buffer, and the layout whose borders it already holds.
+#[derive(Default)]
+struct PadBuf {
+    buf: Vec<u8>,
+    /// (planes, padded height, padded width, pad value) of the last fill.
+    key: Option<(usize, usize, usize, u8)>,
+}
+
+/// Copy the input into `pb.buf` as `[N][C][H + 2 pad][W + 2 pad]` bordered by `pad_value`, with
+/// `SLACK` bytes before and after; planes are copied in parallel on `threads` threads. Borders are
+/// only rewritten when the layout or pad value changed since the last call on this thread.
+fn pad_input(pb: &mut PadBuf, input: &[u8], g: &ConvGeometry, pad_value: u8, threads: usize) {
     let (hp, wp) = (g.in_h + 2 * g.pad, g.in_w + 2 * g.pad);
     let planes = g.batch * g.in_channels;
     let len = planes * hp * wp + 2 * SLACK;
-    buf.clear();
-    buf.resize(len, pad_value);
+    let key = (planes, hp, wp, pad_value);
+    if pb.key != Some(key) {
+        pb.buf.clear();
+        pb.buf.resize(len, pad_value);
+        pb.key = Some(key);
+    }
     let plane_len = hp * wp;
-    let body = &mut buf[SLACK..SLACK + planes * plane_len];
-    let copy_plane = |pl: usize, dst: &mut [u8]| {
-        for y in 0..g.in_h {
-            let src = &input[(pl * g.in_h + y) * g.in_w..][..g.in_w];
-            let d = (y + g.pad) * wp + g.pad;
-            copy_row(&mut dst[d..d + g.in_w], src);
-        }
-    };
+    let body = &mut pb.buf[SLACK..SLACK + planes * plane_len];
+    let copy_plane = |pl: usize, dst: &mut [u8]| pad_plane(dst, input, pl, g, pad_value);
     if threads <= 1 || planes * plane_len < (1 << 16) {
         for (pl, dst) in body.chunks_mut(plane_len).enumerate() {
             copy_plane(pl, dst);
@@ -183,6 +190,34 @@ fn pad_input(buf: &mut Vec<u8>, input: &[u8], g: &ConvGeometry, pad_value: u8, t
             .with_min_len(8)
             .enumerate()
             .for_each(|(pl, dst)| copy_plane(pl, dst));
+    }
+}
+
+/// Copy input plane `pl` (image-major plane index) into the interior of the padded plane `dst`,
+/// whose borders already hold `pad_value` (and keep it).
+fn pad_plane(dst: &mut [u8], input: &[u8], pl: usize, g: &ConvGeometry, pad_value: u8) {
+    let wp = g.in_w + 2 * g.pad;
+    for y in 0..g.in_h {
+        let s0 = (pl * g.in_h + y) * g.in_w;
+        let d = (y + g.pad) * wp + g.pad;
+        #[cfg(target_arch = "x86_64")]
+        if g.in_w < 16 && d + 16 <= dst.len() && s0 + 16 <= input.len() {
+            // One 16-byte store: the row, then pad_value over the bytes past it. Those are this
+            // row's right border and the next row's left border, or bytes of the next row that
+            // its own copy overwrites, or the bottom border.
+            use std::arch::x86_64::*;
+            // SAFETY: both 16-byte ranges are in bounds (checked above); SSE2 is baseline.
+            unsafe {
+                let v = _mm_loadu_si128(input.as_ptr().add(s0) as *const __m128i);
+                let idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                let keep = _mm_cmplt_epi8(idx, _mm_set1_epi8(g.in_w as i8));
+                let padv = _mm_set1_epi8(pad_value as i8);
+                let out = _mm_or_si128(_mm_and_si128(keep, v), _mm_andnot_si128(keep, padv));
+                _mm_storeu_si128(dst.as_mut_ptr().add(d) as *mut __m128i, out);
+            }
+            continue;
+        }
+        copy_row(&mut dst[d..d + g.in_w], &input[s0..s0 + g.in_w]);
     }
 }
 
@@ -206,28 +241,58 @@ fn copy_row(dst: &mut [u8], src: &[u8]) {
 
 thread_local! {
     /// Reused padded-input buffer of the calling thread (avoids page faults on every call).
-    static PADDED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PADDED: std::cell::RefCell<PadBuf> = std::cell::RefCell::new(PadBuf::default());
 }
 
 /// Where a panel's pixels live in the padded input.
 struct PanelCols {
     /// Per column: offset of its tap-(0,0) byte of channel 0 (relative to the buffer start
-    /// after `SLACK`).
+    /// after `SLACK`). Left empty when `segs` (stride 1, at most 4 runs) suffices.
     off: Vec<isize>,
     /// Runs of consecutive offsets: (first column, offset of column 0 for this run).
     segs: Vec<(usize, isize)>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn panel_cols(j0: usize, nr: usize, total: usize, g: &ConvGeometry, cols: &mut PanelCols) {
+/// Column offsets and runs of the panel starting at pixel column `j0`; image `n` starts at
+/// `img_base(n)` in the padded buffer.
+fn panel_cols(
+    j0: usize,
+    nr: usize,
+    total: usize,
+    g: &ConvGeometry,
+    img_base: impl Fn(usize) -> isize,
+    need_off: bool,
+    cols: &mut PanelCols,
+) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let (hp, wp) = (g.in_h + 2 * g.pad, g.in_w + 2 * g.pad);
     cols.off.clear();
     cols.segs.clear();
-    let (n, p) = (j0 / (oh * ow), j0 % (oh * ow));
+    let _ = hp;
+    let (mut n, p) = (j0 / (oh * ow), j0 % (oh * ow));
     let (mut y, mut x) = (p / ow, p % ow);
-    let img = (g.in_channels * hp * wp) as isize;
-    let mut img_off = n as isize * img;
+    if g.stride == 1 && !need_off {
+        // Runs directly: one per output row (and image) the panel touches; the per-column
+        // offsets are only needed by the generic gather.
+        let mut c = 0;
+        while c < nr && j0 + c < total {
+            let run = (ow - x).min(nr - c).min(total - j0 - c);
+            cols.segs.push((c, img_base(n) + (y * wp + x) as isize - c as isize));
+            c += run;
+            x = 0;
+            y += 1;
+            if y == oh {
+                y = 0;
+                n += 1;
+            }
+        }
+        if cols.segs.len() <= 4 {
+            return;
+        }
+        cols.segs.clear();
+        (n, y, x) = (j0 / (oh * ow), p / ow, p % ow);
+    }
+    let mut img_off = img_base(n);
     for c in 0..nr {
         let o = if j0 + c < total {
             let o = img_off + ((y * g.stride) * wp + x * g.stride) as isize;
@@ -237,7 +302,8 @@ fn panel_cols(j0: usize, nr: usize, total: usize, g: &ConvGeometry, cols: &mut P
                 y += 1;
                 if y == oh {
                     y = 0;
-                    img_off += img;
+                    n += 1;
+                    img_off = img_base(n);
                 }
             }
             o
@@ -272,10 +338,16 @@ fn drive<E: Elem>(
     let a_panels = cout_g.div_ceil(s.mr);
     let group_len = a_panels * kgroups * s.mr * s.kg;
     let threads = max_threads();
-    let mut padded = PADDED.with(|b| std::mem::take(&mut *b.borrow_mut()));
-    pad_input(&mut padded, input, g, pad_value, threads);
-    let padded_ref = &padded;
     let (hp, wpad) = (g.in_h + 2 * g.pad, g.in_w + 2 * g.pad);
+    let img_len = g.in_channels * hp * wpad;
+    // With several images, each task pads the (at most two) images its current panel reads into
+    // a small buffer of its own, which stays in cache; one image is padded once, up front.
+    let local = g.batch > 1 && plane >= s.nr;
+    let mut padded = PADDED.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    if !local {
+        pad_input(&mut padded, input, g, pad_value, threads);
+    }
+    let padded_ref = &padded.buf;
     // Offset of every reduction row k = tap * cin_g + ci (group 0), relative to a column offset.
     let row_off: Vec<isize> = (0..kk)
         .map(|k| {
@@ -303,12 +375,36 @@ fn drive<E: Elem>(
             segs: Vec::with_capacity(s.nr),
         };
         let wgrp = &wp[grp * group_len..(grp + 1) * group_len];
+        let mut lbuf = if local {
+            vec![pad_value; 2 * img_len + 2 * SLACK]
+        } else {
+            Vec::new()
+        };
+        let mut loaded = [usize::MAX; 2];
         for p in p0..p1 {
             let j0 = p * s.nr;
-            panel_cols(j0, s.nr, total, g, &mut cols);
+            if local {
+                let n_first = j0 / plane;
+                let n_last = ((j0 + s.nr).min(total) - 1) / plane;
+                for n in n_first..=n_last {
+                    if loaded[n % 2] != n {
+                        let dst = &mut lbuf[SLACK + (n % 2) * img_len..][..img_len];
+                        for (ci, pl) in dst.chunks_mut(hp * wpad).enumerate() {
+                            pad_plane(pl, input, n * g.in_channels + ci, g, pad_value);
+                        }
+                        loaded[n % 2] = n;
+                    }
+                }
+                let base = |n: usize| ((n % 2) * img_len) as isize;
+                panel_cols(j0, s.nr, total, g, base, !simd, &mut cols);
+            } else {
+                let base = |n: usize| (n * img_len) as isize;
+                panel_cols(j0, s.nr, total, g, base, !simd, &mut cols);
+            }
+            let buf: &[u8] = if local { &lbuf } else { padded_ref };
             let mut done = false;
             #[cfg(target_arch = "x86_64")]
-            if simd && cols.segs.len() <= 4 {
+            if simd && cols.off.is_empty() {
                 // SAFETY: E is i16 for AVX2 (checked); offsets stay inside the padded buffer.
                 unsafe {
                     assert_eq!(std::mem::size_of::<E>(), 2);
@@ -316,7 +412,7 @@ fn drive<E: Elem>(
                         bbuf.as_mut_ptr() as *mut i16,
                         bbuf.len(),
                     );
-                    crate::gemm::avx2::pack_b_conv(dst, padded_ref, base, &cols.segs, &row_off);
+                    crate::gemm::avx2::pack_b_conv(dst, buf, base, &cols.segs, &row_off);
                 }
                 done = true;
             }
@@ -326,7 +422,7 @@ fn drive<E: Elem>(
                         for jj in 0..s.kg {
                             let k = kg * s.kg + jj;
                             bbuf[(kg * s.nr + c) * s.kg + jj] = if k < kk {
-                                E::from_u8(padded_ref[(base + cols.off[c] + row_off[k]) as usize])
+                                E::from_u8(buf[(base + cols.off[c] + row_off[k]) as usize])
                             } else {
                                 E::default()
                             };

@@ -230,6 +230,8 @@ unsafe fn pack_b_conv_n<const NSEG: usize>(
             srcs[i] = src;
         }
         let gather = |ro: isize| -> __m128i {
+            // The next panels read the following bytes of the same input rows.
+            _mm_prefetch::<_MM_HINT_T0>(p.offset(ro + srcs[NSEG - 1] + 64) as *const i8);
             let mut v = _mm_loadu_si128(p.offset(ro + srcs[0]) as *const __m128i);
             for i in 1..NSEG {
                 let w = _mm_loadu_si128(p.offset(ro + srcs[i]) as *const __m128i);
