@@ -16,7 +16,10 @@ fn main() {
         pad: 1,
         groups: 1,
     };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let mut run: Box<dyn FnMut() + Send> = match which.as_str() {
         "gemm" => {
             let (a, b) = (vec![3u8; 1 << 20], vec![-3i8; 1 << 20]);
@@ -32,7 +35,11 @@ fn main() {
             Box::new(move || binary_conv2d_packed(&input, &pw, &mut out, &g))
         }
         s => {
-            let g = if s == "c64" { conv(1, 64, 56) } else { conv(64, 32, 14) };
+            let g = if s == "c64" {
+                conv(1, 64, 56)
+            } else {
+                conv(64, 32, 14)
+            };
             let input = vec![3u8; g.batch * g.in_channels * g.in_h * g.in_w];
             let pw = PackedConvWeights::new(&vec![-3i8; 64 * g.in_channels * 9], &g);
             let mut out = vec![0; g.batch * 64 * g.out_h() * g.out_w()];

@@ -159,7 +159,7 @@ pub fn thread_cpu_secs() -> Option<f64> {
         };
         // SAFETY: plain syscall writing into `ts`.
         let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        (rc == 0).then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+        (rc == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
     }
     #[cfg(not(target_os = "linux"))]
     None
@@ -175,7 +175,9 @@ struct Case {
 }
 
 fn lcg_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             x = x
@@ -188,10 +190,13 @@ fn lcg_bytes(n: usize, seed: u64) -> Vec<u8> {
 
 fn conv_case(name: &str, g: ConvGeometry) -> Case {
     let input = lcg_bytes(g.batch * g.in_channels * g.in_h * g.in_w, 1);
-    let w: Vec<i8> = lcg_bytes(g.out_channels * g.in_channels / g.groups * g.kernel_h * g.kernel_w, 2)
-        .into_iter()
-        .map(|v| v as i8)
-        .collect();
+    let w: Vec<i8> = lcg_bytes(
+        g.out_channels * g.in_channels / g.groups * g.kernel_h * g.kernel_w,
+        2,
+    )
+    .into_iter()
+    .map(|v| v as i8)
+    .collect();
     let pw = PackedConvWeights::new(&w, &g);
     let mut out = vec![0i32; g.batch * g.out_channels * g.out_h() * g.out_w()];
     let ops = (g.batch * g.out_channels * g.out_h() * g.out_w()) as u64
@@ -271,14 +276,14 @@ fn measure(case: &mut Case, threads: usize, budget: Duration) -> ThreadResult {
         pool.broadcast(|_| thread_cpu_secs()).into_iter().collect()
     };
     let run = &mut case.run;
-    pool.install(|| run()); // warm-up: caches, page faults, thread start
+    pool.install(&mut *run); // warm-up: caches, page faults, thread start
     let start = Instant::now();
     let (mut best, mut best_cpu, mut runs) = (f64::MAX, f64::MAX, 0usize);
     let mut cpu_ok = true;
     while runs < 3 || start.elapsed() < budget {
         let c0 = cpu_of_workers(&pool);
         let t = Instant::now();
-        pool.install(|| run());
+        pool.install(&mut *run);
         let wall = t.elapsed().as_secs_f64();
         let c1 = cpu_of_workers(&pool);
         best = best.min(wall);

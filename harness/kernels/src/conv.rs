@@ -40,12 +40,19 @@ impl PackedConvWeights {
     /// Pack for a given ISA (for tests and benchmarks). Panics if the CPU lacks it.
     pub fn new_for(isa: Int8Isa, weights: &[i8], g: &ConvGeometry) -> Self {
         assert!(isa.available(), "{isa:?} is not available on this CPU");
-        assert!(g.groups > 0 && g.in_channels % g.groups == 0 && g.out_channels % g.groups == 0);
+        assert!(
+            g.groups > 0
+                && g.in_channels.is_multiple_of(g.groups)
+                && g.out_channels.is_multiple_of(g.groups)
+        );
         let cin_g = g.in_channels / g.groups;
         let cout_g = g.out_channels / g.groups;
         let (kh, kw) = (g.kernel_h, g.kernel_w);
         let kk = kh * kw * cin_g;
-        assert!(weights.len() >= g.out_channels * kk, "weights slice too short");
+        assert!(
+            weights.len() >= g.out_channels * kk,
+            "weights slice too short"
+        );
         let s = shape(isa);
         let kgroups = kk.div_ceil(s.kg);
         let per_group = cout_g.div_ceil(s.mr) * kgroups * s.mr * s.kg;
@@ -63,9 +70,15 @@ impl PackedConvWeights {
         ) -> Vec<E> {
             let mut v = vec![E::default(); len * groups];
             for (grp, chunk) in v.chunks_mut(len.max(1)).enumerate().take(groups) {
-                pack_panels(chunk, cout_g, kk, s.mr, s.kg, (0, kk.div_ceil(s.kg)), |o, k| {
-                    E::from_i8(get(grp, o, k))
-                });
+                pack_panels(
+                    chunk,
+                    cout_g,
+                    kk,
+                    s.mr,
+                    s.kg,
+                    (0, kk.div_ceil(s.kg)),
+                    |o, k| E::from_i8(get(grp, o, k)),
+                );
             }
             v
         }
@@ -115,19 +128,37 @@ pub fn conv2d_u8i8_packed(
     assert!(g.stride > 0 && g.kernel_h > 0 && g.kernel_w > 0);
     assert!(g.in_h + 2 * g.pad >= g.kernel_h && g.in_w + 2 * g.pad >= g.kernel_w);
     let (oh, ow) = (g.out_h(), g.out_w());
-    assert!(input.len() >= g.batch * g.in_channels * g.in_h * g.in_w, "input too short");
-    assert!(out.len() >= g.batch * g.out_channels * oh * ow, "output too short");
+    assert!(
+        input.len() >= g.batch * g.in_channels * g.in_h * g.in_w,
+        "input too short"
+    );
+    assert!(
+        out.len() >= g.batch * g.out_channels * oh * ow,
+        "output too short"
+    );
     if g.batch == 0 || g.out_channels == 0 || oh == 0 || ow == 0 {
         return;
     }
     match (&weights.data, weights.isa) {
-        (PanelData::Pairs(d), Int8Isa::Scalar) => {
-            drive(crate::gemm::scalar::kernel, Int8Isa::Scalar, input, d, out, g, pad_value)
-        }
+        (PanelData::Pairs(d), Int8Isa::Scalar) => drive(
+            crate::gemm::scalar::kernel,
+            Int8Isa::Scalar,
+            input,
+            d,
+            out,
+            g,
+            pad_value,
+        ),
         #[cfg(target_arch = "x86_64")]
-        (PanelData::Pairs(d), Int8Isa::Avx2) => {
-            drive(crate::gemm::avx2::kernel, Int8Isa::Avx2, input, d, out, g, pad_value)
-        }
+        (PanelData::Pairs(d), Int8Isa::Avx2) => drive(
+            crate::gemm::avx2::kernel,
+            Int8Isa::Avx2,
+            input,
+            d,
+            out,
+            g,
+            pad_value,
+        ),
         #[cfg(target_arch = "x86_64")]
         (PanelData::Quads(d), Int8Isa::Avx512Vnni) => drive(
             crate::gemm::vnni::kernel::<false>,
@@ -225,7 +256,7 @@ fn pad_plane(dst: &mut [u8], input: &[u8], pl: usize, g: &ConvGeometry, pad_valu
 #[inline]
 fn copy_row(dst: &mut [u8], src: &[u8]) {
     let n = src.len();
-    if n >= 8 && n <= 64 {
+    if (8..=64).contains(&n) {
         let mut i = 0;
         while i + 8 <= n {
             dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
@@ -277,7 +308,8 @@ fn panel_cols(
         let mut c = 0;
         while c < nr && j0 + c < total {
             let run = (ow - x).min(nr - c).min(total - j0 - c);
-            cols.segs.push((c, img_base(n) + (y * wp + x) as isize - c as isize));
+            cols.segs
+                .push((c, img_base(n) + (y * wp + x) as isize - c as isize));
             c += run;
             x = 0;
             y += 1;
@@ -361,10 +393,9 @@ fn drive<E: Elem>(
     } else {
         (4 * threads).div_ceil(g.groups).min(n_panels)
     };
-    let optr = SendPtr(out.as_mut_ptr());
+    let optr = SendPtr::new(out.as_mut_ptr());
     let simd = cfg!(target_arch = "x86_64") && isa == Int8Isa::Avx2 && g.stride == 1;
     run_tasks(g.groups * chunks, threads, |t| {
-        let optr = optr;
         let (grp, ch) = (t / chunks, t % chunks);
         let (p0, p1) = (ch * n_panels / chunks, (ch + 1) * n_panels / chunks);
         let base = SLACK as isize + (grp * cin_g * hp * wpad) as isize;
@@ -408,10 +439,8 @@ fn drive<E: Elem>(
                 // SAFETY: E is i16 for AVX2 (checked); offsets stay inside the padded buffer.
                 unsafe {
                     assert_eq!(std::mem::size_of::<E>(), 2);
-                    let dst = std::slice::from_raw_parts_mut(
-                        bbuf.as_mut_ptr() as *mut i16,
-                        bbuf.len(),
-                    );
+                    let dst =
+                        std::slice::from_raw_parts_mut(bbuf.as_mut_ptr() as *mut i16, bbuf.len());
                     crate::gemm::avx2::pack_b_conv(dst, buf, base, &cols.segs, &row_off);
                 }
                 done = true;
@@ -440,7 +469,9 @@ fn drive<E: Elem>(
                 // SAFETY: panels hold `kgroups` groups; tasks write disjoint (group, pixel) tiles.
                 unsafe {
                     if direct_cols && rows == s.mr {
-                        let dst = optr.0.add((n0 * g.out_channels + grp * cout_g + o0) * plane + px0);
+                        let dst = optr
+                            .get()
+                            .add((n0 * g.out_channels + grp * cout_g + o0) * plane + px0);
                         kernel(kgroups, aptr, bbuf.as_ptr(), dst, plane, false);
                     } else {
                         kernel(kgroups, aptr, bbuf.as_ptr(), tile.as_mut_ptr(), s.nr, false);
@@ -452,7 +483,7 @@ fn drive<E: Elem>(
                             for r in 0..rows {
                                 let o = grp * cout_g + o0 + r;
                                 let dst = std::slice::from_raw_parts_mut(
-                                    optr.0.add((n * g.out_channels + o) * plane + px),
+                                    optr.get().add((n * g.out_channels + o) * plane + px),
                                     run,
                                 );
                                 dst.copy_from_slice(&tile[r * s.nr + c0..r * s.nr + c0 + run]);

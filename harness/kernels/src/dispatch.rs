@@ -86,13 +86,19 @@ impl BinaryIsa {
 /// The int8 ISA the public kernels use on this CPU (best available, detected once).
 pub fn int8_isa() -> Int8Isa {
     static ISA: OnceLock<Int8Isa> = OnceLock::new();
-    *ISA.get_or_init(|| *Int8Isa::all_available().last().expect("scalar is always available"))
+    *ISA.get_or_init(|| {
+        *Int8Isa::all_available()
+            .last()
+            .expect("scalar is always available")
+    })
 }
 
 /// The binary ISA the public kernels use on this CPU (best available, detected once).
 pub fn binary_isa() -> BinaryIsa {
     static ISA: OnceLock<BinaryIsa> = OnceLock::new();
     *ISA.get_or_init(|| {
-        *BinaryIsa::all_available().last().expect("scalar is always available")
+        *BinaryIsa::all_available()
+            .last()
+            .expect("scalar is always available")
     })
 }

@@ -86,7 +86,11 @@ pub fn measure(budget: Duration) -> Peaks {
             });
             let lut = Peak {
                 label: "AVX2 vpxor + nibble-LUT vpshufb popcount + vpsadbw".into(),
-                ops_per_sec: time_best(|n| unsafe { x86::lut_popcnt(n) }, 4.0 * 256.0 * 8.0, budget),
+                ops_per_sec: time_best(
+                    |n| unsafe { x86::lut_popcnt(n) },
+                    4.0 * 256.0 * 8.0,
+                    budget,
+                ),
             };
             all.push(lut.clone());
             if lut.ops_per_sec > best_bin.ops_per_sec {
@@ -287,21 +291,46 @@ mod x86 {
                 2, 3, 3, 4,
             );
             let low = _mm256_set1_epi8(0x0f);
-            let keys: [__m256i; 2] = std::hint::black_box([_mm256_set1_epi8(0x35), _mm256_set1_epi8(0x5a)]);
+            let keys: [__m256i; 2] =
+                std::hint::black_box([_mm256_set1_epi8(0x35), _mm256_set1_epi8(0x5a)]);
             let mut total = _mm256_setzero_si256();
             for _ in 0..n {
                 for _rep in 0..4 {
                     // Opaque pointer: every repetition really loads and counts.
-                    asm!("/* {0} */", inout(reg) p, options(nomem, nostack, preserves_flags));
+                    asm!("/* {0} */", inout(reg) p, options(nostack, preserves_flags, readonly));
                     let mut b0 = _mm256_setzero_si256();
                     let mut b1 = _mm256_setzero_si256();
                     for j in 0..4 {
-                        let x0 = _mm256_xor_si256(_mm256_loadu_si256(p.add(8 * j) as *const __m256i), keys[0]);
-                        let x1 = _mm256_xor_si256(_mm256_loadu_si256(p.add(8 * j + 4) as *const __m256i), keys[1]);
-                        b0 = _mm256_add_epi8(b0, _mm256_shuffle_epi8(lut, _mm256_and_si256(x0, low)));
-                        b0 = _mm256_add_epi8(b0, _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(x0, 4), low)));
-                        b1 = _mm256_add_epi8(b1, _mm256_shuffle_epi8(lut, _mm256_and_si256(x1, low)));
-                        b1 = _mm256_add_epi8(b1, _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(x1, 4), low)));
+                        let x0 = _mm256_xor_si256(
+                            _mm256_loadu_si256(p.add(8 * j) as *const __m256i),
+                            keys[0],
+                        );
+                        let x1 = _mm256_xor_si256(
+                            _mm256_loadu_si256(p.add(8 * j + 4) as *const __m256i),
+                            keys[1],
+                        );
+                        b0 = _mm256_add_epi8(
+                            b0,
+                            _mm256_shuffle_epi8(lut, _mm256_and_si256(x0, low)),
+                        );
+                        b0 = _mm256_add_epi8(
+                            b0,
+                            _mm256_shuffle_epi8(
+                                lut,
+                                _mm256_and_si256(_mm256_srli_epi16(x0, 4), low),
+                            ),
+                        );
+                        b1 = _mm256_add_epi8(
+                            b1,
+                            _mm256_shuffle_epi8(lut, _mm256_and_si256(x1, low)),
+                        );
+                        b1 = _mm256_add_epi8(
+                            b1,
+                            _mm256_shuffle_epi8(
+                                lut,
+                                _mm256_and_si256(_mm256_srli_epi16(x1, 4), low),
+                            ),
+                        );
                     }
                     let s = _mm256_add_epi64(
                         _mm256_sad_epu8(b0, _mm256_setzero_si256()),

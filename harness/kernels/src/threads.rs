@@ -35,7 +35,17 @@ pub(crate) fn run_tasks(tasks: usize, threads: usize, f: impl Fn(usize) + Sync +
 
 /// A raw pointer that may cross threads; users guarantee disjoint writes.
 #[derive(Clone, Copy)]
-pub(crate) struct SendPtr<T>(pub *mut T);
+pub(crate) struct SendPtr<T>(*mut T);
+
+impl<T> SendPtr<T> {
+    pub(crate) fn new(p: *mut T) -> Self {
+        SendPtr(p)
+    }
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}
 // SAFETY: only used to hand disjoint output regions to parallel tasks.
 unsafe impl<T> Send for SendPtr<T> {}
 // SAFETY: as above.

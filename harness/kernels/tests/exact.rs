@@ -29,9 +29,8 @@ fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
 }
 
 fn gemm_case() -> impl Strategy<Value = (usize, usize, usize, Vec<u8>, Vec<i8>)> {
-    (1usize..40, 1usize..70, 1usize..200).prop_flat_map(|(m, n, k)| {
-        (Just(m), Just(n), Just(k), u8s(m * k), i8s(n * k))
-    })
+    (1usize..40, 1usize..70, 1usize..200)
+        .prop_flat_map(|(m, n, k)| (Just(m), Just(n), Just(k), u8s(m * k), i8s(n * k)))
 }
 
 fn check_gemm(m: usize, n: usize, k: usize, a: &[u8], b: &[i8]) {
@@ -73,7 +72,10 @@ fn gemm_wraps_like_reference() {
         let mut want = vec![0i32; m * n];
         reference::gemm_u8i8(&a, &b, &mut want, m, n, k);
         if k == 70_001 {
-            assert!(want.iter().all(|&v| v > 0), "the test must exercise wrapping");
+            assert!(
+                want.iter().all(|&v| v > 0),
+                "the test must exercise wrapping"
+            );
         }
     }
 }
@@ -165,7 +167,9 @@ proptest! {
 fn conv_resnet_like_shapes() {
     let mut seed = 1u64;
     let mut next = || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (seed >> 33) as u32
     };
     for (batch, cin, cout, hw, stride, pad, groups) in [
@@ -234,7 +238,7 @@ fn bits_words(rows: usize, bits: usize) -> impl Strategy<Value = Vec<u64>> {
     ]
     .prop_map(move |mut v| {
         // Bits past `bits` in each row's last word are 0 (the packing convention).
-        if bits % 64 != 0 {
+        if !bits.is_multiple_of(64) {
             let mask = (1u64 << (bits % 64)) - 1;
             for r in 0..rows {
                 v[r * words + words - 1] &= mask;
@@ -308,7 +312,11 @@ fn binary_long_rows_and_resnet_layer() {
         (0..len)
             .map(|i| {
                 x = x.wrapping_mul(0x9E3779B97F4A7C15).wrapping_add(i as u64);
-                if i % words == words - 1 { x & ((1 << 13) - 1) } else { x }
+                if i % words == words - 1 {
+                    x & ((1 << 13) - 1)
+                } else {
+                    x
+                }
             })
             .collect()
     };
@@ -332,8 +340,12 @@ fn binary_long_rows_and_resnet_layer() {
         pad: 1,
         groups: 1,
     };
-    let input: Vec<u64> = (0..56 * 56).map(|i| (i as u64 + 1).wrapping_mul(0x9E3779B97F4A7C15)).collect();
-    let w: Vec<u64> = (0..64 * 9).map(|i| (i as u64 + 5).wrapping_mul(0xD1B54A32D192ED03)).collect();
+    let input: Vec<u64> = (0..56 * 56)
+        .map(|i| (i as u64 + 1).wrapping_mul(0x9E3779B97F4A7C15))
+        .collect();
+    let w: Vec<u64> = (0..64 * 9)
+        .map(|i| (i as u64 + 5).wrapping_mul(0xD1B54A32D192ED03))
+        .collect();
     let mut want = vec![0; 64 * 56 * 56];
     reference::binary_conv2d(&input, &w, &mut want, &g);
     for isa in BinaryIsa::all_available() {

@@ -31,14 +31,8 @@ pub(crate) const NR: usize = 8;
 
 /// `out[r * ldo + l] = base[l] - 2 * sum_q popcount(A[q][r] ^ B[q][l])` over `q` words, for the
 /// whole `MR x NR` tile (wrapping i32 arithmetic).
-pub(crate) type Kernel = unsafe fn(
-    q: usize,
-    a: *const u64,
-    b: *const u64,
-    out: *mut i32,
-    ldo: usize,
-    base: &[i32; NR],
-);
+pub(crate) type Kernel =
+    unsafe fn(q: usize, a: *const u64, b: *const u64, out: *mut i32, ldo: usize, base: &[i32; NR]);
 
 fn kernel_for(isa: BinaryIsa) -> Kernel {
     assert!(isa.available(), "{isa:?} is not available on this CPU");
@@ -85,11 +79,14 @@ pub fn binary_gemm_with(
     pack_rows(&mut bp, b, n, words, words, NR);
     let threads = max_threads();
     let m_panels = m.div_ceil(MR);
-    let tasks = if threads <= 1 { 1 } else { (4 * threads).min(m_panels) };
-    let cptr = SendPtr(c.as_mut_ptr());
+    let tasks = if threads <= 1 {
+        1
+    } else {
+        (4 * threads).min(m_panels)
+    };
+    let cptr = SendPtr::new(c.as_mut_ptr());
     let base = [bits as i32; NR];
     run_tasks(tasks, threads, |t| {
-        let cptr = cptr;
         let (p0, p1) = (t * m_panels / tasks, (t + 1) * m_panels / tasks);
         let mut ap = Vec::new();
         let mut tile = [0i32; MR * NR];
@@ -104,13 +101,13 @@ pub fn binary_gemm_with(
                 // SAFETY: panels hold `words` words; tasks own disjoint rows of c.
                 unsafe {
                     if rows == MR && cols == NR {
-                        let dst = cptr.0.add(i0 * n + j0);
+                        let dst = cptr.get().add(i0 * n + j0);
                         kernel(words, ap.as_ptr(), bptr, dst, n, &base);
                     } else {
                         kernel(words, ap.as_ptr(), bptr, tile.as_mut_ptr(), NR, &base);
                         for r in 0..rows {
                             for l in 0..cols {
-                                *cptr.0.add((i0 + r) * n + j0 + l) = tile[r * NR + l];
+                                *cptr.get().add((i0 + r) * n + j0 + l) = tile[r * NR + l];
                             }
                         }
                     }
@@ -147,7 +144,10 @@ impl PackedBinaryConvWeights {
         let words = words_for_bits(g.in_channels);
         let taps = g.kernel_h * g.kernel_w;
         let q = taps * words;
-        assert!(weights.len() >= g.out_channels * q, "weights slice too short");
+        assert!(
+            weights.len() >= g.out_channels * q,
+            "weights slice too short"
+        );
         let mut data = Vec::new();
         pack_rows(&mut data, weights, g.out_channels, q, q, MR);
         let tap_pop = (0..taps * g.out_channels)
@@ -198,23 +198,36 @@ pub fn binary_conv2d_packed(
     let (oh, ow) = (g.out_h(), g.out_w());
     let plane = oh * ow;
     let total = g.batch * plane;
-    assert!(input.len() >= g.batch * g.in_h * g.in_w * words && out.len() >= g.batch * g.out_channels * plane);
+    assert!(
+        input.len() >= g.batch * g.in_h * g.in_w * words
+            && out.len() >= g.batch * g.out_channels * plane
+    );
     if total == 0 || g.out_channels == 0 {
         return;
     }
     let (kh, kw) = (g.kernel_h, g.kernel_w);
     let taps = kh * kw;
-    assert!(taps <= 64, "binary convolution supports at most 64 kernel taps");
+    assert!(
+        taps <= 64,
+        "binary convolution supports at most 64 kernel taps"
+    );
     let q = taps * words;
     let o_panels = g.out_channels.div_ceil(MR);
     let n_panels = total.div_ceil(NR);
     let threads = max_threads();
-    let tasks = if threads <= 1 { 1 } else { (4 * threads).min(n_panels) };
-    let optr = SendPtr(out.as_mut_ptr());
+    let tasks = if threads <= 1 {
+        1
+    } else {
+        (4 * threads).min(n_panels)
+    };
+    let optr = SendPtr::new(out.as_mut_ptr());
     let c = g.in_channels as i32;
-    let full_mask = if taps == 64 { !0u64 } else { (1u64 << taps) - 1 };
+    let full_mask = if taps == 64 {
+        !0u64
+    } else {
+        (1u64 << taps) - 1
+    };
     run_tasks(tasks, threads, |t| {
-        let optr = optr;
         let (p0, p1) = (t * n_panels / tasks, (t + 1) * n_panels / tasks);
         let mut bp = vec![0u64; q * NR];
         let mut tile = [0i32; MR * NR];
@@ -247,7 +260,8 @@ pub fn binary_conv2d_packed(
                     mask = full_mask;
                     let row_len = kw * words;
                     for ky in 0..kh {
-                        let src = ((n * g.in_h + iy0 as usize + ky) * g.in_w + ix0 as usize) * words;
+                        let src =
+                            ((n * g.in_h + iy0 as usize + ky) * g.in_w + ix0 as usize) * words;
                         let dst = &mut bp[ky * row_len * NR..(ky + 1) * row_len * NR];
                         for (t, &v) in input[src..src + row_len].iter().enumerate() {
                             dst[t * NR + l] = v;
@@ -313,7 +327,7 @@ pub fn binary_conv2d_packed(
                 // SAFETY: panels hold `q` words; tasks own disjoint output pixels.
                 unsafe {
                     if contiguous && rows == MR {
-                        let dst = optr.0.add((n0 * g.out_channels + o0) * plane + px0);
+                        let dst = optr.get().add((n0 * g.out_channels + o0) * plane + px0);
                         kernel(q, aptr, bp.as_ptr(), dst, plane, &base);
                         for r in 0..MR {
                             for (i, &l) in border[..n_border].iter().enumerate() {
@@ -329,7 +343,7 @@ pub fn binary_conv2d_packed(
                         }
                         for (l, &(n, px, _)) in lanes.iter().enumerate().take(cols) {
                             for r in 0..rows {
-                                *optr.0.add((n * g.out_channels + o0 + r) * plane + px) =
+                                *optr.get().add((n * g.out_channels + o0 + r) * plane + px) =
                                     tile[r * NR + l];
                             }
                         }

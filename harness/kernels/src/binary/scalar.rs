@@ -36,7 +36,10 @@ unsafe fn kernel_portable(
 ) {
     // SAFETY: lengths as documented.
     let (a, b) = unsafe {
-        (std::slice::from_raw_parts(a, q * MR), std::slice::from_raw_parts(b, q * NR))
+        (
+            std::slice::from_raw_parts(a, q * MR),
+            std::slice::from_raw_parts(b, q * NR),
+        )
     };
     body(q, a, b, out, ldo, base)
 }
@@ -57,7 +60,10 @@ unsafe fn kernel_popcnt(
 ) {
     // SAFETY: lengths as documented.
     let (a, b) = unsafe {
-        (std::slice::from_raw_parts(a, q * MR), std::slice::from_raw_parts(b, q * NR))
+        (
+            std::slice::from_raw_parts(a, q * MR),
+            std::slice::from_raw_parts(b, q * NR),
+        )
     };
     body(q, a, b, out, ldo, base)
 }

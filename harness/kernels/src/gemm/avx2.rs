@@ -38,24 +38,36 @@ pub(crate) unsafe fn kernel(
         macro_rules! step {
             ($o:literal) => {
                 concat!(
-                    "vmovdqu ymm8, [{b} + ", $o, " * 64]\n",
-                    "vmovdqu ymm9, [{b} + ", $o, " * 64 + 32]\n",
-                    "vpbroadcastd ymm10, [{a} + ", $o, " * 16]\n",
+                    "vmovdqu ymm8, [{b} + ",
+                    $o,
+                    " * 64]\n",
+                    "vmovdqu ymm9, [{b} + ",
+                    $o,
+                    " * 64 + 32]\n",
+                    "vpbroadcastd ymm10, [{a} + ",
+                    $o,
+                    " * 16]\n",
                     "vpmaddwd ymm12, ymm10, ymm8\n",
                     "vpaddd ymm0, ymm0, ymm12\n",
                     "vpmaddwd ymm13, ymm10, ymm9\n",
                     "vpaddd ymm1, ymm1, ymm13\n",
-                    "vpbroadcastd ymm11, [{a} + ", $o, " * 16 + 4]\n",
+                    "vpbroadcastd ymm11, [{a} + ",
+                    $o,
+                    " * 16 + 4]\n",
                     "vpmaddwd ymm14, ymm11, ymm8\n",
                     "vpaddd ymm2, ymm2, ymm14\n",
                     "vpmaddwd ymm15, ymm11, ymm9\n",
                     "vpaddd ymm3, ymm3, ymm15\n",
-                    "vpbroadcastd ymm10, [{a} + ", $o, " * 16 + 8]\n",
+                    "vpbroadcastd ymm10, [{a} + ",
+                    $o,
+                    " * 16 + 8]\n",
                     "vpmaddwd ymm12, ymm10, ymm8\n",
                     "vpaddd ymm4, ymm4, ymm12\n",
                     "vpmaddwd ymm13, ymm10, ymm9\n",
                     "vpaddd ymm5, ymm5, ymm13\n",
-                    "vpbroadcastd ymm11, [{a} + ", $o, " * 16 + 12]\n",
+                    "vpbroadcastd ymm11, [{a} + ",
+                    $o,
+                    " * 16 + 12]\n",
                     "vpmaddwd ymm14, ymm11, ymm8\n",
                     "vpaddd ymm6, ymm6, ymm14\n",
                     "vpmaddwd ymm15, ymm11, ymm9\n",
@@ -252,8 +264,14 @@ unsafe fn pack_b_conv_n<const NSEG: usize>(
         if kp > pairs {
             let va = gather(row_off[kk - 1]);
             let vb = _mm_setzero_si128();
-            _mm256_storeu_si256(out.add(2 * pairs), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(va, vb)));
-            _mm256_storeu_si256(out.add(2 * pairs + 1), _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(va, vb)));
+            _mm256_storeu_si256(
+                out.add(2 * pairs),
+                _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(va, vb)),
+            );
+            _mm256_storeu_si256(
+                out.add(2 * pairs + 1),
+                _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(va, vb)),
+            );
         }
     }
 }

@@ -78,7 +78,11 @@ pub(crate) fn shape(isa: Int8Isa) -> Shape {
             nr: scalar::NR,
             kg: 2,
         },
-        Int8Isa::Avx512Vnni => Shape { mr: 8, nr: 32, kg: 4 },
+        Int8Isa::Avx512Vnni => Shape {
+            mr: 8,
+            nr: 32,
+            kg: 4,
+        },
     }
 }
 
@@ -156,7 +160,9 @@ impl PackedWeightsI8 {
             }
             Int8Isa::Avx512Vnni => {
                 let mut v = vec![0u8; len];
-                pack_panels(&mut v, n, k, s.nr, s.kg, (0, groups), |r, c| b[r * k + c] as u8);
+                pack_panels(&mut v, n, k, s.nr, s.kg, (0, groups), |r, c| {
+                    b[r * k + c] as u8
+                });
                 PanelData::Quads(v)
             }
         };
@@ -277,9 +283,8 @@ fn drive<E: Elem>(
     } else {
         (2 * threads).div_ceil(m_blocks).min(n_panels)
     };
-    let cptr = SendPtr(c.as_mut_ptr());
+    let cptr = SendPtr::new(c.as_mut_ptr());
     run_tasks(m_blocks * n_chunks, threads, |t| {
-        let cptr = cptr;
         let (mb, nc) = (t / n_chunks, t % n_chunks);
         let (p0, p1) = (nc * n_panels / n_chunks, (nc + 1) * n_panels / n_chunks);
         let i_lo = mb * MC;
@@ -302,7 +307,7 @@ fn drive<E: Elem>(
                     let rws = s.mr.min(m - i0);
                     // SAFETY: panels hold `gl` groups; tasks write disjoint row/col ranges of c.
                     unsafe {
-                        let dst = cptr.0.add(i0 * n + j0);
+                        let dst = cptr.get().add(i0 * n + j0);
                         if rws == s.mr && cols == s.nr {
                             kernel(gl, aptr, bptr, dst, n, g0 > 0);
                         } else {

@@ -43,7 +43,11 @@ pub(crate) unsafe fn kernel(
             // SAFETY: inside the tile.
             unsafe {
                 let p = c.add(r * ldc + j);
-                *p = if accumulate { (*p).wrapping_add(*v) } else { *v };
+                *p = if accumulate {
+                    (*p).wrapping_add(*v)
+                } else {
+                    *v
+                };
             }
         }
     }
