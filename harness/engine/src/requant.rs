@@ -17,24 +17,31 @@ use crate::node::{Add, AddAlign};
 use crate::types::DType;
 
 /// Power-of-two requantization with round-half-up: `(acc + 2^(s-1)) >> s` using an arithmetic
-/// (flooring) shift, computed in 64 bits so accumulators near `i32::MAX` do not overflow.
-/// `s == 0` returns `acc` unchanged (no rounding term). Ties round toward +infinity:
-/// `shift_round(3, 1) == 2`, `shift_round(-3, 1) == -1`.
+/// (flooring) shift, evaluated exactly as if in unbounded integers, so accumulators near `i32::MAX`
+/// do not overflow. `s == 0` returns `acc` unchanged (no rounding term). Ties round toward
+/// +infinity: `shift_round(3, 1) == 2`, `shift_round(-3, 1) == -1`.
 ///
 /// # Panics
 /// If `s > 31`.
+#[inline]
 pub fn shift_round(acc: i32, s: u32) -> i32 {
     assert!(s <= 31, "shift {s} out of 0..=31");
-    if s == 0 {
-        return acc;
-    }
-    ((i64::from(acc) + (1i64 << (s - 1))) >> s) as i32
+    shift_round_unchecked(acc, s)
+}
+
+/// [`shift_round`] for `s` already known to be in 0..=31. With `acc = q * 2^s + r`, the result is
+/// `q` plus bit `s - 1` of `acc` (that bit is set exactly when `r >= 2^(s-1)`); reading that bit as
+/// bit `s` of `acc << 1` makes `s == 0` add nothing. Pure i32 arithmetic, so loops vectorize.
+#[inline(always)]
+fn shift_round_unchecked(acc: i32, s: u32) -> i32 {
+    (acc >> s) + ((acc.wrapping_shl(1) >> s) & 1)
 }
 
 /// gemmlowp's `SaturatingRoundingDoublingHighMul`: `a * b / 2^31` rounded to nearest (the high 32
 /// bits of `2 * a * b`). Because the C++ adds a nudge of `2^30` or `1 - 2^30` and then truncates
 /// toward zero, ties round toward +infinity (`+0.5 -> 1`, `-0.5 -> 0`, `-1.5 -> -1`). The single
 /// overflowing case `a == b == i32::MIN` saturates to `i32::MAX`.
+#[inline]
 pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
@@ -49,6 +56,7 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
 ///
 /// # Panics
 /// If `exponent` is outside `0..=31`.
+#[inline]
 pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
     assert!(
         (0..=31).contains(&exponent),
@@ -67,6 +75,7 @@ pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
 ///
 /// # Panics
 /// If `shift` is outside `-31..=30`.
+#[inline]
 pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
     assert!((-31..=30).contains(&shift), "shift {shift} out of -31..=30");
     let left = shift.max(0);
@@ -119,6 +128,7 @@ pub fn quantize_multiplier(x: f64) -> (i32, i32) {
 }
 
 /// BNN sign after folded batch norm: `+1` if `acc >= t` (or, with `flip`, if `acc <= t`), else `-1`.
+#[inline]
 pub fn threshold(acc: i32, t: i32, flip: bool) -> i32 {
     let pass = if flip { acc <= t } else { acc >= t };
     if pass { 1 } else { -1 }
@@ -126,6 +136,7 @@ pub fn threshold(acc: i32, t: i32, flip: bool) -> i32 {
 
 /// Multi-threshold activation (QNN/FINN): the number of thresholds passed, `acc >= t_i` (or, with
 /// `flip`, `acc <= t_i`). With `2^k - 1` thresholds this is a k-bit unsigned value.
+#[inline]
 pub fn multi_threshold(acc: i32, thresholds: &[i32], flip: bool) -> i32 {
     thresholds
         .iter()
@@ -133,19 +144,42 @@ pub fn multi_threshold(acc: i32, thresholds: &[i32], flip: bool) -> i32 {
         .count() as i32
 }
 
-/// Adds an output zero point in 64 bits and clamps to `[min, max]` (the clamp folds ReLU/ReLU6).
+/// Adds an output zero point and clamps to `[min, max]` (the clamp folds ReLU/ReLU6), exactly as if
+/// computed in unbounded integers: `clamp(v + zero_point, min, max)`. `min <= max` is required.
+#[inline]
 pub fn offset_clamp(v: i32, zero_point: i32, min: i32, max: i32) -> i32 {
-    (i64::from(v) + i64::from(zero_point)).clamp(i64::from(min), i64::from(max)) as i32
+    let (lo, hi) = clamp_bounds(zero_point, min, max);
+    offset_clamp_with(v, zero_point, lo, hi)
+}
+
+/// Bounds `(lo, hi)` on the value before the zero point is added: `min - zp` and `max - zp`,
+/// saturated to i32 (a saturated bound can never bind, since `v` is an i32).
+#[inline(always)]
+fn clamp_bounds(zero_point: i32, min: i32, max: i32) -> (i32, i32) {
+    let sat = |x: i64| x.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+    (
+        sat(i64::from(min) - i64::from(zero_point)),
+        sat(i64::from(max) - i64::from(zero_point)),
+    )
+}
+
+/// `clamp(v, lo, hi) + zero_point` with bounds from [`clamp_bounds`]; the sum lies in `[min, max]`,
+/// so it cannot overflow.
+#[inline(always)]
+fn offset_clamp_with(v: i32, zero_point: i32, lo: i32, hi: i32) -> i32 {
+    v.clamp(lo, hi) + zero_point
 }
 
 /// Rounded average of a pooling window: `floor((sum + count / 2) / count)`, i.e. round half up
 /// (toward +infinity) with floor division; for odd `count` plain round to nearest.
 /// `count` must be positive.
+#[inline]
 pub fn avg_round(sum: i64, count: i64) -> i32 {
     (sum + count / 2).div_euclid(count) as i32
 }
 
 /// Residual add of two values into a common i32 scale (see [`AddAlign`]); wrapping i32 arithmetic.
+#[inline]
 pub fn residual_add(a: i32, b: i32, add: &Add) -> i32 {
     let da = a.wrapping_sub(add.zero_point_a);
     let db = b.wrapping_sub(add.zero_point_b);
@@ -288,6 +322,61 @@ impl Requant {
                     &thresholds[set * levels..(set + 1) * levels],
                     flip[set],
                 )
+            }
+        }
+    }
+
+    /// Requantizes a run of values that all belong to channel `c`, calling `put(i, out)` for each
+    /// `src[i]`: the same arithmetic as [`Requant::apply`], with the kind and the channel's
+    /// parameters resolved once per run instead of once per value (the executors' hot loop).
+    #[inline]
+    pub fn apply_run(&self, c: usize, src: &[i32], mut put: impl FnMut(usize, i32)) {
+        match self {
+            Requant::Shift {
+                shift,
+                zero_point,
+                min,
+                max,
+            } => {
+                let s = u32::from(at(shift, c));
+                assert!(s <= 31, "shift {s} out of 0..=31");
+                let zp = *zero_point;
+                let (lo, hi) = clamp_bounds(zp, *min, *max);
+                for (i, &a) in src.iter().enumerate() {
+                    put(
+                        i,
+                        offset_clamp_with(shift_round_unchecked(a, s), zp, lo, hi),
+                    );
+                }
+            }
+            Requant::FixedPoint {
+                multiplier,
+                shift,
+                zero_point,
+                min,
+                max,
+            } => {
+                let (m, s) = (at(multiplier, c), at(shift, c));
+                let zp = *zero_point;
+                let (lo, hi) = clamp_bounds(zp, *min, *max);
+                for (i, &a) in src.iter().enumerate() {
+                    let q = multiply_by_quantized_multiplier(a, m, s);
+                    put(i, offset_clamp_with(q, zp, lo, hi));
+                }
+            }
+            Requant::Threshold { thresholds, flip } => {
+                let (t, f) = (at(thresholds, c), at(flip, c));
+                for (i, &a) in src.iter().enumerate() {
+                    put(i, threshold(a, t, f));
+                }
+            }
+            Requant::MultiThreshold { thresholds, flip } => {
+                let levels = thresholds.len() / flip.len();
+                let set = if flip.len() == 1 { 0 } else { c };
+                let ts = &thresholds[set * levels..(set + 1) * levels];
+                for (i, &a) in src.iter().enumerate() {
+                    put(i, multi_threshold(a, ts, flip[set]));
+                }
             }
         }
     }

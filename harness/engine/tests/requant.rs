@@ -62,6 +62,28 @@ proptest! {
     }
 
     #[test]
+    fn offset_clamp_matches_definition(v in edgy(), zp in edgy(), a in edgy(), b in edgy()) {
+        let (min, max) = (a.min(b), a.max(b));
+        let want = (i64::from(v) + i64::from(zp)).clamp(i64::from(min), i64::from(max)) as i32;
+        prop_assert_eq!(offset_clamp(v, zp, min, max), want);
+    }
+
+    #[test]
+    fn apply_run_equals_apply(vals in proptest::collection::vec(edgy(), 1..40), s in 0..=31u8,
+                              zp in -128..=127i32, m in edgy(), sh in -31..=30i32) {
+        let shift = Requant::Shift { shift: vec![s], zero_point: zp, min: -128, max: 127 };
+        let fp = Requant::FixedPoint {
+            multiplier: vec![m], shift: vec![sh], zero_point: zp, min: -100, max: 100,
+        };
+        for r in [shift, fp] {
+            let mut got = vec![0; vals.len()];
+            r.apply_run(0, &vals, |i, q| got[i] = q);
+            let want: Vec<i32> = vals.iter().map(|&a| r.apply(a, 0)).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
     fn mbqm_is_srdhm_then_rdbpot(x in edgy(), m in edgy(), shift in -31..=30i32) {
         let left = shift.max(0);
         let want = rdbpot_def(srdhm_def(x.wrapping_mul(1 << left), m), (-shift).max(0));

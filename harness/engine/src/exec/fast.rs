@@ -422,12 +422,12 @@ fn requant(r: &Requant, x: &Tensor, out: &TensorType) -> TensorData {
             for n in 0..batch {
                 for ch in 0..c {
                     let plane = &v[(n * c + ch) * s..(n * c + ch + 1) * s];
-                    let mask = 1u64 << (ch % 64);
-                    for (p, &a) in plane.iter().enumerate() {
-                        if r.apply(a, ch) > 0 {
-                            bits[(n * s + p) * words + ch / 64] |= mask;
+                    let (word, mask) = (ch / 64, 1u64 << (ch % 64));
+                    r.apply_run(ch, plane, |p, o| {
+                        if o > 0 {
+                            bits[(n * s + p) * words + word] |= mask;
                         }
-                    }
+                    });
                 }
             }
             TensorData::Bits(bits)
@@ -435,20 +435,14 @@ fn requant(r: &Requant, x: &Tensor, out: &TensorType) -> TensorData {
         DType::Unsigned { .. } => {
             let mut o = vec![0u8; v.len()];
             for (k, (dst, src)) in o.chunks_mut(s).zip(v.chunks(s)).enumerate() {
-                let ch = k % c;
-                for (d, &a) in dst.iter_mut().zip(src) {
-                    *d = r.apply(a, ch) as u8;
-                }
+                r.apply_run(k % c, src, |i, q| dst[i] = q as u8);
             }
             TensorData::U8(o)
         }
         DType::Signed { .. } => {
             let mut o = vec![0i8; v.len()];
             for (k, (dst, src)) in o.chunks_mut(s).zip(v.chunks(s)).enumerate() {
-                let ch = k % c;
-                for (d, &a) in dst.iter_mut().zip(src) {
-                    *d = r.apply(a, ch) as i8;
-                }
+                r.apply_run(k % c, src, |i, q| dst[i] = q as i8);
             }
             TensorData::I8(o)
         }
@@ -464,24 +458,46 @@ fn window(o: usize, stride: usize, pad: usize, k: usize, len: usize) -> (usize, 
     (start.max(0) as usize, end as usize)
 }
 
-/// Generic pooling over planes of any element type: `reduce` folds the in-bounds window.
-fn pool_planes<T: Copy, U>(
+/// Generic pooling over planes of any element type: `reduce(acc, value)` folds the in-bounds window
+/// starting from its first value, then `finish` maps the folded value to the output.
+#[allow(clippy::too_many_arguments)]
+fn pool_planes<T: Copy, A: Copy, U>(
     p: &Pool,
     x: &[T],
     planes: usize,
     (h, w): (usize, usize),
     (oh, ow): (usize, usize),
-    reduce: impl Fn(&mut dyn Iterator<Item = T>) -> U,
+    init: impl Fn(T) -> A,
+    reduce: impl Fn(A, T) -> A,
+    finish: impl Fn(A) -> U,
 ) -> Vec<U> {
     let mut out = Vec::with_capacity(planes * oh * ow);
+    if p.pad == 0 && p.stride == 2 && p.kernel_h == 2 && p.kernel_w == 2 {
+        // The common 2x2 / stride 2 window, without per-window bounds.
+        for plane in x.chunks(h * w).take(planes) {
+            for y in 0..oh {
+                let r0 = &plane[2 * y * w..2 * y * w + 2 * ow];
+                let r1 = &plane[(2 * y + 1) * w..(2 * y + 1) * w + 2 * ow];
+                for (a, b) in r0.chunks_exact(2).zip(r1.chunks_exact(2)) {
+                    let acc = reduce(reduce(init(a[0]), a[0]), a[1]);
+                    out.push(finish(reduce(reduce(acc, b[0]), b[1])));
+                }
+            }
+        }
+        return out;
+    }
     for plane in x.chunks(h * w).take(planes) {
         for y in 0..oh {
             let (y0, y1) = window(y, p.stride, p.pad, p.kernel_h, h);
             for xo in 0..ow {
                 let (x0, x1) = window(xo, p.stride, p.pad, p.kernel_w, w);
-                let mut it =
-                    (y0..y1).flat_map(|iy| plane[iy * w + x0..iy * w + x1].iter().copied());
-                out.push(reduce(&mut it));
+                let mut acc = init(plane[y0 * w + x0]);
+                for iy in y0..y1 {
+                    for &v in &plane[iy * w + x0..iy * w + x1] {
+                        acc = reduce(acc, v);
+                    }
+                }
+                out.push(finish(acc));
             }
         }
     }
@@ -493,15 +509,36 @@ fn max_pool(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
     let (oh, ow) = (out.shape[1], out.shape[2]);
     let planes = x.batch * c;
     match &x.data {
-        TensorData::U8(v) => TensorData::U8(pool_planes(p, v, planes, (h, w), (oh, ow), |it| {
-            it.max().unwrap_or(0)
-        })),
-        TensorData::I8(v) => TensorData::I8(pool_planes(p, v, planes, (h, w), (oh, ow), |it| {
-            it.max().unwrap_or(0)
-        })),
-        TensorData::I32(v) => TensorData::I32(pool_planes(p, v, planes, (h, w), (oh, ow), |it| {
-            it.max().unwrap_or(0)
-        })),
+        TensorData::U8(v) => TensorData::U8(pool_planes(
+            p,
+            v,
+            planes,
+            (h, w),
+            (oh, ow),
+            |a| a,
+            Ord::max,
+            |a| a,
+        )),
+        TensorData::I8(v) => TensorData::I8(pool_planes(
+            p,
+            v,
+            planes,
+            (h, w),
+            (oh, ow),
+            |a| a,
+            Ord::max,
+            |a| a,
+        )),
+        TensorData::I32(v) => TensorData::I32(pool_planes(
+            p,
+            v,
+            planes,
+            (h, w),
+            (oh, ow),
+            |a| a,
+            Ord::max,
+            |a| a,
+        )),
         TensorData::Bits(bits) => {
             // max of +-1 values is +1 if any is +1: OR the packed pixels of the window.
             let words = binary_words(c);
@@ -533,9 +570,17 @@ fn avg_pool(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
     let (oh, ow) = (out.shape[1], out.shape[2]);
     let count = (p.kernel_h * p.kernel_w) as i64;
     let v = to_i32(x);
-    let avg = pool_planes(p, &v, x.batch * c, (h, w), (oh, ow), |it| {
-        avg_round(it.map(i64::from).sum(), count)
-    });
+    // The first value seeds the sum, so it starts at 0 and adds every in-bounds value once.
+    let avg = pool_planes(
+        p,
+        &v,
+        x.batch * c,
+        (h, w),
+        (oh, ow),
+        |_| 0i64,
+        |acc, a| acc + i64::from(a),
+        |sum| avg_round(sum, count),
+    );
     store(out.dtype, avg)
 }
 
