@@ -141,7 +141,7 @@ pub fn conv2d_u8i8_packed(
     }
     match (&weights.data, weights.isa) {
         (PanelData::Pairs(d), Int8Isa::Scalar) => drive(
-            crate::gemm::scalar::kernel,
+            crate::gemm::scalar::kernel::<false>,
             Int8Isa::Scalar,
             input,
             d,
@@ -151,7 +151,7 @@ pub fn conv2d_u8i8_packed(
         ),
         #[cfg(target_arch = "x86_64")]
         (PanelData::Pairs(d), Int8Isa::Avx2) => drive(
-            crate::gemm::avx2::kernel,
+            crate::gemm::avx2::kernel::<false>,
             Int8Isa::Avx2,
             input,
             d,
@@ -399,7 +399,7 @@ fn drive<E: Elem>(
         let (grp, ch) = (t / chunks, t % chunks);
         let (p0, p1) = (ch * n_panels / chunks, (ch + 1) * n_panels / chunks);
         let base = SLACK as isize + (grp * cin_g * hp * wpad) as isize;
-        let mut bbuf = vec![E::default(); kgroups * s.nr * s.kg];
+        let mut bbuf = vec![0u8; kgroups * s.nr * s.kg];
         let mut tile = vec![0i32; s.mr * s.nr];
         let mut cols = PanelCols {
             off: Vec::with_capacity(s.nr),
@@ -436,12 +436,10 @@ fn drive<E: Elem>(
             let mut done = false;
             #[cfg(target_arch = "x86_64")]
             if simd && cols.off.is_empty() {
-                // SAFETY: E is i16 for AVX2 (checked); offsets stay inside the padded buffer.
+                // SAFETY: AVX2 is present (the ISA was checked when packing the weights); the
+                // runs' 16-byte loads stay inside the padded buffer (SLACK on both ends).
                 unsafe {
-                    assert_eq!(std::mem::size_of::<E>(), 2);
-                    let dst =
-                        std::slice::from_raw_parts_mut(bbuf.as_mut_ptr() as *mut i16, bbuf.len());
-                    crate::gemm::avx2::pack_b_conv(dst, buf, base, &cols.segs, &row_off);
+                    crate::gemm::avx2::pack_b_conv(&mut bbuf, buf, base, &cols.segs, &row_off);
                 }
                 done = true;
             }
@@ -451,9 +449,9 @@ fn drive<E: Elem>(
                         for jj in 0..s.kg {
                             let k = kg * s.kg + jj;
                             bbuf[(kg * s.nr + c) * s.kg + jj] = if k < kk {
-                                E::from_u8(buf[(base + cols.off[c] + row_off[k]) as usize])
+                                buf[(base + cols.off[c] + row_off[k]) as usize]
                             } else {
-                                E::default()
+                                0
                             };
                         }
                     }
@@ -462,6 +460,9 @@ fn drive<E: Elem>(
             let cols_valid = s.nr.min(total - j0);
             let (n0, px0) = (j0 / plane, j0 % plane);
             let direct_cols = cols_valid == s.nr && px0 + s.nr <= plane;
+            // A full panel across one image boundary: AVX2 stores it with two masked stores.
+            let split = (simd && cols_valid == s.nr && !direct_cols && plane >= s.nr)
+                .then_some(plane - px0);
             for ap in 0..a_panels {
                 let o0 = ap * s.mr;
                 let rows = s.mr.min(cout_g - o0);
@@ -473,6 +474,19 @@ fn drive<E: Elem>(
                             .get()
                             .add((n0 * g.out_channels + grp * cout_g + o0) * plane + px0);
                         kernel(kgroups, aptr, bbuf.as_ptr(), dst, plane, false);
+                    } else if let (Some(split), true) = (split, rows == s.mr) {
+                        kernel(kgroups, aptr, bbuf.as_ptr(), tile.as_mut_ptr(), s.nr, false);
+                        let o = grp * cout_g + o0;
+                        let d0 = optr.get().add((n0 * g.out_channels + o) * plane + px0);
+                        // Column c >= split goes to pixel c - split of image n0 + 1.
+                        let d1 = optr
+                            .get()
+                            .add(((n0 + 1) * g.out_channels + o) * plane)
+                            .wrapping_sub(split);
+                        #[cfg(target_arch = "x86_64")]
+                        crate::gemm::avx2::store_split(&tile, d0, d1, plane, split);
+                        #[cfg(not(target_arch = "x86_64"))]
+                        unreachable!("split stores are AVX2 only ({d0:?}, {d1:?})");
                     } else {
                         kernel(kgroups, aptr, bbuf.as_ptr(), tile.as_mut_ptr(), s.nr, false);
                         // Copy each row in runs of pixels that share an image.

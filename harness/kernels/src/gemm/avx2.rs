@@ -9,16 +9,17 @@ use std::arch::x86_64::*;
 
 const _: () = assert!(MR == 4 && NR == 16);
 
-/// `C[4][16] (+)= A x B` over `groups` pairs; see [`super::Kernel`].
+/// `C[4][16] (+)= A x B` over `groups` pairs; see [`super::Kernel`]. B bytes are sign-extended
+/// (`vpmovsxbw`) when `B_SIGNED`, else zero-extended (`vpmovzxbw`), straight from memory.
 ///
 /// # Safety
-/// The CPU must have AVX2; `a` holds `groups * 8` and `b` `groups * 32` i16; `c` is a `4 x 16`
-/// tile with row stride `ldc`.
+/// The CPU must have AVX2; `a` holds `groups * 8` i16 and `b` `groups * 32` bytes; `c` is a
+/// `4 x 16` tile with row stride `ldc`.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn kernel(
+pub(crate) unsafe fn kernel<const B_SIGNED: bool>(
     groups: usize,
     a: *const i16,
-    b: *const i16,
+    b: *const u8,
     c: *mut i32,
     ldc: usize,
     accumulate: bool,
@@ -34,16 +35,18 @@ pub(crate) unsafe fn kernel(
             __m256i,
             __m256i,
         );
-        // One k-pair: 2 B loads, 4 broadcasts, 8 x (vpmaddwd, vpaddd). Unrolled 4x.
+        // One k-pair: 2 widening B loads, 4 broadcasts, 8 x (vpmaddwd, vpaddd). Unrolled 4x.
         macro_rules! step {
-            ($o:literal) => {
+            ($o:literal, $ext:literal) => {
                 concat!(
-                    "vmovdqu ymm8, [{b} + ",
+                    $ext,
+                    " ymm8, [{b} + ",
                     $o,
-                    " * 64]\n",
-                    "vmovdqu ymm9, [{b} + ",
+                    " * 32]\n",
+                    $ext,
+                    " ymm9, [{b} + ",
                     $o,
-                    " * 64 + 32]\n",
+                    " * 32 + 16]\n",
                     "vpbroadcastd ymm10, [{a} + ",
                     $o,
                     " * 16]\n",
@@ -81,7 +84,9 @@ pub(crate) unsafe fn kernel(
             _mm_prefetch::<_MM_HINT_T0>(p);
             _mm_prefetch::<_MM_HINT_T0>(p.add(63));
         }
-        std::arch::asm!(
+        macro_rules! run {
+            ($ext:literal) => {
+            std::arch::asm!(
             "vpxor xmm0, xmm0, xmm0",
             "vpxor xmm1, xmm1, xmm1",
             "vpxor xmm2, xmm2, xmm2",
@@ -93,12 +98,12 @@ pub(crate) unsafe fn kernel(
             "cmp {g}, 4",
             "jb 3f",
             "2:",
-            step!(0),
-            step!(1),
-            step!(2),
-            step!(3),
+            step!(0, $ext),
+            step!(1, $ext),
+            step!(2, $ext),
+            step!(3, $ext),
             "add {a}, 64",
-            "add {b}, 256",
+            "add {b}, 128",
             "sub {g}, 4",
             "cmp {g}, 4",
             "jae 2b",
@@ -106,9 +111,9 @@ pub(crate) unsafe fn kernel(
             "test {g}, {g}",
             "jz 5f",
             "4:",
-            step!(0),
+            step!(0, $ext),
             "add {a}, 16",
-            "add {b}, 64",
+            "add {b}, 32",
             "dec {g}",
             "jnz 4b",
             "5:",
@@ -121,6 +126,13 @@ pub(crate) unsafe fn kernel(
             out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
             options(nostack, readonly),
         );
+            };
+        }
+        if B_SIGNED {
+            run!("vpmovsxbw");
+        } else {
+            run!("vpmovzxbw");
+        }
         let rows = [[c00, c01], [c10, c11], [c20, c21], [c30, c31]];
         for (r, [v0, v1]) in rows.into_iter().enumerate() {
             let p = c.add(r * ldc) as *mut __m256i;
@@ -193,17 +205,18 @@ pub(crate) unsafe fn pack_a_u8(
     }
 }
 
-/// Build one im2col B panel (16 pixels, stride 1) of the pair layout from the padded input.
+/// Build one im2col B panel (16 pixels, stride 1) of the pair layout, in bytes (the kernel
+/// zero-extends them), from the padded input.
 ///
 /// `p.offset(base + segs[i].1 + row_off[k])` is the byte of pixel column 0 for reduction row `k`
 /// as seen by run `i`; run `i` covers columns `segs[i].0 ..` up to the next run (at most 4 runs).
 ///
 /// # Safety
 /// The CPU must have AVX2; every 16-byte load described above lies inside `padded`;
-/// `dst` holds `row_off.len().div_ceil(2) * 32` elements.
+/// `dst` holds `row_off.len().div_ceil(2) * 32` bytes.
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn pack_b_conv(
-    dst: &mut [i16],
+    dst: &mut [u8],
     padded: &[u8],
     base: isize,
     segs: &[(usize, isize)],
@@ -222,7 +235,7 @@ pub(crate) unsafe fn pack_b_conv(
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn pack_b_conv_n<const NSEG: usize>(
-    dst: &mut [i16],
+    dst: &mut [u8],
     padded: &[u8],
     base: isize,
     segs: &[(usize, isize)],
@@ -251,27 +264,49 @@ unsafe fn pack_b_conv_n<const NSEG: usize>(
             }
             v
         };
-        let out = dst.as_mut_ptr() as *mut __m256i;
+        let out = dst.as_mut_ptr() as *mut __m128i;
         let pairs = kk / 2;
         for t in 0..pairs {
             let va = gather(*row_off.get_unchecked(2 * t));
             let vb = gather(*row_off.get_unchecked(2 * t + 1));
-            let lo = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(va, vb));
-            let hi = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(va, vb));
-            _mm256_storeu_si256(out.add(2 * t), lo);
-            _mm256_storeu_si256(out.add(2 * t + 1), hi);
+            _mm_storeu_si128(out.add(2 * t), _mm_unpacklo_epi8(va, vb));
+            _mm_storeu_si128(out.add(2 * t + 1), _mm_unpackhi_epi8(va, vb));
         }
         if kp > pairs {
             let va = gather(row_off[kk - 1]);
             let vb = _mm_setzero_si128();
-            _mm256_storeu_si256(
-                out.add(2 * pairs),
-                _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(va, vb)),
-            );
-            _mm256_storeu_si256(
-                out.add(2 * pairs + 1),
-                _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(va, vb)),
-            );
+            _mm_storeu_si128(out.add(2 * pairs), _mm_unpacklo_epi8(va, vb));
+            _mm_storeu_si128(out.add(2 * pairs + 1), _mm_unpackhi_epi8(va, vb));
+        }
+    }
+}
+
+/// Store a `4 x 16` tile whose columns `[0, split)` go to `d0` and `[split, 16)` to `d1`
+/// (column `c` at `d1 + c`), rows `ldc` apart.
+///
+/// # Safety
+/// The CPU must have AVX2; every element address written is valid (the addresses of `d1`
+/// below `split`, which may precede its allocation, are never formed into writes).
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn store_split(
+    tile: &[i32],
+    d0: *mut i32,
+    d1: *mut i32,
+    ldc: usize,
+    split: usize,
+) {
+    unsafe {
+        debug_assert!(tile.len() >= MR * NR && (1..NR).contains(&split));
+        // Element stores (AMD's masked stores are slow); no memcpy calls for the short runs.
+        for r in 0..MR {
+            let t = &tile[r * NR..(r + 1) * NR];
+            let (p0, p1) = (d0.add(r * ldc), d1.wrapping_add(r * ldc));
+            for (c, &v) in t.iter().enumerate().take(split) {
+                p0.add(c).write(v);
+            }
+            for (c, &v) in t.iter().enumerate().skip(split) {
+                p1.wrapping_add(c).write(v);
+            }
         }
     }
 }

@@ -8,11 +8,14 @@
 //! `panel[(g * R + r) * KG + j] = X[r][g * KG + j]`. The A panel's rows are broadcast, the B
 //! panel's rows are the vector lanes.
 //!
-//! * Scalar and AVX2 ([`Int8Isa::Scalar`], [`Int8Isa::Avx2`]): `KG = 2`, elements widened to
-//!   `i16` (`MR = 4`, `NR = 16`). AVX2 multiplies with `vpmaddwd` (i16 x i16 pair sums into i32)
-//!   and accumulates with `vpaddd`. Both operands are 8-bit values widened to i16, so each pair
-//!   sum is at most `2 * 255 * 128` and exact; accumulation wraps mod 2^32 like the reference.
-//!   `vpmaddubsw` is deliberately not used: its i16 pair sums saturate (`2 * 255 * 127 > 32767`).
+//! * Scalar and AVX2 ([`Int8Isa::Scalar`], [`Int8Isa::Avx2`]): `KG = 2` (`MR = 4`, `NR = 16`).
+//!   The A panel is widened to `i16` when packed; the B panel stays in bytes and the kernel
+//!   widens it while loading (`vpmovsxbw`/`vpmovzxbw` from memory, which costs no extra
+//!   vector-ALU slot on Zen 3 and halves the B panel). AVX2 multiplies with `vpmaddwd` (i16 x i16
+//!   pair sums into i32) and accumulates with `vpaddd`. Both operands are 8-bit values widened to
+//!   i16, so each pair sum is at most `2 * 255 * 128` and exact; accumulation wraps mod 2^32 like
+//!   the reference. `vpmaddubsw` is deliberately not used: its i16 pair sums saturate
+//!   (`2 * 255 * 127 > 32767`).
 //! * AVX-512 VNNI ([`Int8Isa::Avx512Vnni`]): `KG = 4`, raw bytes (`MR = 8`, `NR = 32`),
 //!   `vpdpbusd` (u8 x i8 quads summed into i32 with no intermediate saturation, then a wrapping
 //!   add), so it is exact too.
@@ -58,10 +61,11 @@ impl Elem for u8 {
     }
 }
 
-/// A microkernel: `C[MR][NR] (+)= A-panel x B-panel` over `groups` k-groups. `c` has row stride
-/// `ldc`; with `accumulate` false the tile is overwritten.
+/// A microkernel: `C[MR][NR] (+)= A-panel x B-panel` over `groups` k-groups. The A panel holds
+/// `E` (i16 or bytes), the B panel bytes (u8 or i8 by kernel variant). `c` has row stride `ldc`;
+/// with `accumulate` false the tile is overwritten.
 pub(crate) type Kernel<E> =
-    unsafe fn(groups: usize, a: *const E, b: *const E, c: *mut i32, ldc: usize, accumulate: bool);
+    unsafe fn(groups: usize, a: *const E, b: *const u8, c: *mut i32, ldc: usize, accumulate: bool);
 
 /// Tile shape and k-group size of an ISA's kernel.
 #[derive(Clone, Copy, Debug)]
@@ -86,10 +90,12 @@ pub(crate) fn shape(isa: Int8Isa) -> Shape {
     }
 }
 
-/// Packed panel storage in the layout of one ISA.
+/// Packed A-side (broadcast) panel storage in the layout of one ISA.
 #[derive(Clone, Debug)]
 pub(crate) enum PanelData {
+    /// Scalar/AVX2: i16 pairs.
     Pairs(Vec<i16>),
+    /// VNNI: byte quads.
     Quads(Vec<u8>),
 }
 
@@ -134,7 +140,8 @@ pub struct PackedWeightsI8 {
     n: usize,
     k: usize,
     isa: Int8Isa,
-    data: PanelData,
+    /// B-side panels: the i8 weights as bytes, in the layout of `isa`.
+    data: Vec<u8>,
 }
 
 impl PackedWeightsI8 {
@@ -150,22 +157,10 @@ impl PackedWeightsI8 {
         let s = shape(isa);
         let groups = k.div_ceil(s.kg);
         let len = n.div_ceil(s.nr) * groups * s.nr * s.kg;
-        let data = match isa {
-            Int8Isa::Scalar | Int8Isa::Avx2 => {
-                let mut v = vec![0i16; len];
-                pack_panels(&mut v, n, k, s.nr, s.kg, (0, groups), |r, c| {
-                    i16::from(b[r * k + c])
-                });
-                PanelData::Pairs(v)
-            }
-            Int8Isa::Avx512Vnni => {
-                let mut v = vec![0u8; len];
-                pack_panels(&mut v, n, k, s.nr, s.kg, (0, groups), |r, c| {
-                    b[r * k + c] as u8
-                });
-                PanelData::Quads(v)
-            }
-        };
+        let mut data = vec![0u8; len];
+        pack_panels(&mut data, n, k, s.nr, s.kg, (0, groups), |r, c| {
+            b[r * k + c] as u8
+        });
         PackedWeightsI8 { n, k, isa, data }
     }
 
@@ -198,15 +193,17 @@ pub fn gemm_u8i8_packed(a: &[u8], b: &PackedWeightsI8, c: &mut [i32], m: usize) 
         c[..m * n].fill(0);
         return;
     }
-    match (&b.data, b.isa) {
-        (PanelData::Pairs(d), Int8Isa::Scalar) => drive(scalar::kernel, b.isa, a, d, c, m, n, k),
+    let d = &b.data;
+    // The B side holds the i8 weights: sign-extended by the pair kernels; VNNI's A side (the
+    // activations) is its u8 operand.
+    match b.isa {
+        Int8Isa::Scalar => drive::<i16>(scalar::kernel::<true>, b.isa, a, d, c, m, n, k),
         #[cfg(target_arch = "x86_64")]
-        (PanelData::Pairs(d), Int8Isa::Avx2) => drive(avx2::kernel, b.isa, a, d, c, m, n, k),
+        Int8Isa::Avx2 => drive::<i16>(avx2::kernel::<true>, b.isa, a, d, c, m, n, k),
         #[cfg(target_arch = "x86_64")]
-        (PanelData::Quads(d), Int8Isa::Avx512Vnni) => {
-            drive(vnni::kernel::<true>, b.isa, a, d, c, m, n, k)
-        }
-        _ => unreachable!("packed layout does not match its ISA"),
+        Int8Isa::Avx512Vnni => drive::<u8>(vnni::kernel::<true>, b.isa, a, d, c, m, n, k),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("SIMD ISAs exist only on x86_64"),
     }
 }
 
@@ -266,7 +263,7 @@ fn drive<E: Elem>(
     kernel: Kernel<E>,
     isa: Int8Isa,
     a: &[u8],
-    bp: &[E],
+    bp: &[u8],
     c: &mut [i32],
     m: usize,
     n: usize,
