@@ -14,6 +14,30 @@
 //! - [`format`]: the `qbench-graph` file (safetensors + JSON header); see `FORMAT.md`.
 //! - [`exec`]: the reference executor (the oracle) and the fast executor; [`tensor`]: runtime tensors.
 //! - [`counts`]: MACs, requantization ops and memory; [`eval`]: accuracy and throughput.
+//!
+//! # Lowering conventions
+//!
+//! - **Arithmetic** is two's-complement i32 and wraps, as the hardware does; requantizers compute
+//!   their rounding exactly (see [`requant`]). Both executors produce identical integers.
+//! - **Signed activations** (`DType::Signed`) are stored as i8 and fed to the u8 x i8 kernels with a
+//!   +128 offset; the offset and the input zero point are removed with a per-output-channel
+//!   correction `(z + 128) * sum(w)`, so `acc = sum (x - z) * w + bias` exactly.
+//! - **Padding** of integer convolutions reads the input zero point (contributes exactly 0); padding
+//!   of binary convolutions contributes 0 as well (a tap outside the input is neither +1 nor -1).
+//! - **BNN**: the first layer is an integer [`Conv2d`]/[`Dense`] with `WeightKind::Binary` over u8
+//!   pixels; batch norm + sign fold into a [`Requant::Threshold`] (direction flipped where the BN
+//!   scale is negative); hidden layers are [`BinaryConv2d`]/[`BinaryDense`]; max pooling may run on
+//!   the i32 accumulators before the threshold; the last layer's i32 scores are the logits.
+//! - **QNN** k-bit activations: BN + quantization fold into a [`Requant::MultiThreshold`].
+//! - **Ternary (TNT)** weights go through the int8 path as `WeightKind::Ternary` weights in
+//!   {-1, 0, +1}, so counts report ternary MACs; the per-channel or per-layer scales (alpha) are not
+//!   part of the weights but folded into the following requantizer's multiplier or shift. The engine
+//!   does not support distinct positive/negative scales within one channel; a method that needs them
+//!   splits the layer.
+//! - **Fixed-point residual add** (TFLite ADD) is an [`Add`] with [`AddAlign::FixedPoint`] followed
+//!   by a [`Requant::FixedPoint`] carrying the output multiplier, zero point and clamp.
+
+#![warn(missing_docs)]
 
 pub mod builder;
 pub mod counts;

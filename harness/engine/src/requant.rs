@@ -148,26 +148,32 @@ pub fn multi_threshold(acc: i32, thresholds: &[i32], flip: bool) -> i32 {
 /// computed in unbounded integers: `clamp(v + zero_point, min, max)`. `min <= max` is required.
 #[inline]
 pub fn offset_clamp(v: i32, zero_point: i32, min: i32, max: i32) -> i32 {
-    let (lo, hi) = clamp_bounds(zero_point, min, max);
-    offset_clamp_with(v, zero_point, lo, hi)
+    (i64::from(v) + i64::from(zero_point)).clamp(i64::from(min), i64::from(max)) as i32
 }
 
-/// Bounds `(lo, hi)` on the value before the zero point is added: `min - zp` and `max - zp`,
-/// saturated to i32 (a saturated bound can never bind, since `v` is an i32).
-#[inline(always)]
-fn clamp_bounds(zero_point: i32, min: i32, max: i32) -> (i32, i32) {
-    let sat = |x: i64| x.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
-    (
-        sat(i64::from(min) - i64::from(zero_point)),
-        sat(i64::from(max) - i64::from(zero_point)),
-    )
+/// [`offset_clamp`] restated on the value before the zero point is added:
+/// `clamp(v, min - zp, max - zp) + zp`, pure i32 so loops vectorize. Only built when both shifted
+/// bounds fit in i32 (always so in a valid graph, whose zero point and bounds lie in a <= 8-bit
+/// range); the sum then lies in `[min, max]` and cannot overflow.
+#[derive(Clone, Copy)]
+struct ShiftedClamp {
+    zero_point: i32,
+    lo: i32,
+    hi: i32,
 }
 
-/// `clamp(v, lo, hi) + zero_point` with bounds from [`clamp_bounds`]; the sum lies in `[min, max]`,
-/// so it cannot overflow.
-#[inline(always)]
-fn offset_clamp_with(v: i32, zero_point: i32, lo: i32, hi: i32) -> i32 {
-    v.clamp(lo, hi) + zero_point
+impl ShiftedClamp {
+    #[inline(always)]
+    fn new(zero_point: i32, min: i32, max: i32) -> Option<Self> {
+        let lo = i32::try_from(i64::from(min) - i64::from(zero_point)).ok()?;
+        let hi = i32::try_from(i64::from(max) - i64::from(zero_point)).ok()?;
+        Some(ShiftedClamp { zero_point, lo, hi })
+    }
+
+    #[inline(always)]
+    fn apply(self, v: i32) -> i32 {
+        v.clamp(self.lo, self.hi) + self.zero_point
+    }
 }
 
 /// Rounded average of a pooling window: `floor((sum + count / 2) / count)`, i.e. round half up
@@ -340,13 +346,15 @@ impl Requant {
             } => {
                 let s = u32::from(at(shift, c));
                 assert!(s <= 31, "shift {s} out of 0..=31");
-                let zp = *zero_point;
-                let (lo, hi) = clamp_bounds(zp, *min, *max);
-                for (i, &a) in src.iter().enumerate() {
-                    put(
-                        i,
-                        offset_clamp_with(shift_round_unchecked(a, s), zp, lo, hi),
-                    );
+                let (zp, lo, hi) = (*zero_point, *min, *max);
+                if let Some(cl) = ShiftedClamp::new(zp, lo, hi) {
+                    for (i, &a) in src.iter().enumerate() {
+                        put(i, cl.apply(shift_round_unchecked(a, s)));
+                    }
+                } else {
+                    for (i, &a) in src.iter().enumerate() {
+                        put(i, offset_clamp(shift_round_unchecked(a, s), zp, lo, hi));
+                    }
                 }
             }
             Requant::FixedPoint {
@@ -357,11 +365,10 @@ impl Requant {
                 max,
             } => {
                 let (m, s) = (at(multiplier, c), at(shift, c));
-                let zp = *zero_point;
-                let (lo, hi) = clamp_bounds(zp, *min, *max);
+                let (zp, lo, hi) = (*zero_point, *min, *max);
                 for (i, &a) in src.iter().enumerate() {
                     let q = multiply_by_quantized_multiplier(a, m, s);
-                    put(i, offset_clamp_with(q, zp, lo, hi));
+                    put(i, offset_clamp(q, zp, lo, hi));
                 }
             }
             Requant::Threshold { thresholds, flip } => {

@@ -70,12 +70,17 @@ proptest! {
 
     #[test]
     fn apply_run_equals_apply(vals in proptest::collection::vec(edgy(), 1..40), s in 0..=31u8,
-                              zp in -128..=127i32, m in edgy(), sh in -31..=30i32) {
+                              zp in -128..=127i32, m in edgy(), sh in -31..=30i32,
+                              wild in edgy()) {
         let shift = Requant::Shift { shift: vec![s], zero_point: zp, min: -128, max: 127 };
+        // Bounds whose shifted form leaves i32 (impossible in a valid graph): the exact fallback.
+        let extreme = Requant::Shift {
+            shift: vec![s], zero_point: wild, min: i32::MIN, max: i32::MIN.wrapping_add(wild.max(0)),
+        };
         let fp = Requant::FixedPoint {
             multiplier: vec![m], shift: vec![sh], zero_point: zp, min: -100, max: 100,
         };
-        for r in [shift, fp] {
+        for r in [shift, fp, extreme] {
             let mut got = vec![0; vals.len()];
             r.apply_run(0, &vals, |i, q| got[i] = q);
             let want: Vec<i32> = vals.iter().map(|&a| r.apply(a, 0)).collect();
