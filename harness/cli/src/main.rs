@@ -1,1 +1,52 @@
-fn main() {}
+//! `qbench`: the command-line edge of the harness. It is the only crate that knows every other
+//! one; it turns user input into calls on them and renders their progress and results.
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod float_model;
+mod malloc_tuning;
+mod progress;
+mod results;
+
+/// qbench: which quantization method gives the best accuracy for the least silicon?
+///
+/// Every method runs through one shared integer inference engine, bit for bit the arithmetic the
+/// RTL implements. Start with `qbench reproduce`; every subcommand has its own --help.
+#[derive(Parser)]
+#[command(name = "qbench", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List, verify and download datasets.
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
+    /// List the built-in model architectures.
+    Models,
+    /// Train a float model (resumes from its last checkpoint if interrupted).
+    Train(commands::train::TrainArgs),
+    /// Run the paper suite on the default data and write its results under results/.
+    Reproduce(commands::reproduce::ReproduceArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    malloc_tuning::keep_freed_memory();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Data(cmd) => commands::data::run(cmd),
+        Command::Models => commands::models::run(),
+        Command::Train(args) => commands::train::run(args),
+        Command::Reproduce(args) => commands::reproduce::run(args),
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! `qbench data ...`: the dataset registry from the command line.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use qbench_datasets::{DEFAULT_DATASET, Registry, fetch, locate, verify};
+
+use crate::progress;
+
+/// Dataset subcommands.
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// List the registered datasets and whether each is found on this machine.
+    List,
+    /// Hash the files of a dataset on disk and compare them with the registry's sha256.
+    Verify {
+        /// Dataset name (see `qbench data list`).
+        #[arg(default_value = DEFAULT_DATASET)]
+        name: String,
+    },
+    /// Download a dataset, verify its sha256 and unpack it (needs network access).
+    Fetch {
+        /// Dataset name (see `qbench data list`).
+        name: String,
+        /// Destination folder [default: $QBENCH_DATA/NAME].
+        #[arg(long)]
+        dest: Option<PathBuf>,
+    },
+}
+
+/// Runs a dataset subcommand.
+pub fn run(cmd: DataCommand) -> Result<()> {
+    let registry = Registry::embedded();
+    match cmd {
+        DataCommand::List => {
+            println!(
+                "{:<14} {:<16} {:>7}  {:<11} where",
+                "name", "format", "classes", "shape"
+            );
+            for entry in registry.entries() {
+                let [c, h, w] = entry.image_shape;
+                let place = match locate(entry) {
+                    Ok(dir) => dir.display().to_string(),
+                    Err(_) => format!("not found ({})", entry.install_hint()),
+                };
+                let format = format!("{:?}", entry.format).to_lowercase();
+                println!(
+                    "{:<14} {:<16} {:>7}  {:<11} {place}",
+                    entry.name,
+                    format,
+                    entry.num_classes,
+                    format!("{c}x{h}x{w}")
+                );
+            }
+            Ok(())
+        }
+        DataCommand::Verify { name } => {
+            let entry = registry.get(&name)?;
+            let checks = verify(entry)?;
+            let mut bad = 0;
+            for check in &checks {
+                println!("{check}");
+                bad += usize::from(!check.is_ok());
+            }
+            if bad > 0 {
+                bail!("{bad} of {} files of {name} did not verify", checks.len());
+            }
+            println!("{name}: all {} files verified", checks.len());
+            Ok(())
+        }
+        DataCommand::Fetch { name, dest } => {
+            let entry = registry.get(&name)?;
+            let dest = match dest {
+                Some(d) => d,
+                None => qbench_datasets::data_dir_for(entry).with_context(|| {
+                    format!("no destination for {name}: pass --dest DIR or set $QBENCH_DATA")
+                })?,
+            };
+            let bar = progress::bytes_bar(&format!("fetching {name}"));
+            let checks = fetch(entry, &dest, &|done, total| {
+                if let Some(t) = total {
+                    bar.set_length(t);
+                }
+                bar.set_position(done);
+            })?;
+            bar.finish_and_clear();
+            for check in &checks {
+                println!("{check}");
+            }
+            println!("{name} is ready in {}", dest.display());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Model architectures as data: a small layer IR that training, quantization and lowering to the
+//! integer engine all walk. Every layer kind here has an integer-engine counterpart.
+
+use serde::{Deserialize, Serialize};
+
+/// One layer of a float model. Parameterised layers carry the name under which their tensors are
+/// stored (`{name}.weight`, `{name}.bias`, and for batch norm `{name}.running_mean` and
+/// `{name}.running_var`), which is also the name used in checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Layer {
+    /// 2-D convolution over NCHW (square kernel, equal stride and padding on both axes).
+    Conv {
+        /// Parameter name prefix.
+        name: String,
+        /// Input channels.
+        in_channels: usize,
+        /// Output channels.
+        out_channels: usize,
+        /// Kernel size.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Zero padding on each side.
+        pad: usize,
+        /// Whether the layer has a bias (false when a batch norm follows).
+        bias: bool,
+    },
+    /// Fully connected layer on a flat feature vector.
+    Dense {
+        /// Parameter name prefix.
+        name: String,
+        /// Input features.
+        in_features: usize,
+        /// Output features.
+        out_features: usize,
+        /// Whether the layer has a bias.
+        bias: bool,
+    },
+    /// Batch normalisation over channels (NCHW) or features (NF).
+    BatchNorm {
+        /// Parameter name prefix.
+        name: String,
+        /// Channels or features normalised.
+        channels: usize,
+    },
+    /// Rectified linear unit.
+    Relu,
+    /// Max pooling with a square window; padded positions never win (they are ignored).
+    MaxPool {
+        /// Window size.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Padding on each side (must be smaller than the window).
+        pad: usize,
+    },
+    /// Average pooling with a square window.
+    AvgPool {
+        /// Window size.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+    },
+    /// Average over the whole spatial extent, giving NC11.
+    GlobalAvgPool,
+    /// NCHW to N(C*H*W).
+    Flatten,
+    /// `relu(body(x) + shortcut(x))`, the ResNet basic block's join; an empty shortcut is identity.
+    Residual {
+        /// The main branch.
+        body: Vec<Layer>,
+        /// The projection branch (1x1 conv + batch norm), or empty for identity.
+        shortcut: Vec<Layer>,
+    },
+}
+
+/// A whole model: input geometry, layers in order, and the number of classes of its last layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Architecture {
+    /// Registry name of the architecture (e.g. `cnn`).
+    pub name: String,
+    /// Input channels, height, width.
+    pub input: [usize; 3],
+    /// Layers in execution order.
+    pub layers: Vec<Layer>,
+    /// Output classes.
+    pub num_classes: usize,
+}
+
+/// Shape of an activation between layers (without the batch dimension).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Channels, height, width.
+    Spatial(usize, usize, usize),
+    /// Flat features.
+    Flat(usize),
+}
+
+/// Why an architecture is not consistent.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("architecture {arch}: layer {index} ({layer}): {reason}")]
+pub struct ArchError {
+    /// Architecture name.
+    pub arch: String,
+    /// Index of the offending layer at its nesting level.
+    pub index: usize,
+    /// Short description of the layer.
+    pub layer: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Layer {
+    /// Short human-readable description, used in errors and summaries.
+    pub fn describe(&self) -> String {
+        match self {
+            Layer::Conv {
+                name,
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                pad,
+                ..
+            } => {
+                format!("conv {name} {in_channels}->{out_channels} k{kernel} s{stride} p{pad}")
+            }
+            Layer::Dense {
+                name,
+                in_features,
+                out_features,
+                ..
+            } => {
+                format!("dense {name} {in_features}->{out_features}")
+            }
+            Layer::BatchNorm { name, channels } => format!("batchnorm {name} ({channels})"),
+            Layer::Relu => "relu".into(),
+            Layer::MaxPool {
+                kernel,
+                stride,
+                pad,
+            } => format!("maxpool k{kernel} s{stride} p{pad}"),
+            Layer::AvgPool { kernel, stride } => format!("avgpool k{kernel} s{stride}"),
+            Layer::GlobalAvgPool => "global avgpool".into(),
+            Layer::Flatten => "flatten".into(),
+            Layer::Residual { .. } => "residual block".into(),
+        }
+    }
+
+    /// Output shape for the given input shape, or why the layer cannot take it.
+    pub fn output_shape(&self, input: Shape) -> Result<Shape, String> {
+        use Shape::*;
+        match (self, input) {
+            (
+                Layer::Conv {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride,
+                    pad,
+                    ..
+                },
+                Spatial(c, h, w),
+            ) => {
+                if c != *in_channels {
+                    return Err(format!("expects {in_channels} input channels, gets {c}"));
+                }
+                if h + 2 * pad < *kernel || w + 2 * pad < *kernel || *stride == 0 {
+                    return Err(format!("kernel {kernel} does not fit a {h}x{w} input"));
+                }
+                Ok(Spatial(
+                    *out_channels,
+                    (h + 2 * pad - kernel) / stride + 1,
+                    (w + 2 * pad - kernel) / stride + 1,
+                ))
+            }
+            (
+                Layer::Dense {
+                    in_features,
+                    out_features,
+                    ..
+                },
+                Flat(f),
+            ) => {
+                if f != *in_features {
+                    return Err(format!("expects {in_features} input features, gets {f}"));
+                }
+                Ok(Flat(*out_features))
+            }
+            (Layer::BatchNorm { channels, .. }, s) => {
+                let c = match s {
+                    Spatial(c, _, _) => c,
+                    Flat(f) => f,
+                };
+                if c != *channels {
+                    return Err(format!("normalises {channels} channels, gets {c}"));
+                }
+                Ok(s)
+            }
+            (Layer::Relu, s) => Ok(s),
+            (
+                Layer::MaxPool {
+                    kernel,
+                    stride,
+                    pad,
+                },
+                Spatial(c, h, w),
+            ) => pooled(c, h, w, *kernel, *stride, *pad),
+            (Layer::AvgPool { kernel, stride }, Spatial(c, h, w)) => {
+                pooled(c, h, w, *kernel, *stride, 0)
+            }
+            (Layer::GlobalAvgPool, Spatial(c, _, _)) => Ok(Spatial(c, 1, 1)),
+            (Layer::Flatten, Spatial(c, h, w)) => Ok(Flat(c * h * w)),
+            (Layer::Flatten, Flat(f)) => Ok(Flat(f)),
+            (Layer::Residual { body, shortcut }, s) => {
+                let out = chain_shape(body, s)?;
+                let short = chain_shape(shortcut, s)?;
+                if out != short {
+                    return Err(format!("body gives {out:?} but shortcut gives {short:?}"));
+                }
+                Ok(out)
+            }
+            (l, s) => Err(format!("{} cannot take a {s:?} input", l.describe())),
+        }
+    }
+}
+
+fn pooled(
+    c: usize,
+    h: usize,
+    w: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+) -> Result<Shape, String> {
+    if h + 2 * pad < kernel || w + 2 * pad < kernel || stride == 0 || pad >= kernel {
+        return Err(format!(
+            "window {kernel} (pad {pad}) does not fit a {h}x{w} input"
+        ));
+    }
+    Ok(Shape::Spatial(
+        c,
+        (h + 2 * pad - kernel) / stride + 1,
+        (w + 2 * pad - kernel) / stride + 1,
+    ))
+}
+
+fn chain_shape(layers: &[Layer], mut shape: Shape) -> Result<Shape, String> {
+    for (i, l) in layers.iter().enumerate() {
+        shape = l
+            .output_shape(shape)
+            .map_err(|e| format!("inner layer {i} ({}): {e}", l.describe()))?;
+    }
+    Ok(shape)
+}
+
+impl Architecture {
+    /// Checks that every layer accepts its input and the model ends in `num_classes` features.
+    pub fn validate(&self) -> Result<(), ArchError> {
+        let [c, h, w] = self.input;
+        let mut shape = Shape::Spatial(c, h, w);
+        for (index, layer) in self.layers.iter().enumerate() {
+            shape = layer.output_shape(shape).map_err(|reason| ArchError {
+                arch: self.name.clone(),
+                index,
+                layer: layer.describe(),
+                reason,
+            })?;
+        }
+        if shape != Shape::Flat(self.num_classes) {
+            return Err(ArchError {
+                arch: self.name.clone(),
+                index: self.layers.len().saturating_sub(1),
+                layer: "output".into(),
+                reason: format!(
+                    "model ends in {shape:?}, expected {} classes",
+                    self.num_classes
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every parameterised layer, depth first, in execution order (body before shortcut).
+    pub fn param_layers(&self) -> Vec<&Layer> {
+        fn walk<'a>(layers: &'a [Layer], out: &mut Vec<&'a Layer>) {
+            for l in layers {
+                match l {
+                    Layer::Conv { .. } | Layer::Dense { .. } | Layer::BatchNorm { .. } => {
+                        out.push(l)
+                    }
+                    Layer::Residual { body, shortcut } => {
+                        walk(body, out);
+                        walk(shortcut, out);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.layers, &mut out);
+        out
+    }
+}

@@ -1,0 +1,230 @@
+//! 2-D convolution for training as im2col followed by a matrix product.
+//!
+//! candle's CPU convolution backward goes through a direct `conv_transpose2d` loop that dominates
+//! training time. Here the convolution is `W (O x CKK) · cols (N x CKK x P)`, so candle's autograd
+//! differentiates the matrix product with its fast GEMM, and the only hand-written derivative is
+//! that of im2col itself: a gather, whose adjoint is the scatter-add col2im.
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::error::Result;
+
+/// Geometry of one im2col: input `C x H x W`, square kernel, stride, zero padding.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl Geometry {
+    fn out_hw(&self) -> (usize, usize) {
+        (
+            (self.h + 2 * self.pad - self.k) / self.stride + 1,
+            (self.w + 2 * self.pad - self.k) / self.stride + 1,
+        )
+    }
+    fn rows(&self) -> usize {
+        self.c * self.k * self.k
+    }
+    /// Calls `f(row, col, input_offset)` for every column entry that reads the input (entries that
+    /// fall on padding are skipped: they are zero).
+    #[inline]
+    fn for_each_tap(&self, mut f: impl FnMut(usize, usize)) {
+        let (oh, ow) = self.out_hw();
+        let cols = oh * ow;
+        for c in 0..self.c {
+            for ky in 0..self.k {
+                for kx in 0..self.k {
+                    let row = (c * self.k + ky) * self.k + kx;
+                    for y in 0..oh {
+                        let iy = (y * self.stride + ky) as isize - self.pad as isize;
+                        if iy < 0 || iy >= self.h as isize {
+                            continue;
+                        }
+                        for x in 0..ow {
+                            let ix = (x * self.stride + kx) as isize - self.pad as isize;
+                            if ix < 0 || ix >= self.w as isize {
+                                continue;
+                            }
+                            f(
+                                row * cols + y * ow + x,
+                                (c * self.h + iy as usize) * self.w + ix as usize,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("im2col/col2im need a contiguous f32 tensor"),
+    }
+}
+
+/// `[N, C, H, W] -> [N, C*k*k, OH*OW]`.
+struct Im2Col(Geometry);
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "qbench-im2col"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let input = contiguous(storage, layout)?;
+        let n = layout.dims()[0];
+        let (oh, ow) = g.out_hw();
+        let per_out = g.rows() * oh * ow;
+        let per_in = g.c * g.h * g.w;
+        let mut out = vec![0f32; n * per_out];
+        out.par_chunks_mut(per_out)
+            .zip(input.par_chunks(per_in))
+            .for_each(|(dst, src)| {
+                g.for_each_tap(|o, i| dst[o] = src[i]);
+            });
+        Ok((CpuStorage::F32(out), Shape::from((n, g.rows(), oh * ow))))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(
+            grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im(self.0))?,
+        ))
+    }
+}
+
+/// The adjoint of [`Im2Col`]: `[N, C*k*k, OH*OW] -> [N, C, H, W]`, summing overlapping taps.
+struct Col2Im(Geometry);
+
+impl CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "qbench-col2im"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let cols = contiguous(storage, layout)?;
+        let n = layout.dims()[0];
+        let (oh, ow) = g.out_hw();
+        let per_col = g.rows() * oh * ow;
+        let per_in = g.c * g.h * g.w;
+        let mut out = vec![0f32; n * per_in];
+        out.par_chunks_mut(per_in)
+            .zip(cols.par_chunks(per_col))
+            .for_each(|(dst, src)| {
+                g.for_each_tap(|o, i| dst[i] += src[o]);
+            });
+        Ok((CpuStorage::F32(out), Shape::from((n, g.c, g.h, g.w))))
+    }
+}
+
+/// Convolution of `x` (N, C, H, W) with `w` (O, C, k, k), unit dilation, one group.
+pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
+    let (n, c, h, wd) = x.dims4()?;
+    let (o, _, k, _) = w.dims4()?;
+    let g = Geometry {
+        c,
+        h,
+        w: wd,
+        k,
+        stride,
+        pad,
+    };
+    let (oh, ow) = g.out_hw();
+    let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
+    let wm = w.reshape((o, g.rows()))?;
+    Ok(wm.broadcast_matmul(&cols)?.reshape((n, o, oh, ow))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n: usize = shape.iter().product();
+        Tensor::from_vec(
+            (0..n)
+                .map(|_| rng.random_range(-1.0f32..1.0))
+                .collect::<Vec<_>>(),
+            shape,
+            &Device::Cpu,
+        )
+        .unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn matches_candle_convolution_and_its_gradients() {
+        for (stride, pad, k) in [(1, 1, 3), (2, 1, 3), (1, 0, 5), (2, 3, 7), (2, 0, 1)] {
+            let x = Var::from_tensor(&rand(&[2, 3, 11, 9], 1)).unwrap();
+            let w = Var::from_tensor(&rand(&[4, 3, k, k], 2)).unwrap();
+            let ours = conv2d(x.as_tensor(), w.as_tensor(), stride, pad).unwrap();
+            let theirs = x
+                .as_tensor()
+                .conv2d(w.as_tensor(), pad, stride, 1, 1)
+                .unwrap();
+            assert_eq!(ours.dims(), theirs.dims());
+            assert!(
+                max_diff(&ours, &theirs) < 1e-4,
+                "forward s{stride} p{pad} k{k}"
+            );
+            let probe = rand(ours.dims(), 3);
+            let g1 = (&ours * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g2 = (&theirs * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            for v in [&x, &w] {
+                let (a, b) = (
+                    g1.get(v.as_tensor()).unwrap(),
+                    g2.get(v.as_tensor()).unwrap(),
+                );
+                assert!(max_diff(a, b) < 1e-3, "gradient s{stride} p{pad} k{k}");
+            }
+        }
+    }
+}

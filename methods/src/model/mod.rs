@@ -1,0 +1,7 @@
+//! Float models: architectures as data, their parameters, and their candle forward pass.
+
+pub mod arch;
+pub mod conv;
+pub mod forward;
+pub mod params;
+pub mod zoo;
