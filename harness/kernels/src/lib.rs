@@ -3,6 +3,32 @@
 //! Every kernel here works on plain slices and shapes; it knows nothing of graphs, files, methods or
 //! datasets. Each public kernel has a scalar reference in [`reference`] written for clarity, and the
 //! fast paths (chosen at run time from the CPU's features) must equal it bit for bit.
+//!
+//! # API
+//! * One-shot kernels with the reference signatures: [`gemm_u8i8`], [`conv2d_u8i8`],
+//!   [`binary_gemm`], [`binary_conv2d`] (they pack the weights on every call).
+//! * Constant weights packed once (at model load): [`PackedWeightsI8`] + [`gemm_u8i8_packed`],
+//!   [`PackedConvWeights`] + [`conv2d_u8i8_packed`], [`PackedBinaryWeights`] +
+//!   [`binary_gemm_packed`], [`PackedBinaryConvWeights`] + [`binary_conv2d_packed`]. A packing
+//!   is laid out for the ISA chosen when it was made.
+//! * Explicit ISA (tests, benchmarks): `*_with(isa, ...)` and `Packed*::new_for(isa, ...)`;
+//!   they panic if the CPU lacks the ISA.
+//! * Dispatch ([`dispatch`]): `is_x86_feature_detected!`, cached. int8: AVX-512 VNNI, else AVX2,
+//!   else portable; binary: AVX-512 VPOPCNTDQ, else AVX2, else scalar `popcnt`.
+//! * Threads ([`threads`]): kernels run on the calling rayon pool (`ThreadPool::install`),
+//!   capped by [`threads::set_max_threads`]; work is split over batch/pixels and output blocks.
+//! * [`peak`] measures the machine's own peak for each instruction sequence; [`bench`] is
+//!   `qbench bench kernels`.
+//!
+//! # Exactness
+//! Accumulation is i32 with wrap-around, like the reference's `wrapping_add`; wrapping addition
+//! is associative, so the blocked kernels' summation order does not matter. The AVX2 int8 path
+//! widens both 8-bit operands to i16 and uses `vpmaddwd` (pair sums of at most `2 * 255 * 128`,
+//! exact) + `vpaddd`; it never uses `vpmaddubsw`, whose i16 pair sums saturate for full-range
+//! u8 x i8 (`2 * 255 * 127 > 32767`). The AVX-512 VNNI path uses `vpdpbusd`, which sums the four
+//! products in 32 bits without saturation; it and the VPOPCNTDQ binary path cannot run on the
+//! development machine (AMD Zen 3, AVX2 only) and are untested there: the property tests cover
+//! them automatically on CPUs that have them.
 
 pub mod bench;
 pub mod binary;
@@ -14,7 +40,8 @@ pub mod reference;
 pub mod threads;
 
 pub use binary::{
-    PackedBinaryConvWeights, binary_conv2d_packed, binary_conv2d_with, binary_gemm_with,
+    PackedBinaryConvWeights, PackedBinaryWeights, binary_conv2d_packed, binary_conv2d_with,
+    binary_gemm_packed, binary_gemm_with,
 };
 pub use conv::{PackedConvWeights, conv2d_u8i8_packed, conv2d_u8i8_with};
 pub use dispatch::{BinaryIsa, Int8Isa};

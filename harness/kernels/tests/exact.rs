@@ -354,3 +354,78 @@ fn binary_long_rows_and_resnet_layer() {
         assert_eq!(got, want, "{isa:?}");
     }
 }
+
+/// Packed binary weights, and a small `m` (the split over weight panels) on two threads.
+#[test]
+fn binary_gemm_packed_matches_reference() {
+    for (m, n, bits) in [(1, 100, 200), (2, 9, 64), (33, 17, 129)] {
+        let words = words_for_bits(bits);
+        let mask = |i: usize, v: u64| {
+            if i % words == words - 1 && bits % 64 != 0 {
+                v & ((1 << (bits % 64)) - 1)
+            } else {
+                v
+            }
+        };
+        let a: Vec<u64> = (0..m * words)
+            .map(|i| mask(i, (i as u64 + 3).wrapping_mul(0x9E3779B97F4A7C15)))
+            .collect();
+        let b: Vec<u64> = (0..n * words)
+            .map(|i| mask(i, (i as u64 + 11).wrapping_mul(0xD1B54A32D192ED03)))
+            .collect();
+        let mut want = vec![0; m * n];
+        reference::binary_gemm(&a, &b, &mut want, m, n, bits);
+        for isa in BinaryIsa::all_available() {
+            let pw = PackedBinaryWeights::new_for(isa, &b, n, bits);
+            for threads in [1, 2] {
+                let mut got = vec![0; m * n];
+                in_pool(threads, || binary_gemm_packed(&a, &pw, &mut got, m));
+                assert_eq!(got, want, "{isa:?} threads={threads} m={m}");
+            }
+        }
+    }
+}
+
+/// The padded-input buffer is reused between calls: same geometry with new inputs and a new pad
+/// value, batched (per-task padding) and single-image (shared padding), and a thread cap.
+#[test]
+fn conv_repeated_calls_and_thread_cap() {
+    for batch in [1, 3] {
+        let g = ConvGeometry {
+            batch,
+            in_channels: 5,
+            in_h: 9,
+            in_w: 11,
+            out_channels: 6,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride: 1,
+            pad: 2,
+            groups: 1,
+        };
+        let n_in = batch * 5 * 9 * 11;
+        let w: Vec<i8> = (0..6 * 5 * 9).map(|i| (i * 37 % 256) as u8 as i8).collect();
+        let n_out = batch * 6 * g.out_h() * g.out_w();
+        for (round, pad_value) in [(0u8, 9u8), (1, 9), (2, 200), (3, 9)] {
+            let input: Vec<u8> = (0..n_in)
+                .map(|i| (i * 13 + round as usize * 71) as u8)
+                .collect();
+            let mut want = vec![0; n_out];
+            reference::conv2d_u8i8(&input, &w, &mut want, &g, pad_value);
+            for isa in Int8Isa::all_available() {
+                let pw = PackedConvWeights::new_for(isa, &w, &g);
+                for threads in [1, 2] {
+                    let mut got = vec![0; n_out];
+                    in_pool(threads, || {
+                        conv2d_u8i8_packed(&input, &pw, &mut got, &g, pad_value)
+                    });
+                    assert_eq!(got, want, "{isa:?} threads={threads} round={round}");
+                }
+            }
+        }
+    }
+    threads::set_max_threads(1);
+    assert_eq!(in_pool(2, threads::max_threads), 1);
+    threads::set_max_threads(0);
+    assert_eq!(in_pool(2, threads::max_threads), 2);
+}

@@ -59,46 +59,80 @@ fn pack_rows(dst: &mut Vec<u64>, src: &[u64], rows: usize, q: usize, stride: usi
     }
 }
 
-/// Binary GEMM on an explicit ISA (for tests and benchmarks); see [`crate::reference::binary_gemm`].
-pub fn binary_gemm_with(
-    isa: BinaryIsa,
-    a: &[u64],
-    b: &[u64],
-    c: &mut [i32],
-    m: usize,
+/// Binary weight rows (`n x words_for_bits(bits)`, bit-packed) packed once for
+/// [`binary_gemm_packed`].
+#[derive(Clone, Debug)]
+pub struct PackedBinaryWeights {
     n: usize,
     bits: usize,
-) {
-    let kernel = kernel_for(isa);
+    isa: BinaryIsa,
+    /// B panels `[n / NR][words][NR]`.
+    data: Vec<u64>,
+}
+
+impl PackedBinaryWeights {
+    /// Pack `b` (`n` rows of `words_for_bits(bits)` words) for the best binary ISA of this CPU.
+    pub fn new(b: &[u64], n: usize, bits: usize) -> Self {
+        Self::new_for(crate::dispatch::binary_isa(), b, n, bits)
+    }
+
+    /// Pack for a given ISA (for tests and benchmarks). Panics if the CPU lacks it.
+    pub fn new_for(isa: BinaryIsa, b: &[u64], n: usize, bits: usize) -> Self {
+        assert!(isa.available(), "{isa:?} is not available on this CPU");
+        let words = words_for_bits(bits);
+        assert!(b.len() >= n * words, "weights slice too short");
+        let mut data = Vec::new();
+        pack_rows(&mut data, b, n, words, words, NR);
+        PackedBinaryWeights { n, bits, isa, data }
+    }
+
+    /// The ISA this packing runs on.
+    pub fn isa(&self) -> BinaryIsa {
+        self.isa
+    }
+}
+
+/// Binary GEMM with pre-packed weights (`a` is `m` rows of packed bits, `c` is `m x n`); equal
+/// bit for bit to [`crate::reference::binary_gemm`].
+pub fn binary_gemm_packed(a: &[u64], b: &PackedBinaryWeights, c: &mut [i32], m: usize) {
+    let kernel = kernel_for(b.isa);
+    let (n, bits) = (b.n, b.bits);
     let words = words_for_bits(bits);
-    assert!(a.len() >= m * words && b.len() >= n * words && c.len() >= m * n);
+    assert!(a.len() >= m * words && c.len() >= m * n);
     if m == 0 || n == 0 {
         return;
     }
-    let mut bp = Vec::new();
-    pack_rows(&mut bp, b, n, words, words, NR);
     let threads = max_threads();
     let m_panels = m.div_ceil(MR);
-    let tasks = if threads <= 1 {
+    let n_panels = n.div_ceil(NR);
+    // Split rows of A; with few rows, split the weight panels as well.
+    let m_chunks = if threads <= 1 {
         1
     } else {
         (4 * threads).min(m_panels)
     };
+    let n_chunks = if threads <= 1 || m_chunks >= 2 * threads {
+        1
+    } else {
+        (4 * threads).div_ceil(m_chunks).min(n_panels)
+    };
     let cptr = SendPtr::new(c.as_mut_ptr());
     let base = [bits as i32; NR];
-    run_tasks(tasks, threads, |t| {
-        let (p0, p1) = (t * m_panels / tasks, (t + 1) * m_panels / tasks);
+    run_tasks(m_chunks * n_chunks, threads, |t| {
+        let (mc, nc) = (t / n_chunks, t % n_chunks);
+        let (p0, p1) = (mc * m_panels / m_chunks, (mc + 1) * m_panels / m_chunks);
+        let (q0, q1) = (nc * n_panels / n_chunks, (nc + 1) * n_panels / n_chunks);
         let mut ap = Vec::new();
         let mut tile = [0i32; MR * NR];
         for p in p0..p1 {
             let i0 = p * MR;
             let rows = MR.min(m - i0);
             pack_rows(&mut ap, &a[i0 * words..], rows, words, words, MR);
-            for jp in 0..n.div_ceil(NR) {
+            for jp in q0..q1 {
                 let j0 = jp * NR;
                 let cols = NR.min(n - j0);
-                let bptr = bp[jp * words * NR..].as_ptr();
-                // SAFETY: panels hold `words` words; tasks own disjoint rows of c.
+                let bptr = b.data[jp * words * NR..].as_ptr();
+                // SAFETY: panels hold `words` words; tasks own disjoint tiles of c.
                 unsafe {
                     if rows == MR && cols == NR {
                         let dst = cptr.get().add(i0 * n + j0);
@@ -115,6 +149,20 @@ pub fn binary_gemm_with(
             }
         }
     });
+}
+
+/// Binary GEMM on an explicit ISA (packs the weights on every call); for tests and benchmarks.
+/// See [`crate::reference::binary_gemm`].
+pub fn binary_gemm_with(
+    isa: BinaryIsa,
+    a: &[u64],
+    b: &[u64],
+    c: &mut [i32],
+    m: usize,
+    n: usize,
+    bits: usize,
+) {
+    binary_gemm_packed(a, &PackedBinaryWeights::new_for(isa, b, n, bits), c, m);
 }
 
 /// Binary convolution weights (`[O][kh][kw][words]`) packed once for [`binary_conv2d_packed`].
