@@ -1,7 +1,7 @@
 //! Integer compute kernels for the qbench inference engine.
 //!
 //! Every kernel here works on plain slices and shapes; it knows nothing of graphs, files, methods or
-//! datasets. Each public kernel has a scalar reference in [`reference`] written for clarity, and the
+//! datasets. Each public kernel has a scalar reference in [`mod@reference`] written for clarity, and the
 //! fast paths (chosen at run time from the CPU's features) must equal it bit for bit.
 //!
 //! # API
@@ -17,7 +17,7 @@
 //!   else portable; binary: AVX-512 VPOPCNTDQ, else AVX2, else scalar `popcnt`.
 //! * Threads ([`threads`]): kernels run on the calling rayon pool (`ThreadPool::install`),
 //!   capped by [`threads::set_max_threads`]; work is split over batch/pixels and output blocks.
-//! * [`peak`] measures the machine's own peak for each instruction sequence; [`bench`] is
+//! * [`peak`] measures the machine's own peak for each instruction sequence; [`mod@bench`] is
 //!   `qbench bench kernels`.
 //!
 //! # Exactness
