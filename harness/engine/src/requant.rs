@@ -172,7 +172,8 @@ impl ShiftedClamp {
 
     #[inline(always)]
     fn apply(self, v: i32) -> i32 {
-        v.clamp(self.lo, self.hi) + self.zero_point
+        // max/min rather than clamp: no `lo <= hi` assertion in the loop (`new` guarantees it).
+        v.max(self.lo).min(self.hi) + self.zero_point
     }
 }
 

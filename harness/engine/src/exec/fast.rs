@@ -63,6 +63,9 @@ pub struct FastExecutor<'g> {
     graph: &'g QGraph,
     prep: Vec<Prep>,
     last_use: Vec<usize>,
+    /// MAC nodes whose per-channel add (zero-point correction and bias) is left to their single
+    /// consumer, a requantizer, in untraced runs: saves a pass over the i32 accumulators.
+    fused: Vec<bool>,
 }
 
 /// Largest chunk of images one task runs through the whole graph.
@@ -73,10 +76,29 @@ impl<'g> FastExecutor<'g> {
     pub fn new(graph: &'g QGraph) -> Result<Self> {
         graph.validate()?;
         let prep = graph.nodes.iter().map(|n| prepare(graph, n)).collect();
+        let mut consumers = vec![Vec::new(); graph.nodes.len()];
+        for (i, n) in graph.nodes.iter().enumerate() {
+            for &p in &n.inputs {
+                consumers[p].push(i);
+            }
+        }
+        let fused = graph
+            .nodes
+            .iter()
+            .zip(&consumers)
+            .map(|(n, c)| {
+                let mac = matches!(
+                    n.op,
+                    Op::Conv2d(_) | Op::Dense(_) | Op::BinaryConv2d(_) | Op::BinaryDense(_)
+                );
+                mac && c.len() == 1 && matches!(graph.nodes[c[0]].op, Op::Requant(_))
+            })
+            .collect();
         Ok(FastExecutor {
             graph,
             prep,
             last_use: graph.last_use(),
+            fused,
         })
     }
 
@@ -126,11 +148,21 @@ impl<'g> FastExecutor<'g> {
                 };
                 let data = match &node.op {
                     Op::Input => TensorData::U8(input.to_vec()),
-                    Op::Conv2d(_) | Op::Dense(_) => self.mac(i, node, arg(0), batch),
-                    Op::BinaryConv2d(_) | Op::BinaryDense(_) => {
-                        self.binary_mac(i, node, arg(0), batch)
+                    Op::Conv2d(_) | Op::Dense(_) => {
+                        self.mac(i, node, arg(0), batch, keep || !self.fused[i])
                     }
-                    Op::Requant(r) => requant(&r.requant, arg(0), &node.output),
+                    Op::BinaryConv2d(_) | Op::BinaryDense(_) => {
+                        self.binary_mac(i, node, arg(0), batch, keep || !self.fused[i])
+                    }
+                    Op::Requant(r) => {
+                        let p = node.inputs[0];
+                        let pending = if !keep && self.fused[p] {
+                            self.channel_add(p)
+                        } else {
+                            None
+                        };
+                        requant(&r.requant, arg(0), &node.output, pending)
+                    }
                     Op::MaxPool(p) => max_pool(p, arg(0), &node.output),
                     Op::AvgPool(p) => avg_pool(p, arg(0), &node.output),
                     Op::GlobalAvgPool => global_avg_pool(arg(0), &node.output),
@@ -166,7 +198,19 @@ impl<'g> FastExecutor<'g> {
     }
 
     /// Integer conv or dense through the packed u8 x i8 kernels.
-    fn mac(&self, i: usize, node: &Node, x: &Tensor, batch: usize) -> TensorData {
+    /// The per-channel add of MAC node `i` (correction or bias), if it has one.
+    fn channel_add(&self, i: usize) -> Option<&[i32]> {
+        match (&self.prep[i], &self.graph.nodes[i].op) {
+            (Prep::Conv { correction, .. } | Prep::Dense { correction, .. }, _) => Some(correction),
+            (_, Op::BinaryConv2d(c)) => c.bias.as_deref(),
+            (_, Op::BinaryDense(d)) => d.bias.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Integer conv or dense; the per-channel correction is added unless `finish` is false (then the
+    /// consuming requantizer adds it).
+    fn mac(&self, i: usize, node: &Node, x: &Tensor, batch: usize, finish: bool) -> TensorData {
         let offset_input;
         let a: &[u8] = match &x.data {
             TensorData::U8(v) => v,
@@ -206,12 +250,21 @@ impl<'g> FastExecutor<'g> {
             }
             _ => unreachable!("prepared as MAC"),
         };
-        add_per_channel(&mut acc, correction, s);
+        if finish {
+            add_per_channel(&mut acc, correction, s);
+        }
         TensorData::I32(acc)
     }
 
     /// Binary conv or dense through the xnor-popcount kernels.
-    fn binary_mac(&self, i: usize, node: &Node, x: &Tensor, batch: usize) -> TensorData {
+    fn binary_mac(
+        &self,
+        i: usize,
+        node: &Node,
+        x: &Tensor,
+        batch: usize,
+        finish: bool,
+    ) -> TensorData {
         let TensorData::Bits(a) = &x.data else {
             unreachable!("validated: binary input")
         };
@@ -245,7 +298,7 @@ impl<'g> FastExecutor<'g> {
             }
             _ => unreachable!("prepared as binary"),
         };
-        if let Some(b) = bias {
+        if let (Some(b), true) = (bias, finish) {
             add_per_channel(&mut acc, b, s);
         }
         TensorData::I32(acc)
@@ -411,38 +464,61 @@ fn store(dtype: DType, values: Vec<i32>) -> TensorData {
     }
 }
 
-fn requant(r: &Requant, x: &Tensor, out: &TensorType) -> TensorData {
+/// Requantizes `x`; `pending` is a per-channel add (wrapping) still to be applied to `x` first, left
+/// there by a fused MAC node.
+fn requant(r: &Requant, x: &Tensor, out: &TensorType, pending: Option<&[i32]>) -> TensorData {
     let v = to_i32(x);
     let (c, s) = (out.channels(), out.spatial());
+    let mut scratch = vec![0i32; if pending.is_some() { s } else { 0 }];
+    // Calls `f(channel, values)` on the k-th plane, with the pending add applied.
+    let mut planes = |k: usize, f: &mut dyn FnMut(usize, &[i32])| {
+        let src = &v[k * s..(k + 1) * s];
+        match pending {
+            Some(add) => {
+                let a = add[k % c];
+                for (d, &x) in scratch.iter_mut().zip(src) {
+                    *d = x.wrapping_add(a);
+                }
+                f(k % c, &scratch);
+            }
+            None => f(k % c, src),
+        }
+    };
     let batch = x.batch;
     match out.dtype {
         DType::Binary => {
             let words = binary_words(c);
             let mut bits = vec![0u64; batch * s * words];
-            for n in 0..batch {
-                for ch in 0..c {
-                    let plane = &v[(n * c + ch) * s..(n * c + ch + 1) * s];
+            for k in 0..batch * c {
+                let n = k / c;
+                planes(k, &mut |ch, src| {
                     let (word, mask) = (ch / 64, 1u64 << (ch % 64));
-                    r.apply_run(ch, plane, |p, o| {
+                    r.apply_run(ch, src, |p, o| {
                         if o > 0 {
                             bits[(n * s + p) * words + word] |= mask;
                         }
                     });
-                }
+                });
             }
             TensorData::Bits(bits)
         }
         DType::Unsigned { .. } => {
             let mut o = vec![0u8; v.len()];
-            for (k, (dst, src)) in o.chunks_mut(s).zip(v.chunks(s)).enumerate() {
-                r.apply_run(k % c, src, |i, q| dst[i] = q as u8);
+            for k in 0..batch * c {
+                let dst = &mut o[k * s..(k + 1) * s];
+                planes(k, &mut |ch, src| {
+                    r.apply_run(ch, src, |i, q| dst[i] = q as u8);
+                });
             }
             TensorData::U8(o)
         }
         DType::Signed { .. } => {
             let mut o = vec![0i8; v.len()];
-            for (k, (dst, src)) in o.chunks_mut(s).zip(v.chunks(s)).enumerate() {
-                r.apply_run(k % c, src, |i, q| dst[i] = q as i8);
+            for k in 0..batch * c {
+                let dst = &mut o[k * s..(k + 1) * s];
+                planes(k, &mut |ch, src| {
+                    r.apply_run(ch, src, |i, q| dst[i] = q as i8);
+                });
             }
             TensorData::I8(o)
         }
