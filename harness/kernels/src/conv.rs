@@ -1,21 +1,31 @@
 //! u8 x i8 -> i32 convolution as an implicit GEMM: `out[o][pixel] = W[o][k] . X[pixel][k]`.
 //!
 //! The weights (the A side, broadcast by the microkernel) are packed once into
-//! [`PackedConvWeights`] with the reduction index reordered to `k = (ky * kw + kx) * cin_g + ci`.
-//! The input is copied once per call into a padded buffer (border = `pad_value`), and each task
-//! builds, for `NR` output pixels at a time, the im2col panel (the B side) in L1 with SIMD loads
-//! (stride 1), then runs the microkernel for every weight panel of the group. The tile is
-//! `out_channels x pixels`, which is exactly the NCHW output layout, so full tiles are stored in
-//! place. Pixels of a panel may span output rows and images.
+//! [`PackedConvWeights`] with the reduction index reordered to
+//! `k = ((ky * kw + kx) * CP + cp) * 2 + j`, i.e. input channel `ci = 2 cp + j` of each group
+//! taken in pairs (`CP = ceil(cin_g / 2)`; a missing odd channel has weight 0).
+//!
+//! The input is copied into a padded buffer (border = `pad_value`) whose channels are interleaved
+//! in those pairs: `[image][group][cp][H + 2 pad][W + 2 pad][2]`. Then the 16 pixels x 1 k-pair
+//! block the AVX2 kernel multiplies is 32 consecutive bytes whenever the 16 output pixels lie in
+//! one output row (stride 1): the kernel reads them straight from the padded input through a
+//! table of per-k-pair offsets, with no im2col copy. Panels of 16 pixels that span output rows
+//! or images are first gathered (one load + blend per run, 32 bytes per k-pair) into a small
+//! panel. Other ISAs and strides use a generic gather. The tile is `out_channels x pixels`, which
+//! is the NCHW output layout, so tiles are stored in place.
+//!
+//! With several images, each task pads the (at most two) images its current pixel panel reads
+//! into a small buffer of its own, which stays in cache; a single image is padded once, in
+//! parallel, into a buffer reused across calls.
 
 use crate::ConvGeometry;
 use crate::dispatch::Int8Isa;
 use crate::gemm::{Elem, Kernel, PanelData, pack_panels, shape};
 use crate::threads::{SendPtr, max_threads, run_tasks};
 
-/// Bytes of slack before and after the padded input, so that 16-byte loads of a panel's pixel
-/// segments never leave the buffer.
-const SLACK: usize = 64;
+/// Bytes of slack before and after the padded input, so that the 32-byte loads of a panel's pixel
+/// runs never leave the buffer.
+const SLACK: usize = 128;
 
 /// i8 convolution weights (`[O][C/groups][kh][kw]`) packed once for [`conv2d_u8i8_packed`].
 #[derive(Clone, Debug)]
@@ -48,17 +58,22 @@ impl PackedConvWeights {
         let cin_g = g.in_channels / g.groups;
         let cout_g = g.out_channels / g.groups;
         let (kh, kw) = (g.kernel_h, g.kernel_w);
-        let kk = kh * kw * cin_g;
         assert!(
-            weights.len() >= g.out_channels * kk,
+            weights.len() >= g.out_channels * kh * kw * cin_g,
             "weights slice too short"
         );
+        let cp2 = 2 * cin_g.div_ceil(2);
+        let kk = kh * kw * cp2;
         let s = shape(isa);
         let kgroups = kk.div_ceil(s.kg);
         let per_group = cout_g.div_ceil(s.mr) * kgroups * s.mr * s.kg;
         let get = |grp: usize, o: usize, k: usize| {
-            let (tap, ci) = (k / cin_g, k % cin_g);
-            weights[(((grp * cout_g + o) * cin_g + ci) * kh + tap / kw) * kw + tap % kw]
+            let (tap, ci) = (k / cp2, k % cp2);
+            if ci < cin_g {
+                weights[(((grp * cout_g + o) * cin_g + ci) * kh + tap / kw) * kw + tap % kw]
+            } else {
+                0
+            }
         };
         fn fill<E: Elem>(
             len: usize,
@@ -187,87 +202,36 @@ pub fn conv2d_u8i8_with(
     conv2d_u8i8_packed(input, &p, out, g, pad_value);
 }
 
+/// Geometry of the pair-interleaved padded input.
+#[derive(Clone, Copy)]
+struct PadLayout {
+    /// Channel pairs per group.
+    cp: usize,
+    hp: usize,
+    wp: usize,
+    /// Bytes per image: `groups * cp * hp * wp * 2`.
+    img: usize,
+}
+
+impl PadLayout {
+    fn new(g: &ConvGeometry) -> Self {
+        let cp = (g.in_channels / g.groups).div_ceil(2);
+        let (hp, wp) = (g.in_h + 2 * g.pad, g.in_w + 2 * g.pad);
+        PadLayout {
+            cp,
+            hp,
+            wp,
+            img: g.groups * cp * hp * wp * 2,
+        }
+    }
+}
+
 /// The calling thread's padded-input buffer, and the layout whose borders it already holds.
 #[derive(Default)]
 struct PadBuf {
     buf: Vec<u8>,
-    /// (planes, padded height, padded width, pad value) of the last fill.
-    key: Option<(usize, usize, usize, u8)>,
-}
-
-/// Copy the input into `pb.buf` as `[N][C][H + 2 pad][W + 2 pad]` bordered by `pad_value`, with
-/// `SLACK` bytes before and after; planes are copied in parallel on `threads` threads. Borders are
-/// only rewritten when the layout or pad value changed since the last call on this thread.
-fn pad_input(pb: &mut PadBuf, input: &[u8], g: &ConvGeometry, pad_value: u8, threads: usize) {
-    let (hp, wp) = (g.in_h + 2 * g.pad, g.in_w + 2 * g.pad);
-    let planes = g.batch * g.in_channels;
-    let len = planes * hp * wp + 2 * SLACK;
-    let key = (planes, hp, wp, pad_value);
-    if pb.key != Some(key) {
-        pb.buf.clear();
-        pb.buf.resize(len, pad_value);
-        pb.key = Some(key);
-    }
-    let plane_len = hp * wp;
-    let body = &mut pb.buf[SLACK..SLACK + planes * plane_len];
-    let copy_plane = |pl: usize, dst: &mut [u8]| pad_plane(dst, input, pl, g, pad_value);
-    if threads <= 1 || planes * plane_len < (1 << 16) {
-        for (pl, dst) in body.chunks_mut(plane_len).enumerate() {
-            copy_plane(pl, dst);
-        }
-    } else {
-        use rayon::prelude::*;
-        body.par_chunks_mut(plane_len)
-            .with_min_len(8)
-            .enumerate()
-            .for_each(|(pl, dst)| copy_plane(pl, dst));
-    }
-}
-
-/// Copy input plane `pl` (image-major plane index) into the interior of the padded plane `dst`,
-/// whose borders already hold `pad_value` (and keep it).
-fn pad_plane(dst: &mut [u8], input: &[u8], pl: usize, g: &ConvGeometry, pad_value: u8) {
-    let wp = g.in_w + 2 * g.pad;
-    for y in 0..g.in_h {
-        let s0 = (pl * g.in_h + y) * g.in_w;
-        let d = (y + g.pad) * wp + g.pad;
-        #[cfg(target_arch = "x86_64")]
-        if g.in_w < 16 && d + 16 <= dst.len() && s0 + 16 <= input.len() {
-            // One 16-byte store: the row, then pad_value over the bytes past it. Those are this
-            // row's right border and the next row's left border, or bytes of the next row that
-            // its own copy overwrites, or the bottom border.
-            use std::arch::x86_64::*;
-            // SAFETY: both 16-byte ranges are in bounds (checked above); SSE2 is baseline.
-            unsafe {
-                let v = _mm_loadu_si128(input.as_ptr().add(s0) as *const __m128i);
-                let idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-                let keep = _mm_cmplt_epi8(idx, _mm_set1_epi8(g.in_w as i8));
-                let padv = _mm_set1_epi8(pad_value as i8);
-                let out = _mm_or_si128(_mm_and_si128(keep, v), _mm_andnot_si128(keep, padv));
-                _mm_storeu_si128(dst.as_mut_ptr().add(d) as *mut __m128i, out);
-            }
-            continue;
-        }
-        copy_row(&mut dst[d..d + g.in_w], &input[s0..s0 + g.in_w]);
-    }
-}
-
-/// `dst.copy_from_slice(src)` without a `memcpy` call for the short rows of small images.
-#[inline]
-fn copy_row(dst: &mut [u8], src: &[u8]) {
-    let n = src.len();
-    if (8..=64).contains(&n) {
-        let mut i = 0;
-        while i + 8 <= n {
-            dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
-            i += 8;
-        }
-        if i < n {
-            dst[n - 8..].copy_from_slice(&src[n - 8..]);
-        }
-    } else {
-        dst.copy_from_slice(src);
-    }
+    /// (images, bytes per image, pad value) of the last fill.
+    key: Option<(usize, usize, u8)>,
 }
 
 thread_local! {
@@ -275,12 +239,138 @@ thread_local! {
     static PADDED: std::cell::RefCell<PadBuf> = std::cell::RefCell::new(PadBuf::default());
 }
 
-/// Where a panel's pixels live in the padded input.
+/// Pad all images into `pb.buf` (`SLACK` bytes before and after), channel pairs in parallel on
+/// `threads` threads. Borders are only rewritten when the layout or pad value changed.
+fn pad_all(
+    pb: &mut PadBuf,
+    input: &[u8],
+    g: &ConvGeometry,
+    pl: PadLayout,
+    pad_value: u8,
+    threads: usize,
+) {
+    let key = (g.batch, pl.img, pad_value);
+    if pb.key != Some(key) {
+        pb.buf.clear();
+        pb.buf.resize(g.batch * pl.img + 2 * SLACK, pad_value);
+        pb.key = Some(key);
+    }
+    let pair_len = pl.hp * pl.wp * 2;
+    let body = &mut pb.buf[SLACK..SLACK + g.batch * pl.img];
+    let fill = |i: usize, dst: &mut [u8]| {
+        // Pair i of all images: image n, group grp, pair cp.
+        let per_img = g.groups * pl.cp;
+        let (n, rest) = (i / per_img, i % per_img);
+        pad_pair(dst, input, g, n, rest / pl.cp, rest % pl.cp, pad_value);
+    };
+    if threads <= 1 || body.len() < (1 << 16) {
+        body.chunks_mut(pair_len)
+            .enumerate()
+            .for_each(|(i, d)| fill(i, d));
+    } else {
+        use rayon::prelude::*;
+        body.par_chunks_mut(pair_len)
+            .with_min_len(4)
+            .enumerate()
+            .for_each(|(i, d)| fill(i, d));
+    }
+}
+
+/// Pad image `n` into `dst` (one image of the layout, borders already `pad_value`).
+fn pad_image(
+    dst: &mut [u8],
+    input: &[u8],
+    g: &ConvGeometry,
+    pl: PadLayout,
+    n: usize,
+    pad_value: u8,
+) {
+    for (i, d) in dst.chunks_mut(pl.hp * pl.wp * 2).enumerate() {
+        pad_pair(d, input, g, n, i / pl.cp, i % pl.cp, pad_value);
+    }
+}
+
+/// Write channels `2 cp` and `2 cp + 1` of group `grp`, image `n`, interleaved byte by byte, into
+/// the interior of the padded pair plane `dst` (`[hp][wp][2]`), whose borders hold `pad_value`
+/// and keep it. A missing second channel (odd `cin_g`) is left as it is: its weights are 0.
+fn pad_pair(
+    dst: &mut [u8],
+    input: &[u8],
+    g: &ConvGeometry,
+    n: usize,
+    grp: usize,
+    cp: usize,
+    pad_value: u8,
+) {
+    let cin_g = g.in_channels / g.groups;
+    let (w, wp) = (g.in_w, g.in_w + 2 * g.pad);
+    let plane = g.in_h * w;
+    let ca = (n * g.in_channels + grp * cin_g + 2 * cp) * plane;
+    let cb = (2 * cp + 1 < cin_g).then_some(ca + plane);
+    for y in 0..g.in_h {
+        let (sa, sb) = (ca + y * w, cb.map(|c| c + y * w));
+        let d = ((y + g.pad) * wp + g.pad) * 2;
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::*;
+            let fits = |s: usize| s + 16 <= input.len();
+            // SAFETY: every 16-byte load and 32-byte store below is bounds-checked first; SSE2 is
+            // baseline on x86_64.
+            unsafe {
+                let ld = |s: usize| _mm_loadu_si128(input.as_ptr().add(s) as *const __m128i);
+                let pair = |x: usize| {
+                    let va = ld(sa + x);
+                    let vb = sb.map_or(_mm_setzero_si128(), |sb| ld(sb + x));
+                    (_mm_unpacklo_epi8(va, vb), _mm_unpackhi_epi8(va, vb))
+                };
+                let out = dst.as_mut_ptr().add(d) as *mut __m128i;
+                if w >= 16 {
+                    // Whole chunks, then one overlapping chunk for the tail.
+                    let mut x = 0;
+                    while x < w {
+                        let xx = x.min(w - 16);
+                        let (lo, hi) = pair(xx);
+                        let o = dst.as_mut_ptr().add(d + 2 * xx) as *mut __m128i;
+                        _mm_storeu_si128(o, lo);
+                        _mm_storeu_si128(o.add(1), hi);
+                        x += 16;
+                    }
+                    continue;
+                }
+                if d + 32 <= dst.len() && fits(sa) && sb.is_none_or(fits) {
+                    // One 32-byte store; the bytes past the row get pad_value. They are this
+                    // row's right border and the next row's left border, or bytes of the next row
+                    // that its own copy overwrites, or the bottom border.
+                    let (lo, hi) = pair(0);
+                    let idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                    let padv = _mm_set1_epi8(pad_value as i8);
+                    let keep = |v: __m128i, first: i32| {
+                        let lim = _mm_set1_epi8((2 * w as i32 - first).clamp(-1, 16) as i8);
+                        let m = _mm_cmplt_epi8(idx, lim);
+                        _mm_or_si128(_mm_and_si128(m, v), _mm_andnot_si128(m, padv))
+                    };
+                    _mm_storeu_si128(out, keep(lo, 0));
+                    _mm_storeu_si128(out.add(1), keep(hi, 16));
+                    continue;
+                }
+            }
+        }
+        for x in 0..w {
+            dst[d + 2 * x] = input[sa + x];
+            if let Some(sb) = sb {
+                dst[d + 2 * x + 1] = input[sb + x];
+            }
+        }
+    }
+}
+
+/// Where a panel's pixels live in the padded input (byte offsets of channel pair 0, tap (0, 0),
+/// relative to the group's base).
 struct PanelCols {
-    /// Per column: offset of its tap-(0,0) byte of channel 0 (relative to the buffer start
-    /// after `SLACK`). Left empty when `segs` (stride 1, at most 4 runs) suffices.
+    /// Per column. Left empty when `segs` (stride 1, at most 4 runs) suffices.
     off: Vec<isize>,
-    /// Runs of consecutive offsets: (first column, offset of column 0 for this run).
+    /// Runs of consecutive pixels: (first column, offset of a virtual column 0 of this run), so
+    /// column `c` of the run is at `offset + 2 c`.
     segs: Vec<(usize, isize)>,
 }
 
@@ -291,25 +381,23 @@ fn panel_cols(
     nr: usize,
     total: usize,
     g: &ConvGeometry,
+    wp: usize,
     img_base: impl Fn(usize) -> isize,
     need_off: bool,
     cols: &mut PanelCols,
 ) {
     let (oh, ow) = (g.out_h(), g.out_w());
-    let (hp, wp) = (g.in_h + 2 * g.pad, g.in_w + 2 * g.pad);
     cols.off.clear();
     cols.segs.clear();
-    let _ = hp;
     let (mut n, p) = (j0 / (oh * ow), j0 % (oh * ow));
     let (mut y, mut x) = (p / ow, p % ow);
     if g.stride == 1 && !need_off {
-        // Runs directly: one per output row (and image) the panel touches; the per-column
-        // offsets are only needed by the generic gather.
+        // Runs directly: one per output row (and image) the panel touches.
         let mut c = 0;
         while c < nr && j0 + c < total {
             let run = (ow - x).min(nr - c).min(total - j0 - c);
-            cols.segs
-                .push((c, img_base(n) + (y * wp + x) as isize - c as isize));
+            let o = img_base(n) + ((y * wp + x) * 2) as isize;
+            cols.segs.push((c, o - 2 * c as isize));
             c += run;
             x = 0;
             y += 1;
@@ -327,7 +415,7 @@ fn panel_cols(
     let mut img_off = img_base(n);
     for c in 0..nr {
         let o = if j0 + c < total {
-            let o = img_off + ((y * g.stride) * wp + x * g.stride) as isize;
+            let o = img_off + (((y * g.stride) * wp + x * g.stride) * 2) as isize;
             x += 1;
             if x == ow {
                 x = 0;
@@ -341,15 +429,16 @@ fn panel_cols(
             o
         } else {
             // Garbage columns past the end: continue the last run (reads stay in the slack).
-            cols.off[c - 1] + 1
+            cols.off[c - 1] + 2
         };
-        if c == 0 || o != cols.off[c - 1] + 1 {
-            cols.segs.push((c, o - c as isize));
+        if c == 0 || o != cols.off[c - 1] + 2 {
+            cols.segs.push((c, o - 2 * c as isize));
         }
         cols.off.push(o);
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn drive<E: Elem>(
     kernel: Kernel<E>,
     isa: Int8Isa,
@@ -363,30 +452,30 @@ fn drive<E: Elem>(
     let (oh, ow) = (g.out_h(), g.out_w());
     let plane = oh * ow;
     let total = g.batch * plane;
-    let cin_g = g.in_channels / g.groups;
     let cout_g = g.out_channels / g.groups;
-    let kk = g.kernel_h * g.kernel_w * cin_g;
+    let pl = PadLayout::new(g);
+    let taps = g.kernel_h * g.kernel_w;
+    let kk = taps * 2 * pl.cp;
     let kgroups = kk.div_ceil(s.kg);
     let a_panels = cout_g.div_ceil(s.mr);
     let group_len = a_panels * kgroups * s.mr * s.kg;
     let threads = max_threads();
-    let (hp, wpad) = (g.in_h + 2 * g.pad, g.in_w + 2 * g.pad);
-    let img_len = g.in_channels * hp * wpad;
-    // With several images, each task pads the (at most two) images its current panel reads into
-    // a small buffer of its own, which stays in cache; one image is padded once, up front.
     let local = g.batch > 1 && plane >= s.nr;
     let mut padded = PADDED.with(|b| std::mem::take(&mut *b.borrow_mut()));
     if !local {
-        pad_input(&mut padded, input, g, pad_value, threads);
+        pad_all(&mut padded, input, g, pl, pad_value, threads);
     }
     let padded_ref = &padded.buf;
-    // Offset of every reduction row k = tap * cin_g + ci (group 0), relative to a column offset.
+    // Byte offset of every reduction row k = (tap * CP + cp) * 2 + j, and of every k-pair.
     let row_off: Vec<isize> = (0..kk)
         .map(|k| {
-            let (tap, ci) = (k / cin_g, k % cin_g);
-            ((ci * hp + tap / g.kernel_w) * wpad + tap % g.kernel_w) as isize
+            let (pair, j) = (k / 2, k % 2);
+            let (tap, cp) = (pair / pl.cp, pair % pl.cp);
+            (((cp * pl.hp + tap / g.kernel_w) * pl.wp + tap % g.kernel_w) * 2 + j) as isize
         })
         .collect();
+    let pair_off: Vec<isize> = row_off.iter().step_by(2).copied().collect();
+    let grp_len = pl.cp * pl.hp * pl.wp * 2;
     let n_panels = total.div_ceil(s.nr);
     let chunks = if threads <= 1 {
         1
@@ -398,7 +487,7 @@ fn drive<E: Elem>(
     run_tasks(g.groups * chunks, threads, |t| {
         let (grp, ch) = (t / chunks, t % chunks);
         let (p0, p1) = (ch * n_panels / chunks, (ch + 1) * n_panels / chunks);
-        let base = SLACK as isize + (grp * cin_g * hp * wpad) as isize;
+        let base = SLACK as isize + (grp * grp_len) as isize;
         let mut bbuf = vec![0u8; kgroups * s.nr * s.kg];
         let mut tile = vec![0i32; s.mr * s.nr];
         let mut cols = PanelCols {
@@ -407,7 +496,7 @@ fn drive<E: Elem>(
         };
         let wgrp = &wp[grp * group_len..(grp + 1) * group_len];
         let mut lbuf = if local {
-            vec![pad_value; 2 * img_len + 2 * SLACK]
+            vec![pad_value; 2 * pl.img + 2 * SLACK]
         } else {
             Vec::new()
         };
@@ -419,31 +508,36 @@ fn drive<E: Elem>(
                 let n_last = ((j0 + s.nr).min(total) - 1) / plane;
                 for n in n_first..=n_last {
                     if loaded[n % 2] != n {
-                        let dst = &mut lbuf[SLACK + (n % 2) * img_len..][..img_len];
-                        for (ci, pl) in dst.chunks_mut(hp * wpad).enumerate() {
-                            pad_plane(pl, input, n * g.in_channels + ci, g, pad_value);
-                        }
+                        let dst = &mut lbuf[SLACK + (n % 2) * pl.img..][..pl.img];
+                        pad_image(dst, input, g, pl, n, pad_value);
                         loaded[n % 2] = n;
                     }
                 }
-                let base = |n: usize| ((n % 2) * img_len) as isize;
-                panel_cols(j0, s.nr, total, g, base, !simd, &mut cols);
+                let img_base = |n: usize| ((n % 2) * pl.img) as isize;
+                panel_cols(j0, s.nr, total, g, pl.wp, img_base, !simd, &mut cols);
             } else {
-                let base = |n: usize| (n * img_len) as isize;
-                panel_cols(j0, s.nr, total, g, base, !simd, &mut cols);
+                let img_base = |n: usize| (n * pl.img) as isize;
+                panel_cols(j0, s.nr, total, g, pl.wp, img_base, !simd, &mut cols);
             }
             let buf: &[u8] = if local { &lbuf } else { padded_ref };
-            let mut done = false;
+            // Where the kernel reads B: straight from the padded input (one run) or `bbuf`.
+            let mut direct: Option<*const u8> = None;
+            let mut packed = false;
             #[cfg(target_arch = "x86_64")]
             if simd && cols.off.is_empty() {
-                // SAFETY: AVX2 is present (the ISA was checked when packing the weights); the
-                // runs' 16-byte loads stay inside the padded buffer (SLACK on both ends).
-                unsafe {
-                    crate::gemm::avx2::pack_b_conv(&mut bbuf, buf, base, &cols.segs, &row_off);
+                if cols.segs.len() == 1 {
+                    let at = base + cols.segs[0].1;
+                    // SAFETY: `at` + the pair offsets + 32 stays inside the buffer (SLACK).
+                    direct = Some(unsafe { buf.as_ptr().offset(at) });
+                } else {
+                    // SAFETY: AVX2 present; the runs' 32-byte loads stay inside the buffer.
+                    unsafe {
+                        crate::gemm::avx2::pack_b_conv(&mut bbuf, buf, base, &cols.segs, &pair_off)
+                    };
                 }
-                done = true;
+                packed = true;
             }
-            if !done {
+            if !packed {
                 for kg in 0..kgroups {
                     for c in 0..s.nr {
                         for jj in 0..s.kg {
@@ -460,23 +554,41 @@ fn drive<E: Elem>(
             let cols_valid = s.nr.min(total - j0);
             let (n0, px0) = (j0 / plane, j0 % plane);
             let direct_cols = cols_valid == s.nr && px0 + s.nr <= plane;
-            // A full panel across one image boundary: AVX2 stores it with two masked stores.
+            // A full panel across one image boundary: AVX2 stores it in two parts.
             let split = (simd && cols_valid == s.nr && !direct_cols && plane >= s.nr)
                 .then_some(plane - px0);
             for ap in 0..a_panels {
                 let o0 = ap * s.mr;
                 let rows = s.mr.min(cout_g - o0);
                 let aptr = wgrp[ap * kgroups * s.mr * s.kg..].as_ptr();
-                // SAFETY: panels hold `kgroups` groups; tasks write disjoint (group, pixel) tiles.
+                let o = grp * cout_g + o0;
+                let run = |dst: *mut i32, ldc: usize| {
+                    // SAFETY: panels hold `kgroups` groups; `dst` is a tile of the output owned
+                    // by this task, or `tile`.
+                    unsafe {
+                        match direct {
+                            #[cfg(target_arch = "x86_64")]
+                            Some(b) => crate::gemm::avx2::kernel_rows(
+                                kgroups,
+                                aptr as *const i16,
+                                b,
+                                &pair_off,
+                                dst,
+                                ldc,
+                            ),
+                            _ => kernel(kgroups, aptr, bbuf.as_ptr(), dst, ldc, false),
+                        }
+                    }
+                };
+                // SAFETY: tasks write disjoint (group, pixel) tiles of the output.
                 unsafe {
                     if direct_cols && rows == s.mr {
-                        let dst = optr
-                            .get()
-                            .add((n0 * g.out_channels + grp * cout_g + o0) * plane + px0);
-                        kernel(kgroups, aptr, bbuf.as_ptr(), dst, plane, false);
+                        run(
+                            optr.get().add((n0 * g.out_channels + o) * plane + px0),
+                            plane,
+                        );
                     } else if let (Some(split), true) = (split, rows == s.mr) {
-                        kernel(kgroups, aptr, bbuf.as_ptr(), tile.as_mut_ptr(), s.nr, false);
-                        let o = grp * cout_g + o0;
+                        run(tile.as_mut_ptr(), s.nr);
                         let d0 = optr.get().add((n0 * g.out_channels + o) * plane + px0);
                         // Column c >= split goes to pixel c - split of image n0 + 1.
                         let d1 = optr
@@ -488,21 +600,20 @@ fn drive<E: Elem>(
                         #[cfg(not(target_arch = "x86_64"))]
                         unreachable!("split stores are AVX2 only ({d0:?}, {d1:?})");
                     } else {
-                        kernel(kgroups, aptr, bbuf.as_ptr(), tile.as_mut_ptr(), s.nr, false);
+                        run(tile.as_mut_ptr(), s.nr);
                         // Copy each row in runs of pixels that share an image.
                         let mut c0 = 0;
                         while c0 < cols_valid {
                             let (n, px) = ((j0 + c0) / plane, (j0 + c0) % plane);
-                            let run = (plane - px).min(cols_valid - c0);
+                            let len = (plane - px).min(cols_valid - c0);
                             for r in 0..rows {
-                                let o = grp * cout_g + o0 + r;
                                 let dst = std::slice::from_raw_parts_mut(
-                                    optr.get().add((n * g.out_channels + o) * plane + px),
-                                    run,
+                                    optr.get().add((n * g.out_channels + o + r) * plane + px),
+                                    len,
                                 );
-                                dst.copy_from_slice(&tile[r * s.nr + c0..r * s.nr + c0 + run]);
+                                dst.copy_from_slice(&tile[r * s.nr + c0..r * s.nr + c0 + len]);
                             }
-                            c0 += run;
+                            c0 += len;
                         }
                     }
                 }

@@ -205,29 +205,27 @@ pub(crate) unsafe fn pack_a_u8(
     }
 }
 
-/// Build one im2col B panel (16 pixels, stride 1) of the pair layout, in bytes (the kernel
-/// zero-extends them), from the padded input.
-///
-/// `p.offset(base + segs[i].1 + row_off[k])` is the byte of pixel column 0 for reduction row `k`
-/// as seen by run `i`; run `i` covers columns `segs[i].0 ..` up to the next run (at most 4 runs).
+/// Build one B panel (16 pixels, stride 1) from the pair-interleaved padded input: for k-pair
+/// `t`, the 32 bytes of run `i` start at `base + segs[i].1 + pair_off[t]` (as if the run began at
+/// column 0); runs cover columns `segs[i].0 ..` up to the next run (at most 4 runs).
 ///
 /// # Safety
-/// The CPU must have AVX2; every 16-byte load described above lies inside `padded`;
-/// `dst` holds `row_off.len().div_ceil(2) * 32` bytes.
+/// The CPU must have AVX2; every 32-byte load described above lies inside `padded`; `dst` holds
+/// `pair_off.len() * 32` bytes.
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn pack_b_conv(
     dst: &mut [u8],
     padded: &[u8],
     base: isize,
     segs: &[(usize, isize)],
-    row_off: &[isize],
+    pair_off: &[isize],
 ) {
     unsafe {
         match segs.len() {
-            1 => pack_b_conv_n::<1>(dst, padded, base, segs, row_off),
-            2 => pack_b_conv_n::<2>(dst, padded, base, segs, row_off),
-            3 => pack_b_conv_n::<3>(dst, padded, base, segs, row_off),
-            _ => pack_b_conv_n::<4>(dst, padded, base, segs, row_off),
+            1 => pack_b_conv_n::<1>(dst, padded, base, segs, pair_off),
+            2 => pack_b_conv_n::<2>(dst, padded, base, segs, pair_off),
+            3 => pack_b_conv_n::<3>(dst, padded, base, segs, pair_off),
+            _ => pack_b_conv_n::<4>(dst, padded, base, segs, pair_off),
         }
     }
 }
@@ -239,44 +237,151 @@ unsafe fn pack_b_conv_n<const NSEG: usize>(
     padded: &[u8],
     base: isize,
     segs: &[(usize, isize)],
-    row_off: &[isize],
+    pair_off: &[isize],
 ) {
     unsafe {
-        let kk = row_off.len();
-        let kp = kk.div_ceil(2);
-        debug_assert!(dst.len() >= kp * 32 && segs.len() == NSEG);
+        debug_assert!(dst.len() >= pair_off.len() * 32 && segs.len() == NSEG);
         let p = padded.as_ptr().offset(base);
-        let idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        let mut masks = [_mm_setzero_si128(); NSEG];
+        let idx = _mm256_setr_epi8(
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+            24, 25, 26, 27, 28, 29, 30, 31,
+        );
+        let mut masks = [_mm256_setzero_si256(); NSEG];
         let mut srcs = [0isize; NSEG];
         for i in 0..NSEG {
             let (start, src) = segs[i];
-            masks[i] = _mm_cmpgt_epi8(idx, _mm_set1_epi8(start as i8 - 1));
+            // Bytes of columns >= start (two bytes per column).
+            masks[i] = _mm256_cmpgt_epi8(idx, _mm256_set1_epi8(2 * start as i8 - 1));
             srcs[i] = src;
         }
-        let gather = |ro: isize| -> __m128i {
-            // The next panels read the following bytes of the same input rows.
-            _mm_prefetch::<_MM_HINT_T0>(p.offset(ro + srcs[NSEG - 1] + 64) as *const i8);
-            let mut v = _mm_loadu_si128(p.offset(ro + srcs[0]) as *const __m128i);
+        let out = dst.as_mut_ptr() as *mut __m256i;
+        for (t, &ro) in pair_off.iter().enumerate() {
+            let mut v = _mm256_loadu_si256(p.offset(ro + srcs[0]) as *const __m256i);
             for i in 1..NSEG {
-                let w = _mm_loadu_si128(p.offset(ro + srcs[i]) as *const __m128i);
-                v = _mm_blendv_epi8(v, w, masks[i]);
+                let w = _mm256_loadu_si256(p.offset(ro + srcs[i]) as *const __m256i);
+                v = _mm256_blendv_epi8(v, w, masks[i]);
             }
-            v
-        };
-        let out = dst.as_mut_ptr() as *mut __m128i;
-        let pairs = kk / 2;
-        for t in 0..pairs {
-            let va = gather(*row_off.get_unchecked(2 * t));
-            let vb = gather(*row_off.get_unchecked(2 * t + 1));
-            _mm_storeu_si128(out.add(2 * t), _mm_unpacklo_epi8(va, vb));
-            _mm_storeu_si128(out.add(2 * t + 1), _mm_unpackhi_epi8(va, vb));
+            _mm256_storeu_si256(out.add(t), v);
         }
-        if kp > pairs {
-            let va = gather(row_off[kk - 1]);
-            let vb = _mm_setzero_si128();
-            _mm_storeu_si128(out.add(2 * pairs), _mm_unpacklo_epi8(va, vb));
-            _mm_storeu_si128(out.add(2 * pairs + 1), _mm_unpackhi_epi8(va, vb));
+    }
+}
+
+/// Like [`kernel`] (u8 B, no accumulate), but k-pair `t`'s 32 B bytes are read at
+/// `b + offs[t]`: straight from the padded input, with no packed panel.
+///
+/// # Safety
+/// The CPU must have AVX2; `a` holds `groups * 8` i16; `offs` holds `groups` offsets and every
+/// `b + offs[t] .. + 32` is readable; `c` is a `4 x 16` tile with row stride `ldc`.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn kernel_rows(
+    groups: usize,
+    a: *const i16,
+    b: *const u8,
+    offs: &[isize],
+    c: *mut i32,
+    ldc: usize,
+) {
+    unsafe {
+        debug_assert!(offs.len() >= groups);
+        let (c00, c01, c10, c11, c20, c21, c30, c31): (
+            __m256i,
+            __m256i,
+            __m256i,
+            __m256i,
+            __m256i,
+            __m256i,
+            __m256i,
+            __m256i,
+        );
+        macro_rules! step {
+            ($o:literal) => {
+                concat!(
+                    "mov {r}, [{t} + ",
+                    $o,
+                    " * 8]\n",
+                    "vpmovzxbw ymm8, [{b} + {r}]\n",
+                    "vpmovzxbw ymm9, [{b} + {r} + 16]\n",
+                    "vpbroadcastd ymm10, [{a} + ",
+                    $o,
+                    " * 16]\n",
+                    "vpmaddwd ymm12, ymm10, ymm8\n",
+                    "vpaddd ymm0, ymm0, ymm12\n",
+                    "vpmaddwd ymm13, ymm10, ymm9\n",
+                    "vpaddd ymm1, ymm1, ymm13\n",
+                    "vpbroadcastd ymm11, [{a} + ",
+                    $o,
+                    " * 16 + 4]\n",
+                    "vpmaddwd ymm14, ymm11, ymm8\n",
+                    "vpaddd ymm2, ymm2, ymm14\n",
+                    "vpmaddwd ymm15, ymm11, ymm9\n",
+                    "vpaddd ymm3, ymm3, ymm15\n",
+                    "vpbroadcastd ymm10, [{a} + ",
+                    $o,
+                    " * 16 + 8]\n",
+                    "vpmaddwd ymm12, ymm10, ymm8\n",
+                    "vpaddd ymm4, ymm4, ymm12\n",
+                    "vpmaddwd ymm13, ymm10, ymm9\n",
+                    "vpaddd ymm5, ymm5, ymm13\n",
+                    "vpbroadcastd ymm11, [{a} + ",
+                    $o,
+                    " * 16 + 12]\n",
+                    "vpmaddwd ymm14, ymm11, ymm8\n",
+                    "vpaddd ymm6, ymm6, ymm14\n",
+                    "vpmaddwd ymm15, ymm11, ymm9\n",
+                    "vpaddd ymm7, ymm7, ymm15\n",
+                )
+            };
+        }
+        for r in 0..MR {
+            _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc) as *const i8);
+        }
+        std::arch::asm!(
+            "vpxor xmm0, xmm0, xmm0",
+            "vpxor xmm1, xmm1, xmm1",
+            "vpxor xmm2, xmm2, xmm2",
+            "vpxor xmm3, xmm3, xmm3",
+            "vpxor xmm4, xmm4, xmm4",
+            "vpxor xmm5, xmm5, xmm5",
+            "vpxor xmm6, xmm6, xmm6",
+            "vpxor xmm7, xmm7, xmm7",
+            "cmp {g}, 4",
+            "jb 3f",
+            "2:",
+            step!(0),
+            step!(1),
+            step!(2),
+            step!(3),
+            "add {a}, 64",
+            "add {t}, 32",
+            "sub {g}, 4",
+            "cmp {g}, 4",
+            "jae 2b",
+            "3:",
+            "test {g}, {g}",
+            "jz 5f",
+            "4:",
+            step!(0),
+            "add {a}, 16",
+            "add {t}, 8",
+            "dec {g}",
+            "jnz 4b",
+            "5:",
+            g = inout(reg) groups => _,
+            a = inout(reg) a => _,
+            t = inout(reg) offs.as_ptr() => _,
+            b = in(reg) b,
+            r = out(reg) _,
+            out("ymm0") c00, out("ymm1") c01, out("ymm2") c10, out("ymm3") c11,
+            out("ymm4") c20, out("ymm5") c21, out("ymm6") c30, out("ymm7") c31,
+            out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack, readonly),
+        );
+        let rows = [[c00, c01], [c10, c11], [c20, c21], [c30, c31]];
+        for (r, [v0, v1]) in rows.into_iter().enumerate() {
+            let p = c.add(r * ldc) as *mut __m256i;
+            _mm256_storeu_si256(p, v0);
+            _mm256_storeu_si256(p.add(1), v1);
         }
     }
 }
