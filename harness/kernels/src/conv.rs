@@ -376,6 +376,7 @@ struct PanelCols {
 
 /// Column offsets and runs of the panel starting at pixel column `j0`; image `n` starts at
 /// `img_base(n)` in the padded buffer.
+#[allow(clippy::too_many_arguments)]
 fn panel_cols(
     j0: usize,
     nr: usize,
