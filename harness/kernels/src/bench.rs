@@ -24,10 +24,10 @@ pub struct BenchConfig {
 }
 
 impl Default for BenchConfig {
-    /// About 25 s in total: 1.5 s per case and thread count, 0.4 s per peak loop, 1 and 2 threads.
+    /// About 30 s in total: 3 s per case and thread count, 0.4 s per peak loop, 1 and 2 threads.
     fn default() -> Self {
         BenchConfig {
-            budget_per_case: Duration::from_millis(1500),
+            budget_per_case: Duration::from_millis(3000),
             peak_budget: Duration::from_millis(400),
             threads: vec![1, 2],
         }
@@ -73,8 +73,12 @@ pub struct CaseResult {
     pub results: Vec<ThreadResult>,
     /// Single-thread wall rate / peak.
     pub ratio_to_peak: f64,
+    /// Single-thread CPU-time rate / peak (the rate when not preempted), if measurable.
+    pub cpu_ratio_to_peak: Option<f64>,
     /// Wall rate with the most threads / single-thread wall rate.
     pub speedup: f64,
+    /// The same ratio from CPU-time rates (busiest worker), if measurable.
+    pub cpu_speedup: Option<f64>,
 }
 
 /// Everything `qbench bench kernels` prints.
@@ -115,33 +119,60 @@ impl fmt::Display for BenchReport {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<34} {:>7} {:>3} {:>10} {:>10} {:>9} {:>7} {:>8}",
-            "case", "isa", "thr", "G(B)MAC/s", "cpu-rate", "time ms", "%peak", "speedup"
+            "G(B)MAC/s and %peak are from the fastest wall-clock run; the cpu columns divide the \
+             work by the busiest thread's CPU time instead (what the kernel does when not \
+             preempted by other load)."
         )?;
+        writeln!(
+            f,
+            "{:<32} {:>5} {:>3} {:>9} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8}",
+            "case", "isa", "thr", "G(B)MAC/s", "time ms", "%peak", "cpu", "%peak", "speedup", "cpu"
+        )?;
+        let opt = |v: Option<f64>, scale: f64, suffix: &str| {
+            v.map(|x| {
+                let prec = if suffix == "x" { 2 } else { 1 };
+                format!("{:.prec$}{suffix}", x * scale)
+            })
+            .unwrap_or_else(|| "-".into())
+        };
         for c in &self.cases {
             for r in &c.results {
                 let first = r.threads == c.results[0].threads;
+                let (peak_w, peak_c, sp_w, sp_c) = if first {
+                    (
+                        format!("{:.1}%", 100.0 * c.ratio_to_peak),
+                        opt(c.cpu_ratio_to_peak, 100.0, "%"),
+                        String::new(),
+                        String::new(),
+                    )
+                } else {
+                    let one = &c.results[0];
+                    (
+                        String::new(),
+                        String::new(),
+                        format!("{:.2}x", r.ops_per_sec / one.ops_per_sec),
+                        opt(
+                            r.cpu_ops_per_sec
+                                .zip(one.cpu_ops_per_sec)
+                                .map(|(a, b)| a / b),
+                            1.0,
+                            "x",
+                        ),
+                    )
+                };
                 writeln!(
                     f,
-                    "{:<34} {:>7} {:>3} {:>10.2} {:>10} {:>9.3} {:>7} {:>8}",
+                    "{:<32} {:>5} {:>3} {:>9.2} {:>8.3} {:>7} {:>7} {:>7} {:>8} {:>8}",
                     if first { c.name.as_str() } else { "" },
                     if first { c.isa.as_str() } else { "" },
                     r.threads,
                     r.ops_per_sec / 1e9,
-                    r.cpu_ops_per_sec
-                        .map(|x| format!("{:.2}", x / 1e9))
-                        .unwrap_or_else(|| "-".into()),
                     r.best_secs * 1e3,
-                    if first {
-                        format!("{:.1}%", 100.0 * c.ratio_to_peak)
-                    } else {
-                        String::new()
-                    },
-                    if first {
-                        String::new()
-                    } else {
-                        format!("{:.2}x", r.ops_per_sec / c.results[0].ops_per_sec)
-                    },
+                    peak_w,
+                    opt(r.cpu_ops_per_sec, 1e-9, ""),
+                    peak_c,
+                    sp_w,
+                    sp_c,
                 )?;
             }
         }
@@ -307,7 +338,7 @@ fn measure(case: &mut Case, threads: usize, budget: Duration) -> ThreadResult {
     }
 }
 
-/// Run the benchmark (about 25 s with the default config) and return the report.
+/// Run the benchmark (about 30 s with the default config) and return the report.
 pub fn run(config: &BenchConfig) -> BenchReport {
     let loadavg = std::fs::read_to_string("/proc/loadavg").ok();
     // Peaks are measured on a one-thread pool's worker, the same kind of thread as the cases.
@@ -328,9 +359,16 @@ pub fn run(config: &BenchConfig) -> BenchReport {
             Kind::Binary => peaks.binary.ops_per_sec,
         };
         let one = results[0].ops_per_sec;
+        let one_cpu = results[0].cpu_ops_per_sec;
         out.push(CaseResult {
             ratio_to_peak: one / peak,
+            cpu_ratio_to_peak: one_cpu.map(|c| c / peak),
             speedup: results.last().map_or(1.0, |r| r.ops_per_sec / one),
+            cpu_speedup: results
+                .last()
+                .and_then(|r| r.cpu_ops_per_sec)
+                .zip(one_cpu)
+                .map(|(a, b)| a / b),
             name: case.name,
             kind: case.kind,
             ops: case.ops,

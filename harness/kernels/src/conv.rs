@@ -290,6 +290,20 @@ fn pad_image(
     }
 }
 
+/// Ask for image `n`'s input (if small) to be brought into L2 while this image is processed.
+fn prefetch_image(input: &[u8], g: &ConvGeometry, n: usize) {
+    let len = g.in_channels * g.in_h * g.in_w;
+    if n >= g.batch || len > (64 << 10) {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    for off in (n * len..(n + 1) * len).step_by(64) {
+        use std::arch::x86_64::*;
+        // SAFETY: a prefetch of an in-bounds address; SSE is baseline on x86_64.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(input.as_ptr().add(off) as *const i8) };
+    }
+}
+
 /// Write channels `2 cp` and `2 cp + 1` of group `grp`, image `n`, interleaved byte by byte, into
 /// the interior of the padded pair plane `dst` (`[hp][wp][2]`), whose borders hold `pad_value`
 /// and keep it. A missing second channel (odd `cin_g`) is left as it is: its weights are 0.
@@ -512,6 +526,7 @@ fn drive<E: Elem>(
                         let dst = &mut lbuf[SLACK + (n % 2) * pl.img..][..pl.img];
                         pad_image(dst, input, g, pl, n, pad_value);
                         loaded[n % 2] = n;
+                        prefetch_image(input, g, n + 1);
                     }
                 }
                 let img_base = |n: usize| ((n % 2) * pl.img) as isize;
