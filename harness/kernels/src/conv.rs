@@ -230,8 +230,9 @@ impl PadLayout {
 #[derive(Default)]
 struct PadBuf {
     buf: Vec<u8>,
-    /// (images, bytes per image, pad value) of the last fill.
-    key: Option<(usize, usize, u8)>,
+    /// (images, groups, channel pairs, padded height, padded width, pad value) of the last fill:
+    /// the borders sit where this layout puts them.
+    key: Option<(usize, usize, usize, usize, usize, u8)>,
 }
 
 thread_local! {
@@ -249,7 +250,7 @@ fn pad_all(
     pad_value: u8,
     threads: usize,
 ) {
-    let key = (g.batch, pl.img, pad_value);
+    let key = (g.batch, g.groups, pl.cp, pl.hp, pl.wp, pad_value);
     if pb.key != Some(key) {
         pb.buf.clear();
         pb.buf.resize(g.batch * pl.img + 2 * SLACK, pad_value);

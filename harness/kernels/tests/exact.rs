@@ -173,6 +173,8 @@ fn conv_resnet_like_shapes() {
         (seed >> 33) as u32
     };
     for (batch, cin, cout, hw, stride, pad, groups) in [
+        (1, 64, 64, 56, 1, 1, 1),
+        (2, 7, 5, 33, 1, 2, 1),
         (1, 64, 64, 14, 1, 1, 1),
         (3, 32, 20, 7, 1, 1, 1),
         (2, 17, 35, 9, 2, 1, 1),
@@ -422,6 +424,31 @@ fn conv_repeated_calls_and_thread_cap() {
                     assert_eq!(got, want, "{isa:?} threads={threads} round={round}");
                 }
             }
+        }
+    }
+    // Same padded size, different layout (H and W swapped): borders must be rewritten.
+    for (h, w) in [(9, 11), (11, 9), (9, 11)] {
+        let g = ConvGeometry {
+            batch: 1,
+            in_channels: 3,
+            in_h: h,
+            in_w: w,
+            out_channels: 2,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride: 1,
+            pad: 1,
+            groups: 1,
+        };
+        let input: Vec<u8> = (0..3 * h * w).map(|i| (i * 7 + h) as u8).collect();
+        let wt: Vec<i8> = (0..2 * 3 * 9).map(|i| (i as i8).wrapping_mul(3)).collect();
+        let n_out = 2 * g.out_h() * g.out_w();
+        let mut want = vec![0; n_out];
+        reference::conv2d_u8i8(&input, &wt, &mut want, &g, 77);
+        for isa in Int8Isa::all_available() {
+            let mut got = vec![0; n_out];
+            conv2d_u8i8_with(isa, &input, &wt, &mut got, &g, 77);
+            assert_eq!(got, want, "{isa:?} {h}x{w}");
         }
     }
     threads::set_max_threads(1);
