@@ -14,9 +14,9 @@
 //! panel. Other ISAs and strides use a generic gather. The tile is `out_channels x pixels`, which
 //! is the NCHW output layout, so tiles are stored in place.
 //!
-//! With several images, each task pads the (at most two) images its current pixel panel reads
-//! into a small buffer of its own, which stays in cache; a single image is padded once, in
-//! parallel, into a buffer reused across calls.
+//! With several small images (at most 64 KiB padded), each task pads the (at most two) images its
+//! current pixel panel reads into a small buffer of its own, which stays in cache; otherwise all
+//! images are padded once, in parallel, into a per-thread buffer reused across calls.
 
 use crate::ConvGeometry;
 use crate::dispatch::Int8Isa;
@@ -476,7 +476,7 @@ fn drive<E: Elem>(
     let a_panels = cout_g.div_ceil(s.mr);
     let group_len = a_panels * kgroups * s.mr * s.kg;
     let threads = max_threads();
-    let local = g.batch > 1 && plane >= s.nr;
+    let local = g.batch > 1 && plane >= s.nr && pl.img <= (64 << 10);
     let mut padded = PADDED.with(|b| std::mem::take(&mut *b.borrow_mut()));
     if !local {
         pad_all(&mut padded, input, g, pl, pad_value, threads);

@@ -162,7 +162,8 @@ proptest! {
     }
 }
 
-/// Wider layers: channel counts around the tile sizes, pixel panels spanning rows and images.
+/// Wider layers: channel counts around the tile sizes, pixel panels within one row (56 wide),
+/// spanning rows and images, and a batch of images too large for per-task padding.
 #[test]
 fn conv_resnet_like_shapes() {
     let mut seed = 1u64;
@@ -175,6 +176,7 @@ fn conv_resnet_like_shapes() {
     for (batch, cin, cout, hw, stride, pad, groups) in [
         (1, 64, 64, 56, 1, 1, 1),
         (2, 7, 5, 33, 1, 2, 1),
+        (2, 64, 16, 32, 1, 1, 1),
         (1, 64, 64, 14, 1, 1, 1),
         (3, 32, 20, 7, 1, 1, 1),
         (2, 17, 35, 9, 2, 1, 1),
