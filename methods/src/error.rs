@@ -6,6 +6,9 @@ pub enum MethodError {
     /// A tensor computation failed (shape mismatch inside candle, for example).
     #[error("tensor operation failed: {0}")]
     Tensor(#[from] candle_core::Error),
+    /// The integer engine rejected a graph or an input.
+    #[error("integer engine: {0}")]
+    Engine(#[from] qbench_engine::EngineError),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod error;
+pub mod method;
 pub mod model;
 
 pub use error::{MethodError, Result};

@@ -29,6 +29,11 @@ enum Command {
     Models,
     /// Train a float model (resumes from its last checkpoint if interrupted).
     Train(commands::train::TrainArgs),
+    /// Evaluate a saved integer graph on a dataset with the integer engine.
+    Eval(commands::eval::EvalArgs),
+    /// Measure speed against the machine's own peak.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
     /// Run the paper suite on the default data and write its results under results/.
     Reproduce(commands::reproduce::ReproduceArgs),
 }
@@ -40,6 +45,8 @@ fn main() -> std::process::ExitCode {
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Models => commands::models::run(),
         Command::Train(args) => commands::train::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Reproduce(args) => commands::reproduce::run(args),
     };
     match outcome {

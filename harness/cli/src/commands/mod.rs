@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod data;
+pub mod eval;
 pub mod models;
 pub mod reproduce;
 pub mod train;

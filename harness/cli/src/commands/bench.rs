@@ -1,0 +1,48 @@
+//! `qbench bench ...`: speed measured side by side with the machine's own peak in one run.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+
+/// Benchmark subcommands.
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Integer kernels (int8 GEMM and convolutions, binary convolution) at 1 and 2 threads,
+    /// as GMAC/s and as a fraction of the peak that short SIMD loops measure on this core.
+    Kernels {
+        /// Also write the report as JSON (read by harness/engine/benches/onnxruntime_compare.py).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Seconds spent per case and thread count.
+        #[arg(long, default_value_t = 1.5)]
+        seconds_per_case: f64,
+    },
+}
+
+/// Runs a benchmark and prints its report.
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Kernels {
+            json,
+            seconds_per_case,
+        } => {
+            let config = qbench_kernels::bench::BenchConfig {
+                budget_per_case: std::time::Duration::from_secs_f64(seconds_per_case.max(0.05)),
+                ..Default::default()
+            };
+            eprintln!(
+                "measuring peaks and kernels (about {:.0} s)...",
+                12.0 * seconds_per_case + 2.0
+            );
+            let report = qbench_kernels::bench::run(&config);
+            println!("{report}");
+            if let Some(path) = json {
+                crate::results::write_text(&path, &report.to_json())
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("JSON written to {}", path.display());
+            }
+            Ok(())
+        }
+    }
+}

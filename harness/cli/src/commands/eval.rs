@@ -1,0 +1,112 @@
+//! `qbench eval`: accuracy, throughput and operation counts of a saved integer graph.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use qbench_datasets::{DEFAULT_DATASET, Split};
+use qbench_engine::{QGraph, evaluate};
+
+use crate::progress;
+
+/// Options of `qbench eval`.
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The graph file (written by `qbench quantize` or a method's lowering).
+    pub graph: PathBuf,
+    /// Dataset whose images the graph classifies (see `qbench data list`).
+    #[arg(long, default_value = DEFAULT_DATASET)]
+    pub dataset: String,
+    /// Which split to evaluate.
+    #[arg(long, default_value = "test")]
+    pub split: Split,
+    /// Images per engine call.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Also print the per-layer operation counts.
+    #[arg(long)]
+    pub counts: bool,
+}
+
+/// Evaluates the graph and prints accuracy, images per second and counts.
+pub fn run(args: EvalArgs) -> Result<()> {
+    let (graph, sha) =
+        QGraph::load(&args.graph).with_context(|| format!("loading {}", args.graph.display()))?;
+    let set = qbench_datasets::load(args.dataset.as_str(), args.split)?;
+    if set.image_len() != graph.input_len() {
+        bail!(
+            "{} takes {}-byte images but {} has {}x{}x{} = {} bytes per image",
+            args.graph.display(),
+            graph.input_len(),
+            args.dataset,
+            set.channels,
+            set.height,
+            set.width,
+            set.image_len()
+        );
+    }
+    let bar = progress::count_bar("evaluating", set.len() as u64);
+    let report = evaluate(&graph, &set.images, &set.labels, args.batch_size, |done| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    println!("graph        {} (sha256 {sha})", args.graph.display());
+    println!(
+        "dataset      {} {:?} ({} images)",
+        args.dataset, args.split, report.images
+    );
+    println!("top-1        {:.2}%", 100.0 * report.top1);
+    if let Some(top5) = report.top5 {
+        println!("top-5        {:.2}%", 100.0 * top5);
+    }
+    println!(
+        "throughput   {:.0} images/s ({:.3} s)",
+        report.images_per_second, report.seconds
+    );
+    print_counts(&report.counts, args.counts);
+    Ok(())
+}
+
+/// Prints the per-image totals, and with `per_node` one line per graph node.
+fn print_counts(c: &qbench_engine::OpCounts, per_node: bool) {
+    let join = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("MACs         {} ({})", c.total_macs, join(&c.macs_by_kind));
+    println!("binary MACs  {}", c.binary_macs);
+    println!(
+        "requant ops  {} ({})",
+        c.total_requant_ops,
+        join(&c.requant_by_kind)
+    );
+    println!(
+        "weights      {} bits ({:.1} KiB)",
+        c.weight_bits,
+        c.weight_bits as f64 / 8192.0
+    );
+    println!(
+        "activations  {} bits peak, {} bits in all",
+        c.peak_activation_bits, c.activation_bits_total
+    );
+    if per_node {
+        println!(
+            "\n{:>4} {:<16} {:<14} {:>12} {:<10} {:>10} {:<12}",
+            "#", "name", "op", "MACs", "kind", "requant", "requant kind"
+        );
+        for n in &c.nodes {
+            println!(
+                "{:>4} {:<16} {:<14} {:>12} {:<10} {:>10} {:<12}",
+                n.index,
+                n.name,
+                n.op,
+                n.macs,
+                n.mac_kind.as_deref().unwrap_or("-"),
+                n.requant_ops,
+                n.requant_kind.as_deref().unwrap_or("-")
+            );
+        }
+    }
+}
