@@ -6,6 +6,7 @@
 //! including one a user adds, against the contract with one call.
 
 pub mod config;
+pub mod registry;
 pub mod conformance;
 
 use std::collections::BTreeMap;
