@@ -98,6 +98,25 @@ def time_model(graph, feeds, threads, budget):
     return best
 
 
+def ort_saturates():
+    """True if onnxruntime's MatMulInteger (u8 x i8) differs from exact arithmetic on extremes.
+
+    On AVX2 CPUs without VNNI, onnxruntime's u8 x s8 kernels use vpmaddubsw, whose i16 pair sums
+    saturate; qbench's kernels are exact, so they are compared with a faster but inexact path.
+    """
+    m, n, k = 4, 16, 64
+    a = np.full((m, k), 255, np.uint8)
+    b = np.full((k, n), -128, np.int8)
+    graph, _, _ = gemm_model(m, n, k, np.random.default_rng(0))
+    graph.initializer[0].CopyFrom(numpy_helper.from_array(b, "B"))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"A": a})[0]
+    want = a.astype(np.int64) @ b.astype(np.int64)
+    return not np.array_equal(got.astype(np.int64), want), int(got[0, 0]), int(want[0, 0])
+
+
 def qbench_report(path):
     if path:
         with open(path) as f:
@@ -131,6 +150,11 @@ def main():
         ("conv3x3 32->64 14x14 N=64", "QLinearConv", lambda kind: conv_model(kind, 64, 32, 14, 64, rng)),
     ]
     print(f"onnxruntime {ort.__version__}, load average {os.getloadavg()}")
+    sat, got, want = ort_saturates()
+    print(
+        f"onnxruntime MatMulInteger exact on 255 x -128 (K=64)? {'no' if sat else 'yes'} "
+        f"(got {got}, exact {want}); qbench is exact by construction"
+    )
     print(f"{'case':<28} {'onnx op':<14} {'thr':>3} {'qbench GMAC/s':>14} {'ORT GMAC/s':>11} {'qbench/ORT':>11}")
     rows = []
     for name, kind, build in shapes:
