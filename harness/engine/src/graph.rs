@@ -122,6 +122,9 @@ fn check_input_type(t: &TensorType) -> std::result::Result<(), String> {
     if t.dtype != DType::U8 {
         return Err(format!("the input must be u8, got {}", t.dtype.label()));
     }
+    if crate::infer::checked_product(&t.shape).is_none() {
+        return Err(format!("the input shape {:?} is too large", t.shape));
+    }
     if !(t.is_map() || t.is_vector()) || t.shape.contains(&0) {
         return Err(format!(
             "the input shape must be [C, H, W] or [F] with non-zero sizes, got {:?}",

@@ -34,13 +34,33 @@ macro_rules! ensure {
 fn window_out(len: usize, kernel: usize, stride: usize, pad: usize, field: &str) -> Checked<usize> {
     ensure!(kernel >= 1, field, "kernel size must be >= 1");
     ensure!(stride >= 1, "stride", "stride must be >= 1");
+    let padded = pad
+        .checked_mul(2)
+        .and_then(|p| p.checked_add(len))
+        .ok_or_else(|| fault("pad", format!("padding {pad} is out of range")))?;
     ensure!(
-        len + 2 * pad >= kernel,
+        padded >= kernel,
         field,
-        "kernel {kernel} larger than padded input {}",
-        len + 2 * pad
+        "kernel {kernel} larger than padded input {padded}"
     );
-    Ok((len + 2 * pad - kernel) / stride + 1)
+    Ok((padded - kernel) / stride + 1)
+}
+
+/// Largest number of elements one image's tensor (or one layer's weights) may have: keeps every
+/// size computation far from overflow and rejects absurd shapes at load time.
+pub(crate) const MAX_ELEMENTS: usize = 1 << 32;
+
+/// Product of sizes, or `None` if it exceeds [`MAX_ELEMENTS`].
+pub(crate) fn checked_product(sizes: &[usize]) -> Option<usize> {
+    sizes
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+}
+
+fn weight_count(sizes: &[usize]) -> Checked<usize> {
+    checked_product(sizes)
+        .ok_or_else(|| fault("weights", format!("weight shape {sizes:?} is too large")))
 }
 
 fn check_weights(
@@ -245,9 +265,20 @@ fn check_requant(out: DType, r: &Requant, channels: usize) -> Checked<()> {
     }
 }
 
-/// Checks `op`'s parameters against its input types and returns its output type.
-/// `Op::Input` is handled by the graph (its type is declared, not inferred).
+/// Checks `op`'s parameters against its input types and returns its output type, which must have at
+/// most [`MAX_ELEMENTS`] elements. `Op::Input` is handled by the graph (its type is declared).
 pub(crate) fn infer(op: &Op, inputs: &[&TensorType]) -> Checked<TensorType> {
+    let t = infer_unchecked(op, inputs)?;
+    ensure!(
+        checked_product(&t.shape).is_some(),
+        "output",
+        "shape {:?} has too many elements",
+        t.shape
+    );
+    Ok(t)
+}
+
+fn infer_unchecked(op: &Op, inputs: &[&TensorType]) -> Checked<TensorType> {
     ensure!(
         inputs.len() == op.arity(),
         "inputs",
@@ -293,7 +324,12 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType]) -> Checked<TensorType> {
             );
             let oh = window_out(h, c.kernel_h, c.stride, c.pad, "kernel_h")?;
             let ow = window_out(w, c.kernel_w, c.stride, c.pad, "kernel_w")?;
-            let n = c.out_channels * (c.in_channels / c.groups) * c.kernel_h * c.kernel_w;
+            let n = weight_count(&[
+                c.out_channels,
+                c.in_channels / c.groups,
+                c.kernel_h,
+                c.kernel_w,
+            ])?;
             check_weights(
                 &c.weights,
                 n,
@@ -329,7 +365,7 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType]) -> Checked<TensorType> {
             );
             check_weights(
                 &d.weights,
-                d.out_features * d.in_features,
+                weight_count(&[d.out_features, d.in_features])?,
                 |v| d.weight_kind.contains(v),
                 &d.weight_kind.label(),
             )?;
@@ -354,7 +390,7 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType]) -> Checked<TensorType> {
             ensure!(c.out_channels >= 1, "out_channels", "must be >= 1");
             let oh = window_out(h, c.kernel_h, c.stride, c.pad, "kernel_h")?;
             let ow = window_out(w, c.kernel_w, c.stride, c.pad, "kernel_w")?;
-            let n = c.out_channels * c.in_channels * c.kernel_h * c.kernel_w;
+            let n = weight_count(&[c.out_channels, c.in_channels, c.kernel_h, c.kernel_w])?;
             check_weights(&c.weights, n, |v| v == 1 || v == -1, "+-1")?;
             check_bias(&c.bias, c.out_channels)?;
             Ok(TensorType::new(DType::I32, &[c.out_channels, oh, ow]))
@@ -377,7 +413,7 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType]) -> Checked<TensorType> {
             ensure!(d.out_features >= 1, "out_features", "must be >= 1");
             check_weights(
                 &d.weights,
-                d.out_features * d.in_features,
+                weight_count(&[d.out_features, d.in_features])?,
                 |v| v == 1 || v == -1,
                 "+-1",
             )?;

@@ -461,3 +461,56 @@ fn builder_reports_the_node_at_fault() {
     assert_eq!(f.shape, vec![16]);
     assert!(b.finish(1).is_err(), "... but validation reserves '/'");
 }
+
+/// Every numeric field of the header replaced by extreme values: always an error or a valid graph,
+/// never a panic.
+#[test]
+fn extreme_header_numbers_never_panic() {
+    fn paths(v: &Value, at: Vec<String>, out: &mut Vec<Vec<String>>) {
+        match v {
+            Value::Number(_) => out.push(at),
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    let mut p = at.clone();
+                    p.push(i.to_string());
+                    paths(x, p, out);
+                }
+            }
+            Value::Object(o) => {
+                for (k, x) in o {
+                    let mut p = at.clone();
+                    p.push(k.clone());
+                    paths(x, p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    fn at<'a>(v: &'a mut Value, path: &[String]) -> &'a mut Value {
+        path.iter().fold(v, |v, k| match v {
+            Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+            other => &mut other[k.as_str()],
+        })
+    }
+    let bytes = rich_graph().to_bytes().unwrap();
+    let st = SafeTensors::read_metadata(&bytes).unwrap().1;
+    let header: Value =
+        serde_json::from_str(&st.metadata().as_ref().unwrap()[METADATA_KEY]).unwrap();
+    let mut all = Vec::new();
+    paths(&header["nodes"], vec!["nodes".into()], &mut all);
+    assert!(all.len() > 50);
+    let extremes = [
+        json!(0),
+        json!(1u64 << 40),
+        json!(u64::MAX),
+        json!(-1),
+        json!(i64::MIN),
+    ];
+    for path in &all {
+        for x in &extremes {
+            let corrupted = rewrite(&bytes, |h, _| *at(h, path) = x.clone());
+            let result = std::panic::catch_unwind(|| QGraph::from_bytes(&corrupted).map(|_| ()));
+            assert!(result.is_ok(), "panic with {path:?} = {x}");
+        }
+    }
+}
