@@ -1,6 +1,11 @@
 //! `qbench bench kernels`: the kernels on the target shapes, 1 and 2 threads, against the
 //! measured machine peaks.
 //!
+//! The CLI calls `let report = bench::run(&BenchConfig::default());`, prints `report` (its
+//! `Display` is the table) and, for `--json PATH`, writes `report.to_json()` to `PATH`; the example
+//! `cargo run --release -p qbench-kernels --example bench_kernels -- --json PATH` does the same,
+//! and `harness/engine/benches/onnxruntime_compare.py` reads that JSON.
+//!
 //! Every case runs for a fixed time budget and keeps the fastest run (wall clock), which on a
 //! shared machine is the run least disturbed by other processes. Alongside, on Linux, it reports
 //! a CPU-time rate: work divided by the thread CPU time of the busiest worker
