@@ -491,6 +491,8 @@ fn drive<E: Elem>(
         })
         .collect();
     let pair_off: Vec<isize> = row_off.iter().step_by(2).copied().collect();
+    // Offsets of the k-pairs in a packed B panel (32 bytes each).
+    let lin_off: Vec<isize> = (0..pair_off.len()).map(|t| 32 * t as isize).collect();
     let grp_len = pl.cp * pl.hp * pl.wp * 2;
     let n_panels = total.div_ceil(s.nr);
     let chunks = if threads <= 1 {
@@ -574,6 +576,31 @@ fn drive<E: Elem>(
             // A full panel across one image boundary: AVX2 stores it in two parts.
             let split = (simd && cols_valid == s.nr && !direct_cols && plane >= s.nr)
                 .then_some(plane - px0);
+            #[cfg(target_arch = "x86_64")]
+            if simd && direct_cols && cout_g.is_multiple_of(s.mr) {
+                // Every weight panel of the group against this pixel panel, in one call.
+                let (b, offs) = match direct {
+                    Some(b) => (b, &pair_off),
+                    None => (bbuf.as_ptr(), &lin_off),
+                };
+                // SAFETY: AVX2 present; the group's A panels hold `kgroups` pairs each; B reads
+                // stay in the padded buffer / `bbuf`; the output block is this task's.
+                unsafe {
+                    let c = optr
+                        .get()
+                        .add((n0 * g.out_channels + grp * cout_g) * plane + px0);
+                    crate::gemm::avx2::kernel_rows_multi(
+                        a_panels,
+                        kgroups,
+                        wgrp.as_ptr() as *const i16,
+                        b,
+                        offs,
+                        c,
+                        plane,
+                    );
+                }
+                continue;
+            }
             for ap in 0..a_panels {
                 let o0 = ap * s.mr;
                 let rows = s.mr.min(cout_g - o0);
