@@ -68,6 +68,53 @@ pub struct FastExecutor<'g> {
     fused: Vec<bool>,
 }
 
+thread_local! {
+    /// i32 buffers of freed tensors, reused for the next kernel outputs on this thread so that their
+    /// memory is neither zeroed nor faulted in again (the kernels overwrite every output element).
+    static SPARE_I32: std::cell::RefCell<Vec<Vec<i32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most spare buffers kept per thread.
+const MAX_SPARE: usize = 8;
+
+/// A buffer of `n` i32 for a kernel to overwrite completely: a spare one (contents stale) if one is
+/// large enough, else a new zeroed one.
+fn kernel_output(n: usize) -> Vec<i32> {
+    let spare = SPARE_I32.with(|s| {
+        let mut s = s.borrow_mut();
+        let best = s
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.capacity() >= n)
+            .min_by_key(|(_, v)| v.capacity())
+            .map(|(i, _)| i);
+        best.map(|i| s.swap_remove(i))
+    });
+    match spare {
+        Some(mut v) => {
+            if v.len() >= n {
+                v.truncate(n);
+            } else {
+                v.resize(n, 0);
+            }
+            v
+        }
+        None => vec![0; n],
+    }
+}
+
+/// Returns a freed tensor's i32 buffer to this thread's spares.
+fn recycle(t: Tensor) {
+    if let TensorData::I32(v) = t.data {
+        SPARE_I32.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < MAX_SPARE {
+                s.push(v);
+            }
+        });
+    }
+}
+
 /// Largest chunk of images one task runs through the whole graph.
 const MAX_CHUNK: usize = 16;
 
@@ -188,8 +235,10 @@ impl<'g> FastExecutor<'g> {
             out.push(Some(t));
             if !keep {
                 for &p in &node.inputs {
-                    if self.last_use[p] == i {
-                        out[p] = None;
+                    if self.last_use[p] == i
+                        && let Some(t) = out[p].take()
+                    {
+                        recycle(t);
                     }
                 }
             }
@@ -221,7 +270,7 @@ impl<'g> FastExecutor<'g> {
             _ => unreachable!("validated: narrow input"),
         };
         let s = node.output.spatial();
-        let mut acc = vec![0i32; batch * node.output.numel()];
+        let mut acc = kernel_output(batch * node.output.numel());
         let correction = match (&node.op, &self.prep[i]) {
             (
                 Op::Conv2d(c),
@@ -270,7 +319,7 @@ impl<'g> FastExecutor<'g> {
         };
         let o = node.output.channels();
         let s = node.output.spatial();
-        let mut acc = vec![0i32; batch * o * s];
+        let mut acc = kernel_output(batch * o * s);
         let bias = match (&node.op, &self.prep[i]) {
             (Op::BinaryConv2d(c), prep) => {
                 let g = geometry(
