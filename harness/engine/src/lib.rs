@@ -11,7 +11,7 @@
 //! - [`requant`]: the requantizers and the scalar arithmetic (the single definition shared with
 //!   RTL co-simulation and the methods' fake-quant forwards).
 //! - [`graph`] and [`builder`]: the graph, its validation, and [`GraphBuilder`] for lowering.
-//! - [`format`]: the `qbench-graph` file (safetensors + JSON header); see `FORMAT.md`.
+//! - [`format`](mod@format): the `qbench-graph` file (safetensors + JSON header); see `FORMAT.md`.
 //! - [`exec`]: the reference executor (the oracle) and the fast executor; [`tensor`]: runtime tensors.
 //! - [`counts`]: MACs, requantization ops and memory; [`eval`]: accuracy and throughput.
 //!

@@ -328,6 +328,9 @@ fn random_graphs_cover_every_op_and_requantizer() {
                             .to_string(),
                     );
                 }
+                Op::BinaryConv2d(c) if c.in_channels > 64 => {
+                    seen.insert("binary_conv_multiword".into());
+                }
                 Op::MaxPool(_) if case.graph.nodes[n.inputs[0]].output.dtype == DType::Binary => {
                     seen.insert("binary_max_pool".into());
                 }
@@ -361,6 +364,7 @@ fn random_graphs_cover_every_op_and_requantizer() {
         "PowerOfTwo",
         "FixedPoint",
         "binary_max_pool",
+        "binary_conv_multiword",
     ] {
         assert!(
             seen.contains(want),

@@ -1,4 +1,4 @@
-//! Executors: [`reference`] (plain loops over logical values, the oracle) and [`fast`] (kernels
+//! Executors: [`reference`](mod@reference) (plain loops over logical values, the oracle) and [`fast`] (kernels
 //! crate, packed storage, rayon over the batch). Both compute exactly the same integers.
 
 pub mod fast;
