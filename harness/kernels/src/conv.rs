@@ -291,7 +291,7 @@ fn pad_image(
     }
 }
 
-/// Ask for image `n`'s input (if small) to be brought into L2 while this image is processed.
+/// Ask for image `n`'s input (if small) to be brought into cache while this image is processed.
 fn prefetch_image(input: &[u8], g: &ConvGeometry, n: usize) {
     let len = g.in_channels * g.in_h * g.in_w;
     if n >= g.batch || len > (64 << 10) {
