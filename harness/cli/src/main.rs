@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod float_model;
 mod malloc_tuning;
+mod method_run;
 mod progress;
 mod results;
 
@@ -29,6 +30,8 @@ enum Command {
     Models,
     /// Train a float model (resumes from its last checkpoint if interrupted).
     Train(commands::train::TrainArgs),
+    /// Quantize a trained float model with a configured method and evaluate its integer graph.
+    Quantize(commands::quantize::QuantizeArgs),
     /// Evaluate a saved integer graph on a dataset with the integer engine.
     Eval(commands::eval::EvalArgs),
     /// Measure speed against the machine's own peak.
@@ -45,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Models => commands::models::run(),
         Command::Train(args) => commands::train::run(args),
+        Command::Quantize(args) => commands::quantize::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Reproduce(args) => commands::reproduce::run(args),

@@ -55,13 +55,23 @@ pub struct TrainBars {
 }
 
 impl TrainBars {
-    /// Bars for a run of `epochs` epochs.
+    /// Bars for a run of `epochs` epochs (0 when the caller does not know).
     pub fn new(epochs: usize) -> Self {
         TrainBars {
             bar: None,
             epochs,
             stop: interrupt_flag(),
             loss_ema: f32::NAN,
+        }
+    }
+}
+
+impl TrainBars {
+    fn epoch_label(&self, epoch: usize) -> String {
+        if self.epochs > 0 {
+            format!("{}/{}", epoch + 1, self.epochs)
+        } else {
+            format!("{}", epoch + 1)
         }
     }
 }
@@ -74,7 +84,7 @@ impl TrainObserver for TrainBars {
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        bar.set_prefix(format!("{}/{}", epoch + 1, self.epochs));
+        bar.set_prefix(self.epoch_label(epoch));
         self.bar = Some(bar);
         self.loss_ema = f32::NAN;
     }

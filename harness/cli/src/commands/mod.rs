@@ -4,5 +4,6 @@ pub mod bench;
 pub mod data;
 pub mod eval;
 pub mod models;
+pub mod quantize;
 pub mod reproduce;
 pub mod train;

@@ -1,0 +1,130 @@
+//! Quantizing a trained float model with a configured method, evaluating the integer graph with
+//! the engine, and caching the result by the hash of everything that determines it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use qbench_engine::count_ops;
+use qbench_methods::checkpoint::sha256_hex;
+use qbench_methods::method::config::RawMethodConfig;
+use qbench_methods::method::conformance;
+use qbench_methods::method::{MethodReport, QuantInput, registry};
+use serde::{Deserialize, Serialize};
+
+use crate::float_model::{Data, FloatModel};
+use crate::progress::TrainBars;
+use crate::results;
+
+/// Calibration images handed to every method (the first of the shuffled training indices).
+pub const CALIBRATION_IMAGES: usize = 2048;
+
+/// One method's measured result on one float model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MethodResult {
+    /// The method's own report.
+    pub report: MethodReport,
+    /// The graph file and its sha256.
+    pub graph_path: PathBuf,
+    /// sha256 of the graph file.
+    pub graph_sha256: String,
+    /// sha256 of the float weights it was quantized from.
+    pub float_weights_sha256: String,
+    /// Integer-engine top-1 accuracy on the test split.
+    pub int_accuracy: f64,
+    /// Fake-quant top-1 accuracy on the test split.
+    pub fake_accuracy: f64,
+    /// Fraction of test images where both predict the same class.
+    pub agreement: f64,
+    /// Largest logit difference and the method's documented bound for it.
+    pub max_logit_error: f64,
+    /// The documented bound on the logit difference.
+    pub logit_bound: f64,
+    /// Quantization operations per inference (engine count).
+    pub quant_ops: u64,
+    /// Weight memory in bits (engine count).
+    pub weight_bits: u64,
+    /// MACs per inference by kind (engine count).
+    pub macs_by_kind: std::collections::BTreeMap<String, u64>,
+    /// Seconds spent quantizing (0 when cached).
+    pub quantize_seconds: f64,
+}
+
+/// Quantizes `model` with the method `config` describes (or loads the cached result).
+pub fn run_method(
+    results_root: &Path,
+    model: &FloatModel,
+    data: &Data,
+    config: &RawMethodConfig,
+    seed: u64,
+) -> Result<MethodResult> {
+    let options = serde_json::to_string(&serde_yaml_ng::Value::Mapping(config.options.clone()))?;
+    let key = format!(
+        "{}\n{}\n{}\n{seed}\n{}",
+        config.method,
+        options,
+        model.record.weights_sha256,
+        env!("CARGO_PKG_VERSION")
+    );
+    let hash = sha256_hex(key.as_bytes());
+    let dir = results_root
+        .join("methods")
+        .join(format!("{}-{}", config.method, &hash[..12]));
+    let record_path = dir.join("result.json");
+    if let Ok(text) = std::fs::read_to_string(&record_path) {
+        if let Ok(result) = serde_json::from_str::<MethodResult>(&text) {
+            if qbench_datasets::sha256_file(&result.graph_path)
+                .ok()
+                .as_deref()
+                == Some(&result.graph_sha256)
+            {
+                return Ok(result);
+            }
+        }
+    }
+    let method = registry::build(config)?;
+    let calib: Vec<usize> = data
+        .train_idx
+        .iter()
+        .copied()
+        .take(CALIBRATION_IMAGES)
+        .collect();
+    let input = QuantInput {
+        arch: &model.arch,
+        params: &model.params,
+        data: &data.train,
+        train_idx: &data.train_idx,
+        calib_idx: &calib,
+        val_idx: &data.val_idx,
+        seed,
+    };
+    let start = std::time::Instant::now();
+    let mut bars = TrainBars::new(0);
+    let quantized = method
+        .quantize(&input, &mut bars)
+        .with_context(|| format!("quantizing with {}", method.label()))?;
+    let quantize_seconds = start.elapsed().as_secs_f64();
+    let graph_path = dir.join("graph.qgraph");
+    let graph_sha256 = quantized
+        .graph
+        .save(&graph_path)
+        .with_context(|| format!("writing {}", graph_path.display()))?;
+    let cmp = conformance::compare(&quantized, &data.test, &method.label())?;
+    let counts = count_ops(&quantized.graph);
+    let result = MethodResult {
+        report: quantized.report,
+        graph_path,
+        graph_sha256,
+        float_weights_sha256: model.record.weights_sha256.clone(),
+        int_accuracy: cmp.int_accuracy,
+        fake_accuracy: cmp.fake_accuracy,
+        agreement: cmp.agreement,
+        max_logit_error: cmp.max_logit_error,
+        logit_bound: cmp.logit_bound,
+        quant_ops: counts.total_requant_ops,
+        weight_bits: counts.weight_bits,
+        macs_by_kind: counts.macs_by_kind,
+        quantize_seconds,
+    };
+    results::write_json(&record_path, &result)?;
+    Ok(result)
+}
