@@ -33,6 +33,23 @@ pub struct Peaks {
     pub all: Vec<Peak>,
 }
 
+impl Peaks {
+    /// Per loop, the faster of `self` and `other` (two measurements of the same loops).
+    pub fn max(&self, other: &Peaks) -> Peaks {
+        let best = |p: &Peak| -> Peak {
+            match other.all.iter().find(|q| q.label == p.label) {
+                Some(q) if q.ops_per_sec > p.ops_per_sec => q.clone(),
+                _ => p.clone(),
+            }
+        };
+        Peaks {
+            int8: best(&self.int8),
+            binary: best(&self.binary),
+            all: self.all.iter().map(best).collect(),
+        }
+    }
+}
+
 fn time_best(mut f: impl FnMut(u64), ops_per_iter: f64, budget: Duration) -> f64 {
     // Short windows (~1 ms) repeated for the whole budget, best one kept: on a shared machine
     // most windows then run without being preempted.
