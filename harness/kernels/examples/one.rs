@@ -1,5 +1,6 @@
 //! Profiling helper: run one benchmark shape in a loop on one thread, e.g.
-//! `perf record target/release/examples/one gemm`. Shapes: `gemm`, `c64`, `c32`, `bin`.
+//! `perf record target/release/examples/one gemm`. Shapes: `gemm`, `c64`, `c32`, `bin`, or
+//! `cfg:BATCH:CIN:HW:COUT:STRIDE` (a 3x3 convolution with pad 1).
 use qbench_kernels::*;
 
 fn main() {
@@ -33,6 +34,21 @@ fn main() {
             let pw = PackedBinaryConvWeights::new(&vec![0x1234_5678_9abc_def0u64; 64 * 9], &g);
             let mut out = vec![0; 64 * 56 * 56];
             Box::new(move || binary_conv2d_packed(&input, &pw, &mut out, &g))
+        }
+        x if x.starts_with("cfg:") => {
+            // cfg:batch:cin:hw:cout:stride (3x3, pad 1).
+            let v: Vec<usize> = x.split(':').skip(1).map(|t| t.parse().unwrap()).collect();
+            let g = ConvGeometry {
+                out_channels: v[3],
+                stride: v[4],
+                ..conv(v[0], v[1], v[2])
+            };
+            let input = vec![3u8; g.batch * g.in_channels * g.in_h * g.in_w];
+            let pw = PackedConvWeights::new(&vec![-3i8; v[3] * v[1] * 9], &g);
+            let mut out = vec![0; g.batch * v[3] * g.out_h() * g.out_w()];
+            let macs = g.batch * v[3] * g.out_h() * g.out_w() * v[1] * 9;
+            eprintln!("{:.1} MMAC per call", macs as f64 / 1e6);
+            Box::new(move || conv2d_u8i8_packed(&input, &pw, &mut out, &g, 0))
         }
         s => {
             let g = if s == "c64" {

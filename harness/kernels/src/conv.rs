@@ -407,13 +407,15 @@ fn panel_cols(
     cols.segs.clear();
     let (mut n, p) = (j0 / (oh * ow), j0 % (oh * ow));
     let (mut y, mut x) = (p / ow, p % ow);
-    if g.stride == 1 && !need_off {
-        // Runs directly: one per output row (and image) the panel touches.
+    if !need_off {
+        // Runs directly: one per output row (and image) the panel touches; column c of a run
+        // is `2 * stride * c` bytes after its virtual column 0.
+        let step = 2 * g.stride;
         let mut c = 0;
         while c < nr && j0 + c < total {
             let run = (ow - x).min(nr - c).min(total - j0 - c);
-            let o = img_base(n) + ((y * wp + x) * 2) as isize;
-            cols.segs.push((c, o - 2 * c as isize));
+            let o = img_base(n) + (((y * g.stride) * wp + x * g.stride) * 2) as isize;
+            cols.segs.push((c, o - (step * c) as isize));
             c += run;
             x = 0;
             y += 1;
@@ -501,7 +503,8 @@ fn drive<E: Elem>(
         (4 * threads).div_ceil(g.groups).min(n_panels)
     };
     let optr = SendPtr::new(out.as_mut_ptr());
-    let simd = cfg!(target_arch = "x86_64") && isa == Int8Isa::Avx2 && g.stride == 1;
+    // AVX2 gathers stride-1 and stride-2 panels; other ISAs and strides use the generic gather.
+    let simd = cfg!(target_arch = "x86_64") && isa == Int8Isa::Avx2 && g.stride <= 2;
     run_tasks(g.groups * chunks, threads, |t| {
         let (grp, ch) = (t / chunks, t % chunks);
         let (p0, p1) = (ch * n_panels / chunks, (ch + 1) * n_panels / chunks);
@@ -544,14 +547,16 @@ fn drive<E: Elem>(
             let mut packed = false;
             #[cfg(target_arch = "x86_64")]
             if simd && cols.off.is_empty() {
-                if cols.segs.len() == 1 {
+                if cols.segs.len() == 1 && g.stride == 1 {
                     let at = base + cols.segs[0].1;
                     // SAFETY: `at` + the pair offsets + 32 stays inside the buffer (SLACK).
                     direct = Some(unsafe { buf.as_ptr().offset(at) });
                 } else {
-                    // SAFETY: AVX2 present; the runs' 32-byte loads stay inside the buffer.
+                    // SAFETY: AVX2 present; the runs' loads stay inside the buffer (SLACK).
                     unsafe {
-                        crate::gemm::avx2::pack_b_conv(&mut bbuf, buf, base, &cols.segs, &pair_off)
+                        crate::gemm::avx2::pack_b_conv(
+                            &mut bbuf, buf, base, &cols.segs, &pair_off, g.stride,
+                        )
                     };
                 }
                 packed = true;

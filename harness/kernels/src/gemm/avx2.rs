@@ -205,13 +205,14 @@ pub(crate) unsafe fn pack_a_u8(
     }
 }
 
-/// Build one B panel (16 pixels, stride 1) from the pair-interleaved padded input: for k-pair
-/// `t`, the 32 bytes of run `i` start at `base + segs[i].1 + pair_off[t]` (as if the run began at
-/// column 0); runs cover columns `segs[i].0 ..` up to the next run (at most 4 runs).
+/// Build one B panel (16 pixels) from the pair-interleaved padded input: for k-pair `t`, pixel
+/// column `c` of run `i` is the byte pair at `base + segs[i].1 + pair_off[t] + 2 * stride * c`;
+/// runs cover columns `segs[i].0 ..` up to the next run (at most 4 runs). `stride` is 1 or 2 (for
+/// 2, 64 bytes are loaded and every other byte pair kept).
 ///
 /// # Safety
-/// The CPU must have AVX2; every 32-byte load described above lies inside `padded`; `dst` holds
-/// `pair_off.len() * 32` bytes.
+/// The CPU must have AVX2; every load described above (32 bytes, 64 for stride 2) lies inside
+/// `padded`; `dst` holds `pair_off.len() * 32` bytes.
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn pack_b_conv(
     dst: &mut [u8],
@@ -219,20 +220,25 @@ pub(crate) unsafe fn pack_b_conv(
     base: isize,
     segs: &[(usize, isize)],
     pair_off: &[isize],
+    stride: usize,
 ) {
     unsafe {
-        match segs.len() {
-            1 => pack_b_conv_n::<1>(dst, padded, base, segs, pair_off),
-            2 => pack_b_conv_n::<2>(dst, padded, base, segs, pair_off),
-            3 => pack_b_conv_n::<3>(dst, padded, base, segs, pair_off),
-            _ => pack_b_conv_n::<4>(dst, padded, base, segs, pair_off),
+        match (segs.len(), stride) {
+            (1, 1) => pack_b_conv_n::<1, 1>(dst, padded, base, segs, pair_off),
+            (2, 1) => pack_b_conv_n::<2, 1>(dst, padded, base, segs, pair_off),
+            (3, 1) => pack_b_conv_n::<3, 1>(dst, padded, base, segs, pair_off),
+            (_, 1) => pack_b_conv_n::<4, 1>(dst, padded, base, segs, pair_off),
+            (1, _) => pack_b_conv_n::<1, 2>(dst, padded, base, segs, pair_off),
+            (2, _) => pack_b_conv_n::<2, 2>(dst, padded, base, segs, pair_off),
+            (3, _) => pack_b_conv_n::<3, 2>(dst, padded, base, segs, pair_off),
+            (_, _) => pack_b_conv_n::<4, 2>(dst, padded, base, segs, pair_off),
         }
     }
 }
 
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn pack_b_conv_n<const NSEG: usize>(
+unsafe fn pack_b_conv_n<const NSEG: usize, const STRIDE: usize>(
     dst: &mut [u8],
     padded: &[u8],
     base: isize,
@@ -254,12 +260,23 @@ unsafe fn pack_b_conv_n<const NSEG: usize>(
             masks[i] = _mm256_cmpgt_epi8(idx, _mm256_set1_epi8(2 * start as i8 - 1));
             srcs[i] = src;
         }
+        let low16 = _mm256_set1_epi32(0xffff);
+        // 16 byte pairs of one run: 32 bytes, or every other pair of 64 bytes.
+        let load = |at: *const u8| -> __m256i {
+            if STRIDE == 1 {
+                _mm256_loadu_si256(at as *const __m256i)
+            } else {
+                let lo = _mm256_and_si256(_mm256_loadu_si256(at as *const __m256i), low16);
+                let hi = _mm256_and_si256(_mm256_loadu_si256(at.add(32) as *const __m256i), low16);
+                // packus: [lo 0-3, hi 0-3 | lo 4-7, hi 4-7] as 16-bit; restore column order.
+                _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(lo, hi))
+            }
+        };
         let out = dst.as_mut_ptr() as *mut __m256i;
         for (t, &ro) in pair_off.iter().enumerate() {
-            let mut v = _mm256_loadu_si256(p.offset(ro + srcs[0]) as *const __m256i);
+            let mut v = load(p.offset(ro + srcs[0]));
             for i in 1..NSEG {
-                let w = _mm256_loadu_si256(p.offset(ro + srcs[i]) as *const __m256i);
-                v = _mm256_blendv_epi8(v, w, masks[i]);
+                v = _mm256_blendv_epi8(v, load(p.offset(ro + srcs[i])), masks[i]);
             }
             _mm256_storeu_si256(out.add(t), v);
         }
