@@ -336,7 +336,7 @@ impl Requant {
     /// Requantizes a run of values that all belong to channel `c`, calling `put(i, out)` for each
     /// `src[i]`: the same arithmetic as [`Requant::apply`], with the kind and the channel's
     /// parameters resolved once per run instead of once per value (the executors' hot loop).
-    #[inline]
+    #[inline(always)]
     pub fn apply_run(&self, c: usize, src: &[i32], mut put: impl FnMut(usize, i32)) {
         match self {
             Requant::Shift {

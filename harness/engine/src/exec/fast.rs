@@ -514,60 +514,85 @@ fn store(dtype: DType, values: Vec<i32>) -> TensorData {
 }
 
 /// Requantizes `x`; `pending` is a per-channel add (wrapping) still to be applied to `x` first, left
-/// there by a fused MAC node.
+/// there by a fused MAC node. Runs an AVX2 build of the same code where the CPU has it.
 fn requant(r: &Requant, x: &Tensor, out: &TensorType, pending: Option<&[i32]>) -> TensorData {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { requant_avx2(r, x, out, pending) };
+    }
+    requant_body(r, x, out, pending)
+}
+
+/// [`requant_body`] compiled for AVX2 (wider vectors for the element-wise loops).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn requant_avx2(r: &Requant, x: &Tensor, out: &TensorType, pending: Option<&[i32]>) -> TensorData {
+    requant_body(r, x, out, pending)
+}
+
+/// The `k`-th plane of `v` (`s` values), with the pending add of its channel applied in `scratch`.
+#[inline(always)]
+fn plane<'a>(
+    v: &'a [i32],
+    k: usize,
+    (c, s): (usize, usize),
+    pending: Option<&[i32]>,
+    scratch: &'a mut [i32],
+) -> &'a [i32] {
+    let src = &v[k * s..(k + 1) * s];
+    match pending {
+        Some(add) => {
+            let a = add[k % c];
+            for (d, &x) in scratch.iter_mut().zip(src) {
+                *d = x.wrapping_add(a);
+            }
+            scratch
+        }
+        None => src,
+    }
+}
+
+#[inline(always)]
+fn requant_body(r: &Requant, x: &Tensor, out: &TensorType, pending: Option<&[i32]>) -> TensorData {
     let v = to_i32(x);
     let (c, s) = (out.channels(), out.spatial());
     let mut scratch = vec![0i32; if pending.is_some() { s } else { 0 }];
-    // Calls `f(channel, values)` on the k-th plane, with the pending add applied.
-    let mut planes = |k: usize, f: &mut dyn FnMut(usize, &[i32])| {
-        let src = &v[k * s..(k + 1) * s];
-        match pending {
-            Some(add) => {
-                let a = add[k % c];
-                for (d, &x) in scratch.iter_mut().zip(src) {
-                    *d = x.wrapping_add(a);
-                }
-                f(k % c, &scratch);
-            }
-            None => f(k % c, src),
-        }
-    };
     let batch = x.batch;
     match out.dtype {
         DType::Binary => {
             let words = binary_words(c);
             let mut bits = vec![0u64; batch * s * words];
             for k in 0..batch * c {
-                let n = k / c;
-                planes(k, &mut |ch, src| {
-                    let (word, mask) = (ch / 64, 1u64 << (ch % 64));
-                    r.apply_run(ch, src, |p, o| {
-                        if o > 0 {
-                            bits[(n * s + p) * words + word] |= mask;
-                        }
-                    });
+                let (n, ch) = (k / c, k % c);
+                let (word, mask) = (ch / 64, 1u64 << (ch % 64));
+                let src = plane(&v, k, (c, s), pending, &mut scratch);
+                r.apply_run(ch, src, |p, o| {
+                    if o > 0 {
+                        bits[(n * s + p) * words + word] |= mask;
+                    }
                 });
             }
             TensorData::Bits(bits)
         }
         DType::Unsigned { .. } => {
-            let mut o = vec![0u8; v.len()];
+            // Grown plane by plane, so each plane is zeroed while it is in cache anyway.
+            let mut o: Vec<u8> = Vec::with_capacity(v.len());
             for k in 0..batch * c {
+                let src = plane(&v, k, (c, s), pending, &mut scratch);
+                o.resize(o.len() + s, 0);
                 let dst = &mut o[k * s..(k + 1) * s];
-                planes(k, &mut |ch, src| {
-                    r.apply_run(ch, src, |i, q| dst[i] = q as u8);
-                });
+                r.apply_run(k % c, src, |i, q| dst[i] = q as u8);
             }
             TensorData::U8(o)
         }
         DType::Signed { .. } => {
-            let mut o = vec![0i8; v.len()];
+            let mut o: Vec<i8> = Vec::with_capacity(v.len());
             for k in 0..batch * c {
+                let src = plane(&v, k, (c, s), pending, &mut scratch);
+                o.resize(o.len() + s, 0);
                 let dst = &mut o[k * s..(k + 1) * s];
-                planes(k, &mut |ch, src| {
-                    r.apply_run(ch, src, |i, q| dst[i] = q as i8);
-                });
+                r.apply_run(k % c, src, |i, q| dst[i] = q as i8);
             }
             TensorData::I8(o)
         }
@@ -584,9 +609,9 @@ fn window(o: usize, stride: usize, pad: usize, k: usize, len: usize) -> (usize, 
 }
 
 /// Generic pooling over planes of any element type: `reduce(acc, value)` folds the in-bounds window
-/// starting from `init(first value)`, `combine` joins two partial folds, and `finish` maps the folded
-/// value to the output.
+/// starting from `init(first value)`, and `finish` maps the folded value to the output.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn pool_planes<T: Copy, A: Copy, U>(
     p: &Pool,
     x: &[T],
@@ -595,32 +620,9 @@ fn pool_planes<T: Copy, A: Copy, U>(
     (oh, ow): (usize, usize),
     init: impl Fn(T) -> A,
     reduce: impl Fn(A, T) -> A,
-    combine: impl Fn(A, A) -> A,
     finish: impl Fn(A) -> U,
 ) -> Vec<U> {
     let mut out = Vec::with_capacity(planes * oh * ow);
-    if p.pad == 0 && p.stride == 2 && p.kernel_h == 2 && p.kernel_w == 2 {
-        // The common 2x2 / stride 2 window: fold the two rows element-wise (vectorizes), then
-        // adjacent pairs.
-        let mut rows: Vec<A> = Vec::with_capacity(2 * ow);
-        for plane in x.chunks(h * w).take(planes) {
-            for y in 0..oh {
-                let r0 = &plane[2 * y * w..2 * y * w + 2 * ow];
-                let r1 = &plane[(2 * y + 1) * w..(2 * y + 1) * w + 2 * ow];
-                rows.clear();
-                rows.extend(
-                    r0.iter()
-                        .zip(r1)
-                        .map(|(&a, &b)| reduce(reduce(init(a), a), b)),
-                );
-                out.extend(
-                    rows.chunks_exact(2)
-                        .map(|pair| finish(combine(pair[0], pair[1]))),
-                );
-            }
-        }
-        return out;
-    }
     for plane in x.chunks(h * w).take(planes) {
         for y in 0..oh {
             let (y0, y1) = window(y, p.stride, p.pad, p.kernel_h, h);
@@ -639,10 +641,69 @@ fn pool_planes<T: Copy, A: Copy, U>(
     out
 }
 
+/// Max pooling; an AVX2 build of the same code runs where the CPU has it.
 fn max_pool(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { max_pool_avx2(p, x, out) };
+    }
+    max_pool_body(p, x, out)
+}
+
+/// [`max_pool_body`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn max_pool_avx2(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
+    max_pool_body(p, x, out)
+}
+
+/// Max of every 2x2 block (stride 2, no padding), the common BNN/CNN pooling: the two rows are
+/// folded element-wise (vectorizes), then adjacent pairs.
+#[inline(always)]
+fn max_pool_2x2<T: Copy + Ord>(
+    x: &[T],
+    planes: usize,
+    (h, w): (usize, usize),
+    (oh, ow): (usize, usize),
+) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(planes * oh * ow);
+    let Some(&first) = x.first() else {
+        return out;
+    };
+    let mut row = vec![first; 2 * ow];
+    for plane in x.chunks_exact(h * w).take(planes) {
+        for y in 0..oh {
+            let r0 = &plane[2 * y * w..2 * y * w + 2 * ow];
+            let r1 = &plane[(2 * y + 1) * w..(2 * y + 1) * w + 2 * ow];
+            for ((m, &a), &b) in row.iter_mut().zip(r0).zip(r1) {
+                *m = a.max(b);
+            }
+            let start = out.len();
+            out.resize(start + ow, first);
+            for (o, pair) in out[start..].iter_mut().zip(row.chunks_exact(2)) {
+                *o = pair[0].max(pair[1]);
+            }
+        }
+    }
+    out
+}
+
+#[inline(always)]
+fn max_pool_body(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
     let (c, h, w) = (x.ty.shape[0], x.ty.shape[1], x.ty.shape[2]);
     let (oh, ow) = (out.shape[1], out.shape[2]);
     let planes = x.batch * c;
+    if p.pad == 0 && p.stride == 2 && p.kernel_h == 2 && p.kernel_w == 2 {
+        match &x.data {
+            TensorData::U8(v) => return TensorData::U8(max_pool_2x2(v, planes, (h, w), (oh, ow))),
+            TensorData::I8(v) => return TensorData::I8(max_pool_2x2(v, planes, (h, w), (oh, ow))),
+            TensorData::I32(v) => {
+                return TensorData::I32(max_pool_2x2(v, planes, (h, w), (oh, ow)));
+            }
+            TensorData::Bits(_) => {}
+        }
+    }
     match &x.data {
         TensorData::U8(v) => TensorData::U8(pool_planes(
             p,
@@ -651,7 +712,6 @@ fn max_pool(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
             (h, w),
             (oh, ow),
             |a| a,
-            Ord::max,
             Ord::max,
             |a| a,
         )),
@@ -663,7 +723,6 @@ fn max_pool(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
             (oh, ow),
             |a| a,
             Ord::max,
-            Ord::max,
             |a| a,
         )),
         TensorData::I32(v) => TensorData::I32(pool_planes(
@@ -673,7 +732,6 @@ fn max_pool(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
             (h, w),
             (oh, ow),
             |a| a,
-            Ord::max,
             Ord::max,
             |a| a,
         )),
@@ -717,7 +775,6 @@ fn avg_pool(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
         (oh, ow),
         |_| 0i64,
         |acc, a| acc + i64::from(a),
-        |a, b| a + b,
         |sum| avg_round(sum, count),
     );
     store(out.dtype, avg)
