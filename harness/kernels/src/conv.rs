@@ -154,6 +154,11 @@ pub fn conv2d_u8i8_packed(
     if g.batch == 0 || g.out_channels == 0 || oh == 0 || ow == 0 {
         return;
     }
+    if g.in_channels == 0 {
+        // An empty reduction: every output is 0.
+        out[..g.batch * g.out_channels * oh * ow].fill(0);
+        return;
+    }
     match (&weights.data, weights.isa) {
         (PanelData::Pairs(d), Int8Isa::Scalar) => drive(
             crate::gemm::scalar::kernel::<false>,

@@ -454,6 +454,24 @@ fn conv_repeated_calls_and_thread_cap() {
             assert_eq!(got, want, "{isa:?} {h}x{w}");
         }
     }
+    // No input channels: an empty reduction.
+    let g = ConvGeometry {
+        batch: 2,
+        in_channels: 0,
+        in_h: 4,
+        in_w: 4,
+        out_channels: 3,
+        kernel_h: 3,
+        kernel_w: 3,
+        stride: 1,
+        pad: 1,
+        groups: 1,
+    };
+    for isa in Int8Isa::all_available() {
+        let mut got = vec![5; 2 * 3 * 16];
+        conv2d_u8i8_with(isa, &[], &[], &mut got, &g, 1);
+        assert!(got.iter().all(|&v| v == 0), "{isa:?}");
+    }
     threads::set_max_threads(1);
     assert_eq!(in_pool(2, threads::max_threads), 1);
     threads::set_max_threads(0);
