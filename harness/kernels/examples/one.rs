@@ -35,6 +35,33 @@ fn main() {
             let mut out = vec![0; 64 * 56 * 56];
             Box::new(move || binary_conv2d_packed(&input, &pw, &mut out, &g))
         }
+        "bgemm" => {
+            // A binary MLP layer: 64 rows x 4096 bits against 4096 weight rows.
+            let (m, n, bits) = (64, 4096, 4096);
+            let a = vec![0x5555_aaaa_0f0f_f0f0u64; m * bits / 64];
+            let pw =
+                PackedBinaryWeights::new(&vec![0x1234_5678_9abc_def0u64; n * bits / 64], n, bits);
+            let mut c = vec![0; m * n];
+            Box::new(move || binary_gemm_packed(&a, &pw, &mut c, m))
+        }
+        x if x.starts_with("bcfg:") => {
+            // bcfg:batch:cin:hw:cout (binary 3x3, pad 1).
+            let v: Vec<usize> = x.split(':').skip(1).map(|t| t.parse().unwrap()).collect();
+            let g = ConvGeometry {
+                out_channels: v[3],
+                ..conv(v[0], v[1], v[2])
+            };
+            let words = words_for_bits(v[1]);
+            let input = vec![0x5555_aaaa_0f0f_f0f0u64; v[0] * v[2] * v[2] * words];
+            let pw =
+                PackedBinaryConvWeights::new(&vec![0x1234_5678_9abc_def0u64; v[3] * 9 * words], &g);
+            let mut out = vec![0; v[0] * v[3] * v[2] * v[2]];
+            eprintln!(
+                "{:.1} G bit-MAC per call",
+                (v[0] * v[3] * v[2] * v[2] * 9 * v[1]) as f64 / 1e9
+            );
+            Box::new(move || binary_conv2d_packed(&input, &pw, &mut out, &g))
+        }
         x if x.starts_with("cfg:") => {
             // cfg:batch:cin:hw:cout:stride (3x3, pad 1).
             let v: Vec<usize> = x.split(':').skip(1).map(|t| t.parse().unwrap()).collect();
