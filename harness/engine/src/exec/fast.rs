@@ -9,6 +9,12 @@
 //! `pad_value = z` (plus 128 for signed inputs, which are offset by +128 into u8) and adds the
 //! per-channel correction `bias - pad_value * sum(w)`, which equals `sum (x - z) * w + bias` exactly in
 //! wrapping i32 arithmetic.
+//!
+//! Untraced runs take three shortcuts that do not change any result: a MAC node whose only consumer
+//! is a requantizer leaves its per-channel add to that requantizer (one pass less over the i32
+//! accumulators); freed i32 buffers are reused on the same thread for later kernel outputs (which
+//! the kernels overwrite completely); and the requantizer and max-pool loops run in an AVX2 build
+//! where the CPU has it. Traced runs materialize every node's output exactly as the reference does.
 
 use qbench_kernels::{
     ConvGeometry, PackedBinaryConvWeights, PackedConvWeights, PackedWeightsI8,
