@@ -514,3 +514,32 @@ fn extreme_header_numbers_never_panic() {
         }
     }
 }
+
+#[test]
+fn header_matches_the_documented_layout() {
+    let bytes = common::small_cnn(1, 2, 2).to_bytes().unwrap();
+    let st = SafeTensors::read_metadata(&bytes).unwrap().1;
+    let h: Value = serde_json::from_str(&st.metadata().as_ref().unwrap()[METADATA_KEY]).unwrap();
+    assert_eq!(h["format"], "qbench-graph");
+    assert_eq!(h["version"], 1);
+    let n = &h["nodes"];
+    assert_eq!(
+        n[0],
+        json!({"name": "input", "inputs": [], "op": {"op": "input"},
+               "output": {"dtype": {"kind": "unsigned", "bits": 8}, "shape": [1, 28, 28]},
+               "tensors": []})
+    );
+    assert_eq!(n[1]["op"]["op"], "conv2d");
+    assert_eq!(n[1]["op"]["weight_kind"], json!({"kind": "int", "bits": 8}));
+    assert_eq!(n[1]["output"]["dtype"], json!({"kind": "i32"}));
+    assert_eq!(n[1]["tensors"], json!(["weight", "bias"]));
+    assert_eq!(
+        n[2]["op"],
+        json!({"op": "requant", "out": {"kind": "unsigned", "bits": 8},
+               "requant": {"kind": "shift", "zero_point": 0, "min": 0, "max": 255}})
+    );
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let w = st.tensor("conv1/weight").unwrap();
+    assert_eq!((w.dtype(), w.shape()), (Dtype::I8, &[2usize, 1, 3, 3][..]));
+    assert_eq!(st.tensor("rq1/shift").unwrap().dtype(), Dtype::U8);
+}
