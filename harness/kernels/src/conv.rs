@@ -9,10 +9,12 @@
 //! in those pairs: `[image][group][cp][H + 2 pad][W + 2 pad][2]`. Then the 16 pixels x 1 k-pair
 //! block the AVX2 kernel multiplies is 32 consecutive bytes whenever the 16 output pixels lie in
 //! one output row (stride 1): the kernel reads them straight from the padded input through a
-//! table of per-k-pair offsets, with no im2col copy. Panels of 16 pixels that span output rows
-//! or images are first gathered (one load + blend per run, 32 bytes per k-pair) into a small
-//! panel. Other ISAs and strides use a generic gather. The tile is `out_channels x pixels`, which
-//! is the NCHW output layout, so tiles are stored in place.
+//! table of per-k-pair offsets, with no im2col copy. Other stride-1 panels (spanning output rows
+//! or images) and stride-2 panels are gathered into a small panel first (per k-pair one 32-byte
+//! load per run of pixels, or 64 bytes with every other byte pair kept for stride 2). Other
+//! ISAs and strides use a generic gather. The tile is `out_channels x pixels`, which is the NCHW
+//! output layout, so tiles are stored in place; one AVX2 call runs every weight panel of a group
+//! against a pixel panel.
 //!
 //! With several small images (at most 64 KiB padded), each task pads the (at most two) images its
 //! current pixel panel reads into a small buffer of its own, which stays in cache; otherwise all
