@@ -83,6 +83,9 @@ thread_local! {
 /// Most spare buffers kept per thread.
 const MAX_SPARE: usize = 8;
 
+/// Most spare bytes kept per thread (larger models simply allocate afresh beyond this).
+const MAX_SPARE_BYTES: usize = 64 << 20;
+
 /// A buffer of `n` i32 for a kernel to overwrite completely: a spare one (contents stale) if one is
 /// large enough, else a new zeroed one.
 fn kernel_output(n: usize) -> Vec<i32> {
@@ -114,7 +117,8 @@ fn recycle(t: Tensor) {
     if let TensorData::I32(v) = t.data {
         SPARE_I32.with(|s| {
             let mut s = s.borrow_mut();
-            if s.len() < MAX_SPARE {
+            let held: usize = s.iter().map(|b| b.capacity() * 4).sum();
+            if s.len() < MAX_SPARE && held + v.capacity() * 4 <= MAX_SPARE_BYTES {
                 s.push(v);
             }
         });
