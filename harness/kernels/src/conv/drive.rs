@@ -182,7 +182,7 @@ pub(super) fn drive<E: Elem>(
                 } else {
                     // SAFETY: AVX2 present; the runs' loads stay inside the buffer (SLACK).
                     unsafe {
-                        crate::gemm::avx2::pack_b_conv(
+                        super::avx2::pack_b_conv(
                             &mut bbuf, buf, base, &cols.segs, &pair_off, g.stride,
                         )
                     };
@@ -273,7 +273,7 @@ pub(super) fn drive<E: Elem>(
                             .add(((n0 + 1) * g.out_channels + o) * plane)
                             .wrapping_sub(split);
                         #[cfg(target_arch = "x86_64")]
-                        crate::gemm::avx2::store_split(&tile, d0, d1, plane, split);
+                        super::avx2::store_split(&tile, d0, d1, plane, split);
                         #[cfg(not(target_arch = "x86_64"))]
                         unreachable!("split stores are AVX2 only ({d0:?}, {d1:?})");
                     } else {

@@ -20,6 +20,8 @@
 //! current pixel panel reads into a small buffer of its own, which stays in cache; otherwise all
 //! images are padded once, in parallel, into a per-thread buffer reused across calls.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod drive;
 mod pad;
 
