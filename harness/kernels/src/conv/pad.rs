@@ -39,7 +39,8 @@ pub(super) struct PadBuf {
 }
 
 thread_local! {
-    /// Reused padded-input buffer of the calling thread (avoids page faults on every call).
+    /// Reused padded-input buffer of the calling thread (avoids page faults on every call); it
+    /// keeps the size of the largest padded input padded on this thread.
     pub(super) static PADDED: std::cell::RefCell<PadBuf> = std::cell::RefCell::new(PadBuf::default());
 }
 
