@@ -305,8 +305,8 @@ proptest! {
     }
 }
 
-/// Many words per row (the AVX2 byte accumulators are folded every 31 words) and the
-/// ResNet-18 binary layer shape with its padded border.
+/// Many words per row (the AVX2 byte accumulators are folded every 31 words), a kernel with more
+/// than 64 taps, and the ResNet-18 binary layer shape with its padded border.
 #[test]
 fn binary_long_rows_and_resnet_layer() {
     let bits = 64 * 70 + 13;
@@ -332,6 +332,40 @@ fn binary_long_rows_and_resnet_layer() {
         let mut got = vec![0; m * n];
         binary_gemm_with(isa, &a, &b, &mut got, m, n, bits);
         assert_eq!(got, want, "{isa:?}");
+    }
+    let g = ConvGeometry {
+        batch: 2,
+        in_channels: 70,
+        in_h: 10,
+        in_w: 12,
+        out_channels: 5,
+        kernel_h: 9,
+        kernel_w: 9,
+        stride: 1,
+        pad: 4,
+        groups: 1,
+    };
+    let words = words_for_bits(70);
+    let cut = |i: usize, v: u64| {
+        if i % words == words - 1 {
+            v & ((1 << 6) - 1)
+        } else {
+            v
+        }
+    };
+    let input: Vec<u64> = (0..2 * 10 * 12 * words)
+        .map(|i| cut(i, (i as u64 + 1).wrapping_mul(0x9E3779B97F4A7C15)))
+        .collect();
+    let w: Vec<u64> = (0..5 * 81 * words)
+        .map(|i| cut(i, (i as u64 + 5).wrapping_mul(0xD1B54A32D192ED03)))
+        .collect();
+    let n_out = 2 * 5 * g.out_h() * g.out_w();
+    let mut want = vec![0; n_out];
+    reference::binary_conv2d(&input, &w, &mut want, &g);
+    for isa in BinaryIsa::all_available() {
+        let mut got = vec![0; n_out];
+        binary_conv2d_with(isa, &input, &w, &mut got, &g);
+        assert_eq!(got, want, "81 taps {isa:?}");
     }
     let g = ConvGeometry {
         batch: 1,

@@ -255,10 +255,6 @@ pub fn binary_conv2d_packed(
     }
     let (kh, kw) = (g.kernel_h, g.kernel_w);
     let taps = kh * kw;
-    assert!(
-        taps <= 64,
-        "binary convolution supports at most 64 kernel taps"
-    );
     let q = taps * words;
     let o_panels = g.out_channels.div_ceil(MR);
     let n_panels = total.div_ceil(NR);
@@ -270,18 +266,18 @@ pub fn binary_conv2d_packed(
     };
     let optr = SendPtr::new(out.as_mut_ptr());
     let c = g.in_channels as i32;
-    let full_mask = if taps == 64 {
-        !0u64
-    } else {
-        (1u64 << taps) - 1
+    // Whether tap (ky, kx) of the pixel whose top-left tap is (iy0, ix0) reads the input.
+    let inside = |iy0: isize, ix0: isize, ky: usize, kx: usize| {
+        let (iy, ix) = (iy0 + ky as isize, ix0 + kx as isize);
+        iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w
     };
     run_tasks(tasks, threads, |t| {
         let (p0, p1) = (t * n_panels / tasks, (t + 1) * n_panels / tasks);
         let mut bp = vec![0u64; q * NR];
         let mut tile = [0i32; MR * NR];
         let mut corr = vec![0i32; g.out_channels * NR];
-        // Per lane: image, pixel, and the bit mask of taps inside the input.
-        let mut lanes = [(0usize, 0usize, 0u64); NR];
+        // Per lane: image, pixel, top-left tap position, and whether every tap is inside.
+        let mut lanes = [(0usize, 0usize, 0isize, 0isize, true); NR];
         for p in p0..p1 {
             let j0 = p * NR;
             let cols = NR.min(total - j0);
@@ -298,14 +294,12 @@ pub fn binary_conv2d_packed(
                     (y * g.stride) as isize - g.pad as isize,
                     (x * g.stride) as isize - g.pad as isize,
                 );
-                let mut mask = 0u64;
-                if iy0 >= 0
+                let interior = iy0 >= 0
                     && ix0 >= 0
                     && iy0 as usize + kh <= g.in_h
-                    && ix0 as usize + kw <= g.in_w
-                {
-                    // Interior pixel: each kernel row is `kw * words` consecutive input words.
-                    mask = full_mask;
+                    && ix0 as usize + kw <= g.in_w;
+                if interior {
+                    // Each kernel row is `kw * words` consecutive input words.
                     let row_len = kw * words;
                     for ky in 0..kh {
                         let src =
@@ -317,18 +311,12 @@ pub fn binary_conv2d_packed(
                     }
                 } else {
                     for ky in 0..kh {
-                        let iy = iy0 + ky as isize;
                         for kx in 0..kw {
-                            let ix = ix0 + kx as isize;
                             let tap = ky * kw + kx;
-                            let inside = iy >= 0
-                                && ix >= 0
-                                && (iy as usize) < g.in_h
-                                && (ix as usize) < g.in_w;
-                            if inside {
-                                mask |= 1 << tap;
-                                let src =
-                                    ((n * g.in_h + iy as usize) * g.in_w + ix as usize) * words;
+                            if inside(iy0, ix0, ky, kx) {
+                                let (iy, ix) =
+                                    ((iy0 + ky as isize) as usize, (ix0 + kx as isize) as usize);
+                                let src = ((n * g.in_h + iy) * g.in_w + ix) * words;
                                 for wd in 0..words {
                                     bp[(tap * words + wd) * NR + l] = input[src + wd];
                                 }
@@ -340,7 +328,7 @@ pub fn binary_conv2d_packed(
                         }
                     }
                 }
-                *lane = (n, px, mask);
+                *lane = (n, px, iy0, ix0, interior);
             }
             // Lanes with taps outside the input, and each lane's `valid_taps * C`.
             // Each lane's `valid_taps * C`; for lanes with taps outside the input, the popcount
@@ -348,23 +336,30 @@ pub fn binary_conv2d_packed(
             let mut base = [0i32; NR];
             let mut border = [0usize; NR];
             let mut n_border = 0;
-            for (l, &(_, _, mask)) in lanes.iter().enumerate().take(cols) {
-                base[l] = mask.count_ones() as i32 * c;
-                if mask != full_mask {
-                    let cl = &mut corr[n_border * g.out_channels..(n_border + 1) * g.out_channels];
-                    cl.fill(0);
-                    let mut missing = !mask & full_mask;
-                    while missing != 0 {
-                        let tap = missing.trailing_zeros() as usize;
+            for (l, &(_, _, iy0, ix0, interior)) in lanes.iter().enumerate().take(cols) {
+                if interior {
+                    base[l] = taps as i32 * c;
+                    continue;
+                }
+                let cl = &mut corr[n_border * g.out_channels..(n_border + 1) * g.out_channels];
+                cl.fill(0);
+                let mut valid = 0;
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        if inside(iy0, ix0, ky, kx) {
+                            valid += 1;
+                            continue;
+                        }
+                        let tap = ky * kw + kx;
                         let tp = &w.tap_pop[tap * g.out_channels..(tap + 1) * g.out_channels];
                         for (d, &pc) in cl.iter_mut().zip(tp) {
                             *d += pc;
                         }
-                        missing &= missing - 1;
                     }
-                    border[n_border] = l;
-                    n_border += 1;
                 }
+                base[l] = valid * c;
+                border[n_border] = l;
+                n_border += 1;
             }
             let (n0, px0) = (j0 / plane, j0 % plane);
             let contiguous = cols == NR && px0 + NR <= plane;
@@ -389,7 +384,7 @@ pub fn binary_conv2d_packed(
                                 tile[r * NR + l] += 2 * corr[i * g.out_channels + o0 + r];
                             }
                         }
-                        for (l, &(n, px, _)) in lanes.iter().enumerate().take(cols) {
+                        for (l, &(n, px, ..)) in lanes.iter().enumerate().take(cols) {
                             for r in 0..rows {
                                 *optr.get().add((n * g.out_channels + o0 + r) * plane + px) =
                                     tile[r * NR + l];
