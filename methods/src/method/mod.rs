@@ -8,6 +8,10 @@
 pub mod config;
 pub mod registry;
 pub mod conformance;
+pub mod affine;
+pub mod intnet;
+pub mod linear;
+pub mod ranges;
 
 use std::collections::BTreeMap;
 
