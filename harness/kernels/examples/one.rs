@@ -1,6 +1,7 @@
 //! Profiling helper: run one benchmark shape in a loop on one thread, e.g.
 //! `perf record target/release/examples/one gemm`. Shapes: `gemm`, `c64`, `c32`, `bin`, or
-//! `cfg:BATCH:CIN:HW:COUT:STRIDE` (a 3x3 convolution with pad 1).
+//! `cfg:BATCH:CIN:HW:COUT:STRIDE` (a 3x3 convolution with pad 1), `gcfg:M:N:K` (int8 GEMM),
+//! `bcfg:BATCH:CIN:HW:COUT` (binary 3x3), `bgemm`.
 use qbench_kernels::*;
 
 fn main() {
@@ -61,6 +62,16 @@ fn main() {
                 (v[0] * v[3] * v[2] * v[2] * 9 * v[1]) as f64 / 1e9
             );
             Box::new(move || binary_conv2d_packed(&input, &pw, &mut out, &g))
+        }
+        x if x.starts_with("gcfg:") => {
+            // gcfg:m:n:k (int8 GEMM with packed weights).
+            let v: Vec<usize> = x.split(':').skip(1).map(|t| t.parse().unwrap()).collect();
+            let (m, n, k) = (v[0], v[1], v[2]);
+            let a = vec![3u8; m * k];
+            let pb = PackedWeightsI8::new(&vec![-3i8; n * k], n, k);
+            let mut c = vec![0; m * n];
+            eprintln!("{:.1} MMAC per call", (m * n * k) as f64 / 1e6);
+            Box::new(move || gemm_u8i8_packed(&a, &pb, &mut c, m))
         }
         x if x.starts_with("cfg:") => {
             // cfg:batch:cin:hw:cout:stride (3x3, pad 1).

@@ -222,7 +222,7 @@ pub(super) fn drive<E: Elem>(
                     let c = optr
                         .get()
                         .add((n0 * g.out_channels + grp * cout_g) * plane + px0);
-                    crate::gemm::avx2::kernel_rows_multi(
+                    crate::gemm::avx2::kernel_rows_multi::<false>(
                         a_panels,
                         kgroups,
                         wgrp.as_ptr() as *const i16,
@@ -230,6 +230,7 @@ pub(super) fn drive<E: Elem>(
                         offs,
                         c,
                         plane,
+                        false,
                     );
                 }
                 continue;

@@ -326,14 +326,16 @@ pub(crate) unsafe fn kernel_rows(
 }
 
 /// [`kernel_rows`] for `panels` consecutive A panels (rows `4 p .. 4 p + 4` of C at
-/// `c + 4 p ldc`) against the same B, in one call: the conv driver's inner loop, without a call
-/// and prologue per 4 x 16 tile.
+/// `c + 4 p ldc`) against the same B, in one call: the drivers' inner loop without a call and
+/// prologue per 4 x 16 tile. B bytes are sign-extended when `B_SIGNED`, else zero-extended; with
+/// `accumulate` the tiles are added to C.
 ///
 /// # Safety
 /// As [`kernel_rows`], for `a` holding `panels * groups * 8` i16 and `c` a `4 panels x 16` block
-/// with row stride `ldc`; `groups >= 1`, `panels >= 1`.
+/// with row stride `ldc`; `panels >= 1`.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn kernel_rows_multi(
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn kernel_rows_multi<const B_SIGNED: bool>(
     panels: usize,
     groups: usize,
     a: *const i16,
@@ -341,17 +343,20 @@ pub(crate) unsafe fn kernel_rows_multi(
     offs: &[isize],
     c: *mut i32,
     ldc: usize,
+    accumulate: bool,
 ) {
     unsafe {
-        debug_assert!(offs.len() >= groups && groups >= 1 && panels >= 1);
+        debug_assert!(offs.len() >= groups && panels >= 1);
         macro_rules! step {
-            ($o:literal) => {
+            ($o:literal, $ext:literal) => {
                 concat!(
                     "mov {r}, [{t} + ",
                     $o,
                     " * 8]\n",
-                    "vpmovzxbw ymm8, [{b} + {r}]\n",
-                    "vpmovzxbw ymm9, [{b} + {r} + 16]\n",
+                    $ext,
+                    " ymm8, [{b} + {r}]\n",
+                    $ext,
+                    " ymm9, [{b} + {r} + 16]\n",
                     "vpbroadcastd ymm10, [{a} + ",
                     $o,
                     " * 16]\n",
@@ -384,67 +389,88 @@ pub(crate) unsafe fn kernel_rows_multi(
             };
         }
         let l = ldc * 4;
-        std::arch::asm!(
-            "2:",
-            "vpxor xmm0, xmm0, xmm0",
-            "vpxor xmm1, xmm1, xmm1",
-            "vpxor xmm2, xmm2, xmm2",
-            "vpxor xmm3, xmm3, xmm3",
-            "vpxor xmm4, xmm4, xmm4",
-            "vpxor xmm5, xmm5, xmm5",
-            "vpxor xmm6, xmm6, xmm6",
-            "vpxor xmm7, xmm7, xmm7",
-            "mov {g}, {g0}",
-            "mov {t}, {t0}",
-            "cmp {g}, 4",
-            "jb 4f",
-            "3:",
-            step!(0),
-            step!(1),
-            step!(2),
-            step!(3),
-            "add {a}, 64",
-            "add {t}, 32",
-            "sub {g}, 4",
-            "cmp {g}, 4",
-            "jae 3b",
-            "4:",
-            "test {g}, {g}",
-            "jz 6f",
-            "5:",
-            step!(0),
-            "add {a}, 16",
-            "add {t}, 8",
-            "dec {g}",
-            "jnz 5b",
-            "6:",
-            "vmovdqu [{c}], ymm0",
-            "vmovdqu [{c} + 32], ymm1",
-            "vmovdqu [{c} + {l}], ymm2",
-            "vmovdqu [{c} + {l} + 32], ymm3",
-            "vmovdqu [{c} + {l} * 2], ymm4",
-            "vmovdqu [{c} + {l} * 2 + 32], ymm5",
-            "vmovdqu [{c} + {l3}], ymm6",
-            "vmovdqu [{c} + {l3} + 32], ymm7",
-            "lea {c}, [{c} + {l} * 4]",
-            "dec {np}",
-            "jnz 2b",
-            np = inout(reg) panels => _,
-            g0 = in(reg) groups,
-            g = out(reg) _,
-            a = inout(reg) a => _,
-            t0 = in(reg) offs.as_ptr(),
-            t = out(reg) _,
-            b = in(reg) b,
-            r = out(reg) _,
-            c = inout(reg) c => _,
-            l = in(reg) l,
-            l3 = in(reg) 3 * l,
-            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _,
-            out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _,
-            out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
-            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
-            options(nostack),
-        );
+        macro_rules! run {
+            ($ext:literal) => {
+                std::arch::asm!(
+                    "2:",
+                    "vpxor xmm0, xmm0, xmm0",
+                    "vpxor xmm1, xmm1, xmm1",
+                    "vpxor xmm2, xmm2, xmm2",
+                    "vpxor xmm3, xmm3, xmm3",
+                    "vpxor xmm4, xmm4, xmm4",
+                    "vpxor xmm5, xmm5, xmm5",
+                    "vpxor xmm6, xmm6, xmm6",
+                    "vpxor xmm7, xmm7, xmm7",
+                    "mov {g}, {g0}",
+                    "mov {t}, {t0}",
+                    "cmp {g}, 4",
+                    "jb 4f",
+                    "3:",
+                    step!(0, $ext),
+                    step!(1, $ext),
+                    step!(2, $ext),
+                    step!(3, $ext),
+                    "add {a}, 64",
+                    "add {t}, 32",
+                    "sub {g}, 4",
+                    "cmp {g}, 4",
+                    "jae 3b",
+                    "4:",
+                    "test {g}, {g}",
+                    "jz 6f",
+                    "5:",
+                    step!(0, $ext),
+                    "add {a}, 16",
+                    "add {t}, 8",
+                    "dec {g}",
+                    "jnz 5b",
+                    "6:",
+                    "test {acc}, {acc}",
+                    "jz 7f",
+                    "vpaddd ymm0, ymm0, [{c}]",
+                    "vpaddd ymm1, ymm1, [{c} + 32]",
+                    "vpaddd ymm2, ymm2, [{c} + {l}]",
+                    "vpaddd ymm3, ymm3, [{c} + {l} + 32]",
+                    "vpaddd ymm4, ymm4, [{c} + {l} * 2]",
+                    "vpaddd ymm5, ymm5, [{c} + {l} * 2 + 32]",
+                    "vpaddd ymm6, ymm6, [{c} + {l3}]",
+                    "vpaddd ymm7, ymm7, [{c} + {l3} + 32]",
+                    "7:",
+                    "vmovdqu [{c}], ymm0",
+                    "vmovdqu [{c} + 32], ymm1",
+                    "vmovdqu [{c} + {l}], ymm2",
+                    "vmovdqu [{c} + {l} + 32], ymm3",
+                    "vmovdqu [{c} + {l} * 2], ymm4",
+                    "vmovdqu [{c} + {l} * 2 + 32], ymm5",
+                    "vmovdqu [{c} + {l3}], ymm6",
+                    "vmovdqu [{c} + {l3} + 32], ymm7",
+                    "lea {c}, [{c} + {l} * 4]",
+                    "dec {np}",
+                    "jnz 2b",
+                    np = inout(reg) panels => _,
+                    g0 = in(reg) groups,
+                    g = out(reg) _,
+                    a = inout(reg) a => _,
+                    t0 = in(reg) offs.as_ptr(),
+                    t = out(reg) _,
+                    b = in(reg) b,
+                    r = out(reg) _,
+                    c = inout(reg) c => _,
+                    l = in(reg) l,
+                    l3 = in(reg) 3 * l,
+                    acc = in(reg) usize::from(accumulate),
+                    out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _,
+                    out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _,
+                    out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+                    out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+                    options(nostack),
+                )
+            };
+        }
+        if B_SIGNED {
+            run!("vpmovsxbw");
+        } else {
+            run!("vpmovzxbw");
+        }
     }
 }
