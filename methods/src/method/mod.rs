@@ -9,6 +9,8 @@ pub mod config;
 pub mod registry;
 pub mod conformance;
 pub mod affine;
+pub mod int8;
+pub mod int8_qat;
 pub mod intnet;
 pub mod linear;
 pub mod ranges;

@@ -5,15 +5,22 @@ use super::config::RawMethodConfig;
 use crate::error::{MethodError, Result};
 
 /// Every registered method name with a one-line description (for `--help` and errors).
-pub const METHODS: &[(&str, &str)] = &[(
-    "linear",
-    "per-tensor symmetric linear k-bit post-training quantization (worked example)",
-)];
+pub const METHODS: &[(&str, &str)] = &[
+    (
+        "linear",
+        "per-tensor symmetric linear k-bit post-training quantization (worked example)",
+    ),
+    (
+        "int8",
+        "TFLite/gemmlowp integer-only int8 (Jacob et al. 2018): u8 activations, i8 weights, fixed-point requantization",
+    ),
+];
 
 /// Builds the method a config names, with its options typed and validated.
 pub fn build(config: &RawMethodConfig) -> Result<Box<dyn QuantMethod>> {
     match config.method.as_str() {
         "linear" => Ok(Box::new(super::linear::Linear::from_config(config)?)),
+        "int8" => Ok(Box::new(super::int8::Int8::from_config(config)?)),
         other => {
             let known: Vec<&str> = METHODS.iter().map(|(n, _)| *n).collect();
             Err(MethodError::Config(format!(

@@ -1,0 +1,287 @@
+//! `int8`: integer-only 8-bit inference as in TFLite/gemmlowp (Jacob et al., CVPR 2018), the strong
+//! baseline.
+//!
+//! - Batch norm and the dataset normalization are folded into the conv/dense layers
+//!   ([`super::affine::fold`]); the first layer reads the raw u8 pixel (scale 1, zero point
+//!   `round(255 mean)`, 0 for Fashion-MNIST).
+//! - Activations: asymmetric u8, `r = S (q - Z)`, range from calibration (`minmax`, `ema` of batch
+//!   min/max, or `percentile`), widened to contain 0 so real 0 is exact.
+//! - Weights: symmetric i8 in `[-127, 127]`, per tensor or (`per_channel: true`) per output
+//!   channel. The logits layer always uses one scale, so its i32 logits share one unit.
+//! - Bias: i32 at scale `S_in * S_w`. Requantization: the engine's `Requant::FixedPoint` with
+//!   `(M0, shift) = quantize_multiplier(S_in * S_w / S_out)` (TFLite's `QuantizeMultiplier`),
+//!   then `+ Z_out`, clamped to `[Z_out, 255]` after a ReLU (`[0, 255]` without). Max pools run on
+//!   the u8 outputs.
+//! - Optional quantization-aware fine-tuning ([`super::int8_qat`]): straight-through fake quant
+//!   in candle, then calibration again.
+//! - Fake-quant forward: [`super::intnet::IntMirror`], the exact integer mirror (logit bound 0).
+//!
+//! Residual models are not supported yet (an error names the layer).
+
+use serde::{Deserialize, Serialize};
+
+use super::affine::fold;
+use super::config::{RawMethodConfig, Validate, check_range};
+use super::intnet::{
+    IntMirror, IntNet, OutQuant, activation_params, quantize_module, quantize_weights,
+};
+use super::ranges::{RangeRule, activation_ranges};
+use super::{MethodReport, QuantInput, QuantMethod, Quantized};
+use crate::error::{MethodError, Result};
+use crate::train::TrainObserver;
+
+/// How activation ranges are calibrated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Calibration {
+    /// Min and max over all calibration images.
+    Minmax,
+    /// Exponential moving average of per-batch min and max (decay `ema_decay`).
+    Ema,
+    /// The `percentile`-th and `(100 - percentile)`-th percentiles.
+    Percentile,
+}
+
+/// Quantization-aware fine-tuning settings (`finetune:` mapping).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finetune {
+    /// Passes over the training split, 0..=100 (default 0: post-training quantization only).
+    #[serde(default)]
+    pub epochs: usize,
+    /// AdamW learning rate, in (0, 1] (default 1e-4).
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Images per step, 2..=4096 (default 64).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+}
+
+fn default_lr() -> f64 {
+    1e-4
+}
+fn default_batch() -> usize {
+    64
+}
+
+impl Default for Finetune {
+    fn default() -> Self {
+        Finetune {
+            epochs: 0,
+            lr: default_lr(),
+            batch_size: default_batch(),
+        }
+    }
+}
+
+/// Options of `int8` (YAML keys of the same names; unknown keys are errors).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Int8Options {
+    /// One weight scale per output channel instead of per tensor (default false).
+    #[serde(default)]
+    pub per_channel: bool,
+    /// Activation range estimate (default `ema`).
+    #[serde(default = "default_calibration")]
+    pub calibration: Calibration,
+    /// EMA decay for `calibration: ema`, in [0, 1) (default 0.9).
+    #[serde(default = "default_ema_decay")]
+    pub ema_decay: f64,
+    /// Percentile for `calibration: percentile`, in [50, 100] (default 99.99).
+    #[serde(default = "default_percentile")]
+    pub percentile: f64,
+    /// Calibration images, 1..=60000 (default 1000; at most the calibration split).
+    #[serde(default = "default_calibration_images")]
+    pub calibration_images: usize,
+    /// Images per calibration batch (one EMA step), 1..=4096 (default 100).
+    #[serde(default = "default_calibration_batch")]
+    pub calibration_batch: usize,
+    /// Quantization-aware fine-tuning (default: none).
+    #[serde(default)]
+    pub finetune: Finetune,
+}
+
+fn default_calibration() -> Calibration {
+    Calibration::Ema
+}
+fn default_ema_decay() -> f64 {
+    0.9
+}
+fn default_percentile() -> f64 {
+    99.99
+}
+fn default_calibration_images() -> usize {
+    1000
+}
+fn default_calibration_batch() -> usize {
+    100
+}
+
+impl Default for Int8Options {
+    fn default() -> Self {
+        Int8Options {
+            per_channel: false,
+            calibration: default_calibration(),
+            ema_decay: default_ema_decay(),
+            percentile: default_percentile(),
+            calibration_images: default_calibration_images(),
+            calibration_batch: default_calibration_batch(),
+            finetune: Finetune::default(),
+        }
+    }
+}
+
+fn check_f64(key: &str, v: f64, lo: f64, hi: f64, hi_open: bool) -> Result<(), (String, String)> {
+    let ok = v.is_finite() && v >= lo && if hi_open { v < hi } else { v <= hi };
+    if ok {
+        return Ok(());
+    }
+    let close = if hi_open { ")" } else { "]" };
+    Err((
+        key.into(),
+        format!("{v} is out of range [{lo}, {hi}{close}"),
+    ))
+}
+
+impl Validate for Int8Options {
+    fn validate(&self) -> std::result::Result<(), (String, String)> {
+        check_f64("ema_decay", self.ema_decay, 0.0, 1.0, true)?;
+        check_f64("percentile", self.percentile, 50.0, 100.0, false)?;
+        check_range("calibration_images", self.calibration_images, 1, 60_000)?;
+        check_range("calibration_batch", self.calibration_batch, 1, 4096)?;
+        check_range("finetune.epochs", self.finetune.epochs, 0, 100)?;
+        check_range("finetune.batch_size", self.finetune.batch_size, 2, 4096)?;
+        if !(self.finetune.lr > 0.0 && self.finetune.lr <= 1.0) {
+            return Err((
+                "finetune.lr".into(),
+                format!("{} is out of range (0, 1]", self.finetune.lr),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Int8Options {
+    /// The range rule the options select.
+    pub fn range_rule(&self) -> RangeRule {
+        match self.calibration {
+            Calibration::Minmax => RangeRule::MinMax,
+            Calibration::Ema => RangeRule::Ema {
+                decay: self.ema_decay,
+            },
+            Calibration::Percentile => RangeRule::Percentile { p: self.percentile },
+        }
+    }
+}
+
+/// The `int8` method.
+#[derive(Clone, Debug)]
+pub struct Int8 {
+    /// Its validated options.
+    pub options: Int8Options,
+}
+
+impl Int8 {
+    /// The method with `options`, validated.
+    pub fn new(options: Int8Options) -> Result<Self> {
+        options
+            .validate()
+            .map_err(|(k, m)| MethodError::Config(format!("method int8: key `{k}`: {m}")))?;
+        Ok(Int8 { options })
+    }
+
+    /// The method a YAML config describes (`method: int8`).
+    pub fn from_config(config: &RawMethodConfig) -> Result<Self> {
+        Ok(Int8 {
+            options: super::linear::typed_options(config)?,
+        })
+    }
+}
+
+impl QuantMethod for Int8 {
+    fn label(&self) -> String {
+        let mut label = String::from("int8 W8A8");
+        if self.options.per_channel {
+            label.push_str(" per-channel");
+        }
+        if self.options.finetune.epochs > 0 {
+            label.push_str(&format!(" QAT{}", self.options.finetune.epochs));
+        }
+        label
+    }
+
+    fn quantize(&self, input: &QuantInput, observer: &mut dyn TrainObserver) -> Result<Quantized> {
+        let o = &self.options;
+        let mut model = fold(input.arch, input.params, &input.data.normalization, "int8")?;
+        let n = o.calibration_images.min(input.calib_idx.len());
+        let calib = &input.calib_idx[..n];
+        let rule = o.range_rule();
+        let mut ranges = activation_ranges(&model, input.data, calib, o.calibration_batch, rule)?;
+        if o.finetune.epochs > 0 {
+            super::int8_qat::finetune(
+                &mut model,
+                &ranges,
+                o.per_channel,
+                &o.finetune,
+                input,
+                observer,
+            )?;
+            ranges = activation_ranges(&model, input.data, calib, o.calibration_batch, rule)?;
+        }
+        let (mut in_scale, mut in_zp) = (1.0, model.input_zero_point);
+        let mut layers = Vec::new();
+        let mut logit_scale = 1.0;
+        let last = model.modules.len() - 1;
+        for (i, m) in model.modules.iter().enumerate() {
+            let per_channel = o.per_channel && i != last;
+            let w = quantize_weights(&m.weight, m.kind.out_channels(), 8, per_channel);
+            let out = ranges.get(i).map(|&(lo, hi)| {
+                let lo = if m.relu { 0.0 } else { lo };
+                let (scale, zero_point) = activation_params(lo, hi, 8);
+                OutQuant {
+                    scale,
+                    zero_point,
+                    bits: 8,
+                }
+            });
+            let (layer, acc_scale) = quantize_module(m, in_scale, in_zp, w, 8, out)?;
+            layers.push(layer);
+            logit_scale = acc_scale;
+            if let Some(q) = out {
+                (in_scale, in_zp) = (q.scale, q.zero_point);
+            }
+        }
+        let net = IntNet {
+            input: model.input,
+            layers,
+            logit_scale,
+        };
+        let graph = net.lower()?;
+        let what = match o.calibration {
+            Calibration::Minmax => "min/max".to_string(),
+            Calibration::Ema => format!("EMA (decay {}) of batch min/max", o.ema_decay),
+            Calibration::Percentile => format!("{} percentile", o.percentile),
+        };
+        let report = MethodReport {
+            method: "int8".into(),
+            label: self.label(),
+            config: serde_json::to_value(o).map_err(|e| MethodError::Config(e.to_string()))?,
+            layers: net.layer_reports(),
+            quant_ops: net.requant_ops(),
+            calibration: format!(
+                "{what} over {n} images in batches of {}",
+                o.calibration_batch
+            ),
+            finetune_epochs: o.finetune.epochs,
+            notes: vec![format!(
+                "asymmetric u8 activations, symmetric i8 weights per {}; the logits layer per tensor",
+                if o.per_channel { "channel" } else { "tensor" }
+            )],
+        };
+        Ok(Quantized {
+            graph,
+            fake_quant: Box::new(IntMirror::new(net)?),
+            report,
+        })
+    }
+}
