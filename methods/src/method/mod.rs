@@ -8,6 +8,8 @@
 pub mod config;
 pub mod registry;
 pub mod conformance;
+pub mod calibrate;
+pub mod fold;
 pub mod affine;
 pub mod int8;
 pub mod int8_qat;

@@ -1,0 +1,543 @@
+//! The folded float model's candle forward, and calibration statistics of every module's
+//! activations over calibration images.
+//!
+//! [`forward`] runs a [`FoldedModel`] on raw pixels (f32 values 0..=255, NCHW) with
+//! [`FoldedTensors`] as weights; a [`Hooks`] implementation sees (and may replace) each weight and
+//! each activation at named [`Tap`]s. Identity hooks give the float model (eval mode: batch norm is
+//! folded); [`calibrate`] records statistics; a method's fine-tuning hooks insert fake quantizers.
+//!
+//! Statistics ([`TensorStats`]) are deterministic: min, max, per-channel min and max, and a
+//! histogram of `|x|` with fixed log-spaced bins (32 per octave, `2^-40 .. 2^40`), so percentiles
+//! are exact to within a factor `2^(1/32)` (about 2%) and do not depend on batch order.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor, Var};
+use qbench_datasets::ImageSet;
+
+use super::fold::{FoldedModel, MacGeometry, MacModule, Module, PoolSpec};
+use crate::error::Result;
+use crate::model::conv::conv2d;
+
+/// Where in a module an activation is observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TapKind {
+    /// A MAC module's raw accumulator with the batch-norm scale divided back out and no bias:
+    /// the conv/dense output *before* batch norm (only for modules with a folded batch norm).
+    PreBn,
+    /// A MAC module's output after bias (folded BN), before ReLU.
+    PreActivation,
+    /// A module's final output: after ReLU and max pool for MAC modules, after the ReLU for
+    /// residual blocks, the pooled map for pooling modules.
+    Output,
+    /// A residual block's sum, before its ReLU.
+    Sum,
+}
+
+impl TapKind {
+    /// Short name used in statistics keys.
+    pub fn label(self) -> &'static str {
+        match self {
+            TapKind::PreBn => "pre_bn",
+            TapKind::PreActivation => "pre_act",
+            TapKind::Output => "out",
+            TapKind::Sum => "sum",
+        }
+    }
+}
+
+/// A named observation point: the module's name and the place in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tap<'a> {
+    /// Module name (MAC layer name, residual block name, or `pool{i}` for pooling modules).
+    pub module: &'a str,
+    /// Place in the module.
+    pub kind: TapKind,
+}
+
+/// Key of a tap in [`Calibration::stats`]: `"{module}/{kind}"`.
+pub fn tap_key(module: &str, kind: TapKind) -> String {
+    format!("{module}/{}", kind.label())
+}
+
+/// Candle tensors (f32) of a folded model's MAC weights and biases, by module name. As [`Var`]s,
+/// so fine-tuning can train them.
+pub struct FoldedTensors {
+    /// Weights, shaped `[O, C, k, k]` or `[O, F]`.
+    pub weights: BTreeMap<String, Var>,
+    /// Biases `[O]`.
+    pub biases: BTreeMap<String, Var>,
+}
+
+impl FoldedTensors {
+    /// Copies the folded weights into f32 variables.
+    pub fn new(model: &FoldedModel) -> Result<Self> {
+        let mut weights = BTreeMap::new();
+        let mut biases = BTreeMap::new();
+        for m in model.mac_modules() {
+            let w: Vec<f32> = m.weight.iter().map(|&v| v as f32).collect();
+            let shape: Vec<usize> = match m.geometry {
+                MacGeometry::Conv {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    ..
+                } => vec![out_channels, in_channels, kernel, kernel],
+                MacGeometry::Dense {
+                    in_features,
+                    out_features,
+                } => vec![out_features, in_features],
+            };
+            let b: Vec<f32> = m.bias.iter().map(|&v| v as f32).collect();
+            let nb = b.len();
+            weights.insert(
+                m.name.clone(),
+                Var::from_tensor(&Tensor::from_vec(w, shape, &Device::Cpu)?)?,
+            );
+            biases.insert(
+                m.name.clone(),
+                Var::from_tensor(&Tensor::from_vec(b, nb, &Device::Cpu)?)?,
+            );
+        }
+        Ok(FoldedTensors { weights, biases })
+    }
+
+    /// Writes the (trained) tensors back into `model`'s f64 weights and biases.
+    pub fn write_back(&self, model: &mut FoldedModel) -> Result<()> {
+        for m in model.mac_modules_mut() {
+            if let Some(w) = self.weights.get(&m.name) {
+                m.weight = w
+                    .as_tensor()
+                    .flatten_all()?
+                    .to_dtype(DType::F64)?
+                    .to_vec1()?;
+            }
+            if let Some(b) = self.biases.get(&m.name) {
+                m.bias = b.as_tensor().to_dtype(DType::F64)?.to_vec1()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// All variables (weights and biases), for an optimiser, keyed `{module}.weight` / `.bias`.
+    pub fn vars(&self) -> BTreeMap<String, Var> {
+        let mut all = BTreeMap::new();
+        for (k, v) in &self.weights {
+            all.insert(format!("{k}.weight"), v.clone());
+        }
+        for (k, v) in &self.biases {
+            all.insert(format!("{k}.bias"), v.clone());
+        }
+        all
+    }
+}
+
+/// Observes and may replace weights and activations during [`forward`]. Defaults are identity.
+pub trait Hooks {
+    /// The weight tensor a MAC module uses (e.g. fake-quantized).
+    fn weight(&mut self, _module: &MacModule, w: &Tensor) -> Result<Tensor> {
+        Ok(w.clone())
+    }
+    /// The bias tensor a MAC module uses.
+    fn bias(&mut self, _module: &MacModule, b: &Tensor) -> Result<Tensor> {
+        Ok(b.clone())
+    }
+    /// A MAC module's accumulator without bias (`sum w (x - z)`), before [`TapKind::PreBn`] would
+    /// be derived from it; for observation only.
+    fn accumulator(&mut self, _module: &MacModule, _acc: &Tensor) -> Result<()> {
+        Ok(())
+    }
+    /// The activation at `tap`; the returned tensor continues the forward pass.
+    fn activation(&mut self, _tap: &Tap, x: &Tensor) -> Result<Tensor> {
+        Ok(x.clone())
+    }
+}
+
+/// Hooks that change nothing: the float forward of the folded model.
+pub struct Identity;
+impl Hooks for Identity {}
+
+fn per_channel(t: &Tensor, v: &Tensor) -> Result<Tensor> {
+    Ok(if t.rank() == 4 {
+        v.reshape((1, (), 1, 1))?
+    } else {
+        v.reshape((1, ()))?
+    })
+}
+
+fn max_pool(x: &Tensor, p: PoolSpec) -> Result<Tensor> {
+    let x = if p.pad > 0 {
+        x.pad_with_same(2, p.pad, p.pad)?
+            .pad_with_same(3, p.pad, p.pad)?
+    } else {
+        x.clone()
+    };
+    Ok(x.max_pool2d_with_stride(p.kernel, p.stride)?)
+}
+
+fn run_mac(
+    m: &MacModule,
+    tensors: &FoldedTensors,
+    x: &Tensor,
+    hooks: &mut dyn Hooks,
+) -> Result<Tensor> {
+    let w = hooks.weight(m, tensors.weights[&m.name].as_tensor())?;
+    let b = hooks.bias(m, tensors.biases[&m.name].as_tensor())?;
+    let x = if m.input_zero_point != 0 {
+        (x - f64::from(m.input_zero_point))?
+    } else {
+        x.clone()
+    };
+    let acc = match m.geometry {
+        MacGeometry::Conv { stride, pad, .. } => conv2d(&x, &w, stride, pad)?,
+        MacGeometry::Dense { .. } => x.matmul(&w.t()?)?,
+    };
+    hooks.accumulator(m, &acc)?;
+    let y = acc.broadcast_add(&per_channel(&acc, &b)?)?;
+    let mut y = hooks.activation(
+        &Tap {
+            module: &m.name,
+            kind: TapKind::PreActivation,
+        },
+        &y,
+    )?;
+    if m.relu {
+        y = y.relu()?;
+    }
+    if let Some(p) = m.pool {
+        y = max_pool(&y, p)?;
+    }
+    hooks.activation(
+        &Tap {
+            module: &m.name,
+            kind: TapKind::Output,
+        },
+        &y,
+    )
+}
+
+fn run_modules(
+    modules: &[Module],
+    tensors: &FoldedTensors,
+    mut x: Tensor,
+    hooks: &mut dyn Hooks,
+    prefix: &str,
+) -> Result<Tensor> {
+    for (i, m) in modules.iter().enumerate() {
+        let name = format!("{prefix}pool{i}");
+        let out = |x: Tensor, hooks: &mut dyn Hooks| -> Result<Tensor> {
+            hooks.activation(
+                &Tap {
+                    module: &name,
+                    kind: TapKind::Output,
+                },
+                &x,
+            )
+        };
+        x = match m {
+            Module::Mac(mac) => run_mac(mac, tensors, &x, hooks)?,
+            Module::MaxPool(p) => out(max_pool(&x, *p)?, hooks)?,
+            Module::AvgPool(p) => out(x.avg_pool2d_with_stride(p.kernel, p.stride)?, hooks)?,
+            Module::GlobalAvgPool => out(
+                x.mean_keepdim(candle_core::D::Minus1)?
+                    .mean_keepdim(candle_core::D::Minus2)?,
+                hooks,
+            )?,
+            Module::Flatten => x.flatten_from(1)?,
+            Module::Residual {
+                name,
+                body,
+                shortcut,
+            } => {
+                let main = run_modules(body, tensors, x.clone(), hooks, &format!("{name}."))?;
+                let short = run_modules(shortcut, tensors, x, hooks, &format!("{name}.short."))?;
+                let sum = hooks.activation(
+                    &Tap {
+                        module: name,
+                        kind: TapKind::Sum,
+                    },
+                    &(main + short)?,
+                )?;
+                hooks.activation(
+                    &Tap {
+                        module: name,
+                        kind: TapKind::Output,
+                    },
+                    &sum.relu()?,
+                )?
+            }
+        };
+    }
+    Ok(x)
+}
+
+/// Runs the folded model on `x`, raw pixel values as f32 `(N, C, H, W)`, and returns the logits.
+pub fn forward(
+    model: &FoldedModel,
+    tensors: &FoldedTensors,
+    x: &Tensor,
+    hooks: &mut dyn Hooks,
+) -> Result<Tensor> {
+    run_modules(&model.modules, tensors, x.clone(), hooks, "")
+}
+
+/// The images at `indices` as raw pixel values, f32 `(N, C, H, W)`, and their labels (u32).
+pub fn raw_batch(set: &ImageSet, indices: &[usize]) -> Result<(Tensor, Tensor)> {
+    let per = set.image_len();
+    let mut pixels = Vec::with_capacity(indices.len() * per);
+    let mut labels = Vec::with_capacity(indices.len());
+    for &i in indices {
+        pixels.extend(
+            set.images[i * per..(i + 1) * per]
+                .iter()
+                .map(|&p| f32::from(p)),
+        );
+        labels.push(u32::from(set.labels[i]));
+    }
+    let x = Tensor::from_vec(
+        pixels,
+        (indices.len(), set.channels, set.height, set.width),
+        &Device::Cpu,
+    )?;
+    let y = Tensor::from_vec(labels, indices.len(), &Device::Cpu)?;
+    Ok((x, y))
+}
+
+/// Bins per octave of the `|x|` histogram.
+pub const BINS_PER_OCTAVE: usize = 32;
+const MIN_LOG2: i32 = -40;
+const OCTAVES: usize = 80;
+
+/// Statistics of one activation tensor over all calibration images.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorStats {
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Smallest value per channel (dim 1).
+    pub channel_min: Vec<f64>,
+    /// Largest value per channel.
+    pub channel_max: Vec<f64>,
+    /// Values seen.
+    pub count: u64,
+    /// Exact zeros (and values below `2^-40` in magnitude) seen.
+    pub zeros: u64,
+    /// Counts of `|x|` in log-spaced bins (see the module docs).
+    pub histogram: Vec<u64>,
+}
+
+impl TensorStats {
+    fn new(channels: usize) -> Self {
+        TensorStats {
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            channel_min: vec![f64::INFINITY; channels],
+            channel_max: vec![f64::NEG_INFINITY; channels],
+            count: 0,
+            zeros: 0,
+            histogram: vec![0; OCTAVES * BINS_PER_OCTAVE],
+        }
+    }
+
+    /// Largest magnitude.
+    pub fn abs_max(&self) -> f64 {
+        self.max.abs().max(self.min.abs())
+    }
+
+    /// Largest magnitude per channel.
+    pub fn channel_abs_max(&self) -> Vec<f64> {
+        self.channel_min
+            .iter()
+            .zip(&self.channel_max)
+            .map(|(a, b)| a.abs().max(b.abs()))
+            .collect()
+    }
+
+    /// The `p`-th percentile (0..=100) of `|x|`: the upper edge of the histogram bin where the
+    /// cumulative count reaches `p%`, capped at [`TensorStats::abs_max`].
+    pub fn abs_percentile(&self, p: f64) -> f64 {
+        let target = (p / 100.0 * self.count as f64).ceil() as u64;
+        let mut seen = self.zeros;
+        if seen >= target {
+            return 0.0;
+        }
+        for (i, c) in self.histogram.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                let edge = 2f64.powf(f64::from(MIN_LOG2) + (i + 1) as f64 / BINS_PER_OCTAVE as f64);
+                return edge.min(self.abs_max());
+            }
+        }
+        self.abs_max()
+    }
+
+    fn add(&mut self, t: &Tensor) -> Result<()> {
+        let dims = t.dims().to_vec();
+        let channels = dims.get(1).copied().unwrap_or(1);
+        let spatial: usize = dims.iter().skip(2).product();
+        let values = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        for (i, &v) in values.iter().enumerate() {
+            let v = f64::from(v);
+            let c = (i / spatial.max(1)) % channels;
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+            self.channel_min[c] = self.channel_min[c].min(v);
+            self.channel_max[c] = self.channel_max[c].max(v);
+            let a = v.abs();
+            if a < 2f64.powi(MIN_LOG2) {
+                self.zeros += 1;
+            } else {
+                let bin = ((a.log2() - f64::from(MIN_LOG2)) * BINS_PER_OCTAVE as f64) as usize;
+                self.histogram[bin.min(OCTAVES * BINS_PER_OCTAVE - 1)] += 1;
+            }
+        }
+        self.count += values.len() as u64;
+        Ok(())
+    }
+}
+
+/// Statistics of every tap of a folded model.
+#[derive(Clone, Debug, Default)]
+pub struct Calibration {
+    /// Statistics by [`tap_key`].
+    pub stats: BTreeMap<String, TensorStats>,
+    /// Images the statistics are over.
+    pub images: usize,
+}
+
+impl Calibration {
+    /// The statistics of a tap, if it was observed.
+    pub fn get(&self, module: &str, kind: TapKind) -> Option<&TensorStats> {
+        self.stats.get(&tap_key(module, kind))
+    }
+}
+
+struct Recorder<'a> {
+    cal: &'a mut Calibration,
+}
+
+impl Recorder<'_> {
+    fn record(&mut self, key: String, t: &Tensor) -> Result<()> {
+        let channels = t.dims().get(1).copied().unwrap_or(1);
+        self.cal
+            .stats
+            .entry(key)
+            .or_insert_with(|| TensorStats::new(channels))
+            .add(t)
+    }
+}
+
+impl Hooks for Recorder<'_> {
+    fn accumulator(&mut self, module: &MacModule, acc: &Tensor) -> Result<()> {
+        if let Some(scale) = &module.bn_scale {
+            // Division by zero gives inf; a zero BN scale means that channel's input is ignored.
+            let inv: Vec<f32> = scale
+                .iter()
+                .map(|&s| if s == 0.0 { 0.0 } else { (1.0 / s) as f32 })
+                .collect();
+            let inv = Tensor::from_vec(inv, scale.len(), &Device::Cpu)?;
+            let raw = acc.broadcast_mul(&per_channel(acc, &inv)?)?;
+            self.record(tap_key(&module.name, TapKind::PreBn), &raw)?;
+        }
+        Ok(())
+    }
+
+    fn activation(&mut self, tap: &Tap, x: &Tensor) -> Result<Tensor> {
+        self.record(tap_key(tap.module, tap.kind), x)?;
+        Ok(x.clone())
+    }
+}
+
+/// Runs the folded float model over the images at `indices` (in batches of `batch`) and records
+/// statistics of every tap. Deterministic: the same images give the same statistics.
+pub fn calibrate(
+    model: &FoldedModel,
+    tensors: &FoldedTensors,
+    set: &ImageSet,
+    indices: &[usize],
+    batch: usize,
+) -> Result<Calibration> {
+    let mut cal = Calibration {
+        stats: BTreeMap::new(),
+        images: indices.len(),
+    };
+    for chunk in indices.chunks(batch.max(1)) {
+        let (x, _) = raw_batch(set, chunk)?;
+        forward(model, tensors, &x, &mut Recorder { cal: &mut cal })?;
+    }
+    Ok(cal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data;
+    use crate::method::fold::fold;
+    use crate::model::forward::{Mode, forward as float_forward};
+    use crate::model::{params::Params, zoo};
+    use qbench_datasets::Normalization;
+
+    fn synthetic(n: usize, norm: Normalization) -> ImageSet {
+        let images: Vec<u8> = (0..n * 28 * 28).map(|i| ((i * 37) % 251) as u8).collect();
+        ImageSet {
+            images,
+            labels: (0..n).map(|i| (i % 10) as u16).collect(),
+            channels: 1,
+            height: 28,
+            width: 28,
+            num_classes: 10,
+            normalization: norm,
+        }
+    }
+
+    #[test]
+    fn folded_forward_matches_the_float_model() {
+        let arch = zoo::build("cnn", [1, 28, 28], 10).unwrap();
+        let mut params = Params::init(&arch, 3).unwrap();
+        // Non-trivial batch-norm statistics.
+        for (k, v) in params.buffers.iter_mut() {
+            let n = v.dims()[0];
+            let vals: Vec<f32> = (0..n)
+                .map(|i| {
+                    if k.ends_with("mean") {
+                        0.1 * i as f32 - 0.3
+                    } else {
+                        0.5 + 0.05 * i as f32
+                    }
+                })
+                .collect();
+            *v = Tensor::from_vec(vals, n, &Device::Cpu).unwrap();
+        }
+        let norm = Normalization {
+            mean: vec![0.0],
+            std: vec![0.3],
+        };
+        let set = synthetic(8, norm.clone());
+        let idx: Vec<usize> = (0..8).collect();
+        let folded = fold(&arch, &params, &norm).unwrap();
+        let tensors = FoldedTensors::new(&folded).unwrap();
+        let (raw, _) = raw_batch(&set, &idx).unwrap();
+        let ours = forward(&folded, &tensors, &raw, &mut Identity).unwrap();
+        let (x, _) = data::batch(&set, &idx).unwrap();
+        let theirs = float_forward(&arch, &mut params, &x, Mode::Eval).unwrap();
+        let diff = (ours - theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-3, "folded and float logits differ by {diff}");
+        let cal = calibrate(&folded, &tensors, &set, &idx, 3).unwrap();
+        let s = cal.get("conv1", TapKind::Output).unwrap();
+        assert!(s.min >= 0.0 && s.max > 0.0);
+        assert!(s.abs_percentile(50.0) <= s.abs_percentile(99.0));
+        assert!(s.abs_percentile(100.0) <= s.abs_max());
+        assert!(cal.get("conv1", TapKind::PreBn).is_some());
+        assert_eq!(s.channel_max.len(), 16);
+    }
+}
