@@ -98,6 +98,10 @@ pub fn measure(budget: Duration) -> Peaks {
                 ops_per_sec: time_best(|n| unsafe { x86::madd_only(n) }, 12.0 * 16.0, budget),
             });
             all.push(Peak {
+                label: "AVX2 vpaddd alone (12 chains, counted as 16 lanes; reference only)".into(),
+                ops_per_sec: time_best(|n| unsafe { x86::add_only(n) }, 12.0 * 16.0, budget),
+            });
+            all.push(Peak {
                 label: "AVX2 vpmaddubsw+vpmaddwd+vpaddd (saturating, not exact in general)".into(),
                 ops_per_sec: time_best(|n| unsafe { x86::maddubs(n) }, 8.0 * 32.0, budget),
             });
@@ -256,6 +260,32 @@ mod x86 {
                 out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _,
                 out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _,
                 out("ymm10") _, out("ymm11") _, out("ymm14") _, out("ymm15") _,
+                options(nostack, nomem),
+            );
+        }
+    }
+
+    /// 12 independent `vpaddd` chains per iteration (counted as 16 lanes each, for comparison with
+    /// the `vpmaddwd`+`vpaddd` rate: an exact sequence needs one `vpaddd` per 16 MACs).
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn add_only(n: u64) {
+        unsafe {
+            asm!(
+                "vpcmpeqw ymm14, ymm14, ymm14",
+                "2:",
+                "vpaddd ymm0, ymm0, ymm14", "vpaddd ymm1, ymm1, ymm14",
+                "vpaddd ymm2, ymm2, ymm14", "vpaddd ymm3, ymm3, ymm14",
+                "vpaddd ymm4, ymm4, ymm14", "vpaddd ymm5, ymm5, ymm14",
+                "vpaddd ymm6, ymm6, ymm14", "vpaddd ymm7, ymm7, ymm14",
+                "vpaddd ymm8, ymm8, ymm14", "vpaddd ymm9, ymm9, ymm14",
+                "vpaddd ymm10, ymm10, ymm14", "vpaddd ymm11, ymm11, ymm14",
+                "dec {n}",
+                "jnz 2b",
+                "vzeroupper",
+                n = inout(reg) n => _,
+                out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _,
+                out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _,
+                out("ymm10") _, out("ymm11") _, out("ymm14") _,
                 options(nostack, nomem),
             );
         }
