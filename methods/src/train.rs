@@ -114,15 +114,10 @@ pub fn train(
     let mut opt = AdamW::new(config.optimizer, &params.vars)?;
     let fingerprint = fingerprint(arch, config);
     let mut first_epoch = 0;
-    if let Some(dir) = checkpoint_dir {
-        if let Some(epoch) = resume(
-            &dir.join(CHECKPOINT_FILE),
-            &fingerprint,
-            &mut params,
-            &mut opt,
-        )? {
-            first_epoch = epoch;
-        }
+    if let Some(dir) = checkpoint_dir
+        && let Some(epoch) = resume(&dir.join(CHECKPOINT_FILE), &fingerprint, &mut params, &mut opt)?
+    {
+        first_epoch = epoch;
     }
     let batches = train_idx.len() / config.batch_size;
     if batches == 0 {

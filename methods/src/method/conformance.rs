@@ -99,7 +99,8 @@ pub fn compare(q: &Quantized, test: &ImageSet, label: &str) -> Result<Conformanc
             100.0 * MIN_AGREEMENT
         ));
     }
-    if !(report.max_logit_error <= report.logit_bound) {
+    // Written so that a NaN error also fails.
+    if report.max_logit_error.is_nan() || report.max_logit_error > report.logit_bound {
         report.failures.push(format!(
             "logits differ by up to {}, above the documented bound {}",
             report.max_logit_error, report.logit_bound
