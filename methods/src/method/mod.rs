@@ -10,6 +10,7 @@ pub mod registry;
 pub mod conformance;
 pub mod calibrate;
 pub mod fold;
+pub mod djq;
 pub mod affine;
 pub mod int8;
 pub mod int8_qat;

@@ -14,6 +14,10 @@ pub const METHODS: &[(&str, &str)] = &[
         "int8",
         "TFLite/gemmlowp integer-only int8 (Jacob et al. 2018): u8 activations, i8 weights, fixed-point requantization",
     ),
+    (
+        "djq",
+        "DJQ dataflow-based joint quantization: power-of-two scales, unified conv+BN+ReLU modules with one shift requantizer",
+    ),
 ];
 
 /// Builds the method a config names, with its options typed and validated.
@@ -21,6 +25,7 @@ pub fn build(config: &RawMethodConfig) -> Result<Box<dyn QuantMethod>> {
     match config.method.as_str() {
         "linear" => Ok(Box::new(super::linear::Linear::from_config(config)?)),
         "int8" => Ok(Box::new(super::int8::Int8::from_config(config)?)),
+        "djq" => Ok(Box::new(super::djq::Djq::new(config.typed()?))),
         other => {
             let known: Vec<&str> = METHODS.iter().map(|(n, _)| *n).collect();
             Err(MethodError::Config(format!(

@@ -1,0 +1,648 @@
+//! From a folded model and calibration statistics to a DJQ [`Plan`]: power-of-two exponents,
+//! quantized weights and biases, and the steps of the unified modules or of the ablation.
+
+use std::collections::BTreeMap;
+
+use qbench_engine::DType;
+
+use super::options::{CalibrationKind, DjqOptions};
+use super::plan::{Plan, StepOp};
+use crate::error::{MethodError, Result};
+use crate::method::LayerReport;
+use crate::method::calibrate::{Calibration, TapKind, TensorStats};
+use crate::method::fold::{FoldedModel, MacGeometry, MacModule, Module};
+
+/// Exponents below/above these are clamped (a range of `2^±24` is far outside any trained model).
+const EXP_LIMIT: i32 = 24;
+
+/// The exponents one MAC module was quantized with (what fine-tuning's fake quantizers use).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModuleExponents {
+    /// Weight exponent per output channel (all equal when per tensor).
+    pub weight: Vec<i32>,
+    /// Exponent of the module's input.
+    pub input: i32,
+    /// Exponent and clamp range `[lo, hi]` of the module's requantized output, or `None` when
+    /// the module keeps its i32 accumulator (the logits or a residual branch before the add).
+    pub output: Option<(i32, i32, i32)>,
+}
+
+/// Exponents of every MAC module by name, and of every residual block's output.
+pub type Exponents = BTreeMap<String, ModuleExponents>;
+
+/// `floor(x + 0.5)`: round half up, as the engine's requantizer rounds.
+pub fn round_half_up(x: f64) -> f64 {
+    (x + 0.5).floor()
+}
+
+/// The largest integer exponent `f` with `range * 2^f <= qmax` (clamped to +-24; 0 for an
+/// empty range).
+pub fn exponent_for(range: f64, qmax: f64) -> i32 {
+    if !(range > 0.0 && range.is_finite()) {
+        return EXP_LIMIT;
+    }
+    ((qmax / range).log2().floor() as i32).clamp(-EXP_LIMIT, EXP_LIMIT)
+}
+
+fn pow2(e: i32) -> f64 {
+    2f64.powi(e)
+}
+
+/// Quantizes `w` (`channels` rows) with exponent `exp[c]` to `bits`-bit integers.
+pub fn quantize_weights(w: &[f64], exp: &[i32], bits: u8) -> Vec<i8> {
+    let per = w.len() / exp.len().max(1);
+    let hi = f64::from((1i32 << (bits - 1)) - 1);
+    let lo = -f64::from(1i32 << (bits - 1));
+    w.iter()
+        .enumerate()
+        .map(|(i, v)| round_half_up(v * pow2(exp[i / per.max(1)])).clamp(lo, hi) as i8)
+        .collect()
+}
+
+/// Quantizes a bias to i32 at exponent `exp[c]` (saturating).
+pub fn quantize_bias(b: &[f64], exp: &[i32]) -> Vec<i32> {
+    b.iter()
+        .zip(exp)
+        .map(|(v, e)| {
+            round_half_up(v * pow2(*e)).clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
+        })
+        .collect()
+}
+
+/// Weight exponents per output channel: from each channel's largest magnitude, or all equal to
+/// the per-tensor one.
+pub fn weight_exponents(w: &[f64], channels: usize, bits: u8, per_channel: bool) -> Vec<i32> {
+    let qmax = f64::from((1i32 << (bits - 1)) - 1);
+    let per = w.len() / channels.max(1);
+    let maxes: Vec<f64> = (0..channels)
+        .map(|c| {
+            w[c * per..(c + 1) * per]
+                .iter()
+                .fold(0f64, |m, v| m.max(v.abs()))
+        })
+        .collect();
+    if per_channel {
+        maxes.iter().map(|m| exponent_for(*m, qmax)).collect()
+    } else {
+        let m = maxes.iter().fold(0f64, |a, b| a.max(*b));
+        vec![exponent_for(m, qmax); channels]
+    }
+}
+
+/// The current activation: step id, exponent, dtype.
+#[derive(Clone, Copy, Debug)]
+struct Act {
+    id: usize,
+    exp: i32,
+    dtype: DType,
+    /// Whether the tensor is an `[F]` vector (else a `[C, H, W]` map).
+    vector: bool,
+}
+
+struct Lowering<'a> {
+    opts: &'a DjqOptions,
+    cal: &'a Calibration,
+    plan: Plan,
+    layers: Vec<LayerReport>,
+    exps: Exponents,
+    notes: Vec<String>,
+}
+
+fn unsigned(bits: u8) -> DType {
+    DType::Unsigned { bits }
+}
+
+fn signed(bits: u8) -> DType {
+    DType::Signed { bits }
+}
+
+impl Lowering<'_> {
+    fn stats(&self, module: &str, kind: TapKind) -> Result<&TensorStats> {
+        self.cal.get(module, kind).ok_or_else(|| {
+            MethodError::Config(format!(
+                "calibration has no statistics for {module}/{}",
+                kind.label()
+            ))
+        })
+    }
+
+    fn range(&self, module: &str, kind: TapKind) -> Result<f64> {
+        let s = self.stats(module, kind)?;
+        Ok(match self.opts.calibration.kind {
+            CalibrationKind::Minmax => s.abs_max(),
+            CalibrationKind::Percentile => s.abs_percentile(self.opts.calibration.percentile),
+        })
+    }
+
+    /// Exponent for an output of `dtype` over `range`, at most `cap` (no left shifts).
+    fn out_exponent(&self, range: f64, dtype: DType, cap: i32) -> i32 {
+        exponent_for(range, dtype.max_value() as f64).min(cap)
+    }
+
+    fn shift(
+        &mut self,
+        name: String,
+        x: Act,
+        out: DType,
+        exp_out: i32,
+        acc_exp: &[i32],
+        relu: bool,
+    ) -> Act {
+        let shifts: Vec<u8> = acc_exp
+            .iter()
+            .map(|e| (e - exp_out).clamp(0, 31) as u8)
+            .collect();
+        let shift = if shifts.iter().all(|s| *s == shifts[0]) {
+            vec![shifts[0]]
+        } else {
+            shifts
+        };
+        let min = if relu { 0 } else { out.min_value() as i32 };
+        let id = self.plan.push(
+            name,
+            vec![x.id],
+            StepOp::Shift {
+                shift,
+                out,
+                min,
+                max: out.max_value() as i32,
+            },
+        );
+        Act {
+            id,
+            exp: exp_out,
+            dtype: out,
+            vector: x.vector,
+        }
+    }
+
+    /// Pushes the conv/dense step with the given integer weights and bias.
+    fn mac_step(
+        &mut self,
+        name: String,
+        m: &MacModule,
+        x: Act,
+        weights: Vec<i8>,
+        bias: Vec<i32>,
+    ) -> usize {
+        let bits = self.opts.weight_bits;
+        let op = match m.geometry {
+            MacGeometry::Conv {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                pad,
+            } => StepOp::Conv {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                pad,
+                groups: 1,
+                weights,
+                bias,
+                zero_point: m.input_zero_point,
+                bits,
+            },
+            MacGeometry::Dense {
+                in_features,
+                out_features,
+            } => StepOp::Dense {
+                in_features,
+                out_features,
+                weights,
+                bias,
+                zero_point: m.input_zero_point,
+                bits,
+            },
+        };
+        self.plan.push(name, vec![x.id], op)
+    }
+
+    fn report(&mut self, name: &str, output_bits: u8) {
+        self.layers.push(LayerReport {
+            name: name.to_string(),
+            path: "int8".into(),
+            weight_bits: self.opts.weight_bits,
+            output_bits,
+        });
+    }
+
+    /// A unified module: one MAC, one requantizer (unless `keep_acc`), then the max pool.
+    fn mac_unified(&mut self, m: &MacModule, x: Act, keep_acc: bool) -> Result<Act> {
+        let o = m.out_channels();
+        let a = self.opts.activation_bits;
+        let mut fw = weight_exponents(
+            &m.weight,
+            o,
+            self.opts.weight_bits,
+            self.opts.per_channel && !keep_acc,
+        );
+        let (out, exp_out) = if keep_acc {
+            (DType::I32, None)
+        } else {
+            let out = if m.relu { unsigned(a) } else { signed(a) };
+            let range = self.range(&m.name, TapKind::Output)?;
+            let mut f = self.out_exponent(range, out, i32::MAX);
+            // Shifts must lie in 0..=31: coarser weights if a shift would exceed 31, coarser
+            // output if one would be negative.
+            for e in fw.iter_mut() {
+                *e = (*e).min(f + 31 - x.exp);
+            }
+            f = f.min(fw.iter().map(|e| e + x.exp).min().unwrap_or(f));
+            (out, Some(f))
+        };
+        let acc_exp: Vec<i32> = fw.iter().map(|e| e + x.exp).collect();
+        let weights = quantize_weights(&m.weight, &fw, self.opts.weight_bits);
+        let bias = quantize_bias(&m.bias, &acc_exp);
+        let id = self.mac_step(m.name.clone(), m, x, weights, bias);
+        let acc = Act {
+            id,
+            exp: acc_exp[0],
+            dtype: DType::I32,
+            vector: x.vector,
+        };
+        let lohi = exp_out.map(|f| {
+            let lo = if m.relu { 0 } else { out.min_value() as i32 };
+            (f, lo, out.max_value() as i32)
+        });
+        self.exps.insert(
+            m.name.clone(),
+            ModuleExponents {
+                weight: fw.clone(),
+                input: x.exp,
+                output: lohi,
+            },
+        );
+        let Some(f) = exp_out else {
+            self.report(&m.name, 32);
+            return Ok(acc);
+        };
+        self.report(&m.name, a);
+        let mut y = self.shift(format!("{}.requant", m.name), acc, out, f, &acc_exp, m.relu);
+        if let Some(p) = m.pool {
+            y.id = self
+                .plan
+                .push(format!("{}.pool", m.name), vec![y.id], StepOp::MaxPool(p));
+        }
+        Ok(y)
+    }
+
+    /// The ablation: requantize after the conv, after batch norm, after ReLU and after the pool.
+    fn mac_ablation(&mut self, m: &MacModule, x: Act, last: bool) -> Result<Act> {
+        let o = m.out_channels();
+        let a = self.opts.activation_bits;
+        let wb = self.opts.weight_bits;
+        let per_channel = self.opts.per_channel;
+        let per = m.geometry.fan_in();
+        let mut y;
+        let final_exp;
+        if let Some(scale) = &m.bn_scale {
+            // Conv with the batch-norm scale divided back out, no bias.
+            let raw: Vec<f64> = m
+                .weight
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    let s = scale[i / per];
+                    if s == 0.0 { 0.0 } else { w / s }
+                })
+                .collect();
+            let mut fw = weight_exponents(&raw, o, wb, per_channel);
+            let out = signed(a);
+            let range = self.range(&m.name, TapKind::PreBn)?;
+            let mut f = self.out_exponent(range, out, i32::MAX);
+            for e in fw.iter_mut() {
+                *e = (*e).min(f + 31 - x.exp);
+            }
+            f = f.min(fw.iter().map(|e| e + x.exp).min().unwrap_or(f));
+            let acc_exp: Vec<i32> = fw.iter().map(|e| e + x.exp).collect();
+            let id = self.mac_step(
+                m.name.clone(),
+                m,
+                x,
+                quantize_weights(&raw, &fw, wb),
+                vec![0; o],
+            );
+            let acc = Act {
+                id,
+                exp: 0,
+                dtype: DType::I32,
+                vector: x.vector,
+            };
+            let conv_q = self.shift(format!("{}.requant", m.name), acc, out, f, &acc_exp, false);
+            // Batch norm as a per-channel integer affine map.
+            let fb = weight_exponents(scale, o, wb, per_channel && !last);
+            let bn_acc: Vec<i32> = fb.iter().map(|e| e + f).collect();
+            let bw = quantize_weights(scale, &fb, wb);
+            let bb = quantize_bias(&m.bias, &bn_acc);
+            let op = match m.geometry {
+                MacGeometry::Conv { .. } => StepOp::Conv {
+                    in_channels: o,
+                    out_channels: o,
+                    kernel: 1,
+                    stride: 1,
+                    pad: 0,
+                    groups: o,
+                    weights: bw,
+                    bias: bb,
+                    zero_point: 0,
+                    bits: wb,
+                },
+                MacGeometry::Dense { .. } => {
+                    let mut diag = vec![0i8; o * o];
+                    for (c, w) in bw.iter().enumerate() {
+                        diag[c * o + c] = *w;
+                    }
+                    if !self.notes.iter().any(|n| n.contains("diagonal")) {
+                        self.notes.push("the ablation runs a batch norm after a dense layer as a diagonal dense layer (F^2 MACs counted, F nonzero)".into());
+                    }
+                    StepOp::Dense {
+                        in_features: o,
+                        out_features: o,
+                        weights: diag,
+                        bias: bb,
+                        zero_point: 0,
+                        bits: wb,
+                    }
+                }
+            };
+            let id = self
+                .plan
+                .push(format!("{}.bn", m.name), vec![conv_q.id], op);
+            y = Act {
+                id,
+                exp: 0,
+                dtype: DType::I32,
+                vector: x.vector,
+            };
+            final_exp = bn_acc;
+        } else {
+            let fw = weight_exponents(&m.weight, o, wb, per_channel && !last);
+            let acc_exp: Vec<i32> = fw.iter().map(|e| e + x.exp).collect();
+            let w = quantize_weights(&m.weight, &fw, wb);
+            let b = quantize_bias(&m.bias, &acc_exp);
+            let id = self.mac_step(m.name.clone(), m, x, w, b);
+            y = Act {
+                id,
+                exp: 0,
+                dtype: DType::I32,
+                vector: x.vector,
+            };
+            final_exp = acc_exp;
+        }
+        if last {
+            self.report(&m.name, 32);
+            y.exp = final_exp[0];
+            return Ok(y);
+        }
+        self.report(&m.name, a);
+        let out = signed(a);
+        let range = self.range(&m.name, TapKind::PreActivation)?;
+        let cap = final_exp.iter().copied().min().unwrap_or(0);
+        let f = self.out_exponent(range, out, cap);
+        let name = if m.bn_scale.is_some() {
+            format!("{}.bn.requant", m.name)
+        } else {
+            format!("{}.requant", m.name)
+        };
+        y = self.shift(name, y, out, f, &final_exp, false);
+        if m.relu {
+            let id = self
+                .plan
+                .push(format!("{}.relu", m.name), vec![y.id], StepOp::Relu);
+            let out = unsigned(a);
+            let range = self.range(&m.name, TapKind::Output)?;
+            let f = self.out_exponent(range, out, y.exp);
+            let r = Act { id, ..y };
+            y = self.shift(
+                format!("{}.relu.requant", m.name),
+                r,
+                out,
+                f,
+                &[y.exp],
+                true,
+            );
+        }
+        if let Some(p) = m.pool {
+            let id = self
+                .plan
+                .push(format!("{}.pool", m.name), vec![y.id], StepOp::MaxPool(p));
+            let range = self.range(&m.name, TapKind::Output)?;
+            let f = self.out_exponent(range, y.dtype, y.exp);
+            let r = Act { id, ..y };
+            y = self.shift(
+                format!("{}.pool.requant", m.name),
+                r,
+                y.dtype,
+                f,
+                &[y.exp],
+                m.relu,
+            );
+        }
+        Ok(y)
+    }
+
+    /// After a standalone pool: the ablation requantizes (to the calibrated exponent, at most the
+    /// input's), the unified model does not.
+    fn after_pool(&mut self, name: &str, y: Act) -> Result<Act> {
+        if self.opts.unified {
+            return Ok(y);
+        }
+        let range = self.range(name, TapKind::Output)?;
+        let f = self.out_exponent(range, y.dtype, y.exp);
+        let relu = matches!(y.dtype, DType::Unsigned { .. });
+        Ok(self.shift(format!("{name}.requant"), y, y.dtype, f, &[y.exp], relu))
+    }
+
+    fn modules(
+        &mut self,
+        modules: &[Module],
+        mut x: Act,
+        prefix: &str,
+        top: bool,
+        keep_last: bool,
+    ) -> Result<Act> {
+        let last_mac = modules.iter().rposition(|m| matches!(m, Module::Mac(_)));
+        let tail_is_flat = last_mac.is_some_and(|i| {
+            modules[i + 1..]
+                .iter()
+                .all(|m| matches!(m, Module::Flatten))
+        });
+        for (i, m) in modules.iter().enumerate() {
+            let is_last = Some(i) == last_mac && tail_is_flat && (top || keep_last);
+            x = match m {
+                Module::Mac(mac) => {
+                    if self.opts.unified {
+                        self.mac_unified(mac, x, is_last)?
+                    } else {
+                        self.mac_ablation(mac, x, is_last && top)?
+                    }
+                }
+                Module::Flatten if x.vector => x,
+                Module::Flatten => {
+                    let id =
+                        self.plan
+                            .push(format!("{prefix}flatten{i}"), vec![x.id], StepOp::Flatten);
+                    Act {
+                        id,
+                        vector: true,
+                        ..x
+                    }
+                }
+                Module::MaxPool(p) => {
+                    let name = format!("{prefix}pool{i}");
+                    let id = self
+                        .plan
+                        .push(name.clone(), vec![x.id], StepOp::MaxPool(*p));
+                    self.after_pool(&name, Act { id, ..x })?
+                }
+                Module::AvgPool(p) => {
+                    let name = format!("{prefix}pool{i}");
+                    let id = self
+                        .plan
+                        .push(name.clone(), vec![x.id], StepOp::AvgPool(*p));
+                    self.after_pool(&name, Act { id, ..x })?
+                }
+                Module::GlobalAvgPool => {
+                    let name = format!("{prefix}pool{i}");
+                    let id = self
+                        .plan
+                        .push(name.clone(), vec![x.id], StepOp::GlobalAvgPool);
+                    // The engine's global pool gives a [C] vector; a following flatten is skipped.
+                    self.after_pool(
+                        &name,
+                        Act {
+                            id,
+                            vector: true,
+                            ..x
+                        },
+                    )?
+                }
+                Module::Residual {
+                    name,
+                    body,
+                    shortcut,
+                } => self.residual(name, body, shortcut, x)?,
+            };
+        }
+        Ok(x)
+    }
+
+    fn residual(
+        &mut self,
+        name: &str,
+        body: &[Module],
+        shortcut: &[Module],
+        x: Act,
+    ) -> Result<Act> {
+        let a = self.opts.activation_bits;
+        let unified = self.opts.unified;
+        let main = self.modules(body, x, &format!("{name}."), false, unified)?;
+        let short = if shortcut.is_empty() {
+            x
+        } else {
+            self.modules(shortcut, x, &format!("{name}.short."), false, unified)?
+        };
+        let e = main.exp.max(short.exp);
+        let (sa, sb) = (e - main.exp, e - short.exp);
+        if sa > 31 || sb > 31 {
+            return Err(MethodError::Config(format!(
+                "residual block {name}: branch exponents {} and {} are too far apart to align",
+                main.exp, short.exp
+            )));
+        }
+        let id = self.plan.push(
+            format!("{name}.add"),
+            vec![main.id, short.id],
+            StepOp::Add {
+                shift_a: sa as u8,
+                shift_b: sb as u8,
+            },
+        );
+        let sum = Act {
+            id,
+            exp: e,
+            dtype: DType::I32,
+            vector: main.vector,
+        };
+        let out = unsigned(a);
+        if unified {
+            let range = self.range(name, TapKind::Output)?;
+            let f = self.out_exponent(range, out, e).max(e - 31);
+            self.exps.insert(
+                name.to_string(),
+                ModuleExponents {
+                    weight: vec![],
+                    input: e,
+                    output: Some((f, 0, out.max_value() as i32)),
+                },
+            );
+            return Ok(self.shift(format!("{name}.requant"), sum, out, f, &[e], true));
+        }
+        let range = self.range(name, TapKind::Sum)?;
+        let f = self.out_exponent(range, signed(a), e).max(e - 31);
+        let s = self.shift(format!("{name}.requant"), sum, signed(a), f, &[e], false);
+        let id = self
+            .plan
+            .push(format!("{name}.relu"), vec![s.id], StepOp::Relu);
+        let range = self.range(name, TapKind::Output)?;
+        let f2 = self.out_exponent(range, out, f);
+        Ok(self.shift(
+            format!("{name}.relu.requant"),
+            Act { id, ..s },
+            out,
+            f2,
+            &[f],
+            true,
+        ))
+    }
+}
+
+/// What [`lower`] produces.
+pub struct Lowered {
+    /// The integer plan.
+    pub plan: Plan,
+    /// Per-layer report rows.
+    pub layers: Vec<LayerReport>,
+    /// Exponents of every unified module (empty entries for the ablation's extra steps).
+    pub exponents: Exponents,
+    /// Approximations worth reporting.
+    pub notes: Vec<String>,
+}
+
+/// Lowers `model` with activation ranges from `cal` as `opts` say.
+pub fn lower(model: &FoldedModel, cal: &Calibration, opts: &DjqOptions) -> Result<Lowered> {
+    let mut l = Lowering {
+        opts,
+        cal,
+        plan: Plan {
+            input: model.input,
+            steps: Vec::new(),
+            logit_exponent: 0,
+        },
+        layers: Vec::new(),
+        exps: Exponents::new(),
+        notes: Vec::new(),
+    };
+    let x = Act {
+        id: 0,
+        exp: 0,
+        dtype: DType::U8,
+        vector: false,
+    };
+    let y = l.modules(&model.modules, x, "", true, true)?;
+    if y.dtype != DType::I32 {
+        return Err(MethodError::Config(
+            "DJQ expects the model to end in a conv or dense layer (logits as i32)".into(),
+        ));
+    }
+    l.plan.logit_exponent = y.exp;
+    Ok(Lowered {
+        plan: l.plan,
+        layers: l.layers,
+        exponents: l.exps,
+        notes: l.notes,
+    })
+}
