@@ -103,6 +103,7 @@ pub fn run_method(
         .quantize(&input, &mut bars)
         .with_context(|| format!("quantizing with {}", method.label()))?;
     let quantize_seconds = start.elapsed().as_secs_f64();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let graph_path = dir.join("graph.qgraph");
     let graph_sha256 = quantized
         .graph
