@@ -129,6 +129,24 @@ fn quick_reproduce_trains_stores_and_then_reuses_the_float_model() {
     let acc = rows[0]["test_accuracy"].as_f64().unwrap();
     assert!(acc > 0.75 && acc <= 1.0, "quick float accuracy {acc}");
     assert_eq!(rows[0]["method"], "float");
+    // Every quick-suite method ran through the integer engine and agrees with its fake-quant forward.
+    let methods = rows.as_array().unwrap();
+    assert!(methods.len() >= 3, "{rows}");
+    for row in &methods[1..] {
+        let agreement = row["agreement"].as_f64().unwrap();
+        assert!(
+            agreement >= 0.995,
+            "{} agreement {agreement}",
+            row["method"]
+        );
+        assert!(row["quant_ops"].as_u64().unwrap() > 0);
+    }
+    assert!(
+        methods
+            .iter()
+            .any(|r| r["method"].as_str().unwrap().starts_with("int8")),
+        "{rows}"
+    );
 
     // Nothing changed: the model comes from the cache with the same weights.
     let again = run();

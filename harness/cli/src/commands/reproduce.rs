@@ -56,16 +56,23 @@ struct Row {
 #[serde(deny_unknown_fields)]
 struct Suite {
     methods: Vec<serde_yaml_ng::Value>,
+    quick: Vec<usize>,
 }
 
-/// The method configs of the shipped suite.
-fn suite_configs() -> Result<Vec<RawMethodConfig>> {
+/// The method configs of the shipped suite (only the `quick` entries with `quick`).
+fn suite_configs(quick: bool) -> Result<Vec<RawMethodConfig>> {
     let suite: Suite =
         serde_yaml_ng::from_str(PAPER_SUITE).context("harness/cli/suites/paper.yaml")?;
+    if let Some(bad) = suite.quick.iter().find(|&&i| i >= suite.methods.len()) {
+        anyhow::bail!(
+            "harness/cli/suites/paper.yaml: quick entry {bad} is not an index of `methods`"
+        );
+    }
     suite
         .methods
         .iter()
         .enumerate()
+        .filter(|(i, _)| !quick || suite.quick.contains(i))
         .map(|(i, v)| {
             let text = serde_yaml_ng::to_string(v)?;
             Ok(RawMethodConfig::from_yaml(
@@ -124,7 +131,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         weight_bits: float_weight_bits,
         sha256: r.weights_sha256.clone(),
     }];
-    let configs = suite_configs()?;
+    let configs = suite_configs(args.quick)?;
     for (i, config) in configs.iter().enumerate() {
         eprintln!("[{}/{}] {}", i + 1, configs.len(), config.method);
         let m = run_method(&root, &model, &data, config, spec.train.seed)?;
