@@ -349,11 +349,9 @@ fn fold_layers(layers: &[Layer], params: &Params, prefix: &str) -> Result<Vec<Mo
                     mac.relu = true;
                     i += 1;
                 }
-                if mac.pool.is_none() {
-                    if let Some(pool) = layers.get(i).and_then(max_pool_spec) {
-                        mac.pool = Some(pool);
-                        i += 1;
-                    }
+                if let (None, Some(pool)) = (mac.pool, layers.get(i).and_then(max_pool_spec)) {
+                    mac.pool = Some(pool);
+                    i += 1;
                 }
                 out.push(Module::Mac(mac));
             }

@@ -74,31 +74,39 @@ fn conv(
     let cg = c / groups;
     let og = out_channels / groups;
     let z = f64::from(z);
+    // The input with its zero point removed; padded taps are skipped (they contribute 0).
+    let xs: Vec<f64> = x.v.iter().map(|v| v - z).collect();
     let mut out = vec![0f64; out_channels * oh * ow];
-    for o in 0..out_channels {
+    for (o, plane) in out.chunks_mut(oh * ow).enumerate() {
+        plane.fill(f64::from(bias[o]));
         let g = o / og;
-        let wo = &w[o * cg * k * k..(o + 1) * cg * k * k];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let mut acc = f64::from(bias[o]);
-                for ci in 0..cg {
-                    let ch = g * cg + ci;
-                    for ky in 0..k {
+        for ci in 0..cg {
+            let ch = g * cg + ci;
+            let src = &xs[ch * h * wd..(ch + 1) * h * wd];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let wv = f64::from(w[((o * cg + ci) * k + ky) * k + kx]);
+                    if wv == 0.0 {
+                        continue;
+                    }
+                    // Output columns whose tap lies inside the input: ix = ox*stride + kx - pad.
+                    let ox_lo = pad.saturating_sub(kx).div_ceil(stride);
+                    let ox_hi = ((wd + pad).saturating_sub(kx)).div_ceil(stride).min(ow);
+                    if ox_lo >= ox_hi {
+                        continue;
+                    }
+                    for oy in 0..oh {
                         let iy = (oy * stride + ky) as isize - pad as isize;
                         if iy < 0 || iy >= h as isize {
                             continue;
                         }
-                        for kx in 0..k {
-                            let ix = (ox * stride + kx) as isize - pad as isize;
-                            if ix < 0 || ix >= wd as isize {
-                                continue;
-                            }
-                            let xv = x.v[(ch * h + iy as usize) * wd + ix as usize];
-                            acc += (xv - z) * f64::from(wo[(ci * k + ky) * k + kx]);
+                        let row = &src[iy as usize * wd..(iy as usize + 1) * wd];
+                        let dst = &mut plane[oy * ow..(oy + 1) * ow];
+                        for ox in ox_lo..ox_hi {
+                            dst[ox] += row[ox * stride + kx - pad] * wv;
                         }
                     }
                 }
-                out[(o * oh + oy) * ow + ox] = acc;
             }
         }
     }
