@@ -179,3 +179,24 @@ fn bad_configs_name_the_key() {
         "int8 W8A8 per-channel QAT2"
     );
 }
+
+/// Residual models are not supported yet: an error names the layer instead of a panic.
+#[test]
+fn unsupported_layers_are_errors_naming_the_layer() {
+    let f = common::fixture();
+    let arch = qbench_methods::model::zoo::build("resnet20", [1, 28, 28], 10).unwrap();
+    let params = qbench_methods::model::params::Params::init(&arch, 0).unwrap();
+    let input = qbench_methods::method::QuantInput {
+        arch: &arch,
+        params: &params,
+        ..f.input()
+    };
+    let err = match Int8::new(Int8Options::default())
+        .unwrap()
+        .quantize(&input, &mut Quiet)
+    {
+        Ok(_) => panic!("resnet20 was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("residual block"), "{err}");
+}
