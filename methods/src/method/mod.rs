@@ -5,18 +5,18 @@
 //! ("fake-quant") forward for comparison, and a report. [`conformance`] checks any method,
 //! including one a user adds, against the contract with one call.
 
-pub mod config;
-pub mod registry;
-pub mod conformance;
-pub mod calibrate;
-pub mod fold;
-pub mod djq;
 pub mod affine;
+pub mod calibrate;
+pub mod config;
+pub mod conformance;
+pub mod djq;
+pub mod fold;
 pub mod int8;
 pub mod int8_qat;
 pub mod intnet;
 pub mod linear;
 pub mod ranges;
+pub mod registry;
 
 use std::collections::BTreeMap;
 
