@@ -113,9 +113,8 @@ impl TrainObserver for TrainBars {
             .map(|a| format!(", validation accuracy {:.2}%", 100.0 * a))
             .unwrap_or_default();
         eprintln!(
-            "epoch {}/{}: train loss {:.4}{val} (checkpoint saved)",
-            epoch + 1,
-            self.epochs,
+            "epoch {}: train loss {:.4}{val}",
+            self.epoch_label(epoch),
             self.loss_ema
         );
     }
