@@ -51,29 +51,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed: 0,
     };
     println!(
-        "| config | calib | val int % | test int % | test fake % | agreement % | max |err| | quant ops/inf | weight bits | time s |"
+        "| config | calib | lr | val int % | test int % | test fake % | agreement % | max |err| | quant ops/inf | weight bits | time s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     // Min/max calibration everywhere; the 99.99th percentile as the alternative at 4 and 2 bits
     // (choose by the validation column); one epoch of fine-tuning for W4A4 unified.
+    // (bits, unified, calibration, fine-tuning epochs, learning rate, per channel)
     let mut configs = Vec::new();
-    for bits in [8u8, 4, 2] {
-        for unified in [true, false] {
-            configs.push((bits, unified, CalibrationKind::Minmax, 0usize));
+    let only_ft = std::env::var("DJQ_TABLE_ROWS").is_ok_and(|v| v == "ft");
+    if !only_ft {
+        for bits in [8u8, 4, 2] {
+            for unified in [true, false] {
+                configs.push((bits, unified, CalibrationKind::Minmax, 0usize, 1e-4, false));
+            }
+        }
+        configs.push((4, true, CalibrationKind::Minmax, 1, 1e-4, false));
+        for bits in [4u8, 2] {
+            configs.push((bits, true, CalibrationKind::Percentile, 0, 1e-4, false));
         }
     }
-    configs.push((4, true, CalibrationKind::Minmax, 1));
-    for bits in [4u8, 2] {
-        configs.push((bits, true, CalibrationKind::Percentile, 0));
-    }
-    for (bits, unified, kind, epochs) in configs {
+    // Fine-tuning variants, to be chosen between by validation accuracy.
+    configs.push((4, true, CalibrationKind::Percentile, 1, 1e-3, true));
+    configs.push((2, true, CalibrationKind::Percentile, 1, 1e-3, true));
+    for (bits, unified, kind, epochs, lr, per_channel) in configs {
         let mut o = DjqOptions {
             weight_bits: bits,
             activation_bits: bits,
             unified,
+            per_channel,
             finetune: FinetuneOptions {
                 epochs,
-                lr: 1e-4,
+                lr,
                 batch_size: 64,
             },
             ..DjqOptions::default()
@@ -87,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = compare(&q, &test, "test")?;
         let wbits = qbench_engine::count_ops(&q.graph).weight_bits;
         println!(
-            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {:.0} |",
+            "| {} | {} | {lr:e} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {:.0} |",
             method.label(),
             match kind {
                 CalibrationKind::Minmax => "minmax",
