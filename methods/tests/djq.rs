@@ -245,3 +245,61 @@ fn registry_builds_djq_and_bad_configs_name_the_key() {
         assert!(err.contains(key), "{yaml}: {err}");
     }
 }
+
+/// Residual blocks, global pooling and a non-zero-mean first layer (input zero point) on an
+/// untrained ResNet-20 over random 32x32 RGB images: the graph and the fake-quant agree exactly.
+#[test]
+fn resnet20_residual_blocks_lower_exactly() {
+    let n = 48;
+    let mut state = 7u32;
+    let images: Vec<u8> = (0..n * 3 * 32 * 32)
+        .map(|_| {
+            state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+            (state >> 24) as u8
+        })
+        .collect();
+    let data = ImageSet {
+        images,
+        labels: (0..n).map(|i| (i % 10) as u16).collect(),
+        channels: 3,
+        height: 32,
+        width: 32,
+        num_classes: 10,
+        normalization: qbench_datasets::Normalization::cifar10(),
+    };
+    let arch = zoo::build("resnet20", [3, 32, 32], 10).unwrap();
+    let params = Params::init(&arch, 1).unwrap();
+    let idx: Vec<usize> = (0..n).collect();
+    let input = QuantInput {
+        arch: &arch,
+        params: &params,
+        data: &data,
+        train_idx: &idx,
+        calib_idx: &idx[..16],
+        val_idx: &idx,
+        seed: 0,
+    };
+    let mut ops = Vec::new();
+    for unified in [true, false] {
+        let q = djq(6, unified)
+            .quantize(&input, &mut Quiet)
+            .expect("lowers");
+        let report =
+            qbench_methods::method::conformance::compare(&q, &data, "resnet20").expect("runs");
+        assert!(
+            report.failures.is_empty(),
+            "{unified}: {:?}",
+            report.failures
+        );
+        assert_eq!(
+            q.report.quant_ops,
+            qbench_engine::count_ops(&q.graph).requant_by_kind
+        );
+        assert!(
+            !q.report.notes.is_empty(),
+            "the padding approximation is noted"
+        );
+        ops.push(q.report.total_quant_ops());
+    }
+    assert!(2 * ops[0] <= ops[1], "unified {} per-op {}", ops[0], ops[1]);
+}
