@@ -115,7 +115,12 @@ pub fn train(
     let fingerprint = fingerprint(arch, config);
     let mut first_epoch = 0;
     if let Some(dir) = checkpoint_dir
-        && let Some(epoch) = resume(&dir.join(CHECKPOINT_FILE), &fingerprint, &mut params, &mut opt)?
+        && let Some(epoch) = resume(
+            &dir.join(CHECKPOINT_FILE),
+            &fingerprint,
+            &mut params,
+            &mut opt,
+        )?
     {
         first_epoch = epoch;
     }

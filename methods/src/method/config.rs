@@ -74,8 +74,11 @@ impl RawMethodConfig {
     /// The options as the method's typed struct, validated. Unknown keys, wrong types and values
     /// out of range are errors naming the key and the file.
     pub fn typed<T: DeserializeOwned + Validate>(&self) -> Result<T> {
-        let value = serde_yaml_ng::Value::Mapping(self.options.clone());
-        let typed: T = serde_yaml_ng::from_value(value).map_err(|e| {
+        // Deserializing from text (not from a `Value`) keeps the key path in type errors,
+        // e.g. "bits: invalid type: string \"eight\", expected u8".
+        let text = serde_yaml_ng::to_string(&self.options)
+            .map_err(|e| MethodError::Config(format!("{}: {e}", self.source)))?;
+        let typed: T = serde_yaml_ng::from_str(&text).map_err(|e| {
             MethodError::Config(format!("{} (method {}): {e}", self.source, self.method))
         })?;
         typed.validate().map_err(|(key, message)| {

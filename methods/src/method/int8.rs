@@ -193,7 +193,7 @@ impl Int8 {
     /// The method a YAML config describes (`method: int8`).
     pub fn from_config(config: &RawMethodConfig) -> Result<Self> {
         Ok(Int8 {
-            options: super::linear::typed_options(config)?,
+            options: config.typed()?,
         })
     }
 }

@@ -12,7 +12,6 @@
 //! - The last layer's i32 accumulators are the logits (scale `S_in * S_w`).
 //! - Fake-quant forward: [`super::intnet::IntMirror`], the exact integer mirror (logit bound 0).
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::affine::fold;
@@ -79,24 +78,9 @@ impl Linear {
     /// The method a YAML config describes (`method: linear`).
     pub fn from_config(config: &RawMethodConfig) -> Result<Self> {
         Ok(Linear {
-            options: typed_options(config)?,
+            options: config.typed()?,
         })
     }
-}
-
-/// [`RawMethodConfig::typed`], but a value of the wrong type is reported with its key too
-/// (`serde_yaml_ng::from_value`, which `typed` uses, drops the key from type errors; parsing the
-/// options as text keeps it, e.g. `bits: invalid type: string "eight", expected u8`).
-pub fn typed_options<T: DeserializeOwned + Validate>(config: &RawMethodConfig) -> Result<T> {
-    let text = serde_yaml_ng::to_string(&config.options)
-        .map_err(|e| MethodError::Config(format!("{}: {e}", config.source)))?;
-    if let Err(e) = serde_yaml_ng::from_str::<T>(&text) {
-        return Err(MethodError::Config(format!(
-            "{} (method {}): {e}",
-            config.source, config.method
-        )));
-    }
-    config.typed()
 }
 
 impl QuantMethod for Linear {
