@@ -70,16 +70,15 @@ pub fn run_method(
         .join("methods")
         .join(format!("{}-{}", config.method, &hash[..12]));
     let record_path = dir.join("result.json");
-    if let Ok(text) = std::fs::read_to_string(&record_path) {
-        if let Ok(result) = serde_json::from_str::<MethodResult>(&text) {
-            if qbench_datasets::sha256_file(&result.graph_path)
-                .ok()
-                .as_deref()
-                == Some(&result.graph_sha256)
-            {
-                return Ok(result);
-            }
-        }
+    // A finished result whose graph file still matches its hash is reused; anything else reruns.
+    if let Ok(text) = std::fs::read_to_string(&record_path)
+        && let Ok(result) = serde_json::from_str::<MethodResult>(&text)
+        && qbench_datasets::sha256_file(&result.graph_path)
+            .ok()
+            .as_deref()
+            == Some(&result.graph_sha256)
+    {
+        return Ok(result);
     }
     let method = registry::build(config)?;
     let calib: Vec<usize> = data
