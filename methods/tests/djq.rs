@@ -1,122 +1,18 @@
 //! DJQ: conformance at W8A8 and W4A4 (unified and per-op), fewer quantization operations when
 //! unified, fine-tuning, config errors naming the key.
 
-use std::sync::OnceLock;
-
-use qbench_datasets::{ImageSet, Split};
+use qbench_datasets::ImageSet;
 use qbench_methods::method::QuantInput;
 use qbench_methods::method::config::RawMethodConfig;
 use qbench_methods::method::conformance::check;
 use qbench_methods::method::djq::{Djq, DjqOptions, FinetuneOptions};
 use qbench_methods::method::{QuantMethod, registry};
-use qbench_methods::model::arch::Architecture;
 use qbench_methods::model::params::Params;
 use qbench_methods::model::zoo;
-use qbench_methods::train::{Quiet, TrainConfig, train};
+use qbench_methods::train::Quiet;
 
-struct Fixture {
-    data: ImageSet,
-    test: ImageSet,
-    arch: Architecture,
-    params: Params,
-    train_idx: Vec<usize>,
-    calib_idx: Vec<usize>,
-    val_idx: Vec<usize>,
-}
-
-impl Fixture {
-    fn input(&self) -> QuantInput<'_> {
-        QuantInput {
-            arch: &self.arch,
-            params: &self.params,
-            data: &self.data,
-            train_idx: &self.train_idx,
-            calib_idx: &self.calib_idx,
-            val_idx: &self.val_idx,
-            seed: 0,
-        }
-    }
-}
-
-fn head(set: &ImageSet, n: usize) -> ImageSet {
-    let n = n.min(set.len());
-    ImageSet {
-        images: set.images[..n * set.image_len()].to_vec(),
-        labels: set.labels[..n].to_vec(),
-        normalization: set.normalization.clone(),
-        ..*set
-    }
-}
-
-/// Synthetic 28x28 images of 4 classes (a bright quadrant with noise), if the dataset is absent.
-fn synthetic(n: usize, seed: u32) -> ImageSet {
-    let mut images = Vec::with_capacity(n * 784);
-    let mut labels = Vec::with_capacity(n);
-    let mut state = seed;
-    for i in 0..n {
-        let label = (i % 4) as u16;
-        for y in 0..28 {
-            for x in 0..28 {
-                state = state.wrapping_mul(1664525).wrapping_add(1013904223);
-                let noise = (state >> 25) as u8;
-                let q = usize::from(y >= 14) * 2 + usize::from(x >= 14);
-                images.push(if q == usize::from(label) {
-                    120 + noise
-                } else {
-                    noise
-                });
-            }
-        }
-        labels.push(label);
-    }
-    ImageSet {
-        images,
-        labels,
-        channels: 1,
-        height: 28,
-        width: 28,
-        num_classes: 4,
-        normalization: qbench_datasets::Normalization::identity(1),
-    }
-}
-
-fn fixture() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        let (data, test) = match (
-            qbench_datasets::load("fashion-mnist", Split::Train),
-            qbench_datasets::load("fashion-mnist", Split::Test),
-        ) {
-            (Ok(train), Ok(test)) => (head(&train, 3000), head(&test, 2000)),
-            _ => {
-                eprintln!("fashion-mnist not found: using a synthetic set");
-                (synthetic(2000, 1), synthetic(1000, 2))
-            }
-        };
-        let arch = zoo::build("cnn", [1, 28, 28], data.num_classes).expect("cnn exists");
-        let train_idx: Vec<usize> = (0..data.len() - 500).collect();
-        let val_idx: Vec<usize> = (data.len() - 500..data.len()).collect();
-        let config = TrainConfig {
-            epochs: 1,
-            batch_size: 64,
-            seed: 5,
-            ..TrainConfig::default()
-        };
-        let trained = train(
-            &arch, &data, &train_idx, &val_idx, &config, None, &mut Quiet,
-        )
-        .expect("trains");
-        Fixture {
-            calib_idx: train_idx[..512].to_vec(),
-            data,
-            test,
-            arch,
-            params: trained.params,
-            train_idx,
-            val_idx,
-        }
-    })
-}
+mod common;
+use common::fixture;
 
 fn djq(bits: u8, unified: bool) -> Djq {
     Djq::new(DjqOptions {
