@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod experiment;
 mod float_model;
 mod malloc_tuning;
 mod method_run;
@@ -39,6 +40,15 @@ enum Command {
     Bench(commands::bench::BenchCommand),
     /// Run the paper suite on the default data and write its results under results/.
     Reproduce(commands::reproduce::ReproduceArgs),
+    /// Run an experiment spec (a grid of models x methods x seeds) into the result store.
+    Run(commands::run::RunArgs),
+    /// Rebuild a run's tables and figures from its cell records.
+    Aggregate(commands::run::AggregateArgs),
+    /// List, show and compare runs in the result store.
+    #[command(subcommand)]
+    Runs(commands::runs::RunsCommand),
+    /// Recompute a sample of a run's cells and check that they match the store.
+    Verify(commands::runs::VerifyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +62,10 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Reproduce(args) => commands::reproduce::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Aggregate(args) => commands::run::aggregate(args),
+        Command::Runs(cmd) => commands::runs::run(cmd),
+        Command::Verify(args) => commands::runs::verify(args),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

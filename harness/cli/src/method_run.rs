@@ -9,10 +9,10 @@ use qbench_methods::checkpoint::sha256_hex;
 use qbench_methods::method::config::RawMethodConfig;
 use qbench_methods::method::conformance;
 use qbench_methods::method::{MethodReport, QuantInput, registry};
+use qbench_methods::train::TrainObserver;
 use serde::{Deserialize, Serialize};
 
 use crate::float_model::{Data, FloatModel};
-use crate::progress::TrainBars;
 use crate::results;
 
 /// Calibration images handed to every method (the first of the shuffled training indices).
@@ -56,6 +56,7 @@ pub fn run_method(
     data: &Data,
     config: &RawMethodConfig,
     seed: u64,
+    observer: &mut dyn TrainObserver,
 ) -> Result<MethodResult> {
     let options = serde_json::to_string(&serde_yaml_ng::Value::Mapping(config.options.clone()))?;
     let key = format!(
@@ -97,9 +98,8 @@ pub fn run_method(
         seed,
     };
     let start = std::time::Instant::now();
-    let mut bars = TrainBars::new(0);
     let quantized = method
-        .quantize(&input, &mut bars)
+        .quantize(&input, observer)
         .with_context(|| format!("quantizing with {}", method.label()))?;
     let quantize_seconds = start.elapsed().as_secs_f64();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use qbench_methods::train::TrainObserver;
 
 /// A byte-count bar for downloads.
@@ -49,6 +49,8 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 /// Draws one bar per training epoch with the running loss and accuracy.
 pub struct TrainBars {
     bar: Option<ProgressBar>,
+    multi: Option<MultiProgress>,
+    label: String,
     epochs: usize,
     stop: Arc<AtomicBool>,
     loss_ema: f32,
@@ -59,9 +61,20 @@ impl TrainBars {
     pub fn new(epochs: usize) -> Self {
         TrainBars {
             bar: None,
+            multi: None,
+            label: String::new(),
             epochs,
             stop: interrupt_flag(),
             loss_ema: f32::NAN,
+        }
+    }
+
+    /// Bars drawn inside `multi` (several cells training at once), each line prefixed by `label`.
+    pub fn in_multi(multi: &MultiProgress, label: &str, epochs: usize) -> Self {
+        TrainBars {
+            multi: Some(multi.clone()),
+            label: format!("{label}: "),
+            ..TrainBars::new(epochs)
         }
     }
 }
@@ -78,11 +91,17 @@ impl TrainBars {
 
 impl TrainObserver for TrainBars {
     fn epoch_start(&mut self, epoch: usize, batches: usize) {
-        let bar = ProgressBar::new(batches as u64);
+        let mut bar = ProgressBar::new(batches as u64);
+        if let Some(multi) = &self.multi {
+            bar = multi.add(bar);
+        }
         bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(&format!(
+                "{}epoch {{prefix}} [{{bar:30}}] {{pos}}/{{len}} {{msg}} eta {{eta}}",
+                self.label
+            ))
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(self.epoch_label(epoch));
         self.bar = Some(bar);
@@ -112,11 +131,18 @@ impl TrainObserver for TrainBars {
         let val = val_accuracy
             .map(|a| format!(", validation accuracy {:.2}%", 100.0 * a))
             .unwrap_or_default();
-        eprintln!(
-            "epoch {}: train loss {:.4}{val}",
+        let line = format!(
+            "{}epoch {}: train loss {:.4}{val}",
+            self.label,
             self.epoch_label(epoch),
             self.loss_ema
         );
+        match &self.multi {
+            Some(multi) => {
+                let _ = multi.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
     }
 
     fn should_stop(&self) -> bool {

@@ -29,6 +29,11 @@ fn every_subcommand_has_help() {
         &["data", "fetch", "--help"],
         &["train", "--help"],
         &["reproduce", "--help"],
+        &["run", "--help"],
+        &["runs", "--help"],
+        &["runs", "diff", "--help"],
+        &["verify", "--help"],
+        &["aggregate", "--help"],
     ] {
         let out = qbench().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -105,7 +110,7 @@ fn a_corrupted_dataset_is_reported_with_its_file() {
 }
 
 #[test]
-fn quick_reproduce_trains_stores_and_then_reuses_the_float_model() {
+fn quick_reproduce_runs_the_paper_spec_and_then_reuses_every_cell() {
     if !fashion_mnist_present() {
         return;
     }
@@ -123,36 +128,46 @@ fn quick_reproduce_trains_stores_and_then_reuses_the_float_model() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let summary = results.path().join("reproduce-quick/summary.json");
+    let runs: Vec<_> = std::fs::read_dir(results.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run_dir = &runs[0];
+    assert!(
+        run_dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("paper-quick-")
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    let float = manifest["models"][0]["test_accuracy"].as_f64().unwrap();
+    assert!(float > 0.75 && float <= 1.0, "quick float accuracy {float}");
+    assert_eq!(manifest["dataset"]["name"], "fashion-mnist");
+    assert_eq!(manifest["git"]["revision"].as_str().unwrap().len(), 40);
+    let summary = run_dir.join("tables/summary.json");
     let rows: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
-    let acc = rows[0]["test_accuracy"].as_f64().unwrap();
-    assert!(acc > 0.75 && acc <= 1.0, "quick float accuracy {acc}");
-    assert_eq!(rows[0]["method"], "float");
     // Every quick-suite method ran through the integer engine and agrees with its fake-quant forward.
-    let methods = rows.as_array().unwrap();
-    assert!(methods.len() >= 3, "{rows}");
-    for row in &methods[1..] {
+    let rows = rows.as_array().unwrap().clone();
+    assert_eq!(rows.len(), manifest["cells"].as_array().unwrap().len());
+    assert!(rows.len() >= 3, "{rows:?}");
+    for row in &rows {
         let agreement = row["agreement"].as_f64().unwrap();
-        assert!(
-            agreement >= 0.995,
-            "{} agreement {agreement}",
-            row["method"]
-        );
+        assert!(agreement >= 0.995, "{} agreement {agreement}", row["label"]);
         assert!(row["quant_ops"].as_u64().unwrap() > 0);
     }
-    assert!(
-        methods
-            .iter()
-            .any(|r| r["method"].as_str().unwrap().starts_with("int8")),
-        "{rows}"
-    );
+    assert!(rows.iter().any(|r| r["method"] == "int8"), "{rows:?}");
 
-    // Nothing changed: the model comes from the cache with the same weights.
+    // Nothing changed: every cell comes from the store, with the same numbers.
     let again = run();
     assert!(again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("0 computed now"), "{err}");
     let rows2: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
-    assert_eq!(rows[0]["weights_sha256"], rows2[0]["weights_sha256"]);
-    assert_eq!(rows[0]["test_accuracy"], rows2[0]["test_accuracy"]);
+    assert_eq!(serde_json::Value::Array(rows), rows2);
 }

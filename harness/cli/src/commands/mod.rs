@@ -6,4 +6,6 @@ pub mod eval;
 pub mod models;
 pub mod quantize;
 pub mod reproduce;
+pub mod run;
+pub mod runs;
 pub mod train;

@@ -35,7 +35,14 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     let data = float_model::load_data(&spec)?;
     let mut bars = TrainBars::new(spec.train.epochs);
     let model = float_model::ensure_trained(&root, &spec, &data, &mut bars)?;
-    let r = run_method(&root, &model, &data, &config, spec.train.seed)?;
+    let r = run_method(
+        &root,
+        &model,
+        &data,
+        &config,
+        spec.train.seed,
+        &mut TrainBars::new(0),
+    )?;
     if let Some(out) = &args.out {
         std::fs::copy(&r.graph_path, out)
             .with_context(|| format!("copying the graph to {}", out.display()))?;

@@ -1,0 +1,104 @@
+//! `qbench run SPEC` and `qbench aggregate RUN`: run an experiment spec into the result store,
+//! and turn a run's cell records into its tables and figures.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::experiment::aggregate;
+use crate::experiment::runner::{self, RunOptions};
+use crate::experiment::spec::ExperimentSpec;
+use crate::experiment::store::RunDir;
+use crate::results;
+
+/// Options of `qbench run`.
+#[derive(Args)]
+#[command(after_help = "\
+A spec is YAML: `name`, `dataset`, `seeds`, `models` (architecture and training budget), `methods`
+(method configs; a `grid:` mapping expands to the cartesian product of its lists), `hardware`
+(`clock_mhz`, `liberty`, `units`) and `quick` (the smaller budget of --quick). Start from the paper
+suite, harness/cli/suites/paper.yaml.
+
+Every cell (model x method config x seed) is stored by the hash of everything that determines it;
+a finished cell is never recomputed, and a run stopped at any moment (Ctrl-C, kill -9, power loss)
+resumes where it stopped when the same command is run again.")]
+pub struct RunArgs {
+    /// The experiment spec (YAML).
+    pub spec: PathBuf,
+    /// Apply the spec's `quick` budget.
+    #[arg(long)]
+    pub quick: bool,
+    /// Cells to run at once [default: the cores, limited by available memory].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Results folder [default: $QBENCH_RESULTS or ./results].
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+}
+
+/// Options of `qbench aggregate`.
+#[derive(Args)]
+pub struct AggregateArgs {
+    /// Run id (folder name under results/runs, see `qbench runs list`) or the run folder's path.
+    pub run: String,
+    /// Results folder [default: $QBENCH_RESULTS or ./results].
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+}
+
+/// Runs a spec file.
+pub fn run(args: RunArgs) -> Result<()> {
+    let spec = ExperimentSpec::from_path(&args.spec, args.quick)?;
+    run_spec(&spec, &results::root(args.results.as_deref()), args.jobs)
+}
+
+/// Runs a parsed spec, then aggregates it.
+pub fn run_spec(spec: &ExperimentSpec, results_root: &Path, jobs: Option<usize>) -> Result<()> {
+    let outcome = runner::run(
+        spec,
+        &RunOptions {
+            results_root: results_root.to_path_buf(),
+            jobs,
+        },
+    )?;
+    eprintln!(
+        "{} cells ({} computed now, {} reused)",
+        outcome.cells.len(),
+        outcome.computed,
+        outcome.cells.len() - outcome.computed
+    );
+    write_tables(&outcome.run)
+}
+
+/// Rebuilds a run's tables.
+pub fn aggregate(args: AggregateArgs) -> Result<()> {
+    let run = RunDir::open(&results::root(args.results.as_deref()), &args.run)?;
+    write_tables(&run)
+}
+
+/// Writes `tables/summary.{json,md}` from the run's records and prints the Markdown.
+fn write_tables(run: &RunDir) -> Result<()> {
+    let cells = run.cells()?;
+    let manifest = run.manifest()?;
+    let rows = aggregate::rows(&cells);
+    let tables = run.dir.join("tables");
+    results::write_json(&tables.join("summary.json"), &rows)?;
+    let mut md = String::new();
+    for m in &manifest.models {
+        md.push_str(&format!(
+            "Float `{}` (seed {}) on {}: test {:.2}%, validation {:.2}%.\n",
+            m.model,
+            m.seed,
+            manifest.dataset.name,
+            100.0 * m.test_accuracy,
+            100.0 * m.val_accuracy
+        ));
+    }
+    md.push_str("Accuracy is top-1 on the test split, from the integer engine.\n\n");
+    md.push_str(&aggregate::markdown(&rows));
+    results::write_text(&tables.join("summary.md"), &md)?;
+    print!("{md}");
+    println!("\nrun {} written to {}", run.id, run.dir.display());
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! `qbench runs list|show|diff` and `qbench verify`: look into the result store, compare runs,
+//! and recompute a sample of a run's cells to check that they reproduce.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+use crate::experiment::aggregate;
+use crate::experiment::spec::ExperimentSpec;
+use crate::experiment::store::{self, CellRecord, RunDir};
+use crate::float_model;
+use crate::method_run::run_method;
+use crate::progress::TrainBars;
+use crate::results;
+
+/// `qbench runs ...`.
+#[derive(Subcommand)]
+pub enum RunsCommand {
+    /// List the runs in the store.
+    List(StoreArgs),
+    /// Show a run's manifest and table.
+    Show(ShowArgs),
+    /// Compare two runs cell by cell (same model, method options and seed).
+    Diff(DiffArgs),
+}
+
+/// Where the store is.
+#[derive(Args)]
+pub struct StoreArgs {
+    /// Results folder [default: $QBENCH_RESULTS or ./results].
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+}
+
+/// Options of `qbench runs show`.
+#[derive(Args)]
+pub struct ShowArgs {
+    /// Run id (see `qbench runs list`) or run folder.
+    pub run: String,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Options of `qbench runs diff`.
+#[derive(Args)]
+pub struct DiffArgs {
+    /// The first run.
+    pub a: String,
+    /// The second run.
+    pub b: String,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Options of `qbench verify`.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Run id (see `qbench runs list`) or run folder.
+    pub run: String,
+    /// Cells to recompute, chosen at random (seeded by --seed) [default: 2].
+    #[arg(long, default_value_t = 2)]
+    pub sample: usize,
+    /// Recompute every cell.
+    #[arg(long, conflicts_with = "sample")]
+    pub all: bool,
+    /// Seed of the sample's choice.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Runs a `runs` subcommand.
+pub fn run(cmd: RunsCommand) -> Result<()> {
+    match cmd {
+        RunsCommand::List(a) => list(&a),
+        RunsCommand::Show(a) => show(&a),
+        RunsCommand::Diff(a) => diff(&a),
+    }
+}
+
+fn list(args: &StoreArgs) -> Result<()> {
+    let root = results::root(args.results.as_deref());
+    let runs = store::list(&root)?;
+    if runs.is_empty() {
+        println!(
+            "no runs under {} yet; `qbench run SPEC` or `qbench reproduce` makes one",
+            store::runs_dir(&root).display()
+        );
+    }
+    for run in runs {
+        let m = run.manifest()?;
+        let done = run.cells()?.len();
+        println!(
+            "{:<32} {:>3}/{:<3} cells  {}{}  git {}{}",
+            run.id,
+            done,
+            m.cells.len(),
+            m.dataset.name,
+            if m.quick { " (quick)" } else { "" },
+            &m.git.revision[..m.git.revision.len().min(10)],
+            if m.git.dirty { " (dirty)" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+fn show(args: &ShowArgs) -> Result<()> {
+    let run = RunDir::open(&results::root(args.store.results.as_deref()), &args.run)?;
+    let m = run.manifest()?;
+    println!("run      {}  ({})", run.id, run.dir.display());
+    println!("spec     {} (sha256 {})", m.spec_source, m.spec_sha256);
+    println!(
+        "git      {}{}",
+        m.git.revision,
+        if m.git.dirty { " (dirty)" } else { "" }
+    );
+    println!(
+        "machine  {} ({}, {} cores, {:.1} GiB, {})",
+        m.machine.hostname, m.machine.cpu, m.machine.cores, m.machine.memory_gib, m.machine.os
+    );
+    println!("dataset  {} (sha256 {})", m.dataset.name, m.dataset.sha256);
+    for model in &m.models {
+        println!(
+            "model    {} seed {}: weights sha256 {}, test {:.2}%",
+            model.model,
+            model.seed,
+            model.weights_sha256,
+            100.0 * model.test_accuracy
+        );
+    }
+    for (tool, version) in &m.tools {
+        println!("tool     {tool}: {version}");
+    }
+    if let Some(lib) = &m.liberty {
+        println!("liberty  {} (sha256 {})", lib.path, lib.sha256);
+    }
+    let cells = run.cells()?;
+    println!("cells    {}/{} finished\n", cells.len(), m.cells.len());
+    print!("{}", aggregate::markdown(&aggregate::rows(&cells)));
+    Ok(())
+}
+
+/// The identity of a cell across runs: what was computed, not where.
+fn cell_key(c: &CellRecord) -> String {
+    format!("{} {} {} seed {}", c.model, c.method, c.options, c.seed)
+}
+
+fn diff(args: &DiffArgs) -> Result<()> {
+    let root = results::root(args.store.results.as_deref());
+    let (a, b) = (RunDir::open(&root, &args.a)?, RunDir::open(&root, &args.b)?);
+    let index = |run: &RunDir| -> Result<BTreeMap<String, CellRecord>> {
+        Ok(run
+            .cells()?
+            .into_iter()
+            .map(|c| (cell_key(&c), c))
+            .collect())
+    };
+    let (ca, cb) = (index(&a)?, index(&b)?);
+    let (ma, mb) = (a.manifest()?, b.manifest()?);
+    if ma.git != mb.git {
+        println!("git: {} -> {}", ma.git.revision, mb.git.revision);
+    }
+    if ma.dataset != mb.dataset {
+        println!("dataset: {} -> {}", ma.dataset.sha256, mb.dataset.sha256);
+    }
+    let mut same = 0;
+    for (key, x) in &ca {
+        match cb.get(key) {
+            None => println!("only in {}: {}", a.id, x.result.report.label),
+            Some(y)
+                if x.result.graph_sha256 == y.result.graph_sha256
+                    && x.result.int_accuracy == y.result.int_accuracy =>
+            {
+                same += 1
+            }
+            Some(y) => println!(
+                "{} ({}): accuracy {:.2}% -> {:.2}% ({:+.2}), graph {}",
+                x.result.report.label,
+                x.model,
+                100.0 * x.result.int_accuracy,
+                100.0 * y.result.int_accuracy,
+                100.0 * (y.result.int_accuracy - x.result.int_accuracy),
+                if x.result.graph_sha256 == y.result.graph_sha256 {
+                    "identical"
+                } else {
+                    "differs"
+                }
+            ),
+        }
+    }
+    for (key, y) in &cb {
+        if !ca.contains_key(key) {
+            println!("only in {}: {}", b.id, y.result.report.label);
+        }
+    }
+    println!("{same} cells identical (same graph bytes and accuracy)");
+    Ok(())
+}
+
+/// Recomputes a sample of a run's cells from their float models, without any method cache, and
+/// checks that graph bytes and every measured number match the stored records.
+pub fn verify(args: VerifyArgs) -> Result<()> {
+    let root = results::root(args.store.results.as_deref());
+    let run = RunDir::open(&root, &args.run)?;
+    let manifest = run.manifest()?;
+    let spec = ExperimentSpec::from_text(&run.spec_text()?, &manifest.spec_source, manifest.quick)?;
+    let mut cells = run.cells()?;
+    if cells.is_empty() {
+        bail!("run {} has no finished cells to verify", run.id);
+    }
+    cells.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(args.seed));
+    if !args.all {
+        cells.truncate(args.sample);
+    }
+    let scratch = tempfile::tempdir().context("creating a scratch results folder")?;
+    let mut mismatches = 0;
+    for cell in &cells {
+        let entry = spec
+            .models
+            .iter()
+            .find(|m| m.model == cell.model)
+            .with_context(|| format!("the spec has no model `{}`", cell.model))?;
+        let float_spec = spec.float_spec(entry, cell.seed);
+        let data = float_model::load_data(&float_spec)?;
+        // The float model comes from the store (its weights hash is checked on load); the method
+        // runs again from scratch in an empty folder.
+        let model = float_model::ensure_trained(&root, &float_spec, &data, &mut TrainBars::new(0))?;
+        let method = spec
+            .methods
+            .iter()
+            .find(|m| {
+                m.entry == cell.spec_entry
+                    && serde_json::to_value(serde_yaml_ng::Value::Mapping(m.config.options.clone()))
+                        .ok()
+                        .as_ref()
+                        == Some(&cell.options)
+            })
+            .with_context(|| format!("cell {} is not in the run's spec", cell.cell_id))?;
+        let again = run_method(
+            scratch.path(),
+            &model,
+            &data,
+            &method.config,
+            cell.seed,
+            &mut TrainBars::new(0),
+        )?;
+        let stored = &cell.result;
+        let ok = again.graph_sha256 == stored.graph_sha256
+            && again.int_accuracy == stored.int_accuracy
+            && again.fake_accuracy == stored.fake_accuracy
+            && again.agreement == stored.agreement
+            && again.quant_ops == stored.quant_ops
+            && again.weight_bits == stored.weight_bits;
+        println!(
+            "{} {} ({}, seed {}): accuracy {:.2}% vs stored {:.2}%, graph {}",
+            if ok { "ok      " } else { "MISMATCH" },
+            stored.report.label,
+            cell.cell_id,
+            cell.seed,
+            100.0 * again.int_accuracy,
+            100.0 * stored.int_accuracy,
+            if again.graph_sha256 == stored.graph_sha256 {
+                "identical"
+            } else {
+                "differs"
+            }
+        );
+        mismatches += usize::from(!ok);
+    }
+    if mismatches > 0 {
+        bail!(
+            "{mismatches} of {} recomputed cells differ from the store",
+            cells.len()
+        );
+    }
+    println!("{} cells recomputed; all match", cells.len());
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! From cell records to table rows: cells that differ only in their seed aggregate to a mean and
+//! a standard deviation.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::store::CellRecord;
+
+/// One row of a run's main table: a method configuration on one model, over its seeds.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AggregateRow {
+    /// Method label (e.g. `DJQ W4A4 unified`).
+    pub label: String,
+    /// Method name.
+    pub method: String,
+    /// Float model architecture.
+    pub model: String,
+    /// The method's options as configured.
+    pub options: serde_json::Value,
+    /// Index of the spec entry.
+    pub spec_entry: usize,
+    /// Seeds aggregated.
+    pub seeds: Vec<u64>,
+    /// Integer-engine test accuracy: mean over seeds.
+    pub accuracy_mean: f64,
+    /// Sample standard deviation over seeds (0 for one seed).
+    pub accuracy_std: f64,
+    /// Fake-quant accuracy, mean.
+    pub fake_accuracy: f64,
+    /// Integer/fake agreement, mean.
+    pub agreement: f64,
+    /// Float accuracy of the models it was quantized from, mean.
+    pub float_accuracy: f64,
+    /// Quantization operations per inference (equal across seeds).
+    pub quant_ops: u64,
+    /// Weight memory in bits.
+    pub weight_bits: u64,
+    /// The cells behind the row.
+    pub cell_ids: Vec<String>,
+}
+
+/// Mean and sample standard deviation.
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// Groups cells by (model, method, options) and aggregates their seeds, in spec order.
+pub fn rows(cells: &[CellRecord]) -> Vec<AggregateRow> {
+    let mut groups: BTreeMap<(usize, String, String, String), Vec<&CellRecord>> = BTreeMap::new();
+    for c in cells {
+        groups
+            .entry((
+                c.spec_entry,
+                c.model.clone(),
+                c.method.clone(),
+                c.options.to_string(),
+            ))
+            .or_default()
+            .push(c);
+    }
+    groups
+        .into_values()
+        .map(|group| {
+            let first = group[0];
+            let acc: Vec<f64> = group.iter().map(|c| c.result.int_accuracy).collect();
+            let mean = |f: &dyn Fn(&CellRecord) -> f64| {
+                group.iter().map(|c| f(c)).sum::<f64>() / group.len() as f64
+            };
+            let (accuracy_mean, accuracy_std) = mean_std(&acc);
+            AggregateRow {
+                label: first.result.report.label.clone(),
+                method: first.method.clone(),
+                model: first.model.clone(),
+                options: first.options.clone(),
+                spec_entry: first.spec_entry,
+                seeds: group.iter().map(|c| c.seed).collect(),
+                accuracy_mean,
+                accuracy_std,
+                fake_accuracy: mean(&|c| c.result.fake_accuracy),
+                agreement: mean(&|c| c.result.agreement),
+                float_accuracy: mean(&|c| c.float.test_accuracy),
+                quant_ops: first.result.quant_ops,
+                weight_bits: first.result.weight_bits,
+                cell_ids: group.iter().map(|c| c.cell_id.clone()).collect(),
+            }
+        })
+        .collect()
+}
+
+/// The rows as a Markdown table (accuracies in percent).
+pub fn markdown(rows: &[AggregateRow]) -> String {
+    let mut md = String::from(
+        "| model | method | accuracy (int) | ± std | fake-quant | agreement | quant ops / image | weight bits | seeds |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {} | {:.2}% | {:.2} | {:.2}% | {:.2}% | {} | {} | {} |\n",
+            r.model,
+            r.label,
+            100.0 * r.accuracy_mean,
+            100.0 * r.accuracy_std,
+            100.0 * r.fake_accuracy,
+            100.0 * r.agreement,
+            r.quant_ops,
+            r.weight_bits,
+            r.seeds.len()
+        ));
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_std_matches_the_textbook_definition() {
+        let (m, s) = mean_std(&[0.9, 0.8, 0.7]);
+        assert!((m - 0.8).abs() < 1e-12);
+        assert!((s - 0.1).abs() < 1e-12);
+        assert_eq!(mean_std(&[0.5]), (0.5, 0.0));
+        assert!(mean_std(&[]).0.is_nan());
+    }
+}

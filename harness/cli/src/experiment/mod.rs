@@ -1,0 +1,7 @@
+//! Experiments: specs, the parallel resumable runner, the result store and aggregation.
+
+pub mod aggregate;
+pub mod manifest;
+pub mod runner;
+pub mod spec;
+pub mod store;

@@ -1,0 +1,324 @@
+//! The runner: trains (or reuses) the spec's float models, then quantizes and evaluates every
+//! pending cell in parallel within the machine's cores and memory, writing each cell's record
+//! atomically as it finishes. A run killed at any moment resumes where it stopped: finished cells
+//! are never recomputed, and an unfinished one simply runs again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result, anyhow};
+use indicatif::MultiProgress;
+use qbench_methods::checkpoint::sha256_hex;
+use serde::Serialize;
+
+use super::manifest::{self, DatasetRef, Manifest, ModelRef};
+use super::spec::{ExperimentSpec, MethodCell};
+use super::store::{CellRecord, FloatSummary, RunDir};
+use crate::float_model::{self, Data, FloatModel};
+use crate::method_run::run_method;
+use crate::progress::{self, TrainBars};
+
+/// Memory one cell may need at its peak (fine-tuning included), used to bound parallel cells.
+const MEMORY_PER_CELL_GIB: f64 = 1.5;
+
+/// How to run a spec.
+pub struct RunOptions {
+    /// Results folder.
+    pub results_root: PathBuf,
+    /// Cells run at once; `None` picks from cores and available memory.
+    pub jobs: Option<usize>,
+}
+
+/// What one finished `run` did.
+pub struct RunOutcome {
+    /// The run folder.
+    pub run: RunDir,
+    /// Every cell record, in spec order.
+    pub cells: Vec<CellRecord>,
+    /// Cells computed by this invocation (the rest were already finished).
+    pub computed: usize,
+    /// The float models, one per (model, seed).
+    pub models: Vec<FloatModel>,
+}
+
+/// A cell waiting to run.
+struct PendingCell<'a> {
+    id: String,
+    model: usize,
+    method: &'a MethodCell,
+    seed: u64,
+}
+
+/// The number of cells to run at once: the cores, limited by available memory.
+pub fn default_jobs() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let by_memory = manifest::meminfo_kib("MemAvailable")
+        .map(|k| (k as f64 / (1024.0 * 1024.0) / MEMORY_PER_CELL_GIB).floor() as usize)
+        .unwrap_or(1);
+    cores.min(by_memory).max(1)
+}
+
+/// The content address of a cell: everything that determines its result.
+pub fn cell_id(model: &FloatModel, method: &MethodCell, seed: u64) -> Result<String> {
+    #[derive(Serialize)]
+    struct Key<'a> {
+        float: &'a float_model::FloatSpec,
+        dataset_sha256: &'a str,
+        weights_sha256: &'a str,
+        method: &'a str,
+        options: serde_json::Value,
+        seed: u64,
+        qbench_version: &'a str,
+    }
+    let key = Key {
+        float: &model.record.spec,
+        dataset_sha256: &model.record.dataset_sha256,
+        weights_sha256: &model.record.weights_sha256,
+        method: &method.config.method,
+        options: options_json(method)?,
+        seed,
+        qbench_version: env!("CARGO_PKG_VERSION"),
+    };
+    Ok(sha256_hex(serde_json::to_string(&key)?.as_bytes())[..16].to_string())
+}
+
+fn options_json(method: &MethodCell) -> Result<serde_json::Value> {
+    serde_json::to_value(serde_yaml_ng::Value::Mapping(method.config.options.clone()))
+        .context("method options as JSON")
+}
+
+/// Runs `spec`: every float model, then every pending cell, then writes the manifest.
+pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
+    let run = RunDir::for_spec(&options.results_root, spec)?;
+    let mut manifest = run.manifest().unwrap_or_else(|_| Manifest {
+        started_unix: manifest::now_unix(),
+        ..Manifest::default()
+    });
+    manifest.run_id = run.id.clone();
+    manifest.spec_source = spec.source.clone();
+    manifest.spec_sha256 = sha256_hex(spec.text.as_bytes());
+    manifest.quick = spec.quick;
+    manifest.qbench_version = env!("CARGO_PKG_VERSION").into();
+    manifest.git = manifest::git_state();
+    manifest.machine = manifest::machine();
+    manifest
+        .tools
+        .insert("rustc".into(), manifest::rustc_version().into());
+    manifest.finished_unix = None;
+    run.write_manifest(&manifest)?;
+
+    // Float models first: every cell depends on one.
+    let mut datasets: Vec<Data> = Vec::new();
+    let mut models: Vec<FloatModel> = Vec::new();
+    let mut model_data: Vec<usize> = Vec::new();
+    for &seed in &spec.seeds {
+        for entry in &spec.models {
+            let float_spec = spec.float_spec(entry, seed);
+            let data = float_model::load_data(&float_spec)?;
+            eprintln!(
+                "float {} (seed {seed}) on {}: {} training images",
+                entry.model,
+                spec.dataset,
+                data.train_idx.len()
+            );
+            let mut bars = TrainBars::new(float_spec.train.epochs);
+            let model =
+                float_model::ensure_trained(&options.results_root, &float_spec, &data, &mut bars)?;
+            manifest.dataset = DatasetRef {
+                name: spec.dataset.clone(),
+                sha256: data.sha256.clone(),
+            };
+            datasets.push(data);
+            model_data.push(datasets.len() - 1);
+            models.push(model);
+        }
+    }
+    manifest.models = models
+        .iter()
+        .map(|m| ModelRef {
+            model: m.record.spec.model.clone(),
+            seed: m.record.spec.train.seed,
+            weights_sha256: m.record.weights_sha256.clone(),
+            test_accuracy: m.record.test_accuracy,
+            val_accuracy: m.record.val_accuracy,
+            dir: m.dir.display().to_string(),
+        })
+        .collect();
+
+    // Expand the grid into cells, in spec order.
+    let mut all_ids = Vec::new();
+    let mut pending = Vec::new();
+    for (mi, model) in models.iter().enumerate() {
+        let seed = model.record.spec.train.seed;
+        for method in &spec.methods {
+            let id = cell_id(model, method, seed)?;
+            if run.finished_cell(&id).is_none() {
+                pending.push(PendingCell {
+                    id: id.clone(),
+                    model: mi,
+                    method,
+                    seed,
+                });
+            }
+            all_ids.push(id);
+        }
+    }
+    manifest.cells = all_ids.clone();
+    run.write_manifest(&manifest)?;
+
+    let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
+    eprintln!(
+        "run {}: {} cells, {} finished, {} to run ({} at a time)",
+        run.id,
+        all_ids.len(),
+        all_ids.len() - pending.len(),
+        pending.len(),
+        jobs.min(pending.len().max(1))
+    );
+    let computed = pending.len();
+    run_pending(
+        &run,
+        &pending,
+        &models,
+        &datasets,
+        &model_data,
+        &options.results_root,
+        jobs,
+    )?;
+
+    let mut cells = Vec::new();
+    for id in &all_ids {
+        cells.push(
+            run.finished_cell(id)
+                .ok_or_else(|| anyhow!("cell {id} has no valid record after the run"))?,
+        );
+    }
+    manifest.finished_unix = Some(manifest::now_unix());
+    run.write_manifest(&manifest)?;
+    Ok(RunOutcome {
+        run,
+        cells,
+        computed,
+        models,
+    })
+}
+
+/// Runs the pending cells on `jobs` worker threads; the first error stops further cells.
+fn run_pending(
+    run: &RunDir,
+    pending: &[PendingCell],
+    models: &[FloatModel],
+    datasets: &[Data],
+    model_data: &[usize],
+    results_root: &Path,
+    jobs: usize,
+) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let multi = MultiProgress::new();
+    let overall = multi.add(progress::count_bar("cells", pending.len() as u64));
+    let next = AtomicUsize::new(0);
+    let errors: Mutex<BTreeMap<usize, anyhow::Error>> = Mutex::new(BTreeMap::new());
+    let stop = progress::interrupt_flag();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(pending.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= pending.len()
+                        || stop.load(Ordering::SeqCst)
+                        || !errors.lock().map(|e| e.is_empty()).unwrap_or(false)
+                    {
+                        break;
+                    }
+                    let cell = &pending[i];
+                    let label = format!("{} {}", cell.method.config.method, &cell.id[..8]);
+                    let _ = multi.println(format!(
+                        "start {label} ({} seed {}, spec line {})",
+                        models[cell.model].record.spec.model, cell.seed, cell.method.line
+                    ));
+                    let outcome = run_cell(
+                        run,
+                        cell,
+                        &models[cell.model],
+                        &datasets[model_data[cell.model]],
+                        results_root,
+                        &mut TrainBars::in_multi(&multi, &label, 0),
+                    );
+                    match outcome {
+                        Ok(record) => {
+                            let _ = multi.println(format!(
+                                "done  {label}: {} accuracy {:.2}%",
+                                record.result.report.label,
+                                100.0 * record.result.int_accuracy
+                            ));
+                            overall.inc(1);
+                        }
+                        Err(err) => {
+                            if let Ok(mut e) = errors.lock() {
+                                e.insert(i, err);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    overall.finish_and_clear();
+    let mut errors = errors
+        .into_inner()
+        .map_err(|_| anyhow!("a worker panicked"))?;
+    if let Some((i, err)) = errors.pop_first() {
+        return Err(err.context(format!(
+            "cell {} ({} from spec line {})",
+            pending[i].id, pending[i].method.config.method, pending[i].method.line
+        )));
+    }
+    if stop.load(Ordering::SeqCst) {
+        anyhow::bail!(
+            "interrupted; finished cells are saved, rerun the same command to resume run {}",
+            run.id
+        );
+    }
+    Ok(())
+}
+
+/// Quantizes and evaluates one cell and writes its record.
+fn run_cell(
+    run: &RunDir,
+    cell: &PendingCell,
+    model: &FloatModel,
+    data: &Data,
+    results_root: &Path,
+    observer: &mut TrainBars,
+) -> Result<CellRecord> {
+    let result = run_method(
+        results_root,
+        model,
+        data,
+        &cell.method.config,
+        cell.seed,
+        observer,
+    )?;
+    let record = CellRecord {
+        cell_id: cell.id.clone(),
+        model: model.record.spec.model.clone(),
+        dataset: model.record.spec.dataset.clone(),
+        seed: cell.seed,
+        method: cell.method.config.method.clone(),
+        options: options_json(cell.method)?,
+        spec_entry: cell.method.entry,
+        float: FloatSummary {
+            weights_sha256: model.record.weights_sha256.clone(),
+            dataset_sha256: model.record.dataset_sha256.clone(),
+            test_accuracy: model.record.test_accuracy,
+            val_accuracy: model.record.val_accuracy,
+        },
+        result,
+    };
+    run.write_cell(&record)?;
+    Ok(record)
+}

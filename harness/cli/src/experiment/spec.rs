@@ -1,0 +1,457 @@
+//! Experiment specs: the YAML a user writes to describe a grid of runs, and its expansion into
+//! cells.
+//!
+//! A spec names a dataset, the float models to train, the methods with their option grids, the
+//! seeds, and the hardware flow's settings. Every error names the spec file, the line and the
+//! field. The paper suite (`harness/cli/specs/paper.yaml`) is a spec like any other; users copy it.
+//!
+//! ```yaml
+//! name: my-sweep
+//! dataset: fashion-mnist
+//! seeds: [0, 1]
+//! models:
+//!   - {model: cnn, epochs: 3}
+//! methods:
+//!   - {method: int8}
+//!   - method: djq
+//!     grid: {weight_bits: [8, 4], activation_bits: [8, 4]}   # cartesian product
+//! hardware: {clock_mhz: 100}
+//! quick: {epochs: 1, train_limit: 12000, methods: [0]}
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use qbench_methods::method::config::RawMethodConfig;
+use qbench_methods::method::registry;
+use qbench_methods::train::TrainConfig;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use crate::float_model::FloatSpec;
+
+/// A spec error, already worded for the user (file, line, field).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SpecError(String);
+
+/// One float model the spec trains.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// Architecture name (`qbench models` lists them).
+    pub model: String,
+    /// Training epochs [default: 3].
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Images per step [default: 128].
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Peak learning rate of AdamW's cosine schedule [default: the trainer's].
+    #[serde(default)]
+    pub lr: Option<f64>,
+    /// Train on only the first N shuffled training images [default: all].
+    #[serde(default)]
+    pub train_limit: Option<usize>,
+    /// Fraction of the training split held out for validation [default: 0.1].
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+}
+
+fn default_epochs() -> usize {
+    3
+}
+fn default_batch_size() -> usize {
+    128
+}
+fn default_val_fraction() -> f64 {
+    0.1
+}
+
+/// The hardware flow's settings for a spec.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareEntry {
+    /// Run the hardware flow at all [default: true].
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Liberty file [default: OSU 0.18 um from `qflow-tech-osu018`].
+    #[serde(default)]
+    pub liberty: Option<PathBuf>,
+    /// Clock for power and energy, MHz [default: 100].
+    #[serde(default = "default_clock")]
+    pub clock_mhz: f64,
+    /// Units to run [default: all].
+    #[serde(default)]
+    pub units: Option<Vec<String>>,
+}
+
+impl Default for HardwareEntry {
+    fn default() -> Self {
+        HardwareEntry {
+            enabled: true,
+            liberty: None,
+            clock_mhz: default_clock(),
+            units: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_clock() -> f64 {
+    100.0
+}
+
+/// The smaller budget `--quick` applies.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QuickEntry {
+    /// Epochs of every float model.
+    #[serde(default)]
+    pub epochs: Option<usize>,
+    /// Training images of every float model.
+    #[serde(default)]
+    pub train_limit: Option<usize>,
+    /// Indices of the `methods` entries to run (all when absent).
+    #[serde(default)]
+    pub methods: Option<Vec<usize>>,
+    /// Seeds to run (the spec's when absent).
+    #[serde(default)]
+    pub seeds: Option<Vec<u64>>,
+    /// Units of the hardware flow (the spec's when absent).
+    #[serde(default)]
+    pub units: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    name: Spanned<String>,
+    #[serde(default = "default_dataset")]
+    dataset: Spanned<String>,
+    #[serde(default = "default_seeds")]
+    seeds: Vec<u64>,
+    models: Vec<Spanned<ModelEntry>>,
+    methods: Vec<Spanned<serde_yaml_ng::Value>>,
+    #[serde(default)]
+    hardware: HardwareEntry,
+    #[serde(default)]
+    quick: Option<Spanned<QuickEntry>>,
+}
+
+fn default_dataset() -> Spanned<String> {
+    Spanned::new(
+        qbench_datasets::DEFAULT_DATASET.to_string(),
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )
+}
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+/// One method configuration of the expanded grid.
+#[derive(Clone, Debug)]
+pub struct MethodCell {
+    /// The typed-checked config (method name and options).
+    pub config: RawMethodConfig,
+    /// Index of the `methods` entry it came from.
+    pub entry: usize,
+    /// Line of that entry in the spec.
+    pub line: u64,
+}
+
+/// A parsed, validated and expanded spec.
+#[derive(Clone, Debug)]
+pub struct ExperimentSpec {
+    /// The spec's name (names the run folder).
+    pub name: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Seeds: each trains its own float models and quantizes them with its own seed.
+    pub seeds: Vec<u64>,
+    /// Float models.
+    pub models: Vec<ModelEntry>,
+    /// The methods grid, expanded.
+    pub methods: Vec<MethodCell>,
+    /// Hardware flow settings.
+    pub hardware: HardwareEntry,
+    /// The spec's text as read (stored in the run folder).
+    pub text: String,
+    /// Where it was read from.
+    pub source: String,
+    /// Whether the `--quick` budget was applied.
+    pub quick: bool,
+}
+
+impl ExperimentSpec {
+    /// Reads and validates a spec file.
+    pub fn from_path(path: &Path, quick: bool) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SpecError(format!("{}: {e}", path.display())))?;
+        Self::from_text(&text, &path.display().to_string(), quick)
+    }
+
+    /// Parses and validates spec text; `source` names it in errors.
+    pub fn from_text(text: &str, source: &str, quick: bool) -> Result<Self, SpecError> {
+        let raw: RawSpec =
+            serde_saphyr::from_str(text).map_err(|e| SpecError(format!("{source}: {e}")))?;
+        let at = |loc: &serde_saphyr::Location, field: &str, msg: String| {
+            SpecError(format!("{source}: line {}: `{field}`: {msg}", loc.line()))
+        };
+        let name = raw.name.value.trim().to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(at(
+                &raw.name.referenced,
+                "name",
+                "use letters, digits, `-`, `_` or `.` (it names the run folder)".into(),
+            ));
+        }
+        qbench_datasets::Registry::embedded()
+            .get(&raw.dataset.value)
+            .map_err(|e| at(&raw.dataset.referenced, "dataset", e.to_string()))?;
+        if raw.seeds.is_empty() {
+            return Err(SpecError(format!(
+                "{source}: `seeds` must list at least one seed"
+            )));
+        }
+        if raw.models.is_empty() || raw.methods.is_empty() {
+            return Err(SpecError(format!(
+                "{source}: `models` and `methods` must each list at least one entry"
+            )));
+        }
+        let mut models = Vec::new();
+        for (i, m) in raw.models.iter().enumerate() {
+            let field = format!("models[{i}]");
+            if qbench_methods::model::zoo::ARCHITECTURES
+                .iter()
+                .all(|(n, _)| *n != m.value.model)
+            {
+                return Err(at(
+                    &m.referenced,
+                    &format!("{field}.model"),
+                    format!("unknown model `{}` (see `qbench models`)", m.value.model),
+                ));
+            }
+            if !(0.0..1.0).contains(&m.value.val_fraction) {
+                return Err(at(
+                    &m.referenced,
+                    &format!("{field}.val_fraction"),
+                    "must be in [0, 1)".into(),
+                ));
+            }
+            models.push(m.value.clone());
+        }
+        let mut seeds = raw.seeds.clone();
+        let mut hardware = raw.hardware.clone();
+        let mut keep: Option<Vec<usize>> = None;
+        if quick && let Some(q) = &raw.quick {
+            for m in &mut models {
+                m.epochs = q.value.epochs.unwrap_or(m.epochs);
+                m.train_limit = q.value.train_limit.or(m.train_limit);
+            }
+            if let Some(s) = &q.value.seeds {
+                seeds = s.clone();
+            }
+            if let Some(u) = &q.value.units {
+                hardware.units = Some(u.clone());
+            }
+            if let Some(idx) = &q.value.methods {
+                if let Some(bad) = idx.iter().find(|&&i| i >= raw.methods.len()) {
+                    return Err(at(
+                        &q.referenced,
+                        "quick.methods",
+                        format!("{bad} is not an index of `methods`"),
+                    ));
+                }
+                keep = Some(idx.clone());
+            }
+        }
+        for m in &models {
+            let train = train_config(m, 0);
+            train
+                .validate()
+                .map_err(|e| SpecError(format!("{source}: model `{}`: {e}", m.model)))?;
+        }
+        let mut methods = Vec::new();
+        for (i, entry) in raw.methods.iter().enumerate() {
+            if keep.as_ref().is_some_and(|k| !k.contains(&i)) {
+                continue;
+            }
+            let line = entry.referenced.line();
+            let where_ = format!("{source}: line {line} (methods[{i}])");
+            for options in
+                expand_grid(&entry.value).map_err(|m| SpecError(format!("{where_}: {m}")))?
+            {
+                let text = serde_yaml_ng::to_string(&options)
+                    .map_err(|e| SpecError(format!("{where_}: {e}")))?;
+                let config = RawMethodConfig::from_yaml(&text, &where_)
+                    .map_err(|e| SpecError(e.to_string()))?;
+                // Building the method types and validates every option now, before any work.
+                registry::build(&config).map_err(|e| SpecError(e.to_string()))?;
+                methods.push(MethodCell {
+                    config,
+                    entry: i,
+                    line,
+                });
+            }
+        }
+        Ok(ExperimentSpec {
+            name,
+            dataset: raw.dataset.value.clone(),
+            seeds,
+            models,
+            methods,
+            hardware,
+            text: text.to_string(),
+            source: source.to_string(),
+            quick,
+        })
+    }
+
+    /// The float model spec of `model` trained with `seed`.
+    pub fn float_spec(&self, model: &ModelEntry, seed: u64) -> FloatSpec {
+        FloatSpec {
+            model: model.model.clone(),
+            dataset: self.dataset.clone(),
+            train: train_config(model, seed),
+            val_fraction: model.val_fraction,
+            train_limit: model.train_limit,
+        }
+    }
+}
+
+fn train_config(m: &ModelEntry, seed: u64) -> TrainConfig {
+    let mut train = TrainConfig {
+        epochs: m.epochs,
+        batch_size: m.batch_size,
+        seed,
+        ..TrainConfig::default()
+    };
+    if let Some(lr) = m.lr {
+        train.optimizer.lr = lr;
+    }
+    train
+}
+
+/// Expands a method entry's `grid:` mapping (key -> list of values) into the cartesian product of
+/// configs, in the order the keys and values are written.
+fn expand_grid(entry: &serde_yaml_ng::Value) -> Result<Vec<serde_yaml_ng::Value>, String> {
+    let serde_yaml_ng::Value::Mapping(map) = entry else {
+        return Err("a method entry must be a mapping with a `method:` key".into());
+    };
+    let mut base = map.clone();
+    let Some(grid) = base.remove("grid") else {
+        return Ok(vec![entry.clone()]);
+    };
+    let serde_yaml_ng::Value::Mapping(grid) = grid else {
+        return Err("`grid` must map option names to lists of values".into());
+    };
+    let mut configs = vec![base];
+    for (key, values) in grid {
+        let serde_yaml_ng::Value::Sequence(values) = values else {
+            return Err(format!(
+                "`grid.{}` must be a list of values",
+                serde_yaml_ng::to_string(&key).unwrap_or_default().trim()
+            ));
+        };
+        if values.is_empty() {
+            return Err("a `grid` list must not be empty".into());
+        }
+        if configs[0].contains_key(&key) {
+            return Err(format!(
+                "`{}` is given both as an option and in `grid`",
+                serde_yaml_ng::to_string(&key).unwrap_or_default().trim()
+            ));
+        }
+        let mut next = Vec::with_capacity(configs.len() * values.len());
+        for c in &configs {
+            for v in &values {
+                let mut c = c.clone();
+                c.insert(key.clone(), v.clone());
+                next.push(c);
+            }
+        }
+        configs = next;
+    }
+    Ok(configs
+        .into_iter()
+        .map(serde_yaml_ng::Value::Mapping)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = "name: t\nmodels:\n  - {model: cnn, epochs: 1}\nmethods:\n  - {method: int8}\n  - method: djq\n    grid: {weight_bits: [8, 4], activation_bits: [8, 4]}\nquick: {epochs: 1, methods: [1]}\n";
+
+    #[test]
+    fn grid_expands_to_the_cartesian_product_in_order() {
+        let spec = ExperimentSpec::from_text(SPEC, "t.yaml", false).unwrap();
+        let bits: Vec<(String, String)> = spec
+            .methods
+            .iter()
+            .map(|m| {
+                let get = |k: &str| {
+                    m.config
+                        .options
+                        .get(k)
+                        .map(|v| serde_yaml_ng::to_string(v).unwrap().trim().to_string())
+                        .unwrap_or_default()
+                };
+                (get("weight_bits"), get("activation_bits"))
+            })
+            .collect();
+        assert_eq!(bits.len(), 5);
+        assert_eq!(bits[1], ("8".into(), "8".into()));
+        assert_eq!(bits[2], ("8".into(), "4".into()));
+        assert_eq!(bits[4], ("4".into(), "4".into()));
+        assert_eq!(spec.methods[3].line, 6);
+    }
+
+    #[test]
+    fn quick_keeps_only_the_listed_entries() {
+        let spec = ExperimentSpec::from_text(SPEC, "t.yaml", true).unwrap();
+        assert_eq!(spec.methods.len(), 4);
+        assert!(spec.methods.iter().all(|m| m.config.method == "djq"));
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_field() {
+        let bad_option = SPEC.replace("grid: {weight_bits: [8, 4]", "grid: {weight_bits: [8, 9]");
+        let err = ExperimentSpec::from_text(&bad_option, "t.yaml", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 6") && err.contains("weight_bits"),
+            "{err}"
+        );
+
+        let unknown_key = SPEC.replace("epochs: 1}", "epochz: 1}");
+        let err = ExperimentSpec::from_text(&unknown_key, "t.yaml", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("epochz") && err.contains('3'), "{err}");
+
+        let unknown_model = SPEC.replace("model: cnn", "model: vgg99");
+        let err = ExperimentSpec::from_text(&unknown_model, "t.yaml", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("vgg99"), "{err}");
+
+        let bad_quick = SPEC.replace("methods: [1]", "methods: [7]");
+        let err = ExperimentSpec::from_text(&bad_quick, "t.yaml", true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 8") && err.contains("quick.methods"),
+            "{err}"
+        );
+    }
+}

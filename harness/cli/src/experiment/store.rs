@@ -1,0 +1,211 @@
+//! The result store: one folder per run of a spec, holding the spec, its manifest, one record per
+//! finished cell, and the tables and figures made from them.
+//!
+//! ```text
+//! results/runs/<name>-<hash>/
+//!   spec.yaml        the spec as run
+//!   manifest.json    git revision, machine, tools, dataset and weight hashes, Liberty hash
+//!   cells/<id>.json  one record per finished cell (written atomically, never rewritten)
+//!   hw/              the hardware flow's unit table
+//!   tables/ figures/ made by `qbench aggregate` (and at the end of `qbench run`)
+//! ```
+//!
+//! The folder name hashes the spec text and the budget, so rerunning an unchanged spec resumes the
+//! same run, while an edited spec gets a new folder (its unchanged cells still come from the
+//! content-addressed caches under `results/models` and `results/methods`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use qbench_methods::checkpoint::sha256_hex;
+use serde::{Deserialize, Serialize};
+
+use super::manifest::Manifest;
+use super::spec::ExperimentSpec;
+use crate::method_run::MethodResult;
+use crate::results;
+
+/// Everything known about one finished cell (a float model quantized by one method config with
+/// one seed).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CellRecord {
+    /// Content address: sha256 (first 16 hex digits) of everything that determines the result.
+    pub cell_id: String,
+    /// Float model architecture.
+    pub model: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Seed of the float model and of the method.
+    pub seed: u64,
+    /// Method name.
+    pub method: String,
+    /// The method's options as configured.
+    pub options: serde_json::Value,
+    /// Index of the spec's `methods` entry this cell expands.
+    pub spec_entry: usize,
+    /// The float model it was quantized from.
+    pub float: FloatSummary,
+    /// The measured result.
+    pub result: MethodResult,
+}
+
+/// The float model behind a cell.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FloatSummary {
+    /// sha256 of its weights file.
+    pub weights_sha256: String,
+    /// sha256 over the dataset files it was trained on.
+    pub dataset_sha256: String,
+    /// Float test accuracy.
+    pub test_accuracy: f64,
+    /// Float validation accuracy.
+    pub val_accuracy: f64,
+}
+
+/// A run folder.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    /// The folder's name, used as the run's id on the command line.
+    pub id: String,
+    /// The folder.
+    pub dir: PathBuf,
+}
+
+impl RunDir {
+    /// The run folder of `spec` under `results_root` (created if absent).
+    pub fn for_spec(results_root: &Path, spec: &ExperimentSpec) -> Result<Self> {
+        let hash = sha256_hex(format!("{}\nquick={}", spec.text, spec.quick).as_bytes());
+        let quick = if spec.quick { "quick-" } else { "" };
+        let id = format!("{}-{quick}{}", spec.name, &hash[..10]);
+        let dir = runs_dir(results_root).join(&id);
+        std::fs::create_dir_all(dir.join("cells"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let spec_path = dir.join("spec.yaml");
+        if !spec_path.exists() {
+            results::write_text(&spec_path, &spec.text)?;
+        }
+        Ok(RunDir { id, dir })
+    }
+
+    /// Opens an existing run by id (folder name under `results/runs`) or by path.
+    pub fn open(results_root: &Path, run: &str) -> Result<Self> {
+        let as_path = PathBuf::from(run);
+        let dir = if as_path.join("manifest.json").exists() {
+            as_path
+        } else {
+            runs_dir(results_root).join(run)
+        };
+        if !dir.join("manifest.json").exists() {
+            let known: Vec<String> = list(results_root)?.into_iter().map(|r| r.id).collect();
+            bail!(
+                "no run `{run}` under {} (runs: {})",
+                runs_dir(results_root).display(),
+                if known.is_empty() {
+                    "none yet; `qbench run SPEC` makes one".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| run.to_string());
+        Ok(RunDir { id, dir })
+    }
+
+    /// The spec text the run was made from.
+    pub fn spec_text(&self) -> Result<String> {
+        let path = self.dir.join("spec.yaml");
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    }
+
+    /// Path of a cell's record.
+    pub fn cell_path(&self, cell_id: &str) -> PathBuf {
+        self.dir.join("cells").join(format!("{cell_id}.json"))
+    }
+
+    /// The finished record of `cell_id`, if it exists, parses, and its graph still matches.
+    pub fn finished_cell(&self, cell_id: &str) -> Option<CellRecord> {
+        let text = std::fs::read_to_string(self.cell_path(cell_id)).ok()?;
+        let record: CellRecord = serde_json::from_str(&text).ok()?;
+        let graph_ok = qbench_datasets::sha256_file(&record.result.graph_path)
+            .ok()
+            .is_some_and(|h| h == record.result.graph_sha256);
+        (record.cell_id == cell_id && graph_ok).then_some(record)
+    }
+
+    /// Writes a cell's record atomically.
+    pub fn write_cell(&self, record: &CellRecord) -> Result<()> {
+        results::write_json(&self.cell_path(&record.cell_id), record)
+    }
+
+    /// Every readable cell record, ordered by spec entry then id; unreadable files are errors.
+    pub fn cells(&self) -> Result<Vec<CellRecord>> {
+        let dir = self.dir.join("cells");
+        let mut records = Vec::new();
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let record: CellRecord = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a cell record", path.display()))?;
+                records.push(record);
+            }
+        }
+        records.sort_by(|a, b| {
+            (a.spec_entry, &a.model, a.seed, &a.cell_id).cmp(&(
+                b.spec_entry,
+                &b.model,
+                b.seed,
+                &b.cell_id,
+            ))
+        });
+        Ok(records)
+    }
+
+    /// Writes the manifest atomically.
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
+        results::write_json(&self.dir.join("manifest.json"), manifest)
+    }
+
+    /// Reads the manifest.
+    pub fn manifest(&self) -> Result<Manifest> {
+        let path = self.dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a manifest", path.display()))
+    }
+}
+
+/// Where run folders live.
+pub fn runs_dir(results_root: &Path) -> PathBuf {
+    results_root.join("runs")
+}
+
+/// Every run under `results_root`, oldest first.
+pub fn list(results_root: &Path) -> Result<Vec<RunDir>> {
+    let dir = runs_dir(results_root);
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut runs = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.join("manifest.json").exists() {
+            let modified = std::fs::metadata(path.join("manifest.json"))
+                .and_then(|m| m.modified())
+                .ok();
+            let id = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            runs.push((modified, RunDir { id, dir: path }));
+        }
+    }
+    runs.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.id.cmp(&b.1.id)));
+    Ok(runs.into_iter().map(|(_, r)| r).collect())
+}
