@@ -100,14 +100,14 @@ pub fn lower_weights(layer: &TernaryLayer, out_channels: usize, per_channel: boo
     });
     let top = |u: usize| magnitudes(u).fold(0.0, f64::max);
     let (weights, mut scales, kind, max_scale_error) = if uniform {
-        let scales: Vec<f64> = (0..units)
-            .map(|u| Some(top(u)).filter(|&m| m > 0.0).unwrap_or(1.0))
-            .collect();
-        (layer.codes.clone(), scales, WeightKind::Ternary, 0.0)
+        (
+            layer.codes.clone(),
+            unit_scales(units, top),
+            WeightKind::Ternary,
+            0.0,
+        )
     } else {
-        let scales: Vec<f64> = (0..units)
-            .map(|u| Some(top(u) / 127.0).filter(|&s| s > 0.0).unwrap_or(1.0))
-            .collect();
+        let scales = unit_scales(units, |u| top(u) / 127.0);
         let mut err = 0.0f64;
         let weights = layer
             .values
@@ -133,6 +133,16 @@ pub fn lower_weights(layer: &TernaryLayer, out_channels: usize, per_channel: boo
         kind,
         max_scale_error,
     }
+}
+
+/// `scale(u)` for every unit; an all-zero unit (scale 0) takes the first nonzero unit's scale,
+/// so it neither matters to its outputs nor keeps equal scales from collapsing to one.
+fn unit_scales(units: usize, scale: impl Fn(usize) -> f64) -> Vec<f64> {
+    let raw: Vec<f64> = (0..units).map(scale).collect();
+    let fill = raw.iter().copied().find(|&s| s > 0.0).unwrap_or(1.0);
+    raw.into_iter()
+        .map(|s| if s > 0.0 { s } else { fill })
+        .collect()
 }
 
 #[cfg(test)]
@@ -186,7 +196,10 @@ mod tests {
     #[test]
     fn a_per_layer_scale_collapses_to_one() {
         let t = ternarize_layer(&weights(), CONV, Granularity::PerLayer, Scales::Symmetric);
+        // Channel 1 (all 0.2) falls below the layer's k*: an all-zero channel keeps one scale.
+        assert_eq!(&t.codes[8..], &[0; 8]);
         let l = lower_weights(&t, 2, true);
         assert_eq!((l.path(), l.scales.len()), ("ternary", 1));
+        assert!((l.scales[0] - 0.7).abs() < 1e-7, "{:?}", l.scales);
     }
 }
