@@ -5,6 +5,7 @@ mod common;
 
 use qbench_engine::{Op, WeightKind, count_ops};
 use qbench_methods::method::config::RawMethodConfig;
+use qbench_methods::method::int8::Finetune;
 use qbench_methods::method::tnt::ternarize::{cosine, ternarize};
 use qbench_methods::method::tnt::{Granularity, Scales, Tnt, TntOptions};
 use qbench_methods::method::{QuantMethod, conformance, registry};
@@ -218,6 +219,25 @@ fn per_layer_conforms() {
 fn per_layer_symmetric_runs_every_layer_on_the_ternary_path() {
     let paths = conforms(Granularity::PerLayer, Scales::Symmetric);
     assert!(paths.iter().all(|p| p == "ternary"), "{paths:?}");
+}
+
+#[test]
+fn optional_finetuning_trains_through_the_ternarizer_and_conforms() {
+    let f = common::fixture();
+    let method = Tnt::new(TntOptions {
+        finetune: Finetune {
+            epochs: 1,
+            lr: 1e-4,
+            batch_size: 64,
+        },
+        ..options(Granularity::PerKernel, Scales::Asymmetric)
+    })
+    .expect("valid");
+    let q = method.quantize(&f.input(), &mut Quiet).expect("quantizes");
+    assert_eq!(q.report.finetune_epochs, 1);
+    assert_eq!(q.report.label, "TNT ternary/A8 per_kernel FT1");
+    let r = conformance::compare(&q, &f.test, "tnt-ft").expect("runs");
+    assert!(r.failures.is_empty() && r.int_accuracy > 0.5, "{r:?}");
 }
 
 fn error_of(yaml: &str) -> String {

@@ -4,7 +4,9 @@
 //! - Batch norm and the dataset normalization are folded first ([`super::affine::fold`]); the
 //!   folded weights (the ones the engine multiplies) are ternarized by the cosine-similarity
 //!   algorithm ([`ternarize`]) at the configured [`Granularity`], with the paper's `alpha+`/`alpha-`
-//!   or one symmetric scale ([`Scales`]). No retraining.
+//!   or one symmetric scale ([`Scales`]). No retraining by default; `finetune: {epochs: N}` trains
+//!   the folded float weights through the ternarizer with a straight-through estimator
+//!   ([`finetune`]) before the final ternarization.
 //! - Activations: `int8`'s machinery, asymmetric u8 with zero points, ranges calibrated on the
 //!   *ternarized* folded float model (so they see the activations the ternary weights produce).
 //! - Requantizer: `Requant::FixedPoint` (gemmlowp), because the ternary scales are arbitrary reals;
@@ -15,21 +17,25 @@
 //!   the logits layer unless its scale is per layer). The report gives each layer's path.
 //! - Fake-quant forward: [`super::intnet::IntMirror`], the exact integer mirror (logit bound 0).
 
+pub mod finetune;
 pub mod options;
 pub mod ternarize;
 pub mod weights;
 
 pub use options::{Granularity, Scales, TntOptions};
 
-use super::affine::fold;
+use candle_core::Tensor;
+
+use super::affine::{FoldedModel, ModuleKind, fold};
 use super::config::{RawMethodConfig, Validate};
 use super::int8::Calibration;
+use super::int8_qat::finetune_with;
 use super::intnet::{IntMirror, IntNet, OutQuant, activation_params, quantize_module};
 use super::ranges::activation_ranges;
 use super::{LayerReport, MethodReport, QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
 use crate::train::TrainObserver;
-use weights::{LayerWeights, lower_weights, ternarize_layer};
+use weights::{LayerWeights, TernaryLayer, lower_weights, ternarize_layer};
 
 /// The `tnt` method.
 #[derive(Clone, Debug)]
@@ -61,33 +67,45 @@ impl QuantMethod for Tnt {
         if self.options.scales == Scales::Symmetric {
             label.push_str(" symmetric");
         }
+        if self.options.finetune.epochs > 0 {
+            label.push_str(&format!(" FT{}", self.options.finetune.epochs));
+        }
         label
     }
 
-    fn quantize(&self, input: &QuantInput, _observer: &mut dyn TrainObserver) -> Result<Quantized> {
+    fn quantize(&self, input: &QuantInput, observer: &mut dyn TrainObserver) -> Result<Quantized> {
         let o = &self.options;
-        let mut model = fold(input.arch, input.params, &input.data.normalization, "tnt")?;
-        let mut ternary = Vec::with_capacity(model.modules.len());
-        for m in &mut model.modules {
-            if let Some(i) = m.weight.iter().position(|w| !w.is_finite()) {
-                return Err(MethodError::Config(format!(
-                    "method tnt: layer {}: weight {i} is not finite",
-                    m.name
-                )));
-            }
-            let t = ternarize_layer(&m.weight, m.kind, o.granularity, o.scales);
-            m.weight = t.values.iter().map(|&v| v as f32).collect();
-            ternary.push(t);
-        }
+        let mut float = fold(input.arch, input.params, &input.data.normalization, "tnt")?;
         let n = o.calibration_images.min(input.calib_idx.len());
-        let rule = o.range_rule();
-        let ranges = activation_ranges(
-            &model,
-            input.data,
-            &input.calib_idx[..n],
-            o.calibration_batch,
-            rule,
-        )?;
+        let calibrate = |model: &FoldedModel| {
+            let calib = &input.calib_idx[..n];
+            activation_ranges(
+                model,
+                input.data,
+                calib,
+                o.calibration_batch,
+                o.range_rule(),
+            )
+        };
+        if o.finetune.epochs > 0 {
+            let (model, _) = ternarized(&float, o)?;
+            let ranges = calibrate(&model)?;
+            let kinds: Vec<ModuleKind> = float.modules.iter().map(|m| m.kind).collect();
+            let quant = |i: usize, w: &Tensor| {
+                finetune::straight_through(w, kinds[i], o.granularity, o.scales)
+            };
+            finetune_with(
+                &mut float,
+                &ranges,
+                &quant,
+                &o.finetune,
+                "tnt",
+                input,
+                observer,
+            )?;
+        }
+        let (model, ternary) = ternarized(&float, o)?;
+        let ranges = calibrate(&model)?;
         let (mut in_scale, mut in_zp) = (1.0, model.input_zero_point);
         let (mut layers, mut reports, mut notes) = (Vec::new(), Vec::new(), Vec::new());
         let mut logit_scale = 1.0;
@@ -157,7 +175,7 @@ impl QuantMethod for Tnt {
                 "{what} of the ternarized float model over {n} images in batches of {}",
                 o.calibration_batch
             ),
-            finetune_epochs: 0,
+            finetune_epochs: o.finetune.epochs,
             notes,
         };
         Ok(Quantized {
@@ -166,6 +184,25 @@ impl QuantMethod for Tnt {
             report,
         })
     }
+}
+
+/// The folded model with every layer's weights replaced by their ternary values, and the
+/// ternarizations. Non-finite weights are an error naming the layer.
+fn ternarized(float: &FoldedModel, o: &TntOptions) -> Result<(FoldedModel, Vec<TernaryLayer>)> {
+    let mut model = float.clone();
+    let mut ternary = Vec::with_capacity(model.modules.len());
+    for m in &mut model.modules {
+        if let Some(i) = m.weight.iter().position(|w| !w.is_finite()) {
+            return Err(MethodError::Config(format!(
+                "method tnt: layer {}: weight {i} is not finite",
+                m.name
+            )));
+        }
+        let t = ternarize_layer(&m.weight, m.kind, o.granularity, o.scales);
+        m.weight = t.values.iter().map(|&v| v as f32).collect();
+        ternary.push(t);
+    }
+    Ok((model, ternary))
 }
 
 /// One sentence on how a layer was lowered and why.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::super::config::{Validate, check_range};
-use super::super::int8::Calibration;
+use super::super::int8::{Calibration, Finetune};
 use super::super::ranges::RangeRule;
 
 /// Which weights share one ternarization (one `k*` and one pair of scales).
@@ -67,6 +67,9 @@ pub struct TntOptions {
     /// Images per calibration batch (one EMA step), 1..=4096 (default 100).
     #[serde(default = "default_calibration_batch")]
     pub calibration_batch: usize,
+    /// Optional straight-through fine-tuning, keys as `int8`'s (default: none, the method's point).
+    #[serde(default)]
+    pub finetune: Finetune,
 }
 
 fn default_granularity() -> Granularity {
@@ -101,6 +104,7 @@ impl Default for TntOptions {
             percentile: default_percentile(),
             calibration_images: default_calibration_images(),
             calibration_batch: default_calibration_batch(),
+            finetune: Finetune::default(),
         }
     }
 }
@@ -120,7 +124,16 @@ impl Validate for TntOptions {
             ));
         }
         check_range("calibration_images", self.calibration_images, 1, 60_000)?;
-        check_range("calibration_batch", self.calibration_batch, 1, 4096)
+        check_range("calibration_batch", self.calibration_batch, 1, 4096)?;
+        check_range("finetune.epochs", self.finetune.epochs, 0, 100)?;
+        check_range("finetune.batch_size", self.finetune.batch_size, 2, 4096)?;
+        if !(self.finetune.lr > 0.0 && self.finetune.lr <= 1.0) {
+            return Err((
+                "finetune.lr".into(),
+                format!("{} is out of range (0, 1]", self.finetune.lr),
+            ));
+        }
+        Ok(())
     }
 }
 
