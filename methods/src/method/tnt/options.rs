@@ -67,7 +67,8 @@ pub struct TntOptions {
     /// Images per calibration batch (one EMA step), 1..=4096 (default 100).
     #[serde(default = "default_calibration_batch")]
     pub calibration_batch: usize,
-    /// Optional straight-through fine-tuning, keys as `int8`'s (default: none, the method's point).
+    /// Optional straight-through fine-tuning, keys as `int8`'s (default: none, the method's point;
+    /// experimental, see [`super::finetune`]).
     #[serde(default)]
     pub finetune: Finetune,
 }
