@@ -1,6 +1,7 @@
 //! Quantization-aware fine-tuning for `int8` (Jacob et al. 2018, section 3): the folded model is
 //! trained with straight-through fake quantization (`x + (q(x) - x).detach()`) of its weights
-//! (symmetric, `[-127, 127]`, per tensor or per channel, scale from the current `max |w|`) and of
+//! (symmetric, `[-127, 127]`, per tensor or per channel, scale from the current `max |w|`; `tnt`
+//! passes its ternarizer instead through [`finetune_with`]) and of
 //! its hidden activations (asymmetric u8 with the calibrated ranges, held fixed). AdamW with a
 //! cosine-decayed learning rate; shuffles seeded by the method input's seed.
 
@@ -45,11 +46,15 @@ fn fake_quant_act(x: &Tensor, s: f64, z: i32) -> Result<Tensor> {
     Ok((x + (dq - x)?.detach())?)
 }
 
+/// A straight-through weight quantizer: module index and its `[O, row]` weight to the fake-quantized
+/// weight (forward: quantized values; backward: identity).
+pub type WeightQuant<'a> = dyn Fn(usize, &Tensor) -> Result<Tensor> + 'a;
+
 fn qat_forward(
     model: &FoldedModel,
     vars: &[(Var, Var)],
     acts: &[(f64, i32)],
-    per_channel: bool,
+    weight_quant: &WeightQuant,
     mut x: Tensor,
 ) -> Result<Tensor> {
     let last = model.modules.len() - 1;
@@ -58,7 +63,7 @@ fn qat_forward(
             x = x.flatten_from(1)?;
         }
         let o = m.kind.out_channels();
-        let wq = fake_quant_weight(w.as_tensor(), per_channel && i != last)?;
+        let wq = weight_quant(i, w.as_tensor())?;
         x = match m.kind {
             ModuleKind::Conv {
                 in_channels,
@@ -92,12 +97,29 @@ fn qat_forward(
     Ok(x)
 }
 
-/// Fine-tunes `model`'s folded weights and biases in place.
+/// Fine-tunes `model`'s folded weights and biases in place (int8 weights, per channel except the
+/// logits layer when `per_channel`).
 pub fn finetune(
     model: &mut FoldedModel,
     ranges: &[(f64, f64)],
     per_channel: bool,
     config: &Finetune,
+    input: &QuantInput,
+    observer: &mut dyn TrainObserver,
+) -> Result<()> {
+    let last = model.modules.len() - 1;
+    let quant = |i: usize, w: &Tensor| fake_quant_weight(w, per_channel && i != last);
+    finetune_with(model, ranges, &quant, config, "int8", input, observer)
+}
+
+/// Fine-tunes `model`'s folded weights and biases in place with any straight-through weight
+/// quantizer (u8 activations as above); `method` names the caller in errors.
+pub fn finetune_with(
+    model: &mut FoldedModel,
+    ranges: &[(f64, f64)],
+    weight_quant: &WeightQuant,
+    config: &Finetune,
+    method: &str,
     input: &QuantInput,
     observer: &mut dyn TrainObserver,
 ) -> Result<()> {
@@ -133,7 +155,7 @@ pub fn finetune(
     let batches = input.train_idx.len() / config.batch_size;
     if batches == 0 {
         return Err(MethodError::Config(format!(
-            "method int8: key `finetune.batch_size`: {} is larger than the {} training images",
+            "method {method}: key `finetune.batch_size`: {} is larger than the {} training images",
             config.batch_size,
             input.train_idx.len()
         )));
@@ -159,7 +181,7 @@ pub fn finetune(
                 .map(|&i| u32::from(input.data.labels[i]))
                 .collect();
             let y = Tensor::from_vec(labels, idx.len(), &dev)?;
-            let logits = qat_forward(model, &vars, &acts, per_channel, x)?;
+            let logits = qat_forward(model, &vars, &acts, weight_quant, x)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let grads = loss.backward()?;
             let step = opt.step as f64;

@@ -17,6 +17,7 @@ pub mod intnet;
 pub mod linear;
 pub mod ranges;
 pub mod registry;
+pub mod tnt;
 
 use std::collections::BTreeMap;
 

@@ -18,6 +18,10 @@ pub const METHODS: &[(&str, &str)] = &[
         "djq",
         "DJQ dataflow-based joint quantization: power-of-two scales, unified conv+BN+ReLU modules with one shift requantizer",
     ),
+    (
+        "tnt",
+        "TNT non-retraining ternary weights (Zhang et al. 2019): cosine-similarity ternarization, u8 activations, fixed-point requantization",
+    ),
 ];
 
 /// Builds the method a config names, with its options typed and validated.
@@ -26,6 +30,7 @@ pub fn build(config: &RawMethodConfig) -> Result<Box<dyn QuantMethod>> {
         "linear" => Ok(Box::new(super::linear::Linear::from_config(config)?)),
         "int8" => Ok(Box::new(super::int8::Int8::from_config(config)?)),
         "djq" => Ok(Box::new(super::djq::Djq::new(config.typed()?))),
+        "tnt" => Ok(Box::new(super::tnt::Tnt::from_config(config)?)),
         other => {
             let known: Vec<&str> = METHODS.iter().map(|(n, _)| *n).collect();
             Err(MethodError::Config(format!(
