@@ -162,21 +162,13 @@ pub fn ensure_trained(
     data: &Data,
     observer: &mut dyn TrainObserver,
 ) -> Result<FloatModel> {
+    if let Some(model) = load_trained(results_root, spec, data)? {
+        return Ok(model);
+    }
     let arch = architecture(spec, data)?;
     let dir = model_dir(results_root, spec, &data.sha256);
     let weights = dir.join("model.safetensors");
     let record_path = dir.join("record.json");
-    if let Some(record) = cached_record(&record_path, &weights)? {
-        let mut params = Params::init(&arch, spec.train.seed)?;
-        params.load(&weights)?;
-        return Ok(FloatModel {
-            arch,
-            params,
-            record,
-            dir,
-            cached: true,
-        });
-    }
     let start = Instant::now();
     let trained = train::train(
         &arch,
@@ -220,6 +212,30 @@ pub fn ensure_trained(
         dir,
         cached: false,
     })
+}
+
+/// The model trained from `spec`, if it is already in the cache; never trains. A Slurm cell task
+/// uses this so that only the float task ever writes a model's folder.
+pub fn load_trained(
+    results_root: &Path,
+    spec: &FloatSpec,
+    data: &Data,
+) -> Result<Option<FloatModel>> {
+    let arch = architecture(spec, data)?;
+    let dir = model_dir(results_root, spec, &data.sha256);
+    let weights = dir.join("model.safetensors");
+    let Some(record) = cached_record(&dir.join("record.json"), &weights)? else {
+        return Ok(None);
+    };
+    let mut params = Params::init(&arch, spec.train.seed)?;
+    params.load(&weights)?;
+    Ok(Some(FloatModel {
+        arch,
+        params,
+        record,
+        dir,
+        cached: true,
+    }))
 }
 
 /// A finished model's record, if its weights are present and match the recorded hash.

@@ -49,6 +49,9 @@ enum Command {
     Runs(commands::runs::RunsCommand),
     /// Recompute a sample of a run's cells and check that they match the store.
     Verify(commands::runs::VerifyArgs),
+    /// Run one Slurm array task of a run (what the generated sbatch scripts execute).
+    #[command(hide = true)]
+    RunTask(commands::slurm::RunTaskArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,6 +69,7 @@ fn main() -> std::process::ExitCode {
         Command::Aggregate(args) => commands::run::aggregate(args),
         Command::Runs(cmd) => commands::runs::run(cmd),
         Command::Verify(args) => commands::runs::verify(args),
+        Command::RunTask(args) => commands::slurm::run_task(args),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

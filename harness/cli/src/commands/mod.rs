@@ -8,4 +8,5 @@ pub mod quantize;
 pub mod reproduce;
 pub mod run;
 pub mod runs;
+pub mod slurm;
 pub mod train;

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::Args;
 
-use crate::experiment::aggregate;
+use super::slurm::{self, Backend, SlurmArgs};
 use crate::experiment::runner::{self, RunOptions};
 use crate::experiment::spec::ExperimentSpec;
 use crate::experiment::store::RunDir;
+use crate::experiment::{self, aggregate};
 use crate::results;
 
 /// Options of `qbench run`.
@@ -35,6 +36,11 @@ pub struct RunArgs {
     /// Results folder [default: $QBENCH_RESULTS or ./results].
     #[arg(long)]
     pub results: Option<PathBuf>,
+    /// Where the cells run.
+    #[arg(long, value_enum, default_value_t)]
+    pub backend: Backend,
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
 }
 
 /// Options of `qbench aggregate`.
@@ -50,6 +56,9 @@ pub struct AggregateArgs {
 /// Runs a spec file.
 pub fn run(args: RunArgs) -> Result<()> {
     let spec = ExperimentSpec::from_path(&args.spec, args.quick)?;
+    if args.backend == Backend::Slurm {
+        return slurm::submit(&spec, args.results.as_deref(), &args.slurm);
+    }
     run_spec(&spec, &results::root(args.results.as_deref()), args.jobs)
 }
 
@@ -73,7 +82,14 @@ pub fn run_spec(spec: &ExperimentSpec, results_root: &Path, jobs: Option<usize>)
 
 /// Rebuilds a run's tables.
 pub fn aggregate(args: AggregateArgs) -> Result<()> {
-    let run = RunDir::open(&results::root(args.results.as_deref()), &args.run)?;
+    let root = results::root(args.results.as_deref());
+    let run = RunDir::open(&root, &args.run)?;
+    if experiment::slurm::is_slurm_run(&run) {
+        let unfinished = experiment::slurm::finalize(&run, &root)?;
+        if unfinished > 0 {
+            eprintln!("warning: {unfinished} cells of {} are not done yet", run.id);
+        }
+    }
     write_tables(&run)
 }
 

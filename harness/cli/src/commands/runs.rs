@@ -26,6 +26,8 @@ pub enum RunsCommand {
     Show(ShowArgs),
     /// Compare two runs cell by cell (same model, method options and seed).
     Diff(DiffArgs),
+    /// Show each cell of a Slurm run: done, running, pending or failed (from squeue/sacct).
+    Status(super::slurm::StatusArgs),
 }
 
 /// Where the store is.
@@ -80,6 +82,7 @@ pub fn run(cmd: RunsCommand) -> Result<()> {
         RunsCommand::List(a) => list(&a),
         RunsCommand::Show(a) => show(&a),
         RunsCommand::Diff(a) => diff(&a),
+        RunsCommand::Status(a) => super::slurm::status(&a),
     }
 }
 

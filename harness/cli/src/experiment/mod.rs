@@ -3,5 +3,6 @@
 pub mod aggregate;
 pub mod manifest;
 pub mod runner;
+pub mod slurm;
 pub mod spec;
 pub mod store;

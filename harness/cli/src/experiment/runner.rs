@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::manifest::{self, DatasetRef, Manifest, ModelRef};
 use super::spec::{ExperimentSpec, MethodCell};
 use super::store::{CellRecord, FloatSummary, RunDir};
-use crate::float_model::{self, Data, FloatModel};
+use crate::float_model::{self, Data, FloatModel, FloatSpec};
 use crate::method_run::run_method;
 use crate::progress::{self, TrainBars};
 
@@ -84,14 +84,25 @@ pub fn cell_id(model: &FloatModel, method: &MethodCell, seed: u64) -> Result<Str
     Ok(sha256_hex(serde_json::to_string(&key)?.as_bytes())[..16].to_string())
 }
 
-fn options_json(method: &MethodCell) -> Result<serde_json::Value> {
+/// A method cell's options as JSON (as stored in its record).
+pub fn options_json(method: &MethodCell) -> Result<serde_json::Value> {
     serde_json::to_value(serde_yaml_ng::Value::Mapping(method.config.options.clone()))
         .context("method options as JSON")
 }
 
-/// Runs `spec`: every float model, then every pending cell, then writes the manifest.
-pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
-    let run = RunDir::for_spec(&options.results_root, spec)?;
+/// The float models of `spec` in grid order (seeds outer, models inner): grid position `j` of a
+/// run is method `j % methods.len()` applied to float model `j / methods.len()`.
+pub fn float_specs(spec: &ExperimentSpec) -> Vec<FloatSpec> {
+    spec.seeds
+        .iter()
+        .flat_map(|&seed| spec.models.iter().map(move |m| spec.float_spec(m, seed)))
+        .collect()
+}
+
+/// Opens (or creates) `spec`'s run folder and writes its manifest's provenance: spec, version,
+/// git state, machine and tools. The run is marked unfinished.
+pub fn start_manifest(spec: &ExperimentSpec, results_root: &Path) -> Result<(RunDir, Manifest)> {
+    let run = RunDir::for_spec(results_root, spec)?;
     let mut manifest = run.manifest().unwrap_or_else(|_| Manifest {
         started_unix: manifest::now_unix(),
         ..Manifest::default()
@@ -108,35 +119,13 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
         .insert("rustc".into(), manifest::rustc_version().into());
     manifest.finished_unix = None;
     run.write_manifest(&manifest)?;
+    Ok((run, manifest))
+}
 
-    // Float models first: every cell depends on one.
-    let mut datasets: Vec<Data> = Vec::new();
-    let mut models: Vec<FloatModel> = Vec::new();
-    let mut model_data: Vec<usize> = Vec::new();
-    for &seed in &spec.seeds {
-        for entry in &spec.models {
-            let float_spec = spec.float_spec(entry, seed);
-            let data = float_model::load_data(&float_spec)?;
-            eprintln!(
-                "float {} (seed {seed}) on {}: {} training images",
-                entry.model,
-                spec.dataset,
-                data.train_idx.len()
-            );
-            let mut bars = TrainBars::new(float_spec.train.epochs);
-            let model =
-                float_model::ensure_trained(&options.results_root, &float_spec, &data, &mut bars)?;
-            manifest.dataset = DatasetRef {
-                name: spec.dataset.clone(),
-                sha256: data.sha256.clone(),
-            };
-            datasets.push(data);
-            model_data.push(datasets.len() - 1);
-            models.push(model);
-        }
-    }
-    manifest.models = models
-        .iter()
+/// The manifest's entry for each float model.
+pub fn model_refs<'a>(models: impl IntoIterator<Item = &'a FloatModel>) -> Vec<ModelRef> {
+    models
+        .into_iter()
         .map(|m| ModelRef {
             model: m.record.spec.model.clone(),
             seed: m.record.spec.train.seed,
@@ -145,7 +134,38 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
             val_accuracy: m.record.val_accuracy,
             dir: m.dir.display().to_string(),
         })
-        .collect();
+        .collect()
+}
+
+/// Runs `spec`: every float model, then every pending cell, then writes the manifest.
+pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
+    let (run, mut manifest) = start_manifest(spec, &options.results_root)?;
+
+    // Float models first: every cell depends on one.
+    let mut datasets: Vec<Data> = Vec::new();
+    let mut models: Vec<FloatModel> = Vec::new();
+    let mut model_data: Vec<usize> = Vec::new();
+    for float_spec in float_specs(spec) {
+        let seed = float_spec.train.seed;
+        let data = float_model::load_data(&float_spec)?;
+        eprintln!(
+            "float {} (seed {seed}) on {}: {} training images",
+            float_spec.model,
+            spec.dataset,
+            data.train_idx.len()
+        );
+        let mut bars = TrainBars::new(float_spec.train.epochs);
+        let model =
+            float_model::ensure_trained(&options.results_root, &float_spec, &data, &mut bars)?;
+        manifest.dataset = DatasetRef {
+            name: spec.dataset.clone(),
+            sha256: data.sha256.clone(),
+        };
+        datasets.push(data);
+        model_data.push(datasets.len() - 1);
+        models.push(model);
+    }
+    manifest.models = model_refs(&models);
 
     // Expand the grid into cells, in spec order.
     let mut all_ids = Vec::new();
@@ -295,22 +315,30 @@ fn run_cell(
     results_root: &Path,
     observer: &mut TrainBars,
 ) -> Result<CellRecord> {
-    let result = run_method(
-        results_root,
-        model,
-        data,
-        &cell.method.config,
-        cell.seed,
-        observer,
-    )?;
+    run_one(run, model, data, cell.method, results_root, observer)
+}
+
+/// Quantizes `model` with `method` (seeded by the model's seed), evaluates it and writes the
+/// cell's record atomically. The one code path of a cell, whether a local worker thread or a
+/// Slurm array task runs it.
+pub fn run_one(
+    run: &RunDir,
+    model: &FloatModel,
+    data: &Data,
+    method: &MethodCell,
+    results_root: &Path,
+    observer: &mut TrainBars,
+) -> Result<CellRecord> {
+    let seed = model.record.spec.train.seed;
+    let result = run_method(results_root, model, data, &method.config, seed, observer)?;
     let record = CellRecord {
-        cell_id: cell.id.clone(),
+        cell_id: cell_id(model, method, seed)?,
         model: model.record.spec.model.clone(),
         dataset: model.record.spec.dataset.clone(),
-        seed: cell.seed,
-        method: cell.method.config.method.clone(),
-        options: options_json(cell.method)?,
-        spec_entry: cell.method.entry,
+        seed,
+        method: method.config.method.clone(),
+        options: options_json(method)?,
+        spec_entry: method.entry,
         float: FloatSummary {
             weights_sha256: model.record.weights_sha256.clone(),
             dataset_sha256: model.record.dataset_sha256.clone(),
