@@ -18,6 +18,14 @@ pub const METHODS: &[(&str, &str)] = &[
         "djq",
         "DJQ dataflow-based joint quantization: power-of-two scales, unified conv+BN+ReLU modules with one shift requantizer",
     ),
+    (
+        "bnn",
+        "BNN binarized network (Courbariaux, Hubara et al. 2016): +-1 weights and activations, xnor-popcount layers, BN+sign as integer thresholds",
+    ),
+    (
+        "qnn",
+        "QNN quantized network (Hubara et al. 2016): k-bit weights and activations trained with STE, BN+quantization as multi-thresholds",
+    ),
 ];
 
 /// Builds the method a config names, with its options typed and validated.
@@ -26,6 +34,8 @@ pub fn build(config: &RawMethodConfig) -> Result<Box<dyn QuantMethod>> {
         "linear" => Ok(Box::new(super::linear::Linear::from_config(config)?)),
         "int8" => Ok(Box::new(super::int8::Int8::from_config(config)?)),
         "djq" => Ok(Box::new(super::djq::Djq::new(config.typed()?))),
+        "bnn" => Ok(Box::new(super::bnn::Bnn::from_config(config)?)),
+        "qnn" => Ok(Box::new(super::qnn::Qnn::from_config(config)?)),
         other => {
             let known: Vec<&str> = METHODS.iter().map(|(n, _)| *n).collect();
             Err(MethodError::Config(format!(
