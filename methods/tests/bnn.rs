@@ -38,11 +38,19 @@ fn bnn_from_the_float_cnn_conforms_and_runs_on_xnor_popcount() {
     let q = method.quantize(&f.input(), &mut Quiet).expect("quantizes");
     let counts = count_ops(&q.graph);
     // First layer: +-1 weights over u8 pixels; the hidden conv and the score layer: xnor-popcount.
-    assert!(counts.macs_by_kind.get("wbin_au8").copied().unwrap_or(0) > 0, "{counts:?}");
-    assert_eq!(counts.binary_macs, counts.total_macs - counts.macs_by_kind["wbin_au8"]);
+    assert!(
+        counts.macs_by_kind.get("wbin_au8").copied().unwrap_or(0) > 0,
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.binary_macs,
+        counts.total_macs - counts.macs_by_kind["wbin_au8"]
+    );
     let ops: Vec<&str> = q.graph.nodes.iter().map(|n| n.op.name()).collect();
     assert_eq!(
-        ops.iter().filter(|o| **o == "binary_conv2d" || **o == "binary_dense").count(),
+        ops.iter()
+            .filter(|o| **o == "binary_conv2d" || **o == "binary_dense")
+            .count(),
         2,
         "{ops:?}"
     );
@@ -50,7 +58,10 @@ fn bnn_from_the_float_cnn_conforms_and_runs_on_xnor_popcount() {
         Op::Requant(r) => matches!(r.requant, Requant::Threshold { .. }),
         _ => true,
     }));
-    assert_eq!(counts.requant_by_kind.keys().collect::<Vec<_>>(), ["threshold"]);
+    assert_eq!(
+        counts.requant_by_kind.keys().collect::<Vec<_>>(),
+        ["threshold"]
+    );
 }
 
 #[test]
@@ -140,6 +151,9 @@ fn unsupported_architectures_are_errors_naming_the_layer() {
         train: small_training(),
     })
     .expect("valid options");
-    let err = method.quantize(&f.input(), &mut Quiet).err().expect("resnet is refused");
+    let err = method
+        .quantize(&f.input(), &mut Quiet)
+        .err()
+        .expect("resnet is refused");
     assert!(err.to_string().contains("residual"), "{err}");
 }

@@ -44,7 +44,10 @@ fn qnn_w1a2_conforms_with_binary_weights_and_multi_thresholds() {
     let counts = count_ops(&q.graph);
     assert!(counts.macs_by_kind.contains_key("wbin_au8"), "{counts:?}");
     assert!(counts.macs_by_kind.contains_key("wbin_au2"), "{counts:?}");
-    assert_eq!(counts.binary_macs, 0, "2-bit activations are not xnor-popcount");
+    assert_eq!(
+        counts.binary_macs, 0,
+        "2-bit activations are not xnor-popcount"
+    );
     for n in &q.graph.nodes {
         if let Op::Requant(r) = &n.op {
             let Requant::MultiThreshold { thresholds, flip } = &r.requant else {
@@ -126,6 +129,10 @@ fn bad_configs_name_the_key() {
     assert!(e.contains("activation_bitz"), "{e}");
     let e = error_of("method: qnn\ntrain: {batch_size: 1}\n");
     assert!(e.contains("`train.batch_size`"), "{e}");
-    let ok = RawMethodConfig::from_yaml("method: qnn\nweight_bits: 4\nactivation_bits: 4\n", "ok.yaml").unwrap();
+    let ok = RawMethodConfig::from_yaml(
+        "method: qnn\nweight_bits: 4\nactivation_bits: 4\n",
+        "ok.yaml",
+    )
+    .unwrap();
     assert_eq!(registry::build(&ok).expect("valid").label(), "QNN W4A4");
 }
