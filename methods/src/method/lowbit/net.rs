@@ -56,9 +56,9 @@ fn pool_spec(kernel: usize, stride: usize, pad: usize) -> PoolSpec {
 /// Where the parser is inside the current block.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stage {
-    AfterMac,
-    AfterBn,
-    AfterAct,
+    Mac,
+    BatchNorm,
+    Activation,
 }
 
 impl Net {
@@ -67,7 +67,7 @@ impl Net {
         arch.validate()?;
         let name = arch.name.as_str();
         let mut blocks: Vec<Block> = Vec::new();
-        let mut stage = Stage::AfterAct;
+        let mut stage = Stage::Activation;
         let mut flatten = false;
         for layer in &arch.layers {
             match layer {
@@ -80,7 +80,7 @@ impl Net {
                     pad,
                     bias,
                 } => {
-                    if stage != Stage::AfterAct && !blocks.is_empty() {
+                    if stage != Stage::Activation && !blocks.is_empty() {
                         return Err(unsupported(
                             name,
                             layer,
@@ -102,7 +102,7 @@ impl Net {
                         batch_norm: None,
                         post_pools: Vec::new(),
                     });
-                    stage = Stage::AfterMac;
+                    stage = Stage::Mac;
                 }
                 Layer::Dense {
                     name: n,
@@ -110,7 +110,7 @@ impl Net {
                     out_features,
                     bias,
                 } => {
-                    if stage != Stage::AfterAct && !blocks.is_empty() {
+                    if stage != Stage::Activation && !blocks.is_empty() {
                         return Err(unsupported(
                             name,
                             layer,
@@ -129,7 +129,7 @@ impl Net {
                         batch_norm: None,
                         post_pools: Vec::new(),
                     });
-                    stage = Stage::AfterMac;
+                    stage = Stage::Mac;
                 }
                 Layer::MaxPool {
                     kernel,
@@ -138,8 +138,8 @@ impl Net {
                 } => {
                     let p = pool_spec(*kernel, *stride, *pad);
                     match (stage, blocks.last_mut()) {
-                        (Stage::AfterMac, Some(b)) => b.pre_pools.push(p),
-                        (Stage::AfterAct, Some(b)) => b.post_pools.push(p),
+                        (Stage::Mac, Some(b)) => b.pre_pools.push(p),
+                        (Stage::Activation, Some(b)) => b.post_pools.push(p),
                         _ => {
                             return Err(unsupported(
                                 name,
@@ -150,9 +150,9 @@ impl Net {
                     }
                 }
                 Layer::BatchNorm { name: n, .. } => match (stage, blocks.last_mut()) {
-                    (Stage::AfterMac, Some(b)) => {
+                    (Stage::Mac, Some(b)) => {
                         b.batch_norm = Some(n.clone());
-                        stage = Stage::AfterBn;
+                        stage = Stage::BatchNorm;
                     }
                     _ => {
                         return Err(unsupported(
@@ -163,17 +163,17 @@ impl Net {
                     }
                 },
                 Layer::Relu => {
-                    if stage != Stage::AfterBn {
+                    if stage != Stage::BatchNorm {
                         return Err(unsupported(
                             name,
                             layer,
                             "the activation must follow a batch norm",
                         ));
                     }
-                    stage = Stage::AfterAct;
+                    stage = Stage::Activation;
                 }
                 Layer::Flatten => {
-                    if stage == Stage::AfterMac || stage == Stage::AfterBn {
+                    if stage == Stage::Mac || stage == Stage::BatchNorm {
                         return Err(unsupported(
                             name,
                             layer,
@@ -196,7 +196,7 @@ impl Net {
                 "architecture {name} has no conv or dense layer"
             )));
         };
-        if stage != Stage::AfterMac
+        if stage != Stage::Mac
             || !last.pre_pools.is_empty()
             || !matches!(last.geometry, MacGeometry::Dense { .. })
         {
