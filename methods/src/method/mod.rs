@@ -6,6 +6,7 @@
 //! including one a user adds, against the contract with one call.
 
 pub mod affine;
+pub mod bnn;
 pub mod calibrate;
 pub mod config;
 pub mod conformance;
@@ -15,6 +16,8 @@ pub mod int8;
 pub mod int8_qat;
 pub mod intnet;
 pub mod linear;
+pub mod lowbit;
+pub mod qnn;
 pub mod ranges;
 pub mod registry;
 pub mod tnt;

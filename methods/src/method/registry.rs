@@ -22,6 +22,14 @@ pub const METHODS: &[(&str, &str)] = &[
         "tnt",
         "TNT non-retraining ternary weights (Zhang et al. 2019): cosine-similarity ternarization, u8 activations, fixed-point requantization",
     ),
+    (
+        "bnn",
+        "BNN binarized network (Courbariaux, Hubara et al. 2016): +-1 weights and activations, xnor-popcount layers, BN+sign as integer thresholds",
+    ),
+    (
+        "qnn",
+        "QNN quantized network (Hubara et al. 2016): k-bit weights and activations trained with STE, BN+quantization as multi-thresholds",
+    ),
 ];
 
 /// Builds the method a config names, with its options typed and validated.
@@ -31,6 +39,8 @@ pub fn build(config: &RawMethodConfig) -> Result<Box<dyn QuantMethod>> {
         "int8" => Ok(Box::new(super::int8::Int8::from_config(config)?)),
         "djq" => Ok(Box::new(super::djq::Djq::new(config.typed()?))),
         "tnt" => Ok(Box::new(super::tnt::Tnt::from_config(config)?)),
+        "bnn" => Ok(Box::new(super::bnn::Bnn::from_config(config)?)),
+        "qnn" => Ok(Box::new(super::qnn::Qnn::from_config(config)?)),
         other => {
             let known: Vec<&str> = METHODS.iter().map(|(n, _)| *n).collect();
             Err(MethodError::Config(format!(

@@ -84,8 +84,13 @@ fn run_layer(layer: &Layer, params: &mut Params, x: Tensor, mode: Mode) -> Resul
     })
 }
 
-/// Batch norm over dim 1 of an NCHW or NF tensor.
-fn batch_norm(name: &str, params: &mut Params, x: &Tensor, mode: Mode) -> Result<Tensor> {
+/// Batch norm over dim 1 of an NCHW or NF tensor (also used by the BNN/QNN training forward).
+pub(crate) fn batch_norm(
+    name: &str,
+    params: &mut Params,
+    x: &Tensor,
+    mode: Mode,
+) -> Result<Tensor> {
     let gamma = params.get(&format!("{name}.weight"))?;
     let beta = params.get(&format!("{name}.bias"))?;
     let mean_key = format!("{name}.running_mean");
