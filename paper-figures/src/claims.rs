@@ -146,7 +146,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<ClaimSpec>> {
                 denominator,
                 ..
             } if numerator.trim().is_empty() || denominator.trim().is_empty() => {
-                return Err(bad("match.hw_ratio", "numerator and denominator must name units"));
+                return Err(bad(
+                    "match.hw_ratio",
+                    "numerator and denominator must name units",
+                ));
             }
             MatchRule::Accuracy { method, .. } | MatchRule::FloatToQuantized { method, .. }
                 if method.trim().is_empty() =>
@@ -175,12 +178,13 @@ pub fn shipped() -> Result<Vec<ClaimSpec>> {
 
 /// 1-based line of `id: <id>` in the YAML text, to point at a claim that fails validation.
 fn line_of_id(text: &str, id: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let l = l.trim_start().trim_start_matches("- ").trim();
-        l.strip_prefix("id:")
-            .is_some_and(|v| v.trim().trim_matches(['"', '\'']) == id)
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start().trim_start_matches("- ").trim();
+            l.strip_prefix("id:")
+                .is_some_and(|v| v.trim().trim_matches(['"', '\'']) == id)
+        })
+        .map(|i| i + 1)
 }
 
 /// Dataset names compared without case and punctuation: `CIFAR-10` equals `cifar10`.
@@ -212,7 +216,10 @@ fn reproduce_one(spec: &ClaimSpec, input: &FigureInput) -> Claim {
                 HwField::EnergyPerOpPjSim => u.energy_per_op_pj_sim,
                 HwField::EnergyPerOpPjVectorless => u.energy_per_op_pj_vectorless,
             };
-            let ratio = match (unit(numerator).and_then(value), unit(denominator).and_then(value)) {
+            let ratio = match (
+                unit(numerator).and_then(value),
+                unit(denominator).and_then(value),
+            ) {
                 (Some(n), Some(d)) if d > 0.0 => Some(format!("{:.1}x", n / d)),
                 _ => None,
             };
@@ -257,9 +264,7 @@ fn reproduce_one(spec: &ClaimSpec, input: &FigureInput) -> Claim {
             let value = best.and_then(|m| {
                 Some(format!(
                     "{:.2} -> {:.2} % ({})",
-                    m.float_accuracy?,
-                    m.accuracy_mean,
-                    m.label
+                    m.float_accuracy?, m.accuracy_mean, m.label
                 ))
             });
             let how = format!(
@@ -323,7 +328,13 @@ mod tests {
     fn shipped_claims_parse() {
         let claims = shipped().expect("shipped claims.yaml parses");
         let ids: Vec<&str> = claims.iter().map(|c| c.id.as_str()).collect();
-        for id in ["djq-area", "djq-energy", "bnn-mnist", "bnn-cifar10", "tnt-lenet-mnist"] {
+        for id in [
+            "djq-area",
+            "djq-energy",
+            "bnn-mnist",
+            "bnn-cifar10",
+            "tnt-lenet-mnist",
+        ] {
             assert!(ids.contains(&id), "missing {id}");
         }
     }

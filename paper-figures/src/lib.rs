@@ -162,7 +162,7 @@ fn write_table(table: &Table, built_from: &str, out_dir: &Path) -> Result<TableF
     write_atomic(&files.markdown, table::markdown::render(table).as_bytes())?;
     write_atomic(&files.latex, table::latex::render(table).as_bytes())?;
     write_atomic(&files.csv, &table::csv::render(table)?)?;
-    //TMP write_atomic(&files.parquet, &table::parquet::render(table)?)?;
+    write_atomic(&files.parquet, &table::parquet::render(table)?)?;
     Ok(files)
 }
 

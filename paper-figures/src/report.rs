@@ -50,7 +50,9 @@ pub fn claims_markdown(input: &FigureInput) -> String {
         ));
     }
     if any_missing {
-        out.push_str("\n[^na]: n/a: this run did not measure the matching quantity (see the note).\n");
+        out.push_str(
+            "\n[^na]: n/a: this run did not measure the matching quantity (see the note).\n",
+        );
     }
     out
 }
@@ -82,10 +84,7 @@ pub fn index_markdown(input: &FigureInput, input_sha256: &str, rendered: &Render
     for (k, v) in &input.provenance {
         out.push_str(&format!("| {} | `{}` |\n", escape(k), escape(v)));
     }
-    out.push_str(&format!(
-        "| plot font | `{}` |\n",
-        rendered.font.display()
-    ));
+    out.push_str(&format!("| plot font | `{}` |\n", rendered.font.display()));
 
     out.push_str("\n## Tables\n\n| Table | Built from | Files |\n|:--|:--|:--|\n");
     for t in &rendered.tables {

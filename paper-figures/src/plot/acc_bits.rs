@@ -68,10 +68,8 @@ impl Figure for AccuracyVsBits {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let all = || self.series.values().flatten();
         let max_bits = all().map(|p| p.bits).max().unwrap_or(8);
-        let (y0, y1) = super::linear_range(
-            all().flat_map(|p| [p.mean - p.std, p.mean + p.std]),
-            0.1,
-        );
+        let (y0, y1) =
+            super::linear_range(all().flat_map(|p| [p.mean - p.std, p.mean + p.std]), 0.1);
         let mut chart = ChartBuilder::on(root)
             .caption(
                 format!("Accuracy vs weight bit width ({})", self.dataset),
@@ -106,7 +104,7 @@ impl Figure for AccuracyVsBits {
                 ))
                 .map_err(de)?
                 .label(family.clone())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 30, y)], c.stroke_width(3)));
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 22, y)], c.stroke_width(3)));
             chart
                 .draw_series(points.iter().map(|p| {
                     ErrorBar::new_vertical(

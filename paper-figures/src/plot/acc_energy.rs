@@ -99,7 +99,12 @@ impl Figure for AccuracyVsEnergy {
             .margin(20)
             .x_label_area_size(80)
             .y_label_area_size(100)
-            .build_cartesian_2d((x0..x1).log_scale(), y0.max(0.0)..y1.min(100.0))
+            .build_cartesian_2d(
+                (x0..x1)
+                    .log_scale()
+                    .with_key_points(super::log_ticks(x0, x1)),
+                y0.max(0.0)..y1.min(100.0),
+            )
             .map_err(de)?;
         chart
             .configure_mesh()
@@ -124,7 +129,7 @@ impl Figure for AccuracyVsEnergy {
             .draw_series(LineSeries::new(stairs, BLACK.stroke_width(3)))
             .map_err(de)?
             .label("Pareto front")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 30, y)], BLACK.stroke_width(3)));
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 22, y)], BLACK.stroke_width(3)));
 
         for family in &self.families {
             let c = super::family_colour(&self.families, family);
@@ -145,8 +150,19 @@ impl Figure for AccuracyVsEnergy {
                 }))
                 .map_err(de)?
                 .label(family.clone())
-                .legend(move |(x, y)| Circle::new((x + 15, y), 8, c.filled()));
+                .legend(move |(x, y)| Circle::new((x + 11, y), 8, c.filled()));
         }
+        // Legend-only entries explaining the marker fill.
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(de)?
+            .label("on the front (filled)")
+            .legend(|(x, y)| Circle::new((x + 11, y), 8, BLACK.filled()));
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(de)?
+            .label("dominated (hollow)")
+            .legend(|(x, y)| Circle::new((x + 11, y), 8, BLACK.stroke_width(3)));
         chart
             .configure_series_labels()
             .label_font((FAMILY, TICK_PX))

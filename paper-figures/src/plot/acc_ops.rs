@@ -94,7 +94,12 @@ impl Figure for AccuracyVsQuantOps {
             .margin(20)
             .x_label_area_size(80)
             .y_label_area_size(100)
-            .build_cartesian_2d((x0..x1).log_scale(), y0.max(0.0)..y1.min(100.0))
+            .build_cartesian_2d(
+                (x0..x1)
+                    .log_scale()
+                    .with_key_points(super::log_ticks(x0, x1)),
+                y0.max(0.0)..y1.min(100.0),
+            )
             .map_err(de)?;
         chart
             .configure_mesh()
@@ -147,7 +152,7 @@ impl Figure for AccuracyVsQuantOps {
                             }))
                             .map_err(de)?
                             .label(name)
-                            .legend(move |(x, y)| $shape((x + 15, y)))
+                            .legend(move |(x, y)| $shape((x + 11, y)))
                     };
                 }
                 match unified {

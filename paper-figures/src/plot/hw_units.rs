@@ -67,7 +67,12 @@ fn panel<DB: DrawingBackend>(
         .margin(20)
         .x_label_area_size(70)
         .y_label_area_size(110)
-        .build_cartesian_2d((0..names.len()).into_segmented(), (y0..y1).log_scale())
+        .build_cartesian_2d(
+            (0..names.len() - 1).into_segmented(),
+            (y0..y1)
+                .log_scale()
+                .with_key_points(super::log_ticks(y0, y1)),
+        )
         .map_err(de)?;
     chart
         .configure_mesh()
@@ -91,7 +96,10 @@ fn panel<DB: DrawingBackend>(
                 let (l, r) = match (series.len(), s) {
                     (1, _) => (SegmentValue::Exact(b.unit), SegmentValue::Exact(b.unit + 1)),
                     (_, 0) => (SegmentValue::Exact(b.unit), SegmentValue::CenterOf(b.unit)),
-                    _ => (SegmentValue::CenterOf(b.unit), SegmentValue::Exact(b.unit + 1)),
+                    _ => (
+                        SegmentValue::CenterOf(b.unit),
+                        SegmentValue::Exact(b.unit + 1),
+                    ),
                 };
                 let mut rect = Rectangle::new([(l, y0), (r, b.value)], colour.filled());
                 rect.set_margin(0, 0, 6, 6);
@@ -152,7 +160,8 @@ impl Figure for QuantOpCost {
                 (FAMILY, CAPTION_PX).into_font(),
             )
             .map_err(de)?;
-        let (left, right) = area.split_horizontally(super::SIZE.0 / 2);
+        let (_, h) = area.dim_in_pixel();
+        let (left, right) = area.split_vertically(h / 2);
         let names: Vec<String> = self.units.iter().map(|u| u.unit.clone()).collect();
         let area_bars: Vec<Bar> = self
             .units
@@ -167,8 +176,8 @@ impl Figure for QuantOpCost {
         panel(
             &left,
             &names,
-            "Cell area",
-            "Area (µm², log scale)",
+            "Cell area (log scale)",
+            "Area (µm²)",
             &["area"],
             &area_bars,
         )?;
@@ -191,8 +200,8 @@ impl Figure for QuantOpCost {
         panel(
             &right,
             &names,
-            "Energy per operation",
-            "Energy per op (pJ, log scale)",
+            "Energy per operation (log scale)",
+            "Energy per op (pJ)",
             &["simulated activity", "vectorless"],
             &energy_bars,
         )

@@ -66,14 +66,16 @@ impl Figure for LayerEnergyBars {
             .margin(20)
             .x_label_area_size(80)
             .y_label_area_size(110)
-            .build_cartesian_2d((0..layers.len()).into_segmented(), 0.0..top)
+            .build_cartesian_2d((0..layers.len() - 1).into_segmented(), 0.0..top)
             .map_err(de)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(layers.len())
             .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => names.get(*i).map(|s| s.to_string()).unwrap_or_default(),
+                SegmentValue::CenterOf(i) => {
+                    names.get(*i).map(|s| s.to_string()).unwrap_or_default()
+                }
                 _ => String::new(),
             })
             .x_desc("Layer")

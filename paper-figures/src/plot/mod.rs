@@ -125,7 +125,11 @@ pub fn with_footer<DB: DrawingBackend>(
     }
     for (i, text) in lines.iter().enumerate() {
         footer
-            .draw_text(&format!("Not shown: {text}"), &style, (20, 4 + i as i32 * line))
+            .draw_text(
+                &format!("Not shown: {text}"),
+                &style,
+                (20, 4 + i as i32 * line),
+            )
             .map_err(de)?;
     }
     Ok(chart)
@@ -165,7 +169,9 @@ pub fn family_colour(families: &[String], family: &str) -> RGBColor {
 pub fn linear_range(values: impl IntoIterator<Item = f64>, pad: f64) -> (f64, f64) {
     let (lo, hi) = values
         .into_iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(v), h.max(v))
+        });
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -178,20 +184,60 @@ pub fn log_range(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
         .into_iter()
         .filter(|v| *v > 0.0)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(v), h.max(v))
+        });
     if !lo.is_finite() {
         return (0.1, 10.0);
     }
     (lo / 2.0, hi * 2.0)
 }
 
-/// Tick label for a log axis: plain numbers with few significant digits.
+/// Ticks for a log axis: 1-2-5 multiples of each power of ten inside `[lo, hi]` (plotters' own
+/// choice labels only a couple of ticks on short ranges).
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut exp = lo.log10().floor() as i32;
+    while 10f64.powi(exp) <= hi {
+        for m in [1.0, 2.0, 5.0] {
+            let v = m * 10f64.powi(exp);
+            if v >= lo && v <= hi {
+                out.push(v);
+            }
+        }
+        exp += 1;
+    }
+    out
+}
+
+/// Tick label for a log axis: plain numbers, two significant digits below 1.
 pub fn log_tick(v: &f64) -> String {
-    if *v >= 1000.0 {
-        format!("{:.0}", v)
-    } else if *v >= 1.0 {
-        format!("{}", (v * 100.0).round() / 100.0)
+    if *v >= 1.0 || *v <= 0.0 {
+        let s = format!("{:.2}", v);
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
-        format!("{:.2e}", v)
+        let decimals = (1 - v.log10().floor() as i32).max(0) as usize;
+        let s = format!("{v:.decimals$}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ticks_are_1_2_5_inside_the_range() {
+        assert_eq!(log_ticks(15.0, 240.0), vec![20.0, 50.0, 100.0, 200.0]);
+        assert_eq!(log_ticks(0.02, 0.9), vec![0.02, 0.05, 0.1, 0.2, 0.5]);
+    }
+
+    #[test]
+    fn log_tick_labels_are_short() {
+        assert_eq!(log_tick(&20000.0), "20000");
+        assert_eq!(log_tick(&2.5), "2.5");
+        assert_eq!(log_tick(&0.05), "0.05");
+        assert_eq!(log_tick(&0.45), "0.45");
+        assert_eq!(log_tick(&0.0012), "0.0012");
     }
 }

@@ -36,9 +36,11 @@ pub fn render(table: &Table) -> String {
             _ => 'r',
         })
         .collect();
-    let mut out = String::from("% Requires \\usepackage{booktabs}.\n\\begin{table}[t]\n\\centering\n");
+    let mut out = String::from(
+        "% Requires \\usepackage{booktabs}.\n\\begin{table*}[t]\n\\centering\n\\small\n\\setlength{\\tabcolsep}{4pt}\n",
+    );
     out.push_str(&format!("\\caption{{{}}}\n", escape(&table.caption)));
-    out.push_str(&format!("\\label{{tab:{}}}\n", escape(&table.name)));
+    out.push_str(&format!("\\label{{tab:{}}}\n", label_key(&table.name)));
     out.push_str(&format!("\\begin{{tabular}}{{{spec}}}\n\\toprule\n"));
     let header: Vec<String> = cols
         .iter()
@@ -71,8 +73,16 @@ pub fn render(table: &Table) -> String {
         }
         out.push_str("}\n");
     }
-    out.push_str("\\end{table}\n");
+    out.push_str("\\end{table*}\n");
     out
+}
+
+/// A `\label` key: letters and digits kept, anything else `-` (labels are not typeset, so
+/// escaping would break them).
+fn label_key(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
 }
 
 #[cfg(test)]
@@ -82,7 +92,10 @@ mod tests {
     #[test]
     fn specials_are_escaped() {
         assert_eq!(escape("a_b 5% R&D"), r"a\_b 5\% R\&D");
-        assert_eq!(escape("x^2 ~ {y}"), r"x\textasciicircum{}2 \textasciitilde{} \{y\}");
+        assert_eq!(
+            escape("x^2 ~ {y}"),
+            r"x\textasciicircum{}2 \textasciitilde{} \{y\}"
+        );
         assert_eq!(escape("1 ± 2 µm²"), r"1 $\pm$ 2 $\mu$m$^2$");
     }
 }

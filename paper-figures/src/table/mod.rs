@@ -7,7 +7,7 @@
 pub mod csv;
 pub mod latex;
 pub mod markdown;
-//TMP pub mod parquet;
+pub mod parquet;
 
 use std::collections::BTreeSet;
 
@@ -186,8 +186,8 @@ pub fn methods_table(input: &FigureInput) -> Table {
         col("label", "Method", Kind::Text, true, ""),
         col("method", "Family", Kind::Text, false, ""),
         col("model", "Model", Kind::Text, false, ""),
-        col("weight_bits", "W bits", Kind::Int, true, ""),
-        col("activation_bits", "A bits", Kind::Int, true, ""),
+        col("weight_bits", "W", Kind::Int, true, ""),
+        col("activation_bits", "A", Kind::Int, true, ""),
         col(
             "unified",
             "Unified",
@@ -214,11 +214,11 @@ pub fn methods_table(input: &FigureInput) -> Table {
             "",
         ),
         col("agreement", "Agreement", Kind::Float(4), false, ""),
-        col("quant_ops", "Quant. ops / inference", Kind::Int, true, ""),
+        col("quant_ops", "Quant. ops", Kind::Int, true, ""),
         col("weight_bits_total", "Weight bits", Kind::Int, true, ""),
         col(
             "energy_per_inference_nj",
-            "Energy / inference (nJ)",
+            "Energy (nJ)",
             Kind::Float(2),
             true,
             "no energy estimate in this run (hardware flow not run for this method)",
@@ -274,8 +274,9 @@ pub fn methods_table(input: &FigureInput) -> Table {
     Table {
         name: "methods".to_string(),
         caption: format!(
-            "{}: accuracy on {} (integer engine, mean ± std over seeds), quantization operations \
-             and weight bits per inference, energy per inference and hardware area per method.",
+            "{}: accuracy on {} (integer engine, mean ± std over seeds), W/A bit widths, \
+             quantization operations per inference, total weight bits, energy per inference and \
+             hardware area (requantizer + PE units) per method.",
             input.title, input.dataset
         ),
         columns,
@@ -293,21 +294,21 @@ pub fn hw_table(input: &FigureInput) -> Table {
         col("area_um2", "Area (µm²)", Kind::Float(1), true, ""),
         col(
             "critical_path_ns",
-            "Critical path (ns)",
+            "Crit. path (ns)",
             Kind::Float(3),
             true,
             "",
         ),
         col(
             "energy_per_op_pj_sim",
-            "Energy / op, simulated (pJ)",
+            "E/op sim. (pJ)",
             Kind::Float(4),
             true,
             energy_note,
         ),
         col(
             "energy_per_op_pj_vectorless",
-            "Energy / op, vectorless (pJ)",
+            "E/op vectorless (pJ)",
             Kind::Float(4),
             true,
             energy_note,

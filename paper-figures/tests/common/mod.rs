@@ -18,7 +18,12 @@ pub fn row(
     area_um2: Option<f64>,
 ) -> MethodRow {
     let breakdown = energy_nj
-        .map(|e| BTreeMap::from([("mac".to_string(), 0.8 * e), ("requant".to_string(), 0.2 * e)]))
+        .map(|e| {
+            BTreeMap::from([
+                ("mac".to_string(), 0.8 * e),
+                ("requant".to_string(), 0.2 * e),
+            ])
+        })
         .unwrap_or_default();
     MethodRow {
         label: label.to_string(),
@@ -61,12 +66,72 @@ pub fn input() -> FigureInput {
         title: "Test run".to_string(),
         dataset: "fashion-mnist".to_string(),
         methods: vec![
-            row("DJQ W4A4 unified", "djq", "cnn", (4, 4), Some(true), (90.13, 0.25), 4_000, Some(50.0), Some(2_000.0)),
-            row("DJQ W4A4 per-op", "djq", "cnn", (4, 4), Some(false), (88.5, 0.5), 12_000, Some(60.0), Some(2_000.0)),
-            row("int8_W8A8 & 50% calib", "int8", "cnn", (8, 8), None, (91.0, 0.1), 4_000, Some(120.0), Some(9_000.0)),
-            row("BNN W1A1", "bnn", "bnn-mlp", (1, 1), None, (85.0, 0.75), 3_000, None, None),
-            row("TNT W2A8", "tnt", "lenet5", (2, 8), None, (87.0, 0.0), 0, Some(40.0), Some(3_000.0)),
-            row("QNN W1A2", "qnn", "cnn", (1, 2), None, (80.0, 1.0), 3_000, Some(30.0), None),
+            row(
+                "DJQ W4A4 unified",
+                "djq",
+                "cnn",
+                (4, 4),
+                Some(true),
+                (90.13, 0.25),
+                4_000,
+                Some(50.0),
+                Some(2_000.0),
+            ),
+            row(
+                "DJQ W4A4 per-op",
+                "djq",
+                "cnn",
+                (4, 4),
+                Some(false),
+                (88.5, 0.5),
+                12_000,
+                Some(60.0),
+                Some(2_000.0),
+            ),
+            row(
+                "int8_W8A8 & 50% calib",
+                "int8",
+                "cnn",
+                (8, 8),
+                None,
+                (91.0, 0.1),
+                4_000,
+                Some(120.0),
+                Some(9_000.0),
+            ),
+            row(
+                "BNN W1A1",
+                "bnn",
+                "bnn-mlp",
+                (1, 1),
+                None,
+                (85.0, 0.75),
+                3_000,
+                None,
+                None,
+            ),
+            row(
+                "TNT W2A8",
+                "tnt",
+                "lenet5",
+                (2, 8),
+                None,
+                (87.0, 0.0),
+                0,
+                Some(40.0),
+                Some(3_000.0),
+            ),
+            row(
+                "QNN W1A2",
+                "qnn",
+                "cnn",
+                (1, 2),
+                None,
+                (80.0, 1.0),
+                3_000,
+                Some(30.0),
+                None,
+            ),
         ],
         hw_units: vec![
             unit("shift_const", "requantizer", 100.0, Some(0.05), Some(0.07)),
@@ -77,9 +142,18 @@ pub fn input() -> FigureInput {
         layer_energy: Some(LayerEnergy {
             label: "DJQ W4A4 unified".to_string(),
             layers: vec![
-                ("conv1".to_string(), BTreeMap::from([("mac".to_string(), 10.0), ("requant".to_string(), 2.0)])),
-                ("conv2".to_string(), BTreeMap::from([("mac".to_string(), 25.0), ("requant".to_string(), 3.0)])),
-                ("fc".to_string(), BTreeMap::from([("mac".to_string(), 8.0), ("memory".to_string(), 2.0)])),
+                (
+                    "conv1".to_string(),
+                    BTreeMap::from([("mac".to_string(), 10.0), ("requant".to_string(), 2.0)]),
+                ),
+                (
+                    "conv2".to_string(),
+                    BTreeMap::from([("mac".to_string(), 25.0), ("requant".to_string(), 3.0)]),
+                ),
+                (
+                    "fc".to_string(),
+                    BTreeMap::from([("mac".to_string(), 8.0), ("memory".to_string(), 2.0)]),
+                ),
             ],
         }),
         claims: Vec::new(),
