@@ -213,7 +213,7 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
 /// Tick label for a log axis: plain numbers, two significant digits below 1.
 pub fn log_tick(v: &f64) -> String {
     if *v >= 1.0 || *v <= 0.0 {
-        let s = format!("{:.2}", v);
+        let s = format!("{v:.2}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         let decimals = (1 - v.log10().floor() as i32).max(0) as usize;
