@@ -1,0 +1,51 @@
+//! GitHub-flavoured Markdown: a pipe table, `n/a[^a]` for missing values and footnotes below.
+
+use super::Table;
+
+/// Escapes the characters that would break a pipe table cell.
+pub fn escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('\n', " ")
+}
+
+/// Renders the paper columns of `table` with its caption as a heading line.
+pub fn render(table: &Table) -> String {
+    let notes = table.footnotes();
+    let cols: Vec<usize> = table.paper_columns().map(|(i, _)| i).collect();
+    let mut out = format!("**{}**\n\n", escape(&table.caption));
+    let header: Vec<String> = cols
+        .iter()
+        .map(|&i| escape(&table.columns[i].header))
+        .collect();
+    out.push_str(&format!("| {} |\n", header.join(" | ")));
+    let align: Vec<&str> = cols
+        .iter()
+        .map(|&i| match table.columns[i].kind {
+            super::Kind::Text => ":--",
+            _ => "--:",
+        })
+        .collect();
+    out.push_str(&format!("|{}|\n", align.join("|")));
+    for row in &table.rows {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|&i| match table.paper_text(row, i) {
+                Some(text) => escape(&text),
+                None => match &notes[i] {
+                    Some(n) => format!("n/a[^{}]", n.mark),
+                    None => "n/a".to_string(),
+                },
+            })
+            .collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    let used: Vec<_> = notes.iter().flatten().collect();
+    if !used.is_empty() {
+        out.push('\n');
+        for n in used {
+            out.push_str(&format!("[^{}]: n/a: {}\n", n.mark, escape(&n.text)));
+        }
+    }
+    out
+}
