@@ -5,6 +5,8 @@
 //! netlist) against the engine's own scalar arithmetic, synthesizes it with Yosys to a Liberty
 //! library, and measures timing and energy with OpenSTA using switching activity from simulation.
 
+pub mod error;
+
 // Units, vectors and co-simulation.
 pub mod sim;
 pub mod units;
