@@ -21,6 +21,43 @@ pub enum HwError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// An EDA tool ran but failed; `detail` holds its exit status and the tail of its log.
+    #[error("{tool} failed: {detail}")]
+    ToolFailed {
+        /// Binary name.
+        tool: String,
+        /// What went wrong (exit status, log tail, log path).
+        detail: String,
+    },
+    /// A Liberty or cell-model file is missing.
+    #[error("library file {path} not found: install `{package}`")]
+    MissingLibrary {
+        /// The missing file.
+        path: PathBuf,
+        /// The Debian package (or hint) that provides it.
+        package: String,
+    },
+    /// A tool's output could not be understood (a Yosys report, a simulator line, a VCD).
+    #[error("cannot parse {what} in {path}: {detail}")]
+    Parse {
+        /// What was being read (e.g. `yosys stat report`).
+        what: String,
+        /// The file (or log) it came from.
+        path: PathBuf,
+        /// The offending line or reason.
+        detail: String,
+    },
+    /// A unit or vector set was used in a way it does not support.
+    #[error("unit {unit}: {detail}")]
+    Unit {
+        /// The unit's name.
+        unit: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The engine rejected a graph built for reference values or operand capture.
+    #[error("engine: {0}")]
+    Engine(#[from] qbench_engine::EngineError),
 }
 
 /// Result with [`HwError`].
