@@ -58,6 +58,30 @@ pub enum HwError {
     /// The engine rejected a graph built for reference values or operand capture.
     #[error("engine: {0}")]
     Engine(#[from] qbench_engine::EngineError),
+    /// An operation of a graph has no hardware unit to cost it (energy per inference).
+    #[error("no hardware unit for operation `{kind}`: {detail}")]
+    UnmappedOp {
+        /// The operation kind (e.g. `mac:wint16_au8`).
+        kind: String,
+        /// Why it has no unit.
+        detail: String,
+    },
+    /// Several EDA tools are missing; the message names every Debian package to install.
+    #[error("missing EDA tools {tools}: install them with `sudo apt-get install {packages}`")]
+    MissingTools {
+        /// The missing binaries, comma separated.
+        tools: String,
+        /// The Debian packages, space separated.
+        packages: String,
+    },
+    /// A flow setting is out of range.
+    #[error("hardware flow setting `{field}`: {detail}")]
+    Config {
+        /// The setting (e.g. `clock_mhz`).
+        field: String,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 /// Result with [`HwError`].
