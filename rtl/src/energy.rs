@@ -1,15 +1,16 @@
 //! Energy per inference of a [`QGraph`]: the engine's operation counts ([`count_ops`]) times the
 //! measured energy per operation of the unit that performs each operation ([`HwTable`]).
 //!
-//! Mapping (one unit operation per count unless stated):
-//! - MACs `wint<b>_a<act>` -> `mac_int<w>`, the narrowest MAC unit with `w >= b` among 2, 4, 8;
-//!   the activation must fit the unit's activation width (8 bits);
+//! Mapping to the units of [`crate::units::catalog`] (one unit operation per count unless stated):
+//! - MACs `wint<b>_a<u|i><c>` -> the narrowest `Mac` unit with at least `b` weight and `c`
+//!   activation bits (`mac_int8`, `mac_int4`, `mac_int2`);
 //! - `wter_a<act>` and `wbin_a<act>` (ternary or +-1 weights over integer activations) ->
 //!   `ternary_acc` (add, subtract or skip: no multiplier);
-//! - `wbin_abin` (xnor-popcount MACs) -> `xnor_popcount`, one operation per 64 binary MACs;
+//! - `wbin_abin` (xnor-popcount MACs) -> `xnor_popcount64`, one operation per 64 binary MACs;
 //! - requantizers: `Shift` per tensor -> `shift_const` (a deployed layer's shift is a constant),
 //!   `Shift` per channel -> `shift_var` (the shift comes from a parameter memory at run time),
-//!   `FixedPoint` -> `fixed_point`, `Threshold` -> `threshold`, `MultiThreshold` with `2^k - 1`
+//!   `FixedPoint` -> `fixed_point` (`tnt_requant`, its 21-bit-accumulator variant, after a
+//!   ternary-weight layer), `Threshold` -> `threshold`, `MultiThreshold` with `2^k - 1`
 //!   thresholds -> `multi_threshold_k<k>`.
 //!
 //! An operation kind without a unit, or a unit missing from the table, is an error naming it:
@@ -20,11 +21,12 @@
 use std::collections::BTreeMap;
 
 use qbench_engine::node::Op;
-use qbench_engine::{QGraph, Requant, count_ops};
+use qbench_engine::{QGraph, Requant, WeightKind, count_ops};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HwError, Result};
 use crate::table::HwTable;
+use crate::units::{self, Unit, UnitKind};
 
 /// What the energy per inference covers (printed with every report).
 pub const SCOPE: &str = "Compute units only: memory access energy (weights, activations, \
@@ -96,12 +98,12 @@ pub struct EnergyReport {
     pub scope: String,
 }
 
-/// The unit for a MAC count key (`w<weights>_a<activations>`) and how many MACs one unit
-/// operation performs.
+/// The unit of `catalog` for a MAC count key (`w<weights>_a<activations>`) and how many MACs one
+/// unit operation performs.
 ///
 /// # Errors
 /// [`HwError::UnmappedOp`] naming the key when no unit performs it.
-pub fn mac_unit(key: &str) -> Result<(String, u64)> {
+pub fn mac_unit(key: &str, catalog: &[Unit]) -> Result<(String, u64)> {
     let unmapped = |why: &str| HwError::UnmappedOp {
         kind: format!("mac:{key}"),
         detail: why.to_string(),
@@ -111,44 +113,69 @@ pub fn mac_unit(key: &str) -> Result<(String, u64)> {
         .and_then(|k| k.split_once("_a"))
         .ok_or_else(|| unmapped("not a `w<weights>_a<activations>` key"))?;
     if w == "bin" && a == "bin" {
-        return Ok(("xnor_popcount".into(), XNOR_WIDTH));
+        return catalog
+            .iter()
+            .find_map(|u| match u.kind {
+                UnitKind::XnorPopcount { n } => Some((u.name.clone(), u64::from(n))),
+                _ => None,
+            })
+            .ok_or_else(|| unmapped("no xnor-popcount unit in the catalog"));
     }
     let act_bits: u32 = a
         .strip_prefix(['u', 'i'])
         .and_then(|b| b.parse().ok())
         .ok_or_else(|| unmapped("activations are not a narrow integer"))?;
-    if act_bits > 8 {
-        return Err(unmapped("activations wider than the units' 8 bits"));
-    }
-    match w {
-        "ter" | "bin" => Ok(("ternary_acc".into(), 1)),
+    let found = match w {
+        // +-1 or {-1, 0, +1} weights over integer activations: add, subtract or skip.
+        "ter" | "bin" => catalog
+            .iter()
+            .filter(|u| u.kind == UnitKind::TernaryAcc && act_bits <= unit_act_bits(u))
+            .map(|u| (u.name.clone(), 1))
+            .next(),
         _ => {
             let bits: u32 = w
                 .strip_prefix("int")
                 .and_then(|b| b.parse().ok())
                 .ok_or_else(|| unmapped("unknown weight kind"))?;
-            let unit_bits = [2, 4, 8]
-                .into_iter()
-                .find(|&u| bits <= u)
-                .ok_or_else(|| unmapped("weights wider than 8 bits"))?;
-            Ok((format!("mac_int{unit_bits}"), 1))
+            catalog
+                .iter()
+                .filter_map(|u| match u.kind {
+                    UnitKind::Mac {
+                        act_bits: ua,
+                        weight_bits: uw,
+                    } if bits <= uw && act_bits <= ua => Some((uw, ua, &u.name)),
+                    _ => None,
+                })
+                .min()
+                .map(|(_, _, name)| (name.clone(), 1))
         }
-    }
+    };
+    found.ok_or_else(|| unmapped("no unit in the catalog is wide enough"))
 }
 
-/// The unit for a requantizer.
+/// Activation width of a unit (its `AW` parameter; 8 when it has none).
+fn unit_act_bits(u: &Unit) -> u32 {
+    u.params
+        .get("AW")
+        .and_then(|&b| u32::try_from(b).ok())
+        .unwrap_or(8)
+}
+
+/// The unit of `catalog` for the requantizer of node `index` of `graph`.
 ///
 /// # Errors
-/// [`HwError::UnmappedOp`] for a multi-threshold whose threshold count is not `2^k - 1`.
-pub fn requant_unit(r: &Requant) -> Result<String> {
-    Ok(match r {
-        Requant::Shift { shift, .. } if shift.len() == 1 => "shift_const".into(),
-        Requant::Shift { .. } => "shift_var".into(),
-        Requant::FixedPoint { .. } => "fixed_point".into(),
-        Requant::Threshold { .. } => "threshold".into(),
+/// [`HwError::UnmappedOp`] when no catalog unit implements it (e.g. a multi-threshold whose `k`
+/// has no unit).
+pub fn requant_unit(graph: &QGraph, index: usize, r: &Requant, catalog: &[Unit]) -> Result<String> {
+    let name = match r {
+        Requant::Shift { shift, .. } if shift.len() == 1 => "shift_const".to_string(),
+        Requant::Shift { .. } => "shift_var".to_string(),
+        Requant::FixedPoint { .. } if after_ternary(graph, index) => "tnt_requant".to_string(),
+        Requant::FixedPoint { .. } => "fixed_point".to_string(),
+        Requant::Threshold { .. } => "threshold".to_string(),
         Requant::MultiThreshold { thresholds, flip } => {
             let levels = thresholds.len() / flip.len().max(1);
-            if !(levels + 1).is_power_of_two() || levels == 0 {
+            if levels == 0 || !(levels + 1).is_power_of_two() {
                 return Err(HwError::UnmappedOp {
                     kind: "requant:multi_threshold".into(),
                     detail: format!("{levels} thresholds per channel is not 2^k - 1"),
@@ -156,7 +183,31 @@ pub fn requant_unit(r: &Requant) -> Result<String> {
             }
             format!("multi_threshold_k{}", (levels + 1).trailing_zeros())
         }
-    })
+    };
+    if catalog.iter().any(|u| u.name == name) {
+        Ok(name)
+    } else {
+        Err(HwError::UnmappedOp {
+            kind: format!("requant:{}", r.kind_name()),
+            detail: format!("its unit `{name}` is not in the catalog"),
+        })
+    }
+}
+
+/// Whether node `index` requantizes the accumulators of a ternary-weight layer (TNT's path, whose
+/// accumulators are narrow enough for the 21-bit `tnt_requant`: at most 4096 taps).
+fn after_ternary(graph: &QGraph, index: usize) -> bool {
+    let Some(&p) = graph.nodes[index].inputs.first() else {
+        return false;
+    };
+    match &graph.nodes[p].op {
+        Op::Conv2d(c) => {
+            c.weight_kind == WeightKind::Ternary
+                && c.in_channels / c.groups * c.kernel_h * c.kernel_w <= 4096
+        }
+        Op::Dense(d) => d.weight_kind == WeightKind::Ternary && d.in_features <= 4096,
+        _ => false,
+    }
 }
 
 /// Energy per inference of `graph` with the unit energies of `table`.
@@ -166,6 +217,7 @@ pub fn requant_unit(r: &Requant) -> Result<String> {
 /// not in `table` (run the flow for it).
 pub fn per_inference(graph: &QGraph, table: &HwTable) -> Result<EnergyReport> {
     let counts = count_ops(graph);
+    let catalog = units::catalog();
     let mut by_kind: Vec<KindEnergy> = Vec::new();
     let mut by_node = Vec::with_capacity(counts.nodes.len());
     let mut not_costed = BTreeMap::new();
@@ -173,12 +225,12 @@ pub fn per_inference(graph: &QGraph, table: &HwTable) -> Result<EnergyReport> {
         let costed = match (&node.op, &row.mac_kind) {
             (Op::Requant(r), _) => Some((
                 format!("requant:{}", r.requant.kind_name()),
-                requant_unit(&r.requant)?,
+                requant_unit(graph, row.index, &r.requant, &catalog)?,
                 row.requant_ops,
                 1,
             )),
             (_, Some(key)) => {
-                let (unit, per_op) = mac_unit(key)?;
+                let (unit, per_op) = mac_unit(key, &catalog)?;
                 Some((format!("mac:{key}"), unit, row.macs, per_op))
             }
             _ => None,
@@ -309,18 +361,23 @@ mod tests {
 
     #[test]
     fn mac_keys_map_to_the_narrowest_fitting_unit() {
-        assert_eq!(mac_unit("wint8_au8").unwrap(), ("mac_int8".into(), 1));
-        assert_eq!(mac_unit("wint3_au8").unwrap(), ("mac_int4".into(), 1));
-        assert_eq!(mac_unit("wint2_ai8").unwrap(), ("mac_int2".into(), 1));
-        assert_eq!(mac_unit("wter_au8").unwrap(), ("ternary_acc".into(), 1));
-        assert_eq!(mac_unit("wbin_au8").unwrap(), ("ternary_acc".into(), 1));
-        assert_eq!(mac_unit("wbin_abin").unwrap(), ("xnor_popcount".into(), 64));
+        let c = units::catalog();
+        let m = |k| mac_unit(k, &c).unwrap();
+        assert_eq!(m("wint8_au8"), ("mac_int8".into(), 1));
+        assert_eq!(m("wint4_au4"), ("mac_int4".into(), 1));
+        assert_eq!(m("wint3_au4"), ("mac_int4".into(), 1));
+        assert_eq!(m("wint4_au8"), ("mac_int8".into(), 1));
+        assert_eq!(m("wint2_au2"), ("mac_int2".into(), 1));
+        assert_eq!(m("wter_au8"), ("ternary_acc".into(), 1));
+        assert_eq!(m("wbin_au8"), ("ternary_acc".into(), 1));
+        assert_eq!(m("wbin_abin"), ("xnor_popcount64".into(), 64));
     }
 
     #[test]
     fn unmapped_mac_keys_are_errors_naming_them() {
+        let c = units::catalog();
         for key in ["wint16_au8", "wint8_ai32", "wfoo_au8", "garbage"] {
-            let err = mac_unit(key).unwrap_err().to_string();
+            let err = mac_unit(key, &c).unwrap_err().to_string();
             assert!(err.contains(key), "{err}");
         }
     }
