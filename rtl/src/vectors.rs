@@ -531,18 +531,16 @@ impl VectorSet {
                             let act = (0..take).map(|i| (x[b * numel + i] + off) as u8).collect();
                             let weights = d.weights[o * d.in_features..][..take].to_vec();
                             let bias = d.bias.as_ref().map_or(0, |v| v[o]);
-                            let slot = if d.weight_kind == WeightKind::Ternary {
-                                4
-                            } else {
-                                3
-                            };
-                            cands[slot].push(Operands::Dot {
-                                bias,
-                                zero_point: zp,
-                                weight_kind: d.weight_kind,
-                                act,
-                                weights,
-                            });
+                            cands
+                                .entry(format!("dot_{}", d.weight_kind.label()))
+                                .or_default()
+                                .push(Operands::Dot {
+                                    bias,
+                                    zero_point: zp,
+                                    weight_kind: d.weight_kind,
+                                    act,
+                                    weights,
+                                });
                         }
                     }
                 }
@@ -584,18 +582,16 @@ impl VectorSet {
                                     let weights =
                                         cv.weights[o * taps..][..taps.min(MAX_ROW)].to_vec();
                                     let bias = cv.bias.as_ref().map_or(0, |v| v[o]);
-                                    let slot = if cv.weight_kind == WeightKind::Ternary {
-                                        4
-                                    } else {
-                                        3
-                                    };
-                                    cands[slot].push(Operands::Dot {
-                                        bias,
-                                        zero_point: zp,
-                                        weight_kind: cv.weight_kind,
-                                        act,
-                                        weights,
-                                    });
+                                    cands
+                                        .entry(format!("dot_{}", cv.weight_kind.label()))
+                                        .or_default()
+                                        .push(Operands::Dot {
+                                            bias,
+                                            zero_point: zp,
+                                            weight_kind: cv.weight_kind,
+                                            act,
+                                            weights,
+                                        });
                                 }
                             }
                         }
