@@ -7,6 +7,8 @@
 //! inputs with `$readmemh`, drives one vector per clock and prints the registered output; the
 //! comparison is done here, bit for bit, and the first divergence is reported with its operands.
 
+mod vcd;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -40,7 +42,7 @@ pub fn ports(kind: UnitKind) -> (Vec<Port>, u32) {
     match kind {
         UnitKind::ShiftVar => ([vec![p("acc", 32), p("s", 5)], reqo.to_vec()].concat(), 9),
         UnitKind::ShiftConst { .. } => ([vec![p("acc", 32)], reqo.to_vec()].concat(), 9),
-        UnitKind::FixedPoint { acc_bits } => (
+        UnitKind::FixedPoint { acc_bits, .. } => (
             [
                 vec![p("acc", acc_bits), p("m", 32), p("sh", 6)],
                 reqo.to_vec(),
@@ -165,7 +167,10 @@ fn requant_reference(kind: UnitKind, op: &Operands) -> Option<(Vec<(u32, i64)>, 
             Some((f, r.apply(acc, 0)))
         }
         (
-            UnitKind::FixedPoint { acc_bits },
+            UnitKind::FixedPoint {
+                acc_bits,
+                left_shift,
+            },
             &Operands::FixedPoint {
                 acc,
                 multiplier,
@@ -174,7 +179,7 @@ fn requant_reference(kind: UnitKind, op: &Operands) -> Option<(Vec<(u32, i64)>, 
                 min,
                 max,
             },
-        ) if fits(acc, acc_bits) => {
+        ) if fits(acc, acc_bits) && (left_shift || shift <= 0) => {
             let r = Requant::FixedPoint {
                 multiplier: vec![multiplier],
                 shift: vec![shift],
@@ -690,5 +695,77 @@ pub fn cosim(
         vectors: counts,
         cycles: cycles.len(),
         first_divergence: first,
+    })
+}
+
+/// Switching activity of one net over a simulation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PinActivity {
+    /// Transitions (rises plus falls) per clock cycle.
+    pub toggles_per_cycle: f64,
+    /// Fraction of the simulated time the net is high.
+    pub duty: f64,
+}
+
+/// Per-net switching activity of a gate-level simulation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Activity {
+    /// Clock cycles simulated.
+    pub cycles: u64,
+    /// Simulated clock period (the activity is per cycle, so any clock can use it).
+    pub clock_period_ns: f64,
+    /// Activity by net name as the netlist (and OpenSTA) names it: `_01234_`, `acc[3]`, `clk`.
+    pub pins: BTreeMap<String, PinActivity>,
+}
+
+/// Simulates the gate-level `netlist` of `unit` on the vectors it executes (Icarus with the
+/// library's cell models, zero-delay), dumps the netlist's nets to a VCD and counts each net's
+/// transitions per clock cycle and its duty. Transitions are counted between simulation time steps,
+/// so zero-delay delta-cycle glitches are not counted: functional switching activity, the standard
+/// zero-delay estimate. Files go to `workdir/<unit>-activity/`.
+///
+/// # Errors
+/// As [`cosim`], and [`HwError::Parse`] when the VCD cannot be read.
+pub fn gate_activity(
+    unit: &Unit,
+    netlist: &Netlist,
+    vectors: &VectorSet,
+    workdir: &Path,
+) -> Result<Activity> {
+    let dir = workdir.join(format!("{}-activity", unit.name));
+    let vcd = dir.join("activity.vcd");
+    let (cycles, _) = simulate(unit, Some(netlist), vectors, &dir, Some(&vcd))?;
+    let text = std::fs::read_to_string(&vcd).map_err(|e| HwError::Io {
+        path: vcd.clone(),
+        source: e,
+    })?;
+    let counts = vcd::toggle_counts(&text).map_err(|detail| HwError::Parse {
+        what: "VCD".into(),
+        path: vcd.clone(),
+        detail,
+    })?;
+    let n = cycles.len() as u64 + 1;
+    let pins = counts
+        .nets
+        .into_iter()
+        .map(|(name, c)| {
+            let duty = if counts.end_time > 0 {
+                c.high_time as f64 / counts.end_time as f64
+            } else {
+                0.0
+            };
+            (
+                name,
+                PinActivity {
+                    toggles_per_cycle: c.toggles as f64 / n as f64,
+                    duty,
+                },
+            )
+        })
+        .collect();
+    Ok(Activity {
+        cycles: n,
+        clock_period_ns: SIM_PERIOD_NS,
+        pins,
     })
 }

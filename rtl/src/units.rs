@@ -5,8 +5,11 @@
 //! engine's arithmetic for that operation (see `rtl/verilog/*.v`). [`UnitKind`] tells the co-simulation
 //! which ports the unit has and which engine function is its reference.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::error::{HwError, Result};
 
 use sha2::{Digest, Sha256};
 
@@ -35,6 +38,9 @@ pub enum UnitKind {
     FixedPoint {
         /// Accumulator width in bits, 2..=32.
         acc_bits: u32,
+        /// Whether positive exponents (left shifts, multipliers >= 1) are supported; the TNT path
+        /// has multipliers below 1 only.
+        left_shift: bool,
     },
     /// `Requant::Threshold` with threshold and flip as run-time inputs.
     Threshold,
@@ -76,6 +82,9 @@ pub struct Unit {
     pub kind: UnitKind,
     /// One-line description for reports.
     pub description: String,
+    /// The Verilog text that is simulated and synthesized: the file embedded at build time for the
+    /// catalogue's units, or the text read by [`Unit::with_verilog`].
+    pub text: Cow<'static, str>,
 }
 
 /// The Verilog sources, embedded so the flow's hashes cover exactly what is simulated and built.
@@ -133,7 +142,12 @@ impl Unit {
             }
             _ => UnitRole::Requantizer,
         };
+        let text = SOURCES
+            .iter()
+            .find(|(f, _)| *f == file)
+            .map_or(Cow::Borrowed(""), |(_, s)| Cow::Borrowed(*s));
         Unit {
+            text,
             name: name.to_string(),
             top: top.to_string(),
             role,
@@ -144,18 +158,24 @@ impl Unit {
         }
     }
 
-    /// The Verilog source text of the unit's file (embedded at build time).
-    pub fn source(&self) -> &'static str {
-        let file = self
-            .verilog
-            .file_name()
-            .and_then(|f| f.to_str())
-            .unwrap_or("");
-        SOURCES
-            .iter()
-            .find(|(f, _)| *f == file)
-            .map(|(_, s)| *s)
-            .unwrap_or("")
+    /// The Verilog source text of the unit.
+    pub fn source(&self) -> &str {
+        &self.text
+    }
+
+    /// The same unit built from another Verilog file (a variant of the design, or a deliberately
+    /// wrong copy in a test): same top, parameters and reference arithmetic.
+    ///
+    /// # Errors
+    /// [`HwError::Io`] when the file cannot be read.
+    pub fn with_verilog(mut self, path: &Path) -> Result<Unit> {
+        let text = std::fs::read_to_string(path).map_err(|source| HwError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.text = Cow::Owned(text);
+        self.verilog = path.to_path_buf();
+        Ok(self)
     }
 
     /// sha256 of everything that determines the unit's hardware: source, top and parameters.
@@ -198,8 +218,11 @@ pub fn catalog() -> Vec<Unit> {
             "fixed_point",
             "fixed_point_requant.v",
             "fixed_point_requant",
-            FixedPoint { acc_bits: 32 },
-            &[("ACCW", 32), ("OW", 9)],
+            FixedPoint {
+                acc_bits: 32,
+                left_shift: true,
+            },
+            &[("ACCW", 32), ("OW", 9), ("LSHIFT", 1)],
             "TFLite/gemmlowp fixed-point requantizer (32x32 high multiply, rounding shift, zero point, clamp)",
         ),
         Unit::new(
@@ -208,9 +231,10 @@ pub fn catalog() -> Vec<Unit> {
             "fixed_point_requant",
             FixedPoint {
                 acc_bits: TNT_ACC_BITS,
+                left_shift: false,
             },
-            &[("ACCW", tnt), ("OW", 9)],
-            "TNT ternary x 8-bit path: fixed-point requantizer (alpha folded into M0) on 21-bit accumulators",
+            &[("ACCW", tnt), ("OW", 9), ("LSHIFT", 0)],
+            "TNT ternary x 8-bit path: fixed-point requantizer (alpha folded into M0) on 21-bit accumulators, right shifts only",
         ),
         Unit::new(
             "threshold",

@@ -6,12 +6,14 @@
 //                                                   MIN*MIN saturates to MAX)
 //   r  = RoundingDivideByPOT(h, max(-sh, 0))       (round half away from zero)
 // `m` is the Q31 multiplier M0, `sh` the TFLite exponent in -31..=30 (6-bit two's complement).
-// ACCW < 32 builds a requantizer for narrow accumulators (the ternary x 8-bit TNT path): `acc` is
-// sign-extended to 32 bits, so the result equals the engine's for every acc that fits ACCW bits,
-// while synthesis keeps only an ACCW x 32 multiplier.
+// ACCW < 32 with LSHIFT = 0 builds the requantizer of the ternary x 8-bit TNT path: narrow
+// accumulators and multipliers below 1 (sh <= 0: alpha * S_in / S_out < 1), so `acc` is only
+// sign-extended, never shifted left, and synthesis keeps an ACCW x 32 multiplier. Its result equals
+// the engine's for every acc that fits ACCW bits and every sh <= 0.
 module fixed_point_requant #(
     parameter ACCW = 32,
-    parameter OW = 9
+    parameter OW = 9,
+    parameter LSHIFT = 1
 ) (
     input  wire                   clk,
     input  wire signed [ACCW-1:0] acc,
@@ -30,7 +32,7 @@ module fixed_point_requant #(
         acc_r <= acc; m_r <= m; sh_r <= sh; zp_r <= zp; lo_r <= lo; hi_r <= hi;
     end
 
-    wire        [4:0]  left  = sh_r[5] ? 5'd0 : sh_r[4:0];
+    wire        [4:0]  left  = (sh_r[5] || LSHIFT == 0) ? 5'd0 : sh_r[4:0];
     wire        [5:0]  nsh   = -sh_r;
     wire        [4:0]  right = sh_r[5] ? nsh[4:0] : 5'd0;   // sh >= -31, so -sh fits 5 bits
     wire signed [31:0] acc32 = acc_r;                        // sign extension
