@@ -39,6 +39,8 @@ enum Command {
     Bench(commands::bench::BenchCommand),
     /// Run the paper suite on the default data and write its results under results/.
     Reproduce(commands::reproduce::ReproduceArgs),
+    /// Hardware cost of every method's units: synthesis, co-simulation, timing and energy.
+    Hw(commands::hw::HwArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Reproduce(args) => commands::reproduce::run(args),
+        Command::Hw(args) => commands::hw::run(args),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
