@@ -249,10 +249,10 @@ fn dot_fits(kind: UnitKind, zero_point: i32, wk: WeightKind, act: &[u8], weights
         UnitKind::TernaryAcc => (8, true, 2),
         _ => return false,
     };
+    // Binary weights over integer activations (a BNN's first layer) run on the integer MACs.
     let kind_ok = match wk {
         WeightKind::Ternary => ternary,
-        WeightKind::Int { .. } => !ternary,
-        WeightKind::Binary => false,
+        WeightKind::Int { .. } | WeightKind::Binary => !ternary,
     };
     kind_ok
         && (0..1i32 << aw).contains(&zero_point)
@@ -272,6 +272,12 @@ fn dot_reference(
     weights: &[i8],
 ) -> Result<Vec<i32>> {
     let n = act.len();
+    // Prefix rows hold zero weights, which binary weights cannot: the same values as 2-bit integers
+    // (the engine's dense arithmetic does not depend on the weight kind).
+    let wk = match wk {
+        WeightKind::Binary => WeightKind::Int { bits: 2 },
+        k => k,
+    };
     let mut w = vec![0i8; n * n];
     for o in 0..n {
         w[o * n..o * n + o + 1].copy_from_slice(&weights[..=o]);

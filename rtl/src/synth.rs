@@ -139,6 +139,45 @@ pub fn synthesize(unit: &Unit, liberty: &Path, workdir: &Path) -> Result<Netlist
     })
 }
 
+/// Rebuilds the [`Netlist`] of a previous [`synthesize`] of `unit` in `workdir` from its files
+/// (netlist and log), for callers that cache synthesis results by their inputs' hashes.
+///
+/// # Errors
+/// [`HwError::Io`] when a file is missing, [`HwError::Parse`] when the log has no report.
+pub fn load(unit: &Unit, workdir: &Path) -> Result<Netlist> {
+    let netlist = workdir.join(format!("{}.netlist.v", unit.name));
+    let log = workdir.join(format!("{}.synth.log", unit.name));
+    if !netlist.is_file() {
+        return Err(HwError::Io {
+            path: netlist,
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    let text = std::fs::read_to_string(&log).map_err(io(&log))?;
+    let parse = |detail: String| HwError::Parse {
+        what: "yosys stat report".into(),
+        path: log.clone(),
+        detail,
+    };
+    let stat = parse_stat(&text, &unit.top).map_err(parse)?;
+    let version = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("Yosys "))
+        .ok_or_else(|| parse("no `Yosys <version>` banner".into()))?
+        .to_string();
+    Ok(Netlist {
+        unit: unit.name.clone(),
+        path: netlist,
+        top: unit.top.clone(),
+        cell_count: stat.cells.values().sum(),
+        cells: stat.cells,
+        area_um2: stat.area,
+        yosys_version: version,
+        log,
+    })
+}
+
 /// Cell counts and area of one `stat -liberty` report.
 #[derive(Debug, PartialEq)]
 pub struct Stat {

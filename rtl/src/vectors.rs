@@ -223,7 +223,7 @@ impl VectorSet {
                 for &multiplier in &mults {
                     i += 1;
                     // Thin the grid: all (acc, multiplier) pairs for a few exponents, a stride elsewhere.
-                    if !(matches!(shift, -31 | -1 | 0 | 1 | 30) || i % 7 == 0) {
+                    if !(matches!(shift, -31 | -1 | 0 | 1 | 30) || i.is_multiple_of(7)) {
                         continue;
                     }
                     let (zero_point, min, max) = bounds[i % bounds.len()];
@@ -493,7 +493,7 @@ impl VectorSet {
     /// [`HwError::Engine`] when the graph or the images are invalid.
     pub fn from_graph(graph: &QGraph, images: &[u8], n: usize) -> Result<VectorSet> {
         let per_image = graph.input_len();
-        if per_image == 0 || images.len() % per_image != 0 || images.is_empty() {
+        if per_image == 0 || !images.len().is_multiple_of(per_image) || images.is_empty() {
             return Err(HwError::Unit {
                 unit: "vectors".into(),
                 detail: format!(

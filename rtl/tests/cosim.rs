@@ -5,17 +5,20 @@
 //! `MissingTool` message (CI installs them); set `QBENCH_HW_ALLOW_MISSING_TOOLS=1` to turn a missing
 //! tool into a printed skip instead.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use qbench_engine::{BinaryDense, Conv2d, DType, Dense, GraphBuilder, QGraph, Requant, WeightKind};
-use qbench_hw::sim::cosim;
-use qbench_hw::synth::{Netlist, synthesize};
+use qbench_hw::sim::{cosim, gate_activity};
+use qbench_hw::synth::{Netlist, load, script, synthesize};
 use qbench_hw::tools;
-use qbench_hw::units::{Unit, catalog};
+use qbench_hw::units::{Unit, by_name, catalog};
 use qbench_hw::vectors::{Source, VectorSet};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
 
 /// True when the tools are present; panics with the MissingTool message otherwise, unless the
 /// environment allows skipping.
@@ -264,5 +267,143 @@ fn every_unit_rtl_matches_the_engine() {
     let dir = tempfile::tempdir().unwrap();
     for unit in catalog() {
         check(&unit, None, dir.path());
+    }
+}
+
+/// Directory of the synthesized netlist of `unit`: under cargo's per-target temporary directory,
+/// keyed by sha256 of the unit (source, top, parameters), the Yosys script, the Liberty file and the
+/// Yosys version, so a rerun with nothing changed reuses it and any change resynthesizes.
+fn netlist_dir(unit: &Unit, lib: &Path) -> PathBuf {
+    let yosys = tools::require("yosys").unwrap();
+    let mut h = Sha256::new();
+    h.update(unit.sha256());
+    h.update(script(unit, Path::new("src.v"), lib, Path::new("net.v")));
+    h.update(std::fs::read(lib).unwrap());
+    h.update(yosys.version);
+    let key = hex::encode(h.finalize());
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("qbench-hw-netlists")
+        .join(format!("{}-{}", unit.name, &key[..16]))
+}
+
+/// `unit` synthesized to the default library (cached, see [`netlist_dir`]); the synthesis runs in
+/// a fresh directory that is renamed into place when complete.
+fn cached_netlist(unit: &Unit) -> Netlist {
+    let lib = tools::default_liberty();
+    let dir = netlist_dir(unit, &lib);
+    if let Ok(n) = load(unit, &dir) {
+        return n;
+    }
+    let parent = dir.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    let tmp = tempfile::tempdir_in(parent).unwrap();
+    synthesize(unit, &lib, tmp.path()).unwrap();
+    let tmp = tmp.keep();
+    if std::fs::rename(&tmp, &dir).is_err() {
+        // Another test process finished the same synthesis first.
+        std::fs::remove_dir_all(&tmp).ok();
+    }
+    load(unit, &dir).unwrap()
+}
+
+/// Every unit synthesized once (two Yosys processes at a time) and a scratch directory.
+fn netlists() -> &'static (tempfile::TempDir, Vec<(Unit, Netlist)>) {
+    static NETS: OnceLock<(tempfile::TempDir, Vec<(Unit, Netlist)>)> = OnceLock::new();
+    NETS.get_or_init(|| {
+        let units = catalog();
+        let next = AtomicUsize::new(0);
+        let results = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    while let Some(u) = units.get(next.fetch_add(1, Ordering::SeqCst)) {
+                        let n = cached_netlist(u);
+                        results.lock().unwrap().push((u.clone(), n));
+                    }
+                });
+            }
+        });
+        let mut r = results.into_inner().unwrap();
+        r.sort_by_key(|(u, _)| units.iter().position(|v| v.name == u.name));
+        (tempfile::tempdir().unwrap(), r)
+    })
+}
+
+#[test]
+fn every_unit_netlist_matches_the_engine() {
+    if !tools_present() {
+        return;
+    }
+    let (dir, nets) = netlists();
+    for (unit, net) in nets {
+        eprintln!(
+            "{}: {} cells, {:.0} um^2",
+            unit.name, net.cell_count, net.area_um2
+        );
+        assert!(net.cell_count > 0 && net.area_um2 > 0.0);
+        check(unit, Some(net), dir.path());
+    }
+}
+
+/// A copy of the shift requantizer that truncates instead of rounding half up must be caught, and
+/// the report must name the operands of the first vector that differs.
+#[test]
+fn a_wrong_rounding_is_caught_with_its_inputs() {
+    if !tools_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let good = by_name("shift_var").unwrap();
+    let wrong_text = good.source().replace(
+        "wire                   half = dsh[0];",
+        "wire                   half = 1'b0;",
+    );
+    assert_ne!(wrong_text, good.source(), "the bug was not injected");
+    let path = dir.path().join("shift_requant_truncating.v");
+    std::fs::write(&path, wrong_text).unwrap();
+    let wrong = good.with_verilog(&path).unwrap();
+    let report = cosim(&wrong, None, vectors(), dir.path()).unwrap();
+    eprintln!("{report}");
+    assert!(!report.passed());
+    let d = report.first_divergence.clone().unwrap();
+    // The first vector that rounds up: shift 1 on an odd accumulator.
+    assert!(
+        d.operands.contains("Shift") && d.operands.contains("acc"),
+        "{d:?}"
+    );
+    assert_ne!(d.expected, d.got);
+    assert!(report.to_string().contains("FIRST DIVERGENCE"));
+}
+
+/// Activity from the gate-level simulation: every netlist net has a toggle rate, the clock toggles
+/// twice per cycle, and a MAC's accumulator bits switch while its unused inputs stay quiet.
+#[test]
+fn gate_activity_counts_every_net() {
+    if !tools_present() {
+        return;
+    }
+    let (dir, nets) = netlists();
+    let (unit, net) = nets.iter().find(|(u, _)| u.name == "mac_int8").unwrap();
+    let act = gate_activity(unit, net, vectors(), dir.path()).unwrap();
+    assert!(act.cycles > 100);
+    let clk = act.pins["clk"];
+    assert!((clk.toggles_per_cycle - 2.0).abs() < 0.01, "{clk:?}");
+    assert!((clk.duty - 0.5).abs() < 0.05, "{clk:?}");
+    // Low accumulator bits flip often on random operands.
+    assert!(act.pins["y[0]"].toggles_per_cycle > 0.1);
+    // Every net the netlist declares is annotated.
+    let text = std::fs::read_to_string(&net.path).unwrap();
+    for line in text.lines().filter(|l| l.trim_start().starts_with("wire ")) {
+        let decl = line
+            .trim()
+            .trim_start_matches("wire ")
+            .trim_end_matches(';');
+        let name = decl.rsplit(' ').next().unwrap();
+        let probe = if decl.starts_with('[') {
+            format!("{name}[0]")
+        } else {
+            name.to_string()
+        };
+        assert!(act.pins.contains_key(&probe), "no activity for {probe}");
     }
 }
