@@ -329,9 +329,8 @@ impl HwTable {
         .ok();
         writeln!(
             s,
-            "Activity: simulated = {}; vectorless = {}.",
-            "per-net toggle counts of the synthesized netlist simulated (Icarus, library cell \
-             models) on each unit's vector set",
+            "Activity: simulated = per-net toggle counts of the synthesized netlist simulated \
+             (Icarus, library cell models) on each unit's vector set; vectorless = {}.",
             first.vectorless.activity.label()
         )
         .ok();
