@@ -484,10 +484,11 @@ impl VectorSet {
 
     /// Real operand streams: runs the engine's reference executor on `images` (concatenated u8
     /// images of the graph's input shape) and captures, for every requantizer, the accumulators that
-    /// reach it with their channel's parameters, and for every integer or binary dense/convolution
-    /// layer, dot-product rows (prefixes of at most [`MAX_ROW`] steps of real output dot products,
-    /// with the real bias). At most `n` operations (rows count their steps) of each kind are taken,
-    /// spread evenly over the layers and positions that have them.
+    /// reach it with their channel's parameters, and for every integer convolution and dense layer
+    /// and every binary dense layer of at least 64 inputs, dot-product rows (prefixes of at most
+    /// [`MAX_ROW`] steps, or 64-bit words, of real output dot products, with the real bias; binary
+    /// convolutions are not captured yet). At most `n` operations (rows count their steps) of each
+    /// kind are taken, spread evenly over the layers and positions that have them.
     ///
     /// # Errors
     /// [`HwError::Engine`] when the graph or the images are invalid.

@@ -253,10 +253,45 @@ fn check(unit: &Unit, netlist: Option<&Netlist>, dir: &Path) {
     }
 }
 
+/// The graph capture takes every requantizer kind and every MAC kind of the small graph, and refuses
+/// image bytes that are not whole images.
 #[test]
-fn graph_streams_cover_every_unit() {
-    let v = vectors();
-    assert!(v.count(Source::Graph) > 0 && v.count(Source::Edge) > 0 && v.count(Source::Random) > 0);
+fn graph_streams_cover_every_operation_kind() {
+    let images = vec![7u8; 3 * 64];
+    let set = VectorSet::from_graph(&small_graph(), &images, 40).unwrap();
+    let mut kinds: Vec<String> = set
+        .vectors
+        .iter()
+        .map(|v| {
+            assert_eq!(v.source, Source::Graph);
+            let json = serde_json::to_value(&v.op).unwrap();
+            let mut k = json["op"].as_str().unwrap().to_string();
+            if let Some(w) = json.get("weight_kind") {
+                k += &format!("_{}", w["kind"].as_str().unwrap());
+            }
+            if let Some(t) = json.get("thresholds") {
+                k += &format!("_{}", t.as_array().unwrap().len());
+            }
+            k
+        })
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        [
+            "binary_dot",
+            "dot_int",
+            "dot_ternary",
+            "fixed_point",
+            "multi_threshold_15",
+            "multi_threshold_3",
+            "shift",
+            "threshold"
+        ]
+    );
+    let err = VectorSet::from_graph(&small_graph(), &images[1..], 40).unwrap_err();
+    assert!(err.to_string().contains("whole number"), "{err}");
 }
 
 #[test]
