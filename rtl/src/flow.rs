@@ -400,16 +400,21 @@ pub fn run(
             });
         }
     });
-    let slots = results.into_inner().unwrap_or_default();
+    let mut slots = results.into_inner().unwrap_or_default();
+    // The failure that stopped the run, not the units it left unstarted.
+    if let Some(i) = slots.iter().position(|s| matches!(s, Some(Err(_))))
+        && let Some(Err(e)) = slots.swap_remove(i)
+    {
+        return Err(e);
+    }
     let mut rows = Vec::with_capacity(units.len());
     for (i, slot) in slots.into_iter().enumerate() {
         match slot {
             Some(Ok(row)) => rows.push(row),
-            Some(Err(e)) => return Err(e),
-            None => {
+            _ => {
                 return Err(HwError::Unit {
                     unit: units[i].name.clone(),
-                    detail: "not run: another unit failed first".into(),
+                    detail: "not run".into(),
                 });
             }
         }
@@ -451,7 +456,17 @@ fn unit_result(
         .prefix(".build-")
         .tempdir_in(&unit_dir)
         .map_err(io(&unit_dir))?;
-    let row = measure(ctx, unit, &key, tmp.path(), progress)?;
+    let row = match measure(ctx, unit, &key, tmp.path(), progress) {
+        Ok(row) => row,
+        Err(e) => {
+            // Keep the scripts and logs of a failed unit for inspection.
+            let kept = tmp.keep();
+            return Err(HwError::Unit {
+                unit: unit.name.clone(),
+                detail: format!("{e} (work files kept in {})", kept.display()),
+            });
+        }
+    };
     let mut json = serde_json::to_string_pretty(&row).map_err(|e| HwError::Parse {
         what: "result row".into(),
         path: result_path.clone(),
