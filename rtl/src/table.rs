@@ -168,7 +168,7 @@ impl HwTable {
             .collect();
         let mut out = Vec::new();
         for r in self.rows.iter().filter(|r| r.role == "requantizer") {
-            for base in &refs {
+            for base in refs.iter().filter(|b| b.unit != r.unit) {
                 out.push(Ratio {
                     unit: r.unit.clone(),
                     reference: base.unit.clone(),
