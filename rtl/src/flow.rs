@@ -213,10 +213,19 @@ struct Toolset {
 }
 
 impl Toolset {
-    /// Finds every required tool; all missing ones are reported together with their packages.
-    fn find() -> Result<Toolset> {
+    /// Finds every required tool and the library; all missing ones are reported together with their
+    /// Debian packages.
+    fn find(liberty: &Path) -> Result<Toolset> {
         let mut tools = BTreeMap::new();
         let mut missing: Vec<(String, String)> = Vec::new();
+        match tools::require_file(liberty) {
+            // The default library comes from a Debian package: name it with the tools.
+            Err(HwError::MissingLibrary { path, package }) if !package.starts_with('(') => {
+                missing.push((path.display().to_string(), package));
+            }
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
         for name in REQUIRED_TOOLS {
             match tools::require(name) {
                 Ok(t) => {
@@ -228,6 +237,7 @@ impl Toolset {
         }
         if !missing.is_empty() {
             let mut packages: Vec<&str> = missing.iter().map(|(_, p)| p.as_str()).collect();
+            packages.sort_unstable();
             packages.dedup();
             return Err(HwError::MissingTools {
                 tools: missing
@@ -360,8 +370,7 @@ pub fn run(
     progress: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<HwTable> {
     config.check()?;
-    tools::require_file(&config.liberty)?;
-    let tools = Toolset::find()?;
+    let tools = Toolset::find(&config.liberty)?;
     let ctx = RunContext {
         config,
         versions: tools.versions(),
