@@ -52,6 +52,8 @@ enum Command {
     /// Run one Slurm array task of a run (what the generated sbatch scripts execute).
     #[command(hide = true)]
     RunTask(commands::slurm::RunTaskArgs),
+    /// Hardware cost of every method's units: synthesis, co-simulation, timing and energy.
+    Hw(commands::hw::HwArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -70,6 +72,7 @@ fn main() -> std::process::ExitCode {
         Command::Runs(cmd) => commands::runs::run(cmd),
         Command::Verify(args) => commands::runs::verify(args),
         Command::RunTask(args) => commands::slurm::run_task(args),
+        Command::Hw(args) => commands::hw::run(args),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod data;
 pub mod eval;
+pub mod hw;
 pub mod models;
 pub mod quantize;
 pub mod reproduce;

@@ -1,0 +1,784 @@
+//! Operand vectors for co-simulation and switching activity: (a) edge cases, (b) seeded random
+//! operands, (c) real operand streams captured from the engine running a graph.
+//!
+//! A [`VectorSet`] holds engine-level operations ([`Operands`]): one requantization, or one row of a
+//! dot product (a run of multiply-accumulate steps sharing a bias, which the processing elements
+//! execute one step per clock). Each unit takes the operations it can execute
+//! ([`crate::sim::stimulus`]); the reference results come from the engine's own code.
+
+use std::collections::BTreeMap;
+
+use qbench_engine::exec::reference;
+use qbench_engine::{DType, Op, QGraph, Requant, WeightKind};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use crate::error::{HwError, Result};
+
+/// One engine operation a unit executes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Operands {
+    /// `Requant::Shift` of one accumulator (the shift in 0..=31).
+    Shift {
+        /// Accumulator.
+        acc: i32,
+        /// Right shift.
+        shift: u8,
+        /// Output zero point.
+        zero_point: i32,
+        /// Lower clamp bound.
+        min: i32,
+        /// Upper clamp bound.
+        max: i32,
+    },
+    /// `Requant::FixedPoint` of one accumulator.
+    FixedPoint {
+        /// Accumulator.
+        acc: i32,
+        /// Q31 multiplier M0.
+        multiplier: i32,
+        /// TFLite exponent, -31..=30.
+        shift: i32,
+        /// Output zero point.
+        zero_point: i32,
+        /// Lower clamp bound.
+        min: i32,
+        /// Upper clamp bound.
+        max: i32,
+    },
+    /// `Requant::Threshold` of one accumulator.
+    Threshold {
+        /// Accumulator.
+        acc: i32,
+        /// The channel's threshold.
+        threshold: i32,
+        /// The channel's direction.
+        flip: bool,
+    },
+    /// `Requant::MultiThreshold` of one accumulator (`2^k - 1` thresholds).
+    MultiThreshold {
+        /// Accumulator.
+        acc: i32,
+        /// The channel's thresholds.
+        thresholds: Vec<i32>,
+        /// The channel's direction.
+        flip: bool,
+    },
+    /// A dot-product row `bias + sum (act[i] - zero_point) * weights[i]`, one MAC per step.
+    /// Activations are unsigned (signed ones are stored with the engine's +2^(bits-1) offset on both
+    /// activation and zero point, which leaves every difference unchanged).
+    Dot {
+        /// Accumulator start value.
+        bias: i32,
+        /// Input zero point (unsigned, like the activations).
+        zero_point: i32,
+        /// What the weights are.
+        weight_kind: WeightKind,
+        /// Unsigned activations.
+        act: Vec<u8>,
+        /// Weights.
+        weights: Vec<i8>,
+    },
+    /// A binary dot-product row over packed 64-bit words (bit 1 = +1): `bias + sum (64 - 2 *
+    /// popcount(a ^ w))`, one word per step.
+    BinaryDot {
+        /// Accumulator start value.
+        bias: i32,
+        /// Packed activations.
+        act: Vec<u64>,
+        /// Packed weights.
+        weights: Vec<u64>,
+    },
+}
+
+/// Where a vector came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Hand-picked edge case.
+    Edge,
+    /// Seeded random.
+    Random,
+    /// Captured from the engine running a graph.
+    Graph,
+}
+
+/// One operation and its origin.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Vector {
+    /// Origin.
+    pub source: Source,
+    /// The operation.
+    pub op: Operands,
+}
+
+/// A set of operand vectors for all units.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VectorSet {
+    /// The operations, in simulation order.
+    pub vectors: Vec<Vector>,
+}
+
+/// Longest dot-product row taken from a graph (rows are prefixes of the real dot products).
+pub const MAX_ROW: usize = 16;
+
+/// Widths (activation bits, weight bits) of the integer MAC rows generated at random.
+const MAC_WIDTHS: &[(u32, u32)] = &[(8, 8), (4, 4), (2, 2)];
+
+impl VectorSet {
+    /// sha256 over the canonical JSON of the vectors (cache key and provenance).
+    pub fn sha256(&self) -> String {
+        let json = serde_json::to_vec(&self.vectors).unwrap_or_default();
+        hex::encode(Sha256::digest(&json))
+    }
+
+    /// Appends another set's vectors.
+    pub fn extend(&mut self, other: VectorSet) {
+        self.vectors.extend(other.vectors);
+    }
+
+    /// Number of vectors from `source`.
+    pub fn count(&self, source: Source) -> usize {
+        self.vectors.iter().filter(|v| v.source == source).count()
+    }
+
+    fn push(&mut self, source: Source, op: Operands) {
+        self.vectors.push(Vector { source, op });
+    }
+
+    /// Edge cases for every unit: INT32_MIN/MAX and neighbours, every shift with its rounding ties
+    /// (both signs), saturating clamps, the `MIN * MIN` high multiply, left and right fixed-point
+    /// shifts, thresholds at, just below and just above the accumulator in both directions, and MAC
+    /// rows at the extremes of every operand width (wrapping accumulators included).
+    pub fn edge_cases() -> VectorSet {
+        let mut set = VectorSet::default();
+        let bounds: &[(i32, i32, i32)] = &[
+            (0, 0, 255),
+            (0, -128, 127),
+            (-128, -128, 127),
+            (10, 10, 255),
+            (3, 0, 6),
+        ];
+        let accs = [
+            i32::MIN,
+            i32::MIN + 1,
+            -2,
+            -1,
+            0,
+            1,
+            2,
+            i32::MAX - 1,
+            i32::MAX,
+        ];
+        for s in 0u8..=31 {
+            let half = if s == 0 { 0 } else { 1i64 << (s - 1) };
+            let mut values: Vec<i64> = accs.iter().map(|&a| i64::from(a)).collect();
+            for k in [0i64, 1, 2, 3, -1, -2, -3] {
+                let base = k << s;
+                values.extend([base + half, base + half - 1, base - half, base - half + 1]);
+            }
+            for (i, v) in values.into_iter().enumerate() {
+                let Ok(acc) = i32::try_from(v) else { continue };
+                let (zero_point, min, max) = bounds[i % bounds.len()];
+                set.push(
+                    Source::Edge,
+                    Operands::Shift {
+                        acc,
+                        shift: s,
+                        zero_point,
+                        min,
+                        max,
+                    },
+                );
+            }
+        }
+        // Fixed point: every exponent with extreme and tie-prone accumulators and multipliers.
+        let mults = [
+            i32::MIN,
+            i32::MIN + 1,
+            -1,
+            0,
+            1,
+            1 << 30,
+            (1 << 30) + 1,
+            i32::MAX,
+        ];
+        let fp_accs = [
+            i32::MIN,
+            i32::MIN + 1,
+            -1_048_576,
+            -3,
+            -1,
+            0,
+            1,
+            3,
+            1_048_575,
+            i32::MAX,
+        ];
+        let mut i = 0usize;
+        for shift in -31..=30 {
+            for &acc in &fp_accs {
+                for &multiplier in &mults {
+                    i += 1;
+                    // Thin the grid: all (acc, multiplier) pairs for a few exponents, a stride elsewhere.
+                    if !(matches!(shift, -31 | -1 | 0 | 1 | 30) || i.is_multiple_of(7)) {
+                        continue;
+                    }
+                    let (zero_point, min, max) = bounds[i % bounds.len()];
+                    set.push(
+                        Source::Edge,
+                        Operands::FixedPoint {
+                            acc,
+                            multiplier,
+                            shift,
+                            zero_point,
+                            min,
+                            max,
+                        },
+                    );
+                }
+            }
+        }
+        // Rounding ties of the high multiply and of the rounding divide.
+        for (acc, multiplier, shift) in [
+            (1, 1 << 30, 0),
+            (-1, 1 << 30, 0),
+            (3, 1 << 30, 0),
+            (-3, 1 << 30, 0),
+            (2, 1 << 30, -1),
+            (-2, 1 << 30, -1),
+            (6, 1 << 30, -2),
+            (-6, 1 << 30, -2),
+            (i32::MIN, i32::MIN, 0),
+            (i32::MIN, i32::MIN, -5),
+        ] {
+            set.push(
+                Source::Edge,
+                Operands::FixedPoint {
+                    acc,
+                    multiplier,
+                    shift,
+                    zero_point: 0,
+                    min: -128,
+                    max: 127,
+                },
+            );
+        }
+        // Thresholds.
+        for &acc in &accs {
+            for t in [
+                acc.wrapping_sub(1),
+                acc,
+                acc.wrapping_add(1),
+                i32::MIN,
+                i32::MAX,
+                0,
+            ] {
+                for flip in [false, true] {
+                    set.push(
+                        Source::Edge,
+                        Operands::Threshold {
+                            acc,
+                            threshold: t,
+                            flip,
+                        },
+                    );
+                }
+            }
+        }
+        for k in [2u32, 4] {
+            let n = (1usize << k) - 1;
+            for &acc in &accs {
+                for flip in [false, true] {
+                    let around: Vec<i32> = (0..n)
+                        .map(|i| acc.saturating_add(i as i32 - (n as i32) / 2))
+                        .collect();
+                    let extremes: Vec<i32> = (0..n)
+                        .map(|i| if i % 2 == 0 { i32::MIN } else { i32::MAX })
+                        .collect();
+                    set.push(
+                        Source::Edge,
+                        Operands::MultiThreshold {
+                            acc,
+                            thresholds: around,
+                            flip,
+                        },
+                    );
+                    set.push(
+                        Source::Edge,
+                        Operands::MultiThreshold {
+                            acc,
+                            thresholds: extremes,
+                            flip,
+                        },
+                    );
+                }
+            }
+        }
+        // MAC rows at operand extremes, including accumulator wrap-around from the bias.
+        for &(aw, ww) in MAC_WIDTHS {
+            let amax = ((1u32 << aw) - 1) as u8;
+            let wmin = (-(1i32 << (ww - 1))) as i8;
+            let wmax = ((1i32 << (ww - 1)) - 1) as i8;
+            let kind = WeightKind::Int { bits: ww as u8 };
+            for (bias, zero_point) in [(0, 0), (i32::MAX, 0), (i32::MIN, i32::from(amax)), (-1, 1)]
+            {
+                set.push(
+                    Source::Edge,
+                    Operands::Dot {
+                        bias,
+                        zero_point,
+                        weight_kind: kind,
+                        act: vec![amax, 0, amax, 1],
+                        weights: vec![wmin, wmin, wmax, 0],
+                    },
+                );
+            }
+        }
+        for (bias, zero_point) in [(0, 0), (i32::MAX, 0), (i32::MIN, 255)] {
+            set.push(
+                Source::Edge,
+                Operands::Dot {
+                    bias,
+                    zero_point,
+                    weight_kind: WeightKind::Ternary,
+                    act: vec![255, 0, 255, 7],
+                    weights: vec![1, -1, 0, -1],
+                },
+            );
+        }
+        for bias in [0, i32::MAX, i32::MIN, -64] {
+            set.push(
+                Source::Edge,
+                Operands::BinaryDot {
+                    bias,
+                    act: vec![0, u64::MAX, 0, 0x5555_5555_5555_5555],
+                    weights: vec![0, 0, u64::MAX, 0xAAAA_AAAA_AAAA_AAAA],
+                },
+            );
+        }
+        set
+    }
+
+    /// `n` seeded random operations of every kind (uniform 32-bit accumulators, multipliers, shifts,
+    /// thresholds; MAC rows of 1..=8 steps with uniform operands of each width).
+    pub fn random(seed: u64, n: usize) -> VectorSet {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut set = VectorSet::default();
+        for _ in 0..n {
+            let (zero_point, min, max) = random_bounds(&mut rng);
+            // Half the accumulators are small so the clamps do not always saturate.
+            let acc = if rng.random_bool(0.5) {
+                rng.random::<i32>()
+            } else {
+                rng.random_range(-(1 << 20)..(1 << 20))
+            };
+            let shift = rng.random_range(0..=31u8);
+            set.push(
+                Source::Random,
+                Operands::Shift {
+                    acc,
+                    shift,
+                    zero_point,
+                    min,
+                    max,
+                },
+            );
+            let fshift = rng.random_range(-31..=30);
+            let multiplier = rng.random::<i32>();
+            set.push(
+                Source::Random,
+                Operands::FixedPoint {
+                    acc,
+                    multiplier,
+                    shift: fshift,
+                    zero_point,
+                    min,
+                    max,
+                },
+            );
+            let threshold = if rng.random_bool(0.5) {
+                rng.random()
+            } else {
+                acc.wrapping_add(rng.random_range(-4..=4))
+            };
+            set.push(
+                Source::Random,
+                Operands::Threshold {
+                    acc,
+                    threshold,
+                    flip: rng.random(),
+                },
+            );
+            for k in [2u32, 4] {
+                let mut thresholds: Vec<i32> = (0..(1 << k) - 1)
+                    .map(|_| acc.wrapping_add(rng.random_range(-1000..=1000)))
+                    .collect();
+                thresholds.sort_unstable();
+                set.push(
+                    Source::Random,
+                    Operands::MultiThreshold {
+                        acc,
+                        thresholds,
+                        flip: rng.random(),
+                    },
+                );
+            }
+        }
+        // MAC rows: about n steps per width.
+        for &(aw, ww) in MAC_WIDTHS {
+            let mut steps = 0;
+            while steps < n {
+                let len = rng.random_range(1..=8usize);
+                steps += len;
+                let amax = (1u16 << aw) - 1;
+                let act = (0..len).map(|_| rng.random_range(0..=amax) as u8).collect();
+                let lim = 1i16 << (ww - 1);
+                let weights = (0..len)
+                    .map(|_| rng.random_range(-lim..lim) as i8)
+                    .collect();
+                let zero_point = i32::from(rng.random_range(0..=amax));
+                set.push(
+                    Source::Random,
+                    Operands::Dot {
+                        bias: rng.random(),
+                        zero_point,
+                        weight_kind: WeightKind::Int { bits: ww as u8 },
+                        act,
+                        weights,
+                    },
+                );
+            }
+        }
+        let mut steps = 0;
+        while steps < n {
+            let len = rng.random_range(1..=8usize);
+            steps += len;
+            let act = (0..len).map(|_| rng.random()).collect();
+            let weights = (0..len).map(|_| rng.random_range(-1..=1i8)).collect();
+            set.push(
+                Source::Random,
+                Operands::Dot {
+                    bias: rng.random_range(-(1 << 20)..(1 << 20)),
+                    zero_point: rng.random_range(0..=255),
+                    weight_kind: WeightKind::Ternary,
+                    act,
+                    weights,
+                },
+            );
+            let act = (0..len).map(|_| rng.random()).collect();
+            let weights = (0..len).map(|_| rng.random()).collect();
+            set.push(
+                Source::Random,
+                Operands::BinaryDot {
+                    bias: rng.random(),
+                    act,
+                    weights,
+                },
+            );
+        }
+        set
+    }
+
+    /// Real operand streams: runs the engine's reference executor on `images` (concatenated u8
+    /// images of the graph's input shape) and captures, for every requantizer, the accumulators that
+    /// reach it with their channel's parameters, and for every integer convolution and dense layer
+    /// and every binary dense layer of at least 64 inputs, dot-product rows (prefixes of at most
+    /// [`MAX_ROW`] steps, or 64-bit words, of real output dot products, with the real bias; binary
+    /// convolutions are not captured yet). At most `n` operations (rows count their steps) of each
+    /// kind are taken, spread evenly over the layers and positions that have them.
+    ///
+    /// # Errors
+    /// [`HwError::Engine`] when the graph or the images are invalid.
+    pub fn from_graph(graph: &QGraph, images: &[u8], n: usize) -> Result<VectorSet> {
+        let per_image = graph.input_len();
+        if per_image == 0 || !images.len().is_multiple_of(per_image) || images.is_empty() {
+            return Err(HwError::Unit {
+                unit: "vectors".into(),
+                detail: format!(
+                    "{} image bytes are not a whole number of {per_image}-byte images",
+                    images.len()
+                ),
+            });
+        }
+        let batch = images.len() / per_image;
+        let trace = reference::run_traced(graph, images, batch)?;
+        let values: Vec<Vec<i32>> = trace.iter().map(|t| t.values()).collect();
+        let mut set = VectorSet::default();
+        let mut cands: BTreeMap<String, Vec<Operands>> = BTreeMap::new();
+        for node in &graph.nodes {
+            let Some(&src) = node.inputs.first() else {
+                continue;
+            };
+            let ty = &graph.nodes[src].output;
+            let x = &values[src];
+            let (c, s) = (ty.channels().max(1), ty.spatial().max(1));
+            let numel = ty.numel();
+            match &node.op {
+                Op::Requant(r) => {
+                    for (i, &acc) in x.iter().enumerate() {
+                        let ch = (i % numel) / s % c;
+                        let (slot, op) = requant_operands(&r.requant, acc, ch);
+                        cands.entry(slot).or_default().push(op);
+                    }
+                }
+                Op::Dense(d) => {
+                    let (off, zp) = act_offset(ty.dtype, d.input_zero_point);
+                    for b in 0..batch {
+                        for o in 0..d.out_features {
+                            let take = d.in_features.min(MAX_ROW);
+                            let act = (0..take).map(|i| (x[b * numel + i] + off) as u8).collect();
+                            let weights = d.weights[o * d.in_features..][..take].to_vec();
+                            let bias = d.bias.as_ref().map_or(0, |v| v[o]);
+                            cands
+                                .entry(format!("dot_{}", d.weight_kind.label()))
+                                .or_default()
+                                .push(Operands::Dot {
+                                    bias,
+                                    zero_point: zp,
+                                    weight_kind: d.weight_kind,
+                                    act,
+                                    weights,
+                                });
+                        }
+                    }
+                }
+                Op::Conv2d(cv) if ty.is_map() => {
+                    let (off, zp) = act_offset(ty.dtype, cv.input_zero_point);
+                    let (h, w) = (ty.shape[1], ty.shape[2]);
+                    let oh = (h + 2 * cv.pad - cv.kernel_h) / cv.stride + 1;
+                    let ow = (w + 2 * cv.pad - cv.kernel_w) / cv.stride + 1;
+                    let cin_g = cv.in_channels / cv.groups;
+                    let cout_g = cv.out_channels / cv.groups;
+                    let taps = cin_g * cv.kernel_h * cv.kernel_w;
+                    for b in 0..batch {
+                        for o in 0..cv.out_channels {
+                            let g = o / cout_g;
+                            for y in 0..oh {
+                                for xo in 0..ow {
+                                    let mut act = Vec::new();
+                                    for t in 0..taps.min(MAX_ROW) {
+                                        let (ci, ky, kx) = (
+                                            t / (cv.kernel_h * cv.kernel_w),
+                                            t / cv.kernel_w % cv.kernel_h,
+                                            t % cv.kernel_w,
+                                        );
+                                        let iy = (y * cv.stride + ky) as isize - cv.pad as isize;
+                                        let ix = (xo * cv.stride + kx) as isize - cv.pad as isize;
+                                        let v = if iy >= 0
+                                            && ix >= 0
+                                            && (iy as usize) < h
+                                            && (ix as usize) < w
+                                        {
+                                            x[b * numel
+                                                + ((g * cin_g + ci) * h + iy as usize) * w
+                                                + ix as usize]
+                                        } else {
+                                            cv.input_zero_point
+                                        };
+                                        act.push((v + off) as u8);
+                                    }
+                                    let weights =
+                                        cv.weights[o * taps..][..taps.min(MAX_ROW)].to_vec();
+                                    let bias = cv.bias.as_ref().map_or(0, |v| v[o]);
+                                    cands
+                                        .entry(format!("dot_{}", cv.weight_kind.label()))
+                                        .or_default()
+                                        .push(Operands::Dot {
+                                            bias,
+                                            zero_point: zp,
+                                            weight_kind: cv.weight_kind,
+                                            act,
+                                            weights,
+                                        });
+                                }
+                            }
+                        }
+                    }
+                }
+                Op::BinaryDense(d) if d.in_features >= 64 => {
+                    let words = (d.in_features / 64).min(MAX_ROW);
+                    for b in 0..batch {
+                        let act = pack(&x[b * numel..][..words * 64]);
+                        for o in 0..d.out_features {
+                            let wts: Vec<i32> = d.weights[o * d.in_features..][..words * 64]
+                                .iter()
+                                .map(|&v| i32::from(v))
+                                .collect();
+                            let bias = d.bias.as_ref().map_or(0, |v| v[o]);
+                            cands.entry("binary_dot".into()).or_default().push(
+                                Operands::BinaryDot {
+                                    bias,
+                                    act: act.clone(),
+                                    weights: pack(&wts),
+                                },
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for list in cands.into_values() {
+            for op in spread(list, n) {
+                set.push(Source::Graph, op);
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// Offset that makes activations of `dtype` unsigned, and the zero point with it applied.
+fn act_offset(dtype: DType, zero_point: i32) -> (i32, i32) {
+    match dtype {
+        DType::Signed { bits } => {
+            let off = 1 << (bits - 1);
+            (off, zero_point + off)
+        }
+        _ => (0, zero_point),
+    }
+}
+
+/// Packs +-1 values into 64-bit words, bit i of word j = value 64j+i is +1.
+fn pack(values: &[i32]) -> Vec<u64> {
+    values
+        .chunks(64)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .fold(0u64, |w, (i, &v)| if v > 0 { w | (1 << i) } else { w })
+        })
+        .collect()
+}
+
+/// The candidate slot (kind) and operands of one requantization of `acc` in channel `c`.
+fn requant_operands(r: &Requant, acc: i32, c: usize) -> (String, Operands) {
+    let at = |len: usize| if len == 1 { 0 } else { c };
+    match r {
+        Requant::Shift {
+            shift,
+            zero_point,
+            min,
+            max,
+        } => (
+            "shift".to_string(),
+            Operands::Shift {
+                acc,
+                shift: shift[at(shift.len())],
+                zero_point: *zero_point,
+                min: *min,
+                max: *max,
+            },
+        ),
+        Requant::FixedPoint {
+            multiplier,
+            shift,
+            zero_point,
+            min,
+            max,
+        } => (
+            "fixed_point".to_string(),
+            Operands::FixedPoint {
+                acc,
+                multiplier: multiplier[at(multiplier.len())],
+                shift: shift[at(shift.len())],
+                zero_point: *zero_point,
+                min: *min,
+                max: *max,
+            },
+        ),
+        Requant::Threshold { thresholds, flip } => (
+            "threshold".to_string(),
+            Operands::Threshold {
+                acc,
+                threshold: thresholds[at(thresholds.len())],
+                flip: flip[at(flip.len())],
+            },
+        ),
+        Requant::MultiThreshold { thresholds, flip } => {
+            let levels = thresholds.len() / flip.len();
+            let set = at(flip.len());
+            (
+                format!("multi_threshold_{levels}"),
+                Operands::MultiThreshold {
+                    acc,
+                    thresholds: thresholds[set * levels..(set + 1) * levels].to_vec(),
+                    flip: flip[set],
+                },
+            )
+        }
+    }
+}
+
+/// Up to `n` operations (dot rows weigh their step count) taken evenly across `list`.
+fn spread(list: Vec<Operands>, n: usize) -> Vec<Operands> {
+    let weight = |op: &Operands| match op {
+        Operands::Dot { act, .. } => act.len().max(1),
+        Operands::BinaryDot { act, .. } => act.len().max(1),
+        _ => 1,
+    };
+    let total: usize = list.iter().map(weight).sum();
+    if total <= n {
+        return list;
+    }
+    let avg = total.div_ceil(list.len().max(1));
+    let keep = (n / avg.max(1)).max(1);
+    let stride = list.len() as f64 / keep as f64;
+    (0..keep)
+        .map(|i| list[((i as f64 * stride) as usize).min(list.len() - 1)].clone())
+        .collect()
+}
+
+/// Random output zero point and clamp bounds of an 8-bit output (u8, i8, ReLU6-like).
+fn random_bounds(rng: &mut ChaCha8Rng) -> (i32, i32, i32) {
+    match rng.random_range(0..3) {
+        0 => (rng.random_range(0..=255), 0, 255),
+        1 => (rng.random_range(-128..=127), -128, 127),
+        _ => {
+            let zp = rng.random_range(0..=64);
+            (zp, zp, rng.random_range(zp..=255))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_is_seeded_and_hash_tracks_content() {
+        let a = VectorSet::random(7, 50);
+        assert_eq!(a, VectorSet::random(7, 50));
+        assert_ne!(a.sha256(), VectorSet::random(8, 50).sha256());
+        assert_eq!(a.count(Source::Random), a.vectors.len());
+    }
+
+    #[test]
+    fn edge_cases_cover_every_shift_and_exponent() {
+        let e = VectorSet::edge_cases();
+        for s in 0..=31u8 {
+            assert!(
+                e.vectors
+                    .iter()
+                    .any(|v| matches!(v.op, Operands::Shift { shift, .. } if shift == s))
+            );
+        }
+        for s in -31..=30 {
+            assert!(
+                e.vectors
+                    .iter()
+                    .any(|v| matches!(v.op, Operands::FixedPoint { shift, .. } if shift == s))
+            );
+        }
+    }
+
+    #[test]
+    fn pack_sets_plus_one_bits() {
+        let mut v = vec![-1; 64];
+        v[0] = 1;
+        v[63] = 1;
+        assert_eq!(pack(&v), vec![1 | (1 << 63)]);
+    }
+}
