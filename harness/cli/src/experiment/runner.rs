@@ -123,9 +123,23 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
                 spec.dataset,
                 data.train_idx.len()
             );
-            let mut bars = TrainBars::new(float_spec.train.epochs);
-            let model =
-                float_model::ensure_trained(&options.results_root, &float_spec, &data, &mut bars)?;
+            let model = match &entry.weights {
+                Some(weights) => float_model::ensure_imported(
+                    &options.results_root,
+                    &float_spec,
+                    &data,
+                    weights,
+                )?,
+                None => {
+                    let mut bars = TrainBars::new(float_spec.train.epochs);
+                    float_model::ensure_trained(
+                        &options.results_root,
+                        &float_spec,
+                        &data,
+                        &mut bars,
+                    )?
+                }
+            };
             manifest.dataset = DatasetRef {
                 name: spec.dataset.clone(),
                 sha256: data.sha256.clone(),
