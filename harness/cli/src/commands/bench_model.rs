@@ -77,7 +77,7 @@ pub fn resnet18(batch: usize, seconds: f64, method: &str) -> Result<()> {
         let rate = images as f64 / elapsed.as_secs_f64();
         let total = IMAGENET_VAL_IMAGES / rate;
         println!(
-            "{threads} thread{}: {rate:.2} images/s ({images} images in {:.1} s); \\
+            "{threads} thread{}: {rate:.2} images/s ({images} images in {:.1} s); \
              50,000 validation images: {:.0} s ({:.1} min)",
             if threads == 1 { "" } else { "s" },
             elapsed.as_secs_f64(),
