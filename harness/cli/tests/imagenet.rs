@@ -36,7 +36,7 @@ fn write_images(root: &Path) {
         let dir = root.join("val").join(format!("class_{c}"));
         std::fs::create_dir_all(&dir).unwrap();
         for i in 0..PER_CLASS {
-            let phase: f32 = rng.random_range(0.0..6.28);
+            let phase: f32 = rng.random_range(0.0..std::f32::consts::TAU);
             let tint: [f32; 3] = [
                 rng.random_range(-40.0..40.0),
                 rng.random_range(-40.0..40.0),
