@@ -530,7 +530,7 @@ mod tests {
                 .unwrap()
                 .methods
                 .len(),
-            2
+            1
         );
     }
 }
