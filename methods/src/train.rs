@@ -204,6 +204,25 @@ pub fn accuracy(
     Ok(correct as f64 / indices.len().max(1) as f64)
 }
 
+/// The float model's top-1 class (evaluation mode) for each image at `indices`, in order: the
+/// reference an integer graph's predictions are compared with.
+pub fn predictions(
+    arch: &Architecture,
+    params: &mut Params,
+    set: &ImageSet,
+    indices: &[usize],
+    batch: usize,
+) -> Result<Vec<usize>> {
+    let mut out = Vec::with_capacity(indices.len());
+    for chunk in indices.chunks(batch.max(1)) {
+        let (x, _) = data::batch(set, chunk)?;
+        let logits = forward(arch, params, &x, Mode::Eval)?;
+        let pred = logits.argmax(1)?.to_vec1::<u32>()?;
+        out.extend(pred.into_iter().map(|p| p as usize));
+    }
+    Ok(out)
+}
+
 fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
     let pred = logits.argmax(1)?;
     Ok(pred

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::results;
 
 /// Everything that determines a float model's weights.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct FloatSpec {
     /// Architecture name (see `qbench models`).
     pub model: String,
@@ -29,6 +29,18 @@ pub struct FloatSpec {
     pub val_fraction: f64,
     /// Use only the first N shuffled training images (a smaller budget), or all of them.
     pub train_limit: Option<usize>,
+    /// Imported (not trained) weights: the sha256 of the safetensors file they came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
+    /// For a dataset used without its training split (an ImageNet validation folder): the
+    /// fraction of the evaluation split held out for calibration and fine-tuning (see
+    /// [`load_data`]); the rest is evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_from_test: Option<f64>,
+    /// A registry file merged over the built-in one (a dataset the built-in registry lacks).
+    /// Not part of the model's identity: the dataset's name and file hashes are.
+    #[serde(skip)]
+    pub registry: Option<PathBuf>,
 }
 
 /// What is known about a trained float model; written as `record.json` beside its weights.
@@ -54,6 +66,12 @@ pub struct FloatRecord {
     pub seconds_per_epoch: f64,
     /// qbench version that trained it.
     pub qbench_version: String,
+    /// Images evaluated (the test split, or its evaluated part).
+    #[serde(default)]
+    pub test_images: usize,
+    /// Where the float weights came from when imported instead of trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<PathBuf>,
 }
 
 /// A trained model ready for quantization.
@@ -68,6 +86,9 @@ pub struct FloatModel {
     pub dir: PathBuf,
     /// True when it came from the cache rather than being trained now.
     pub cached: bool,
+    /// The float model's top-1 class for each test image, in order (cached beside the weights):
+    /// what the integer graphs' predictions are compared with.
+    pub test_predictions: Vec<usize>,
 }
 
 /// The data a float model was trained and is evaluated on.
@@ -84,9 +105,35 @@ pub struct Data {
     pub sha256: String,
 }
 
+/// The built-in dataset registry, with the entries of `extra` (a user registry file) merged over
+/// it.
+pub fn registry(extra: Option<&Path>) -> Result<Registry> {
+    let mut registry = Registry::embedded().clone();
+    if let Some(path) = extra {
+        registry.merge(
+            Registry::from_path(path)
+                .with_context(|| format!("reading the dataset registry {}", path.display()))?,
+        );
+    }
+    Ok(registry)
+}
+
+/// The seed of the calibration/evaluation split of [`load_data`]: fixed, so that every seed and
+/// every method is evaluated on the same images.
+pub const CALIBRATION_SPLIT_SEED: u64 = 0;
+
 /// Loads the dataset, verifies its files, and splits it as `spec` says.
+///
+/// With `calibration_from_test: f`, the training split is not read: a seeded (fixed,
+/// [`CALIBRATION_SPLIT_SEED`]) fraction `f` of the test split becomes the calibration part (the
+/// `train` set the methods calibrate and fine-tune on, of which `val_fraction` is held out for
+/// validation) and the remaining images are the `test` set every accuracy is measured on. The two
+/// parts are disjoint, so no evaluated image is seen during calibration or fine-tuning; but
+/// tuning choices made on the calibration part are made on the validation distribution, which a
+/// real training split would avoid.
 pub fn load_data(spec: &FloatSpec) -> Result<Data> {
-    let entry = Registry::embedded().get(&spec.dataset)?;
+    let registry = registry(spec.registry.as_deref())?;
+    let entry = registry.get(&spec.dataset)?;
     let checks = verify(entry)?;
     let mut hashes = Vec::new();
     for check in &checks {
@@ -100,8 +147,25 @@ pub fn load_data(spec: &FloatSpec) -> Result<Data> {
         }
         hashes.push(format!("{}:{}", check.role, check_sha(check)));
     }
-    let train = qbench_datasets::load(entry, Split::Train)?;
-    let test = qbench_datasets::load(entry, Split::Test)?;
+    let (train, test) = match spec.calibration_from_test {
+        Some(fraction) => {
+            let all = qbench_datasets::load(entry, Split::Test)?;
+            let (eval, calib) = train_val_split(all.len(), fraction, CALIBRATION_SPLIT_SEED);
+            if eval.is_empty() || calib.is_empty() {
+                bail!(
+                    "calibration_from_test: {fraction} of the {} test images of {} leaves no \
+                     calibration or no evaluation image",
+                    all.len(),
+                    spec.dataset
+                );
+            }
+            (all.subset(&calib), all.subset(&eval))
+        }
+        None => (
+            qbench_datasets::load(entry, Split::Train)?,
+            qbench_datasets::load(entry, Split::Test)?,
+        ),
+    };
     let (mut train_idx, val_idx) = train_val_split(train.len(), spec.val_fraction, spec.train.seed);
     if let Some(limit) = spec.train_limit {
         train_idx.truncate(limit);
@@ -203,6 +267,93 @@ pub fn ensure_trained(
         train_seconds,
         seconds_per_epoch: train_seconds / trained.epochs_run.max(1) as f64,
         qbench_version: env!("CARGO_PKG_VERSION").to_string(),
+        test_images: data.test.len(),
+        imported_from: None,
+    };
+    results::write_json(&record_path, &record)?;
+    let test_predictions = float_predictions(&dir, &arch, &mut params, data)?;
+    Ok(FloatModel {
+        arch,
+        params,
+        record,
+        dir,
+        cached: false,
+        test_predictions,
+    })
+}
+
+/// Reads a model's weights in torchvision's names from a safetensors file (for example
+/// torchvision's ResNet-18 `state_dict` saved with `safetensors.torch.save_file`), checking that
+/// every tensor the architecture needs is present with its shape; `*.num_batches_tracked`
+/// counters are ignored. Errors name the file and the tensor.
+pub fn import_weights(arch: &Architecture, path: &Path) -> Result<(Params, String)> {
+    let (mut tensors, sha) = qbench_methods::checkpoint::load_tensors(path)
+        .with_context(|| format!("reading weights {}", path.display()))?;
+    tensors.retain(|name, _| !name.ends_with(".num_batches_tracked"));
+    let mut params = Params::init(arch, 0)?;
+    params
+        .assign(&tensors, &path.display().to_string())
+        .with_context(|| {
+            format!(
+                "{} does not hold the weights of `{}` (torchvision parameter names)",
+                path.display(),
+                arch.name
+            )
+        })?;
+    Ok((params, sha))
+}
+
+/// Returns the float model whose weights are imported from `weights` (not trained), evaluated on
+/// the test split and cached like a trained model under the hash of the weights' sha256.
+pub fn ensure_imported(
+    results_root: &Path,
+    spec: &FloatSpec,
+    data: &Data,
+    weights: &Path,
+) -> Result<FloatModel> {
+    let arch = architecture(spec, data)?;
+    let sha = qbench_datasets::sha256_file(weights)
+        .with_context(|| format!("reading weights {}", weights.display()))?;
+    let spec = FloatSpec {
+        weights_sha256: Some(sha.clone()),
+        ..spec.clone()
+    };
+    let dir = model_dir(results_root, &spec, &data.sha256);
+    let stored = dir.join("model.safetensors");
+    let record_path = dir.join("record.json");
+    if let Some(record) = cached_record(&record_path, &stored)? {
+        let mut params = Params::init(&arch, 0)?;
+        params.load(&stored)?;
+        let test_predictions = float_predictions(&dir, &arch, &mut params, data)?;
+        return Ok(FloatModel {
+            arch,
+            params,
+            record,
+            dir,
+            cached: true,
+            test_predictions,
+        });
+    }
+    let (mut params, imported_sha) = import_weights(&arch, weights)?;
+    if imported_sha != sha {
+        bail!("{} changed while it was being read", weights.display());
+    }
+    let weights_sha256 = params.save(&stored)?;
+    let test_predictions = float_predictions(&dir, &arch, &mut params, data)?;
+    let val_accuracy = train::accuracy(&arch, &mut params, &data.train, &data.val_idx, 64)?;
+    let record = FloatRecord {
+        spec,
+        dataset_sha256: data.sha256.clone(),
+        weights_sha256,
+        train_images: data.train_idx.len(),
+        val_images: data.val_idx.len(),
+        val_accuracy,
+        test_accuracy: accuracy_of(&test_predictions, &data.test),
+        train_seconds: 0.0,
+        seconds_per_epoch: 0.0,
+        qbench_version: env!("CARGO_PKG_VERSION").to_string(),
+        test_images: data.test.len(),
+        imported_from: Some(weights.to_path_buf()),
     };
     results::write_json(&record_path, &record)?;
     Ok(FloatModel {
@@ -211,6 +362,7 @@ pub fn ensure_trained(
         record,
         dir,
         cached: false,
+        test_predictions,
     })
 }
 
@@ -229,13 +381,46 @@ pub fn load_trained(
     };
     let mut params = Params::init(&arch, spec.train.seed)?;
     params.load(&weights)?;
+    let test_predictions = float_predictions(&dir, &arch, &mut params, data)?;
     Ok(Some(FloatModel {
         arch,
         params,
         record,
         dir,
         cached: true,
+        test_predictions,
     }))
+}
+
+/// Fraction of `set`'s labels that `predictions` match.
+pub fn accuracy_of(predictions: &[usize], set: &ImageSet) -> f64 {
+    let correct = predictions
+        .iter()
+        .zip(&set.labels)
+        .filter(|(p, l)| **p == usize::from(**l))
+        .count();
+    correct as f64 / predictions.len().max(1) as f64
+}
+
+/// The float model's test predictions, read from `test_predictions.json` in its folder or
+/// computed (and written there) when absent or of the wrong length.
+fn float_predictions(
+    dir: &Path,
+    arch: &Architecture,
+    params: &mut Params,
+    data: &Data,
+) -> Result<Vec<usize>> {
+    let path = dir.join("test_predictions.json");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(p) = serde_json::from_str::<Vec<usize>>(&text)
+        && p.len() == data.test.len()
+    {
+        return Ok(p);
+    }
+    let all: Vec<usize> = (0..data.test.len()).collect();
+    let p = train::predictions(arch, params, &data.test, &all, 64)?;
+    results::write_json(&path, &p)?;
+    Ok(p)
 }
 
 /// A finished model's record, if its weights are present and match the recorded hash.

@@ -35,6 +35,10 @@ pub struct MethodResult {
     pub fake_accuracy: f64,
     /// Fraction of test images where both predict the same class.
     pub agreement: f64,
+    /// Fraction of test images where the integer graph and the FLOAT model predict the same
+    /// class (absent in results written before it was recorded).
+    #[serde(default)]
+    pub float_agreement: Option<f64>,
     /// Largest logit difference and the method's documented bound for it.
     pub max_logit_error: f64,
     /// The documented bound on the logit difference.
@@ -118,6 +122,8 @@ pub fn run_method(
         int_accuracy: cmp.int_accuracy,
         fake_accuracy: cmp.fake_accuracy,
         agreement: cmp.agreement,
+        float_agreement: (model.test_predictions.len() == cmp.int_predictions.len())
+            .then(|| agreement(&model.test_predictions, &cmp.int_predictions)),
         max_logit_error: cmp.max_logit_error,
         logit_bound: cmp.logit_bound,
         quant_ops: counts.total_requant_ops,
@@ -127,4 +133,10 @@ pub fn run_method(
     };
     results::write_json(&record_path, &result)?;
     Ok(result)
+}
+
+/// Fraction of positions where two prediction lists agree.
+fn agreement(a: &[usize], b: &[usize]) -> f64 {
+    let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
+    same as f64 / a.len().max(1) as f64
 }

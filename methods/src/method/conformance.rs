@@ -39,6 +39,10 @@ pub struct ConformanceReport {
     pub logit_bound: f64,
     /// Every contract clause that failed, in words (empty when the method conforms).
     pub failures: Vec<String>,
+    /// The integer graph's top-1 class per test image, in order (compared with the float
+    /// model's by the CLI).
+    #[serde(skip)]
+    pub int_predictions: Vec<usize>,
 }
 
 /// Integer and fake-quant comparison of one quantized model on test images.
@@ -91,7 +95,9 @@ pub fn compare(q: &Quantized, test: &ImageSet, label: &str) -> Result<Conformanc
         max_logit_error,
         logit_bound: q.fake_quant.logit_bound(),
         failures: Vec::new(),
+        int_predictions: Vec::new(),
     };
+    report.int_predictions = pi;
     if report.agreement < MIN_AGREEMENT {
         report.failures.push(format!(
             "integer graph and fake-quant agree on {:.2}% of images, below {:.1}%",

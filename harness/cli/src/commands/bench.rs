@@ -18,6 +18,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1.5)]
         seconds_per_case: f64,
     },
+    /// The integer engine on a whole ImageNet model: images per second of ResNet-18 at 224x224
+    /// lowered at 8 bits, at 1 and 2 threads, and the estimated time for the 50,000 ImageNet
+    /// validation images. Weights are random (speed does not depend on their values).
+    Resnet18 {
+        /// Images per engine call (rayon splits a batch across threads).
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Seconds of measurement per thread count (at least one batch is run).
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Method config of the lowering (`int8` once it supports residual blocks).
+        #[arg(
+            long,
+            default_value = "{method: djq, weight_bits: 8, activation_bits: 8}"
+        )]
+        method: String,
+    },
 }
 
 /// Runs a benchmark and prints its report.
@@ -44,5 +61,10 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             }
             Ok(())
         }
+        BenchCommand::Resnet18 {
+            batch,
+            seconds,
+            method,
+        } => super::bench_model::resnet18(batch.max(1), seconds, &method),
     }
 }

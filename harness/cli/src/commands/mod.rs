@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+mod bench_model;
 pub mod data;
 pub mod eval;
 pub mod hw;

@@ -74,6 +74,7 @@ impl TrainArgs {
             train,
             val_fraction: self.val_fraction,
             train_limit: self.train_limit,
+            ..FloatSpec::default()
         })
     }
 }

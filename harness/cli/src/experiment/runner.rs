@@ -145,7 +145,8 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
     let mut datasets: Vec<Data> = Vec::new();
     let mut models: Vec<FloatModel> = Vec::new();
     let mut model_data: Vec<usize> = Vec::new();
-    for float_spec in float_specs(spec) {
+    for (i, float_spec) in float_specs(spec).into_iter().enumerate() {
+        let entry = &spec.models[i % spec.models.len()];
         let seed = float_spec.train.seed;
         let data = float_model::load_data(&float_spec)?;
         eprintln!(
@@ -154,9 +155,15 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
             spec.dataset,
             data.train_idx.len()
         );
-        let mut bars = TrainBars::new(float_spec.train.epochs);
-        let model =
-            float_model::ensure_trained(&options.results_root, &float_spec, &data, &mut bars)?;
+        let model = match &entry.weights {
+            Some(weights) => {
+                float_model::ensure_imported(&options.results_root, &float_spec, &data, weights)?
+            }
+            None => {
+                let mut bars = TrainBars::new(float_spec.train.epochs);
+                float_model::ensure_trained(&options.results_root, &float_spec, &data, &mut bars)?
+            }
+        };
         manifest.dataset = DatasetRef {
             name: spec.dataset.clone(),
             sha256: data.sha256.clone(),

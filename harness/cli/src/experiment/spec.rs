@@ -55,6 +55,15 @@ pub struct ModelEntry {
     /// Fraction of the training split held out for validation [default: 0.1].
     #[serde(default = "default_val_fraction")]
     pub val_fraction: f64,
+    /// Import the float weights from this safetensors file (torchvision parameter names; relative
+    /// to the spec's folder) instead of training [default: train].
+    #[serde(default)]
+    pub weights: Option<PathBuf>,
+    /// Do not read the training split: hold out this fraction of the test split for calibration
+    /// and fine-tuning and evaluate on the rest (an ImageNet validation folder alone)
+    /// [default: use the training split].
+    #[serde(default)]
+    pub calibration_from_test: Option<f64>,
 }
 
 fn default_epochs() -> usize {
@@ -130,6 +139,8 @@ struct RawSpec {
     name: Spanned<String>,
     #[serde(default = "default_dataset")]
     dataset: Spanned<String>,
+    #[serde(default)]
+    registry: Option<PathBuf>,
     #[serde(default = "default_seeds")]
     seeds: Vec<u64>,
     models: Vec<Spanned<ModelEntry>>,
@@ -169,6 +180,9 @@ pub struct ExperimentSpec {
     pub name: String,
     /// Dataset name.
     pub dataset: String,
+    /// A dataset registry file merged over the built-in one (`registry:`), relative paths taken
+    /// from the spec's folder.
+    pub registry: Option<PathBuf>,
     /// Seeds: each trains its own float models and quantizes them with its own seed.
     pub seeds: Vec<u64>,
     /// Float models.
@@ -186,15 +200,22 @@ pub struct ExperimentSpec {
 }
 
 impl ExperimentSpec {
-    /// Reads and validates a spec file.
+    /// Reads and validates a spec file; relative `registry` and `weights` paths are taken from
+    /// the spec's folder.
     pub fn from_path(path: &Path, quick: bool) -> Result<Self, SpecError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| SpecError(format!("{}: {e}", path.display())))?;
-        Self::from_text(&text, &path.display().to_string(), quick)
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &path.display().to_string(), quick, base)
     }
 
-    /// Parses and validates spec text; `source` names it in errors.
+    /// Parses and validates spec text; `source` names it in errors; relative paths are taken
+    /// from the current folder.
     pub fn from_text(text: &str, source: &str, quick: bool) -> Result<Self, SpecError> {
+        Self::parse(text, source, quick, Path::new(""))
+    }
+
+    fn parse(text: &str, source: &str, quick: bool, base: &Path) -> Result<Self, SpecError> {
         let raw: RawSpec =
             serde_saphyr::from_str(text).map_err(|e| SpecError(format!("{source}: {e}")))?;
         let at = |loc: &serde_saphyr::Location, field: &str, msg: String| {
@@ -212,7 +233,9 @@ impl ExperimentSpec {
                 "use letters, digits, `-`, `_` or `.` (it names the run folder)".into(),
             ));
         }
-        qbench_datasets::Registry::embedded()
+        let registry_path = raw.registry.as_ref().map(|p| base.join(p));
+        crate::float_model::registry(registry_path.as_deref())
+            .map_err(|e| SpecError(format!("{source}: `registry`: {e:#}")))?
             .get(&raw.dataset.value)
             .map_err(|e| at(&raw.dataset.referenced, "dataset", e.to_string()))?;
         if raw.seeds.is_empty() {
@@ -245,7 +268,28 @@ impl ExperimentSpec {
                     "must be in [0, 1)".into(),
                 ));
             }
-            models.push(m.value.clone());
+            if let Some(f) = m.value.calibration_from_test
+                && !(f > 0.0 && f < 1.0)
+            {
+                return Err(at(
+                    &m.referenced,
+                    &format!("{field}.calibration_from_test"),
+                    "must be in (0, 1)".into(),
+                ));
+            }
+            let mut model = m.value.clone();
+            if let Some(w) = &model.weights {
+                let w = base.join(w);
+                if !w.is_file() {
+                    return Err(at(
+                        &m.referenced,
+                        &format!("{field}.weights"),
+                        format!("{} is not a file", w.display()),
+                    ));
+                }
+                model.weights = Some(w);
+            }
+            models.push(model);
         }
         let mut seeds = raw.seeds.clone();
         let mut hardware = raw.hardware.clone();
@@ -304,6 +348,7 @@ impl ExperimentSpec {
         Ok(ExperimentSpec {
             name,
             dataset: raw.dataset.value.clone(),
+            registry: registry_path,
             seeds,
             models,
             methods,
@@ -322,6 +367,9 @@ impl ExperimentSpec {
             train: train_config(model, seed),
             val_fraction: model.val_fraction,
             train_limit: model.train_limit,
+            weights_sha256: None,
+            calibration_from_test: model.calibration_from_test,
+            registry: self.registry.clone(),
         }
     }
 }
@@ -452,6 +500,37 @@ mod tests {
         assert!(
             err.contains("line 8") && err.contains("quick.methods"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_imagenet_suite_parses_and_resolves_weights_beside_it() {
+        let text = include_str!("../../suites/imagenet-resnet18.yaml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("imagenet-resnet18.yaml");
+        std::fs::write(&path, text).unwrap();
+        let err = ExperimentSpec::from_path(&path, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("models[0].weights") && err.contains("resnet18.safetensors"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("resnet18.safetensors"), b"").unwrap();
+        let spec = ExperimentSpec::from_path(&path, false).unwrap();
+        assert_eq!(spec.methods.len(), 2);
+        let model = &spec.models[0];
+        assert_eq!(model.calibration_from_test, Some(0.1));
+        assert_eq!(
+            model.weights.as_deref(),
+            Some(dir.path().join("resnet18.safetensors").as_path())
+        );
+        assert_eq!(
+            ExperimentSpec::from_path(&path, true)
+                .unwrap()
+                .methods
+                .len(),
+            1
         );
     }
 }

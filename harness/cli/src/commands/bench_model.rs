@@ -1,0 +1,90 @@
+//! `qbench bench resnet18`: the integer engine's throughput on ResNet-18 at ImageNet size, and
+//! what it means for evaluating the 50,000 validation images.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use qbench_datasets::{ImageSet, Normalization};
+use qbench_engine::exec::fast::FastExecutor;
+use qbench_methods::method::config::RawMethodConfig;
+use qbench_methods::method::{QuantInput, registry};
+use qbench_methods::model::{params::Params, zoo};
+use qbench_methods::train::Quiet;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// ImageNet's validation split.
+const IMAGENET_VAL_IMAGES: f64 = 50_000.0;
+/// Random images used to calibrate the lowering (speed does not depend on them).
+const CALIBRATION_IMAGES: usize = 8;
+
+/// Lowers a randomly initialised 224x224 ResNet-18 with `method` and times the engine on batches
+/// of `batch` random images at 1 and 2 threads, `seconds` each; prints images/s and the
+/// estimated time for 50,000 images.
+pub fn resnet18(batch: usize, seconds: f64, method: &str) -> Result<()> {
+    let arch = zoo::build("resnet18", [3, 224, 224], 1000).context("resnet18 in the zoo")?;
+    let params = Params::init(&arch, 0)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let n = CALIBRATION_IMAGES.max(batch);
+    let set = ImageSet {
+        images: (0..n * 3 * 224 * 224).map(|_| rng.random()).collect(),
+        labels: vec![0; n],
+        channels: 3,
+        height: 224,
+        width: 224,
+        num_classes: 1000,
+        normalization: Normalization::imagenet(),
+    };
+    let config = RawMethodConfig::from_yaml(method, "--method")?;
+    let method = registry::build(&config)?;
+    let idx: Vec<usize> = (0..CALIBRATION_IMAGES).collect();
+    eprintln!("lowering ResNet-18 (224x224) with {}...", method.label());
+    let quantized = method
+        .quantize(
+            &QuantInput {
+                arch: &arch,
+                params: &params,
+                data: &set,
+                train_idx: &idx,
+                calib_idx: &idx,
+                val_idx: &idx,
+                seed: 0,
+            },
+            &mut Quiet,
+        )
+        .with_context(|| format!("lowering ResNet-18 with {}", method.label()))?;
+    let exec = FastExecutor::new(&quantized.graph)?;
+    let input = &set.images[..batch * set.image_len()];
+    println!(
+        "ResNet-18 224x224, {} graph, integer engine, batches of {batch}",
+        method.label()
+    );
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .context("building the thread pool")?;
+        let (images, elapsed) = pool.install(|| -> Result<(usize, Duration)> {
+            exec.run(input, batch)?; // warm-up: buffers, caches
+            let start = Instant::now();
+            let mut images = 0;
+            while images == 0 || start.elapsed().as_secs_f64() < seconds {
+                exec.run(input, batch)?;
+                images += batch;
+            }
+            Ok((images, start.elapsed()))
+        })?;
+        let rate = images as f64 / elapsed.as_secs_f64();
+        let total = IMAGENET_VAL_IMAGES / rate;
+        println!(
+            "{threads} thread{}: {rate:.2} images/s ({images} images in {:.1} s); \
+             50,000 validation images: {:.0} s ({:.1} min)",
+            if threads == 1 { "" } else { "s" },
+            elapsed.as_secs_f64(),
+            total,
+            total / 60.0
+        );
+    }
+    println!("wall-clock rates: other processes on the machine slow them down");
+    Ok(())
+}
