@@ -7,10 +7,11 @@ use anyhow::Result;
 use clap::Args;
 
 use super::slurm::{self, Backend, SlurmArgs};
+use crate::experiment::manifest::LibertyRef;
 use crate::experiment::runner::{self, RunOptions};
 use crate::experiment::spec::ExperimentSpec;
 use crate::experiment::store::RunDir;
-use crate::experiment::{self, aggregate};
+use crate::experiment::{self, aggregate, figures, hardware};
 use crate::results;
 
 /// Options of `qbench run`.
@@ -77,10 +78,10 @@ pub fn run_spec(spec: &ExperimentSpec, results_root: &Path, jobs: Option<usize>)
         outcome.computed,
         outcome.cells.len() - outcome.computed
     );
-    write_tables(&outcome.run)
+    write_tables(&outcome.run, results_root, spec)
 }
 
-/// Rebuilds a run's tables.
+/// Rebuilds a run's tables and figures (the hardware flow comes from its cache).
 pub fn aggregate(args: AggregateArgs) -> Result<()> {
     let root = results::root(args.results.as_deref());
     let run = RunDir::open(&root, &args.run)?;
@@ -90,14 +91,58 @@ pub fn aggregate(args: AggregateArgs) -> Result<()> {
             eprintln!("warning: {unfinished} cells of {} are not done yet", run.id);
         }
     }
-    write_tables(&run)
+    let manifest = run.manifest()?;
+    let spec = ExperimentSpec::from_text(&run.spec_text()?, &manifest.spec_source, manifest.quick)?;
+    write_tables(&run, &root, &spec)
 }
 
-/// Writes `tables/summary.{json,md}` from the run's records and prints the Markdown.
-fn write_tables(run: &RunDir) -> Result<()> {
+/// Runs the hardware step, then writes the run's tables, figures and `tables/summary.{json,md}`
+/// from its records, and prints the summary.
+fn write_tables(run: &RunDir, results_root: &Path, spec: &ExperimentSpec) -> Result<()> {
     let cells = run.cells()?;
-    let manifest = run.manifest()?;
+    let mut manifest = run.manifest()?;
+    let hw = if spec.hardware.enabled {
+        match hardware::run(run, results_root, &spec.hardware, &cells, &spec.dataset) {
+            Ok(hw) => {
+                if let Some(first) = hw.table.rows.first() {
+                    let p = &first.provenance;
+                    manifest.tools.extend(p.tools.clone());
+                    manifest.liberty = Some(LibertyRef {
+                        path: spec
+                            .hardware
+                            .liberty
+                            .clone()
+                            .unwrap_or_else(qbench_hw::tools::default_liberty)
+                            .display()
+                            .to_string(),
+                        sha256: p.library_sha256.clone(),
+                    });
+                    run.write_manifest(&manifest)?;
+                }
+                Some(hw)
+            }
+            Err(err) if is_missing_tool(&err) => {
+                eprintln!(
+                    "hardware flow not run: {err:#}\n(energy and area are left out of the tables)"
+                );
+                None
+            }
+            Err(err) => return Err(err.context("hardware flow")),
+        }
+    } else {
+        None
+    };
     let rows = aggregate::rows(&cells);
+    let input = figures::input(
+        &format!("{} ({})", spec.name, spec.dataset),
+        &manifest,
+        &rows,
+        &cells,
+        hw.as_ref(),
+    )?;
+    let figures_dir = run.dir.join("figures");
+    results::write_json(&figures_dir.join("input.json"), &input)?;
+    let rendered = qbench_figures::render(&input, &figures_dir)?;
     let tables = run.dir.join("tables");
     results::write_json(&tables.join("summary.json"), &rows)?;
     let mut md = String::new();
@@ -113,8 +158,32 @@ fn write_tables(run: &RunDir) -> Result<()> {
     }
     md.push_str("Accuracy is top-1 on the test split, from the integer engine.\n\n");
     md.push_str(&aggregate::markdown(&rows));
+    if let Some(hw) = &hw {
+        md.push_str("\nHardware units (");
+        md.push_str(&format!("{} MHz):\n\n", spec.hardware.clock_mhz));
+        md.push_str(&hw.table.to_markdown());
+    }
     results::write_text(&tables.join("summary.md"), &md)?;
     print!("{md}");
-    println!("\nrun {} written to {}", run.id, run.dir.display());
+    println!(
+        "\nrun {} written to {}\ntables and figures: {}",
+        run.id,
+        run.dir.display(),
+        rendered.index.display()
+    );
     Ok(())
+}
+
+/// True when the hardware flow failed only because a tool or the Liberty file is not installed.
+fn is_missing_tool(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<qbench_hw::error::HwError>(),
+            Some(
+                qbench_hw::error::HwError::MissingTools { .. }
+                    | qbench_hw::error::HwError::MissingTool { .. }
+                    | qbench_hw::error::HwError::MissingLibrary { .. }
+            )
+        )
+    })
 }

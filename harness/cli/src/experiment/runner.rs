@@ -39,8 +39,6 @@ pub struct RunOutcome {
     pub cells: Vec<CellRecord>,
     /// Cells computed by this invocation (the rest were already finished).
     pub computed: usize,
-    /// The float models, one per (model, seed).
-    pub models: Vec<FloatModel>,
 }
 
 /// A cell waiting to run.
@@ -228,7 +226,6 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
         run,
         cells,
         computed,
-        models,
     })
 }
 

@@ -15,7 +15,7 @@
 //!   - {method: int8}
 //!   - method: djq
 //!     grid: {weight_bits: [8, 4], activation_bits: [8, 4]}   # cartesian product
-//! hardware: {clock_mhz: 100}
+//! hardware: {clock_mhz: 25}
 //! quick: {epochs: 1, train_limit: 12000, methods: [0]}
 //! ```
 
@@ -86,7 +86,7 @@ pub struct HardwareEntry {
     /// Liberty file [default: OSU 0.18 um from `qflow-tech-osu018`].
     #[serde(default)]
     pub liberty: Option<PathBuf>,
-    /// Clock for power and energy, MHz [default: 100].
+    /// Clock for power and energy, MHz [default: the flow's, which every unit meets on OSU 0.18 um].
     #[serde(default = "default_clock")]
     pub clock_mhz: f64,
     /// Units to run [default: all].
@@ -109,7 +109,7 @@ fn yes() -> bool {
     true
 }
 fn default_clock() -> f64 {
-    100.0
+    qbench_hw::flow::DEFAULT_CLOCK_MHZ
 }
 
 /// The smaller budget `--quick` applies.

@@ -1,0 +1,189 @@
+//! From a run's records to the figures crate's plain input: the one place that knows both the
+//! store's records and `qbench-figures`' rows, so the figures crate never sees how a number was
+//! produced.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+use qbench_figures::{FigureInput, HwUnitRow, LayerEnergy, MethodRow};
+use qbench_hw::energy::EnergyReport;
+
+use super::aggregate::AggregateRow;
+use super::hardware::HardwareResults;
+use super::manifest::Manifest;
+use super::store::CellRecord;
+
+/// Builds the figures' input from the aggregated rows, the cells behind them and the hardware
+/// step (absent when it did not run: energy and area then render as `n/a`).
+pub fn input(
+    title: &str,
+    manifest: &Manifest,
+    rows: &[AggregateRow],
+    cells: &[CellRecord],
+    hw: Option<&HardwareResults>,
+) -> Result<FigureInput> {
+    let by_id: BTreeMap<&str, &CellRecord> =
+        cells.iter().map(|c| (c.cell_id.as_str(), c)).collect();
+    let energy_of = |id: &str| -> Option<&EnergyReport> {
+        hw.and_then(|h| h.energy.get(id)).and_then(|e| e.as_ref().ok())
+    };
+    let mut methods = Vec::new();
+    for row in rows {
+        let first = by_id[row.cell_ids[0].as_str()];
+        let report = &first.result.report;
+        let energies: Vec<&EnergyReport> =
+            row.cell_ids.iter().filter_map(|id| energy_of(id)).collect();
+        let complete = energies.len() == row.cell_ids.len();
+        let mut breakdown = BTreeMap::new();
+        if complete {
+            for e in &energies {
+                for k in &e.by_kind {
+                    *breakdown.entry(k.unit.clone()).or_insert(0.0) +=
+                        k.simulated_pj / 1000.0 / energies.len() as f64;
+                }
+            }
+        }
+        // The silicon a method needs: one of each unit its graph uses.
+        let area = if complete {
+            hw.map(|h| {
+                let used: BTreeSet<&str> = energies[0]
+                    .by_kind
+                    .iter()
+                    .map(|k| k.unit.as_str())
+                    .collect();
+                h.table
+                    .rows
+                    .iter()
+                    .filter(|u| used.contains(u.unit.as_str()))
+                    .map(|u| u.area_um2)
+                    .sum()
+            })
+        } else {
+            None
+        };
+        let hidden: Vec<u8> = report
+            .layers
+            .iter()
+            .map(|l| l.output_bits)
+            .filter(|&b| b < 32)
+            .collect();
+        methods.push(MethodRow {
+            label: row.label.clone(),
+            method: row.method.clone(),
+            model: row.model.clone(),
+            weight_bits: report.layers.iter().map(|l| l.weight_bits).max().unwrap_or(0) as u32,
+            activation_bits: hidden.iter().copied().max().unwrap_or(32) as u32,
+            unified: (row.method == "djq").then(|| {
+                row.options
+                    .get("unified")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(true)
+            }),
+            finetuned: report.finetune_epochs > 0,
+            seeds: row.seeds.len() as u32,
+            float_accuracy: Some(100.0 * row.float_accuracy),
+            accuracy_mean: 100.0 * row.accuracy_mean,
+            accuracy_std: 100.0 * row.accuracy_std,
+            fake_accuracy: 100.0 * row.fake_accuracy,
+            agreement: row.agreement,
+            quant_ops: row.quant_ops,
+            weight_bits_total: row.weight_bits,
+            energy_per_inference_nj: complete.then(|| {
+                energies.iter().map(|e| e.total_simulated_pj).sum::<f64>()
+                    / 1000.0
+                    / energies.len() as f64
+            }),
+            energy_breakdown_nj: breakdown,
+            area_um2: area,
+        });
+    }
+
+    // Per-layer energy of the first DJQ row with energy (the paper's method), else the first.
+    let layer_energy = rows
+        .iter()
+        .filter(|r| energy_of(&r.cell_ids[0]).is_some())
+        .min_by_key(|r| r.method != "djq")
+        .and_then(|r| {
+            let e = energy_of(&r.cell_ids[0])?;
+            let layers = e
+                .by_node
+                .iter()
+                .filter(|n| n.simulated_pj > 0.0)
+                .map(|n| {
+                    let unit = n.unit.clone().unwrap_or_else(|| n.op.clone());
+                    (n.name.clone(), BTreeMap::from([(unit, n.simulated_pj / 1000.0)]))
+                })
+                .collect();
+            Some(LayerEnergy {
+                label: format!("{} ({})", r.label, r.model),
+                layers,
+            })
+        });
+
+    let hw_units = hw.map_or_else(Vec::new, |h| {
+        h.table
+            .rows
+            .iter()
+            .map(|u| HwUnitRow {
+                unit: u.unit.clone(),
+                role: if u.role == "requantizer" {
+                    "requantizer".into()
+                } else {
+                    "pe".into()
+                },
+                cells: u.cells,
+                area_um2: u.area_um2,
+                critical_path_ns: u.timing.critical_path_ns,
+                energy_per_op_pj_sim: Some(u.simulated.energy_per_op_pj),
+                energy_per_op_pj_vectorless: Some(u.vectorless.energy_per_op_pj),
+            })
+            .collect()
+    });
+
+    let mut provenance = BTreeMap::new();
+    provenance.insert(
+        "git".into(),
+        format!(
+            "{}{}",
+            manifest.git.revision,
+            if manifest.git.dirty { " (dirty)" } else { "" }
+        ),
+    );
+    provenance.insert(
+        "dataset".into(),
+        format!("{} sha256 {}", manifest.dataset.name, manifest.dataset.sha256),
+    );
+    for m in &manifest.models {
+        provenance.insert(
+            format!("float {} seed {}", m.model, m.seed),
+            format!("weights sha256 {}", m.weights_sha256),
+        );
+    }
+    for (tool, version) in &manifest.tools {
+        provenance.insert(format!("tool {tool}"), version.clone());
+    }
+    if let Some(lib) = &manifest.liberty {
+        provenance.insert("liberty".into(), format!("{} sha256 {}", lib.path, lib.sha256));
+    }
+    if let Some(h) = hw.and_then(|h| h.table.rows.first()) {
+        provenance.insert("hw clock".into(), format!("{} MHz", h.provenance.clock_mhz));
+        provenance.insert("hw vectors".into(), h.provenance.vector_set.clone());
+    }
+    provenance.insert(
+        "energy scope".into(),
+        qbench_hw::energy::SCOPE.to_string(),
+    );
+
+    let mut input = FigureInput {
+        run_id: manifest.run_id.clone(),
+        title: title.to_string(),
+        dataset: manifest.dataset.name.clone(),
+        methods,
+        hw_units,
+        layer_energy,
+        claims: Vec::new(),
+        provenance,
+    };
+    input.claims = qbench_figures::claims::reproduce(&qbench_figures::claims::shipped()?, &input);
+    Ok(input)
+}
