@@ -25,7 +25,8 @@ pub fn input(
     let by_id: BTreeMap<&str, &CellRecord> =
         cells.iter().map(|c| (c.cell_id.as_str(), c)).collect();
     let energy_of = |id: &str| -> Option<&EnergyReport> {
-        hw.and_then(|h| h.energy.get(id)).and_then(|e| e.as_ref().ok())
+        hw.and_then(|h| h.energy.get(id))
+            .and_then(|e| e.as_ref().ok())
     };
     let mut methods = Vec::new();
     for row in rows {
@@ -71,7 +72,12 @@ pub fn input(
             label: row.label.clone(),
             method: row.method.clone(),
             model: row.model.clone(),
-            weight_bits: report.layers.iter().map(|l| l.weight_bits).max().unwrap_or(0) as u32,
+            weight_bits: report
+                .layers
+                .iter()
+                .map(|l| l.weight_bits)
+                .max()
+                .unwrap_or(0) as u32,
             activation_bits: hidden.iter().copied().max().unwrap_or(32) as u32,
             unified: (row.method == "djq").then(|| {
                 row.options
@@ -111,7 +117,10 @@ pub fn input(
                 .filter(|n| n.simulated_pj > 0.0)
                 .map(|n| {
                     let unit = n.unit.clone().unwrap_or_else(|| n.op.clone());
-                    (n.name.clone(), BTreeMap::from([(unit, n.simulated_pj / 1000.0)]))
+                    (
+                        n.name.clone(),
+                        BTreeMap::from([(unit, n.simulated_pj / 1000.0)]),
+                    )
                 })
                 .collect();
             Some(LayerEnergy {
@@ -151,7 +160,10 @@ pub fn input(
     );
     provenance.insert(
         "dataset".into(),
-        format!("{} sha256 {}", manifest.dataset.name, manifest.dataset.sha256),
+        format!(
+            "{} sha256 {}",
+            manifest.dataset.name, manifest.dataset.sha256
+        ),
     );
     for m in &manifest.models {
         provenance.insert(
@@ -163,16 +175,16 @@ pub fn input(
         provenance.insert(format!("tool {tool}"), version.clone());
     }
     if let Some(lib) = &manifest.liberty {
-        provenance.insert("liberty".into(), format!("{} sha256 {}", lib.path, lib.sha256));
+        provenance.insert(
+            "liberty".into(),
+            format!("{} sha256 {}", lib.path, lib.sha256),
+        );
     }
     if let Some(h) = hw.and_then(|h| h.table.rows.first()) {
         provenance.insert("hw clock".into(), format!("{} MHz", h.provenance.clock_mhz));
         provenance.insert("hw vectors".into(), h.provenance.vector_set.clone());
     }
-    provenance.insert(
-        "energy scope".into(),
-        qbench_hw::energy::SCOPE.to_string(),
-    );
+    provenance.insert("energy scope".into(), qbench_hw::energy::SCOPE.to_string());
 
     let mut input = FigureInput {
         run_id: manifest.run_id.clone(),

@@ -76,9 +76,18 @@ pub fn run(
             .with_context(|| format!("loading {}", first.result.graph_path.display()))?;
         let test = qbench_datasets::load(dataset, Split::Test)?;
         let n = STREAM_IMAGES.min(test.len());
-        let label = format!("{} (graph sha256 {})", first.result.report.label, &sha[..12]);
+        let label = format!(
+            "{} (graph sha256 {})",
+            first.result.report.label,
+            &sha[..12]
+        );
         config = config
-            .with_graph(&graph, &test.images[..n * test.image_len()], STREAM_OPS, &label)
+            .with_graph(
+                &graph,
+                &test.images[..n * test.image_len()],
+                STREAM_OPS,
+                &label,
+            )
             .context("capturing operand streams")?;
     }
     let bar = progress::count_bar("hardware units", selected.len() as u64);
