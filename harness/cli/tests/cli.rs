@@ -162,6 +162,30 @@ fn quick_reproduce_runs_the_paper_spec_and_then_reuses_every_cell() {
     }
     assert!(rows.iter().any(|r| r["method"] == "int8"), "{rows:?}");
 
+    // The hardware flow ran on the quick units, and the figures were drawn from the run.
+    let hw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("hw/table.json")).unwrap())
+            .unwrap();
+    assert_eq!(hw["rows"].as_array().unwrap().len(), 4, "{hw}");
+    let input: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("figures/input.json")).unwrap(),
+    )
+    .unwrap();
+    for m in input["methods"].as_array().unwrap() {
+        let energy = &m["energy_per_inference_nj"];
+        match m["method"].as_str().unwrap() {
+            // DJQ needs only shifts and MACs: costed. int8 and TNT need the fixed-point unit,
+            // which the quick flow does not build: n/a, never a guess.
+            "djq" => assert!(energy.as_f64().unwrap() > 0.0, "{m}"),
+            _ => assert!(energy.is_null(), "{m}"),
+        }
+    }
+    let index = std::fs::read_to_string(run_dir.join("figures/index.md")).unwrap();
+    for figure in ["accuracy_vs_quant_ops.png", "accuracy_vs_energy.svg", "methods.tex"] {
+        assert!(index.contains(figure), "{figure} missing from the index");
+        assert!(run_dir.join("figures").join(figure).exists(), "{figure}");
+    }
+
     // Nothing changed: every cell comes from the store, with the same numbers.
     let again = run();
     assert!(again.status.success());
