@@ -32,6 +32,16 @@ pub fn count_bar(label: &str, total: u64) -> ProgressBar {
     bar
 }
 
+/// Prints a line above `multi`'s bars, or plainly to stderr when the bars are hidden (stderr is
+/// not a terminal, as in logs and CI), where indicatif would drop it.
+pub fn say(multi: &MultiProgress, line: &str) {
+    if multi.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        let _ = multi.println(line);
+    }
+}
+
 /// Set once by Ctrl-C; long loops poll it and stop at a safe point.
 pub fn interrupt_flag() -> Arc<AtomicBool> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
@@ -138,9 +148,7 @@ impl TrainObserver for TrainBars {
             self.loss_ema
         );
         match &self.multi {
-            Some(multi) => {
-                let _ = multi.println(line);
-            }
+            Some(multi) => say(multi, &line),
             None => eprintln!("{line}"),
         }
     }

@@ -167,10 +167,9 @@ fn quick_reproduce_runs_the_paper_spec_and_then_reuses_every_cell() {
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("hw/table.json")).unwrap())
             .unwrap();
     assert_eq!(hw["rows"].as_array().unwrap().len(), 4, "{hw}");
-    let input: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(run_dir.join("figures/input.json")).unwrap(),
-    )
-    .unwrap();
+    let input: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("figures/input.json")).unwrap())
+            .unwrap();
     for m in input["methods"].as_array().unwrap() {
         let energy = &m["energy_per_inference_nj"];
         match m["method"].as_str().unwrap() {
@@ -181,7 +180,11 @@ fn quick_reproduce_runs_the_paper_spec_and_then_reuses_every_cell() {
         }
     }
     let index = std::fs::read_to_string(run_dir.join("figures/index.md")).unwrap();
-    for figure in ["accuracy_vs_quant_ops.png", "accuracy_vs_energy.svg", "methods.tex"] {
+    for figure in [
+        "accuracy_vs_quant_ops.png",
+        "accuracy_vs_energy.svg",
+        "methods.tex",
+    ] {
         assert!(index.contains(figure), "{figure} missing from the index");
         assert!(run_dir.join("figures").join(figure).exists(), "{figure}");
     }

@@ -260,10 +260,13 @@ fn run_pending(
                     }
                     let cell = &pending[i];
                     let label = format!("{} {}", cell.method.config.method, &cell.id[..8]);
-                    let _ = multi.println(format!(
-                        "start {label} ({} seed {}, spec line {})",
-                        models[cell.model].record.spec.model, cell.seed, cell.method.line
-                    ));
+                    progress::say(
+                        &multi,
+                        &format!(
+                            "start {label} ({} seed {}, spec line {})",
+                            models[cell.model].record.spec.model, cell.seed, cell.method.line
+                        ),
+                    );
                     let outcome = run_cell(
                         run,
                         cell,
@@ -274,11 +277,14 @@ fn run_pending(
                     );
                     match outcome {
                         Ok(record) => {
-                            let _ = multi.println(format!(
-                                "done  {label}: {} accuracy {:.2}%",
-                                record.result.report.label,
-                                100.0 * record.result.int_accuracy
-                            ));
+                            progress::say(
+                                &multi,
+                                &format!(
+                                    "done  {label}: {} accuracy {:.2}%",
+                                    record.result.report.label,
+                                    100.0 * record.result.int_accuracy
+                                ),
+                            );
                             overall.inc(1);
                         }
                         Err(err) => {
