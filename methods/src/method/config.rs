@@ -32,6 +32,15 @@ pub trait Validate {
     fn validate(&self) -> std::result::Result<(), (String, String)>;
 }
 
+/// `options` after its range checks, for callers that build options in Rust; the error names the
+/// method and the key, as a YAML config's would.
+pub fn validated<T: Validate>(method: &str, options: T) -> Result<T> {
+    options
+        .validate()
+        .map_err(|(k, m)| MethodError::Config(format!("method {method}: key `{k}`: {m}")))?;
+    Ok(options)
+}
+
 impl RawMethodConfig {
     /// Parses YAML text; `source` names it in errors.
     pub fn from_yaml(text: &str, source: &str) -> Result<Self> {

@@ -184,10 +184,9 @@ pub struct Int8 {
 impl Int8 {
     /// The method with `options`, validated.
     pub fn new(options: Int8Options) -> Result<Self> {
-        options
-            .validate()
-            .map_err(|(k, m)| MethodError::Config(format!("method int8: key `{k}`: {m}")))?;
-        Ok(Int8 { options })
+        Ok(Int8 {
+            options: super::config::validated("int8", options)?,
+        })
     }
 
     /// The method a YAML config describes (`method: int8`).

@@ -69,10 +69,9 @@ pub struct Linear {
 impl Linear {
     /// The method with `options`, validated.
     pub fn new(options: LinearOptions) -> Result<Self> {
-        options
-            .validate()
-            .map_err(|(k, m)| MethodError::Config(format!("method linear: key `{k}`: {m}")))?;
-        Ok(Linear { options })
+        Ok(Linear {
+            options: super::config::validated("linear", options)?,
+        })
     }
 
     /// The method a YAML config describes (`method: linear`).

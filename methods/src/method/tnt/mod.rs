@@ -27,7 +27,7 @@ pub use options::{Granularity, Scales, TntOptions};
 use candle_core::Tensor;
 
 use super::affine::{FoldedModel, ModuleKind, fold};
-use super::config::{RawMethodConfig, Validate};
+use super::config::RawMethodConfig;
 use super::int8::Calibration;
 use super::int8_qat::finetune_with;
 use super::intnet::{IntMirror, IntNet, OutQuant, activation_params, quantize_module};
@@ -47,10 +47,9 @@ pub struct Tnt {
 impl Tnt {
     /// The method with `options`, validated.
     pub fn new(options: TntOptions) -> Result<Self> {
-        options
-            .validate()
-            .map_err(|(k, m)| MethodError::Config(format!("method tnt: key `{k}`: {m}")))?;
-        Ok(Tnt { options })
+        Ok(Tnt {
+            options: crate::method::config::validated("tnt", options)?,
+        })
     }
 
     /// The method a YAML config describes (`method: tnt`).
