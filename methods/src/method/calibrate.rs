@@ -166,13 +166,7 @@ fn per_channel(t: &Tensor, v: &Tensor) -> Result<Tensor> {
 }
 
 fn max_pool(x: &Tensor, p: PoolSpec) -> Result<Tensor> {
-    let x = if p.pad > 0 {
-        x.pad_with_same(2, p.pad, p.pad)?
-            .pad_with_same(3, p.pad, p.pad)?
-    } else {
-        x.clone()
-    };
-    Ok(x.max_pool2d_with_stride(p.kernel, p.stride)?)
+    crate::model::pool::max_pool2d(x, p.kernel, p.stride, p.pad)
 }
 
 fn run_mac(

@@ -6,6 +6,7 @@ use candle_core::{D, Tensor};
 use super::arch::{Architecture, Layer};
 use super::conv::conv2d;
 use super::params::{BN_EPS, BN_MOMENTUM, Params};
+use super::pool::max_pool2d;
 use crate::error::Result;
 
 /// Whether batch norm uses batch statistics (and updates its running statistics) or the stored ones.
@@ -62,17 +63,7 @@ fn run_layer(layer: &Layer, params: &mut Params, x: Tensor, mode: Mode) -> Resul
             kernel,
             stride,
             pad,
-        } => {
-            // Replicated edges never change a window's maximum while pad < kernel, so padded
-            // positions are effectively ignored, as the integer engine does.
-            let x = if *pad > 0 {
-                x.pad_with_same(2, *pad, *pad)?
-                    .pad_with_same(3, *pad, *pad)?
-            } else {
-                x
-            };
-            x.max_pool2d_with_stride(*kernel, *stride)?
-        }
+        } => max_pool2d(&x, *kernel, *stride, *pad)?,
         Layer::AvgPool { kernel, stride } => x.avg_pool2d_with_stride(*kernel, *stride)?,
         Layer::GlobalAvgPool => x.mean_keepdim(D::Minus1)?.mean_keepdim(D::Minus2)?,
         Layer::Flatten => x.flatten_from(1)?,

@@ -4,4 +4,5 @@ pub mod arch;
 pub mod conv;
 pub mod forward;
 pub mod params;
+pub mod pool;
 pub mod zoo;
