@@ -303,6 +303,45 @@ pub fn import_weights(arch: &Architecture, path: &Path) -> Result<(Params, Strin
     Ok((params, sha))
 }
 
+/// The float model of a spec's model entry: imported from `weights` when the entry names a file,
+/// else trained; cached either way.
+pub fn ensure(
+    results_root: &Path,
+    spec: &FloatSpec,
+    data: &Data,
+    weights: Option<&Path>,
+    observer: &mut dyn TrainObserver,
+) -> Result<FloatModel> {
+    match weights {
+        Some(weights) => ensure_imported(results_root, spec, data, weights),
+        None => ensure_trained(results_root, spec, data, observer),
+    }
+}
+
+/// The float model of a spec's model entry if it is already in the cache; never trains or
+/// imports. A Slurm cell task uses this so that only the float task ever writes a model's folder.
+pub fn cached(
+    results_root: &Path,
+    spec: &FloatSpec,
+    data: &Data,
+    weights: Option<&Path>,
+) -> Result<Option<FloatModel>> {
+    match weights {
+        Some(weights) => load_trained(results_root, &imported_spec(spec, weights)?, data),
+        None => load_trained(results_root, spec, data),
+    }
+}
+
+/// `spec` keyed by the sha256 of the imported weights file, which addresses its cache folder.
+fn imported_spec(spec: &FloatSpec, weights: &Path) -> Result<FloatSpec> {
+    let sha = qbench_datasets::sha256_file(weights)
+        .with_context(|| format!("reading weights {}", weights.display()))?;
+    Ok(FloatSpec {
+        weights_sha256: Some(sha),
+        ..spec.clone()
+    })
+}
+
 /// Returns the float model whose weights are imported from `weights` (not trained), evaluated on
 /// the test split and cached like a trained model under the hash of the weights' sha256.
 pub fn ensure_imported(
@@ -312,12 +351,8 @@ pub fn ensure_imported(
     weights: &Path,
 ) -> Result<FloatModel> {
     let arch = architecture(spec, data)?;
-    let sha = qbench_datasets::sha256_file(weights)
-        .with_context(|| format!("reading weights {}", weights.display()))?;
-    let spec = FloatSpec {
-        weights_sha256: Some(sha.clone()),
-        ..spec.clone()
-    };
+    let spec = imported_spec(spec, weights)?;
+    let sha = spec.weights_sha256.clone().unwrap_or_default();
     let dir = model_dir(results_root, &spec, &data.sha256);
     let stored = dir.join("model.safetensors");
     let record_path = dir.join("record.json");
@@ -366,13 +401,8 @@ pub fn ensure_imported(
     })
 }
 
-/// The model trained from `spec`, if it is already in the cache; never trains. A Slurm cell task
-/// uses this so that only the float task ever writes a model's folder.
-pub fn load_trained(
-    results_root: &Path,
-    spec: &FloatSpec,
-    data: &Data,
-) -> Result<Option<FloatModel>> {
+/// The model cached under `spec`, if it is there; never trains.
+fn load_trained(results_root: &Path, spec: &FloatSpec, data: &Data) -> Result<Option<FloatModel>> {
     let arch = architecture(spec, data)?;
     let dir = model_dir(results_root, spec, &data.sha256);
     let weights = dir.join("model.safetensors");

@@ -129,13 +129,19 @@ done
 [ "$state" = idle ] || fail "node $host is not idle after 60 s (state: '${state:-none}')"
 echo "cluster up: node $host idle"
 
-# A small grid: one float model, four cells.
+# Weights to import (as a user imports torchvision's), named relative to the spec's folder.
+"$QBENCH" train --model mlp --epochs 1 --train-limit 2000 --results "$tmp/import-source" >/dev/null 2>&1 \
+  || fail "training the mlp to import failed"
+cp "$(ls "$tmp"/import-source/models/*/model.safetensors)" "$tmp/mlp.safetensors"
+
+# A small grid: two float models (one trained, one imported), eight cells.
 cat > "$tmp/spec.yaml" <<'SPEC'
 name: slurm-test
 dataset: fashion-mnist
 seeds: [0]
 models:
   - {model: cnn, epochs: 2, train_limit: 4000}
+  - {model: mlp, weights: mlp.safetensors}
 methods:
   - {method: int8}
   - method: djq
@@ -180,7 +186,7 @@ status="$("$QBENCH" runs status "$run" --results "$results")"
 echo "$status"
 victim_index="${victim#*_}"
 echo "$status" | grep -qE "^ +$victim_index .*failed" || fail "runs status does not report task $victim failed"
-echo "$status" | grep -q "4 cells: 3 done, 0 running, 0 pending, 1 failed" || fail "unexpected counts"
+echo "$status" | grep -q "8 cells: 7 done, 0 running, 0 pending, 1 failed" || fail "unexpected counts"
 
 echo "== resubmit"
 "$QBENCH" run "$tmp/spec.yaml" --quick --backend slurm --results "$results" --cpus-per-task 1
@@ -190,7 +196,7 @@ resubmitted="$(jq -c '.submissions[1].cells.indices' "$run_dir/slurm/jobs.json")
 wait_queue_empty
 status="$("$QBENCH" runs status "$run" --results "$results")"
 echo "$status" | tail -n 2
-echo "$status" | grep -q "4 cells: 4 done" || fail "not every cell done after the resubmission"
+echo "$status" | grep -q "8 cells: 8 done" || fail "not every cell done after the resubmission"
 "$QBENCH" aggregate "$run" --results "$results" >/dev/null
 
 echo "== the same spec locally"
@@ -208,7 +214,7 @@ for f in "$local_dir"/cells/*.json; do
   [ "$(jq -c "$key" "$f")" = "$(jq -c "$key" "$g")" ] || fail "cell $(basename "$f" .json) differs"
   n=$((n + 1))
 done
-[ "$n" -eq 4 ] && [ "$(ls "$run_dir/cells" | wc -l)" -eq 4 ] || fail "expected 4 cells each, local has $n"
+[ "$n" -eq 8 ] && [ "$(ls "$run_dir/cells" | wc -l)" -eq 8 ] || fail "expected 8 cells each, local has $n"
 cmp -s "$local_dir/tables/summary.json" "$run_dir/tables/summary.json" \
   || fail "aggregate tables differ (diff $local_dir/tables/summary.json $run_dir/tables/summary.json)"
 echo "PASSED: Slurm backend test: $n cells equal to a local run; killed $victim, resubmitted it alone;" \

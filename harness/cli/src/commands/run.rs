@@ -91,8 +91,7 @@ pub fn aggregate(args: AggregateArgs) -> Result<()> {
             eprintln!("warning: {unfinished} cells of {} are not done yet", run.id);
         }
     }
-    let manifest = run.manifest()?;
-    let spec = ExperimentSpec::from_text(&run.spec_text()?, &manifest.spec_source, manifest.quick)?;
+    let spec = run.spec()?;
     write_tables(&run, &root, &spec)
 }
 

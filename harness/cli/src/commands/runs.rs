@@ -10,7 +10,6 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
 use crate::experiment::aggregate;
-use crate::experiment::spec::ExperimentSpec;
 use crate::experiment::store::{self, CellRecord, RunDir};
 use crate::float_model;
 use crate::method_run::run_method;
@@ -210,8 +209,7 @@ fn diff(args: &DiffArgs) -> Result<()> {
 pub fn verify(args: VerifyArgs) -> Result<()> {
     let root = results::root(args.store.results.as_deref());
     let run = RunDir::open(&root, &args.run)?;
-    let manifest = run.manifest()?;
-    let spec = ExperimentSpec::from_text(&run.spec_text()?, &manifest.spec_source, manifest.quick)?;
+    let spec = run.spec()?;
     let mut cells = run.cells()?;
     if cells.is_empty() {
         bail!("run {} has no finished cells to verify", run.id);
@@ -232,7 +230,13 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         let data = float_model::load_data(&float_spec)?;
         // The float model comes from the store (its weights hash is checked on load); the method
         // runs again from scratch in an empty folder.
-        let model = float_model::ensure_trained(&root, &float_spec, &data, &mut TrainBars::new(0))?;
+        let model = float_model::ensure(
+            &root,
+            &float_spec,
+            &data,
+            entry.weights.as_deref(),
+            &mut TrainBars::new(0),
+        )?;
         let method = spec
             .methods
             .iter()

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// The provenance of a run.
@@ -13,6 +15,9 @@ pub struct Manifest {
     pub run_id: String,
     /// Where the spec was read from.
     pub spec_source: String,
+    /// The folder the spec's relative `registry` and `weights` paths are taken from.
+    #[serde(default)]
+    pub spec_dir: PathBuf,
     /// sha256 of the spec text.
     pub spec_sha256: String,
     /// Whether the `--quick` budget was applied.

@@ -14,7 +14,7 @@ use qbench_methods::checkpoint::sha256_hex;
 use serde::Serialize;
 
 use super::manifest::{self, DatasetRef, Manifest, ModelRef};
-use super::spec::{ExperimentSpec, MethodCell};
+use super::spec::{ExperimentSpec, MethodCell, ModelEntry};
 use super::store::{CellRecord, FloatSummary, RunDir};
 use crate::float_model::{self, Data, FloatModel, FloatSpec};
 use crate::method_run::run_method;
@@ -97,6 +97,12 @@ pub fn float_specs(spec: &ExperimentSpec) -> Vec<FloatSpec> {
         .collect()
 }
 
+/// The spec's model entry of float model `k` in [`float_specs`] order (its `weights:` file, if
+/// any, is where the model is imported from).
+pub fn model_entry(spec: &ExperimentSpec, k: usize) -> &ModelEntry {
+    &spec.models[k % spec.models.len()]
+}
+
 /// Opens (or creates) `spec`'s run folder and writes its manifest's provenance: spec, version,
 /// git state, machine and tools. The run is marked unfinished.
 pub fn start_manifest(spec: &ExperimentSpec, results_root: &Path) -> Result<(RunDir, Manifest)> {
@@ -107,6 +113,7 @@ pub fn start_manifest(spec: &ExperimentSpec, results_root: &Path) -> Result<(Run
     });
     manifest.run_id = run.id.clone();
     manifest.spec_source = spec.source.clone();
+    manifest.spec_dir = spec.base.clone();
     manifest.spec_sha256 = sha256_hex(spec.text.as_bytes());
     manifest.quick = spec.quick;
     manifest.qbench_version = env!("CARGO_PKG_VERSION").into();
@@ -144,7 +151,7 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
     let mut models: Vec<FloatModel> = Vec::new();
     let mut model_data: Vec<usize> = Vec::new();
     for (i, float_spec) in float_specs(spec).into_iter().enumerate() {
-        let entry = &spec.models[i % spec.models.len()];
+        let entry = model_entry(spec, i);
         let seed = float_spec.train.seed;
         let data = float_model::load_data(&float_spec)?;
         eprintln!(
@@ -153,15 +160,14 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
             spec.dataset,
             data.train_idx.len()
         );
-        let model = match &entry.weights {
-            Some(weights) => {
-                float_model::ensure_imported(&options.results_root, &float_spec, &data, weights)?
-            }
-            None => {
-                let mut bars = TrainBars::new(float_spec.train.epochs);
-                float_model::ensure_trained(&options.results_root, &float_spec, &data, &mut bars)?
-            }
-        };
+        let mut bars = TrainBars::new(float_spec.train.epochs);
+        let model = float_model::ensure(
+            &options.results_root,
+            &float_spec,
+            &data,
+            entry.weights.as_deref(),
+            &mut bars,
+        )?;
         manifest.dataset = DatasetRef {
             name: spec.dataset.clone(),
             sha256: data.sha256.clone(),

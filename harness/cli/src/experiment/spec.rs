@@ -197,6 +197,9 @@ pub struct ExperimentSpec {
     pub source: String,
     /// Whether the `--quick` budget was applied.
     pub quick: bool,
+    /// The folder relative `registry` and `weights` paths were taken from (absolute when read
+    /// from a file), recorded in the run manifest so a stored spec resolves them the same way.
+    pub base: PathBuf,
 }
 
 impl ExperimentSpec {
@@ -205,8 +208,20 @@ impl ExperimentSpec {
     pub fn from_path(path: &Path, quick: bool) -> Result<Self, SpecError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| SpecError(format!("{}: {e}", path.display())))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, &path.display().to_string(), quick, base)
+        let parent = path.parent().unwrap_or(Path::new("."));
+        let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
+        Self::parse(&text, &path.display().to_string(), quick, &base)
+    }
+
+    /// Parses spec text stored with a run, resolving relative paths against `base`, the folder
+    /// the original spec was read from (the run manifest's `spec_dir`).
+    pub fn from_stored(
+        text: &str,
+        source: &str,
+        quick: bool,
+        base: &Path,
+    ) -> Result<Self, SpecError> {
+        Self::parse(text, source, quick, base)
     }
 
     /// Parses and validates spec text; `source` names it in errors; relative paths are taken
@@ -356,6 +371,7 @@ impl ExperimentSpec {
             text: text.to_string(),
             source: source.to_string(),
             quick,
+            base: base.to_path_buf(),
         })
     }
 
@@ -525,6 +541,11 @@ mod tests {
             model.weights.as_deref(),
             Some(dir.path().join("resnet18.safetensors").as_path())
         );
+        // A stored copy of the text (a run folder's spec.yaml) resolves the same file through the
+        // recorded base folder, whatever the current folder is; without it, the file is missing.
+        let stored = ExperimentSpec::from_stored(text, "stored", false, &spec.base).unwrap();
+        assert_eq!(stored.models[0].weights, model.weights);
+        assert!(ExperimentSpec::from_text(text, "stored", false).is_err());
         assert_eq!(
             ExperimentSpec::from_path(&path, true)
                 .unwrap()

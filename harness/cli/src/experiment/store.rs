@@ -120,6 +120,18 @@ impl RunDir {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
     }
 
+    /// The spec the run was made from, parsed as it was then: relative paths resolve against
+    /// the original spec's folder (the manifest's `spec_dir`), wherever the command runs.
+    pub fn spec(&self) -> Result<ExperimentSpec> {
+        let manifest = self.manifest()?;
+        Ok(ExperimentSpec::from_stored(
+            &self.spec_text()?,
+            &manifest.spec_source,
+            manifest.quick,
+            &manifest.spec_dir,
+        )?)
+    }
+
     /// Path of a cell's record.
     pub fn cell_path(&self, cell_id: &str) -> PathBuf {
         self.dir.join("cells").join(format!("{cell_id}.json"))

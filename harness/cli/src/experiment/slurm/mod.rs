@@ -130,13 +130,19 @@ impl Grid {
     fn load(run: RunDir, spec: ExperimentSpec, results_root: &Path) -> Result<Self> {
         let mut models = Vec::new();
         let mut dataset = None;
-        for float_spec in runner::float_specs(&spec) {
-            let data = float_model::load_data(&float_spec)?;
+        for (k, float_spec) in runner::float_specs(&spec).iter().enumerate() {
+            let data = float_model::load_data(float_spec)?;
             dataset = Some(DatasetRef {
                 name: spec.dataset.clone(),
                 sha256: data.sha256.clone(),
             });
-            models.push(float_model::load_trained(results_root, &float_spec, &data)?);
+            let weights = runner::model_entry(&spec, k).weights.as_deref();
+            models.push(float_model::cached(
+                results_root,
+                float_spec,
+                &data,
+                weights,
+            )?);
         }
         let mut cells = Vec::new();
         for model in &models {
@@ -212,16 +218,6 @@ fn job_ids(jobs: &Jobs) -> Vec<String> {
 }
 
 /// The spec a run was made from, parsed with the run's budget.
-fn run_spec(run: &RunDir) -> Result<ExperimentSpec> {
-    let quick = run.manifest()?.quick;
-    let source = run.dir.join("spec.yaml").display().to_string();
-    Ok(ExperimentSpec::from_text(
-        &run.spec_text()?,
-        &source,
-        quick,
-    )?)
-}
-
 /// Submits `spec`'s unfinished work as Slurm arrays; returns the submission, or `None` when every
 /// cell is already done.
 pub fn submit(
@@ -357,7 +353,7 @@ pub fn submit(
 /// `index` (skipping it if its record already exists).
 pub fn run_task(run: &str, results_root: &Path, stage: Stage, index: usize) -> Result<()> {
     let run = RunDir::open(results_root, run)?;
-    let spec = run_spec(&run)?;
+    let spec = run.spec()?;
     if RunDir::for_spec(results_root, &spec)?.dir != run.dir {
         bail!(
             "{} does not match its spec.yaml (was the results folder moved?)",
@@ -377,10 +373,11 @@ pub fn run_task(run: &str, results_root: &Path, stage: Stage, index: usize) -> R
             float_specs.len()
         )
     })?;
+    let weights = runner::model_entry(&spec, k).weights.as_deref();
     let data = float_model::load_data(float_spec)?;
     if stage == Stage::Float {
         let mut bars = TrainBars::new(float_spec.train.epochs);
-        let model = float_model::ensure_trained(results_root, float_spec, &data, &mut bars)?;
+        let model = float_model::ensure(results_root, float_spec, &data, weights, &mut bars)?;
         eprintln!(
             "float {} seed {}: test {:.2}% ({})",
             float_spec.model,
@@ -390,14 +387,15 @@ pub fn run_task(run: &str, results_root: &Path, stage: Stage, index: usize) -> R
         );
         return Ok(());
     }
-    let model = float_model::load_trained(results_root, float_spec, &data)?.ok_or_else(|| {
-        anyhow!(
-            "float model {} seed {} is not in {}: its float task must finish first",
-            float_spec.model,
-            float_spec.train.seed,
-            results_root.join("models").display()
-        )
-    })?;
+    let model =
+        float_model::cached(results_root, float_spec, &data, weights)?.ok_or_else(|| {
+            anyhow!(
+                "float model {} seed {} is not in {}: its float task must finish first",
+                float_spec.model,
+                float_spec.train.seed,
+                results_root.join("models").display()
+            )
+        })?;
     let method = &spec.methods[index % methods];
     let id = runner::cell_id(&model, method, float_spec.train.seed)?;
     if run.finished_cell(&id).is_some() {
@@ -428,7 +426,7 @@ pub fn run_task(run: &str, results_root: &Path, stage: Stage, index: usize) -> R
 /// finishing time in the manifest once known.
 pub fn status(run: RunDir, results_root: &Path) -> Result<Vec<CellStatus>> {
     let jobs = read_jobs(&run)?;
-    let spec = run_spec(&run)?;
+    let spec = run.spec()?;
     let grid = Grid::load(run, spec, results_root)?;
     grid.sync_manifest()?;
     let ids = job_ids(&jobs);
@@ -486,7 +484,7 @@ pub fn status(run: RunDir, results_root: &Path) -> Result<Vec<CellStatus>> {
 /// Brings a Slurm run's manifest up to date before its tables are written; returns how many cells
 /// are not done yet.
 pub fn finalize(run: &RunDir, results_root: &Path) -> Result<usize> {
-    let spec = run_spec(run)?;
+    let spec = run.spec()?;
     let grid = Grid::load(run.clone(), spec, results_root)?;
     grid.sync_manifest()?;
     Ok(grid.cells.iter().filter(|c| !c.1).count())
