@@ -28,6 +28,8 @@ pub fn input(
         hw.and_then(|h| h.energy.get(id))
             .and_then(|e| e.as_ref().ok())
     };
+    // A run over several float models has each method once per model: the model names the row.
+    let several_models = rows.iter().any(|r| r.model != rows[0].model);
     let mut methods = Vec::new();
     for row in rows {
         let first = by_id[row.cell_ids[0].as_str()];
@@ -69,7 +71,11 @@ pub fn input(
             .filter(|&b| b < 32)
             .collect();
         methods.push(MethodRow {
-            label: row.label.clone(),
+            label: if several_models {
+                format!("{} ({})", row.label, row.model)
+            } else {
+                row.label.clone()
+            },
             method: row.method.clone(),
             model: row.model.clone(),
             weight_bits: report
