@@ -49,7 +49,10 @@ fn strided(x: &Tensor, dim: usize, start: usize, stride: usize, count: usize) ->
     let mut shape = span.dims().to_vec();
     shape[dim] = count;
     shape.insert(dim + 1, stride);
-    Ok(span.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)?)
+    Ok(span
+        .reshape(shape)?
+        .narrow(dim + 1, 0, 1)?
+        .squeeze(dim + 1)?)
 }
 
 #[cfg(test)]
@@ -88,7 +91,14 @@ mod tests {
         let (h, w) = (9, 7);
         let data: Vec<f32> = (0..h * w).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
         let x = Tensor::from_vec(data.clone(), (1, 1, h, w), &Device::Cpu).unwrap();
-        for (k, s, p) in [(3, 2, 1), (3, 2, 0), (2, 2, 0), (3, 1, 1), (2, 1, 0), (3, 3, 0)] {
+        for (k, s, p) in [
+            (3, 2, 1),
+            (3, 2, 0),
+            (2, 2, 0),
+            (3, 1, 1),
+            (2, 1, 0),
+            (3, 3, 0),
+        ] {
             let got: Vec<f32> = max_pool2d(&x, k, s, p)
                 .unwrap()
                 .flatten_all()
