@@ -60,9 +60,14 @@ impl TrainConfig {
 
     /// Learning rate at optimiser step `step` (0-based) of `total`: cosine decay from the peak.
     pub fn lr_at(&self, step: u64, total: u64) -> f64 {
-        let progress = step as f64 / total.max(1) as f64;
-        self.optimizer.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        cosine_lr(self.optimizer.lr, step as f64 / total.max(1) as f64)
     }
+}
+
+/// Cosine decay of the learning rate from `peak` at `progress` 0 to 0 at `progress` 1: the one
+/// schedule of every training loop (float training, fine-tuning, low-bit training).
+pub fn cosine_lr(peak: f64, progress: f64) -> f64 {
+    peak * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
 }
 
 /// Receives progress while training runs. Every method has a default that does nothing.
@@ -223,7 +228,8 @@ pub fn predictions(
     Ok(out)
 }
 
-fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
+/// How many rows of `logits` have their arg-max at the row's label (a batch's correct answers).
+pub fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
     let pred = logits.argmax(1)?;
     Ok(pred
         .eq(labels)?

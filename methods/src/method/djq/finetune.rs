@@ -20,7 +20,7 @@ use crate::method::calibrate::{
 };
 use crate::method::fold::{FoldedModel, MacModule};
 use crate::optim::{AdamW, AdamWConfig};
-use crate::train::TrainObserver;
+use crate::train::{TrainObserver, cosine_lr, count_correct};
 
 /// Fake quantizers of the unified DJQ model for candle's autograd.
 pub struct SteHooks<'a> {
@@ -140,14 +140,8 @@ pub fn finetune(
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let grads = loss.backward()?;
             let t = opt.step as f64 / total.max(1) as f64;
-            let lr = ft.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
-            opt.step(&vars, &grads, lr)?;
-            let pred = logits.argmax(1)?;
-            correct += pred
-                .eq(&y)?
-                .to_dtype(candle_core::DType::U32)?
-                .sum_all()?
-                .to_scalar::<u32>()? as usize;
+            opt.step(&vars, &grads, cosine_lr(ft.lr, t))?;
+            correct += count_correct(&logits, &y)?;
             seen += idx.len();
             observer.batch_end(
                 epoch,

@@ -18,17 +18,17 @@ use candle_core::{Tensor, Var};
 use qbench_datasets::shuffled_indices;
 
 use super::net::{Block, Net};
+use super::pool;
 use super::quant::{ActQuant, WeightQuant};
 use crate::error::{MethodError, Result};
 use crate::method::QuantInput;
-use crate::method::affine::max_pool;
 use crate::method::calibrate::raw_batch;
-use crate::method::fold::{MacGeometry, PoolSpec};
+use crate::method::fold::MacGeometry;
 use crate::model::conv::conv2d;
 use crate::model::forward::{Mode, batch_norm};
 use crate::model::params::Params;
 use crate::optim::{AdamW, AdamWConfig};
-use crate::train::TrainObserver;
+use crate::train::{TrainObserver, cosine_lr, count_correct};
 
 /// Standard deviation of the first batch's scores that the score scale is initialised to.
 pub const INITIAL_SCORE_STD: f64 = 3.0;
@@ -64,18 +64,6 @@ pub struct Trainable {
     pub params: Params,
     /// `log(alpha)`, a scalar.
     pub log_alpha: Var,
-}
-
-fn pool(x: &Tensor, p: &PoolSpec) -> Result<Tensor> {
-    max_pool(
-        x,
-        &qbench_engine::Pool {
-            kernel_h: p.kernel,
-            kernel_w: p.kernel,
-            stride: p.stride,
-            pad: p.pad,
-        },
-    )
 }
 
 /// One block's layer up to (not including) its batch norm: the real accumulator plus bias.
@@ -254,17 +242,11 @@ pub fn train(
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let grads = loss.backward()?;
             let progress = opt.step as f64 / total.max(1.0);
-            let lr = settings.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-            opt.step(&vars, &grads, lr)?;
+            opt.step(&vars, &grads, cosine_lr(settings.lr, progress))?;
             for w in &binary_weights {
                 w.set(&w.as_tensor().clamp(-1f32, 1f32)?)?;
             }
-            correct += logits
-                .argmax(1)?
-                .eq(&y)?
-                .to_dtype(candle_core::DType::U32)?
-                .sum_all()?
-                .to_scalar::<u32>()? as usize;
+            correct += count_correct(&logits, &y)?;
             seen += idx.len();
             observer.batch_end(
                 epoch,
