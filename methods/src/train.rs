@@ -60,9 +60,14 @@ impl TrainConfig {
 
     /// Learning rate at optimiser step `step` (0-based) of `total`: cosine decay from the peak.
     pub fn lr_at(&self, step: u64, total: u64) -> f64 {
-        let progress = step as f64 / total.max(1) as f64;
-        self.optimizer.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        cosine_lr(self.optimizer.lr, step as f64 / total.max(1) as f64)
     }
+}
+
+/// Cosine decay of the learning rate from `peak` at `progress` 0 to 0 at `progress` 1: the one
+/// schedule of every training loop (float training, fine-tuning, low-bit training).
+pub fn cosine_lr(peak: f64, progress: f64) -> f64 {
+    peak * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
 }
 
 /// Receives progress while training runs. Every method has a default that does nothing.
@@ -135,32 +140,16 @@ pub fn train(
     let total_steps = (batches * config.epochs) as u64;
     let mut val_accuracy = None;
     for epoch in first_epoch..config.epochs {
-        observer.epoch_start(epoch, batches);
-        let order = shuffled_indices(train_idx.len(), config.seed.wrapping_add(epoch as u64 + 1));
-        let (mut correct, mut seen) = (0usize, 0usize);
-        for b in 0..batches {
-            if observer.should_stop() {
-                return Err(MethodError::Interrupted);
-            }
-            let idx: Vec<usize> = order[b * config.batch_size..(b + 1) * config.batch_size]
-                .iter()
-                .map(|&i| train_idx[i])
-                .collect();
-            let (x, y) = data::batch(set, &idx)?;
+        let seed = config.seed.wrapping_add(epoch as u64 + 1);
+        train_epoch(observer, epoch, train_idx, config.batch_size, seed, |idx| {
+            let (x, y) = data::batch(set, idx)?;
             let logits = forward(arch, &mut params, &x, Mode::Train)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let grads = loss.backward()?;
             let lr = config.lr_at(opt.step, total_steps);
             opt.step(&params.vars, &grads, lr)?;
-            correct += count_correct(&logits, &y)?;
-            seen += idx.len();
-            observer.batch_end(
-                epoch,
-                b,
-                loss.to_scalar::<f32>()?,
-                correct as f64 / seen as f64,
-            );
-        }
+            Ok((loss.to_scalar::<f32>()?, count_correct(&logits, &y)?))
+        })?;
         val_accuracy = if val_idx.is_empty() {
             None
         } else {
@@ -185,6 +174,35 @@ pub fn train(
         val_accuracy,
         epochs_run: config.epochs - first_epoch,
     })
+}
+
+/// One epoch of mini-batch training, the loop every trainer shares: `pool` shuffled by `seed`,
+/// cut into full batches of `batch_size` (the remainder waits for another epoch's order), each
+/// handed to `step`, which trains on it and returns the batch's loss and correct answers.
+/// Progress goes to `observer`, which may stop the epoch between batches.
+pub fn train_epoch(
+    observer: &mut dyn TrainObserver,
+    epoch: usize,
+    pool: &[usize],
+    batch_size: usize,
+    seed: u64,
+    mut step: impl FnMut(&[usize]) -> Result<(f32, usize)>,
+) -> Result<()> {
+    let batches = pool.len() / batch_size.max(1);
+    observer.epoch_start(epoch, batches);
+    let order = shuffled_indices(pool.len(), seed);
+    let (mut correct, mut seen) = (0usize, 0usize);
+    for (b, chunk) in order.chunks_exact(batch_size.max(1)).enumerate() {
+        if observer.should_stop() {
+            return Err(MethodError::Interrupted);
+        }
+        let idx: Vec<usize> = chunk.iter().map(|&i| pool[i]).collect();
+        let (loss, right) = step(&idx)?;
+        correct += right;
+        seen += idx.len();
+        observer.batch_end(epoch, b, loss, correct as f64 / seen as f64);
+    }
+    Ok(())
 }
 
 /// Top-1 accuracy of the float model (evaluation mode) on the images at `indices`.
@@ -223,7 +241,8 @@ pub fn predictions(
     Ok(out)
 }
 
-fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
+/// How many rows of `logits` have their arg-max at the row's label (a batch's correct answers).
+pub fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
     let pred = logits.argmax(1)?;
     Ok(pred
         .eq(labels)?

@@ -3,15 +3,15 @@
 
 use qbench_datasets::ImageSet;
 use qbench_methods::method::QuantInput;
-use qbench_methods::method::config::RawMethodConfig;
+use qbench_methods::method::QuantMethod;
 use qbench_methods::method::conformance::check;
 use qbench_methods::method::djq::{Djq, DjqOptions, FinetuneOptions};
-use qbench_methods::method::{QuantMethod, registry};
 use qbench_methods::model::params::Params;
 use qbench_methods::model::zoo;
 use qbench_methods::train::Quiet;
 
 mod common;
+use common::config::{error_of, label_of};
 use common::fixture;
 
 fn djq(bits: u8, unified: bool) -> Djq {
@@ -117,13 +117,12 @@ fn unified_uses_at_least_half_the_quantization_ops() {
 
 #[test]
 fn registry_builds_djq_and_bad_configs_name_the_key() {
-    let ok = RawMethodConfig::from_yaml(
-        "method: djq\nweight_bits: 4\nactivation_bits: 4\ncalibration: {kind: percentile, percentile: 99.9}\nfinetune: {epochs: 0}\n",
-        "<inline>",
-    )
-    .unwrap();
-    let m = registry::build(&ok).expect("valid config");
-    assert_eq!(m.label(), "DJQ W4A4 unified");
+    assert_eq!(
+        label_of(
+            "method: djq\nweight_bits: 4\nactivation_bits: 4\ncalibration: {kind: percentile, percentile: 99.9}\nfinetune: {epochs: 0}\n"
+        ),
+        "DJQ W4A4 unified"
+    );
     for (yaml, key) in [
         ("method: djq\nweight_bits: 9\n", "weight_bits"),
         ("method: djq\nactivation_bits: 1\n", "activation_bits"),
@@ -136,8 +135,7 @@ fn registry_builds_djq_and_bad_configs_name_the_key() {
         ("method: djq\nfinetune: {lr: -1}\n", "finetune.lr"),
         ("method: djq\nfinetune: {batchsize: 3}\n", "batchsize"),
     ] {
-        let raw = RawMethodConfig::from_yaml(yaml, "<inline>").unwrap();
-        let err = registry::build(&raw).err().expect("rejected").to_string();
+        let err = error_of(yaml);
         assert!(err.contains(key), "{yaml}: {err}");
     }
 }

@@ -4,14 +4,15 @@
 
 mod common;
 
+use common::config::{error_of, label_of};
+
 use proptest::prelude::*;
 use qbench_engine::{Op, Requant, count_ops};
-use qbench_methods::method::config::RawMethodConfig;
 use qbench_methods::method::lowbit::TrainOptions;
 use qbench_methods::method::lowbit::quant::ActQuant;
 use qbench_methods::method::lowbit::thresholds::BnFold;
 use qbench_methods::method::qnn::{Qnn, QnnOptions};
-use qbench_methods::method::{QuantMethod, conformance, registry};
+use qbench_methods::method::{QuantMethod, conformance};
 use qbench_methods::train::Quiet;
 
 fn qnn(weight_bits: u8, activation_bits: u8) -> Qnn {
@@ -111,14 +112,6 @@ proptest! {
     }
 }
 
-fn error_of(yaml: &str) -> String {
-    let raw = RawMethodConfig::from_yaml(yaml, "test.yaml").expect("parses");
-    match registry::build(&raw) {
-        Ok(_) => panic!("{yaml} was accepted"),
-        Err(e) => e.to_string(),
-    }
-}
-
 #[test]
 fn bad_configs_name_the_key() {
     let e = error_of("method: qnn\nweight_bits: 9\n");
@@ -129,10 +122,8 @@ fn bad_configs_name_the_key() {
     assert!(e.contains("activation_bitz"), "{e}");
     let e = error_of("method: qnn\ntrain: {batch_size: 1}\n");
     assert!(e.contains("`train.batch_size`"), "{e}");
-    let ok = RawMethodConfig::from_yaml(
-        "method: qnn\nweight_bits: 4\nactivation_bits: 4\n",
-        "ok.yaml",
-    )
-    .unwrap();
-    assert_eq!(registry::build(&ok).expect("valid").label(), "QNN W4A4");
+    assert_eq!(
+        label_of("method: qnn\nweight_bits: 4\nactivation_bits: 4\n"),
+        "QNN W4A4"
+    );
 }

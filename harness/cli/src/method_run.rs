@@ -53,7 +53,16 @@ pub struct MethodResult {
     pub quantize_seconds: f64,
 }
 
-/// Quantizes `model` with the method `config` describes (or loads the cached result).
+/// Where a method result came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Quantized and evaluated by this call.
+    Computed,
+    /// Read from the method cache (`results/methods`), written by an earlier call.
+    Cached,
+}
+
+/// Quantizes `model` with the method `config` describes, or loads the cached result; says which.
 pub fn run_method(
     results_root: &Path,
     model: &FloatModel,
@@ -61,7 +70,7 @@ pub fn run_method(
     config: &RawMethodConfig,
     seed: u64,
     observer: &mut dyn TrainObserver,
-) -> Result<MethodResult> {
+) -> Result<(MethodResult, Origin)> {
     let options = serde_json::to_string(&serde_yaml_ng::Value::Mapping(config.options.clone()))?;
     let key = format!(
         "{}\n{}\n{}\n{seed}\n{}",
@@ -83,7 +92,7 @@ pub fn run_method(
             .as_deref()
             == Some(&result.graph_sha256)
     {
-        return Ok(result);
+        return Ok((result, Origin::Cached));
     }
     let method = registry::build(config)?;
     let calib: Vec<usize> = data
@@ -132,7 +141,7 @@ pub fn run_method(
         quantize_seconds,
     };
     results::write_json(&record_path, &result)?;
-    Ok(result)
+    Ok((result, Origin::Computed))
 }
 
 /// Fraction of positions where two prediction lists agree.

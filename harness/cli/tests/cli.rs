@@ -1,25 +1,8 @@
 //! The `qbench` binary end to end, as a user runs it.
 
-use std::process::Command;
+mod common;
 
-fn qbench() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_qbench"))
-}
-
-fn fashion_mnist_present() -> bool {
-    let present =
-        std::path::Path::new("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
-            .exists()
-            || std::env::var_os("QBENCH_DATA").is_some();
-    if !present {
-        assert!(
-            std::env::var_os("QBENCH_REQUIRE_FASHION_MNIST").is_none(),
-            "Fashion-MNIST is required: apt-get install dataset-fashion-mnist"
-        );
-        eprintln!("SKIPPED: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
-    }
-    present
-}
+use common::{fashion_mnist_present, qbench};
 
 #[test]
 fn every_subcommand_has_help() {
@@ -193,7 +176,10 @@ fn quick_reproduce_runs_the_paper_spec_and_then_reuses_every_cell() {
     let again = run();
     assert!(again.status.success());
     let err = String::from_utf8_lossy(&again.stderr);
-    assert!(err.contains("0 computed now"), "{err}");
+    assert!(
+        err.contains("0 computed now, 0 from the method cache"),
+        "{err}"
+    );
     let rows2: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(serde_json::Value::Array(rows), rows2);

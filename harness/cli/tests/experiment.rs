@@ -2,26 +2,13 @@
 //! to exactly the records of an uninterrupted run; spec errors name the line; the store commands
 //! list, show, diff and verify runs.
 
+mod common;
+
+use common::{fashion_mnist_present, qbench};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
-
-fn qbench() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_qbench"))
-}
-
-fn fashion_mnist_present() -> bool {
-    let present = Path::new("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz").exists()
-        || std::env::var_os("QBENCH_DATA").is_some();
-    if !present {
-        assert!(
-            std::env::var_os("QBENCH_REQUIRE_FASHION_MNIST").is_none(),
-            "Fashion-MNIST is required: apt-get install dataset-fashion-mnist"
-        );
-        eprintln!("SKIPPED: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
-    }
-    present
-}
 
 /// A small grid: one float model on 3,000 images, five method cells.
 const SPEC: &str = "\
@@ -129,7 +116,7 @@ fn a_run_killed_twice_resumes_to_the_same_records_as_a_clean_run() {
         .arg(&clean)
         .output()
         .unwrap());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("5 computed now"));
+    assert_eq!(counts(&String::from_utf8_lossy(&out.stderr)), (5, 0));
     let expected = records(&clean);
     assert_eq!(expected.len(), 5);
 
@@ -178,10 +165,9 @@ fn a_run_killed_twice_resumes_to_the_same_records_as_a_clean_run() {
         .output()
         .unwrap());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!("{} computed now", 5 - survivors.len())),
-        "{err}"
-    );
+    // A cell killed between its method result and its record takes the result from the cache.
+    let (computed, cached) = counts(&err);
+    assert_eq!(computed + cached, 5 - survivors.len(), "{err}");
     // Finished cells were not recomputed: their records were not rewritten.
     for (p, t) in &survivors {
         assert_eq!(std::fs::metadata(p).unwrap().modified().unwrap(), *t);
@@ -219,6 +205,32 @@ fn a_run_killed_twice_resumes_to_the_same_records_as_a_clean_run() {
         .output()
         .unwrap());
     assert!(String::from_utf8_lossy(&out.stdout).contains("all match"));
+
+    // An edited spec is a new run; its unchanged cells come from the method cache, said so.
+    let edited = work.path().join("edited.yaml");
+    std::fs::write(&edited, format!("{SPEC}# edited\n")).unwrap();
+    let out = ok(qbench()
+        .arg("run")
+        .arg(&edited)
+        .arg("--results")
+        .arg(&clean)
+        .output()
+        .unwrap());
+    assert_eq!(counts(&String::from_utf8_lossy(&out.stderr)), (0, 5));
+}
+
+/// The cells a `run` quantized now and took from the method cache, from its summary line.
+fn counts(stderr: &str) -> (usize, usize) {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" computed now, "))
+        .unwrap_or_else(|| panic!("no summary line in:\n{stderr}"));
+    let before = |marker: &str| -> usize {
+        let head = &line[..line.find(marker).unwrap_or_else(|| panic!("{line}"))];
+        let n = head.rsplit(|c: char| !c.is_ascii_digit()).next().unwrap();
+        n.parse().unwrap_or_else(|_| panic!("{line}"))
+    };
+    (before(" computed now"), before(" from the method cache"))
 }
 
 #[test]

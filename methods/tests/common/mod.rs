@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod config;
+
 use std::sync::OnceLock;
 
 use qbench_datasets::{ImageSet, Normalization, Split};

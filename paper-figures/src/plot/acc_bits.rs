@@ -125,14 +125,6 @@ impl Figure for AccuracyVsBits {
                 )
                 .map_err(de)?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FAMILY, TICK_PX))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(de)?;
-        Ok(())
+        super::draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
     }
 }

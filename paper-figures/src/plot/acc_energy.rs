@@ -3,7 +3,8 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{AXIS_PX, CAPTION_PX, DrawResult, Figure, POINT_PX, TICK_PX, de, font::FAMILY};
+use super::scatter::{self, Dot, Frame, Marker};
+use super::{DrawResult, Figure, de};
 use crate::input::FigureInput;
 use crate::pareto;
 
@@ -71,6 +72,22 @@ impl AccuracyVsEnergy {
     }
 }
 
+impl AccuracyVsEnergy {
+    /// A point as drawn: filled and larger on the front, hollow when dominated.
+    fn dot<'p>(&self, p: &'p Point) -> Dot<'p> {
+        Dot {
+            at: (p.energy_nj, p.accuracy),
+            label: &p.label,
+            marker: if p.on_front {
+                Marker::Disc(11)
+            } else {
+                Marker::Ring(8)
+            },
+            colour: super::family_colour(&self.families, &p.family),
+        }
+    }
+}
+
 impl Figure for AccuracyVsEnergy {
     fn stem(&self) -> &'static str {
         "accuracy_vs_energy"
@@ -89,32 +106,18 @@ impl Figure for AccuracyVsEnergy {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let area = super::with_footer(root, &self.skipped)?;
-        let (x0, x1) = super::log_range(self.points.iter().map(|p| p.energy_nj));
-        let (y0, y1) = super::linear_range(self.points.iter().map(|p| p.accuracy), 0.15);
-        let mut chart = ChartBuilder::on(&area)
-            .caption(
-                format!("Accuracy vs energy per inference ({})", self.dataset),
-                (FAMILY, CAPTION_PX),
-            )
-            .margin(20)
-            .x_label_area_size(80)
-            .y_label_area_size(100)
-            .build_cartesian_2d(
-                (x0..x1)
-                    .log_scale()
-                    .with_key_points(super::log_ticks(x0, x1)),
-                y0.max(0.0)..y1.min(100.0),
-            )
-            .map_err(de)?;
-        chart
-            .configure_mesh()
-            .x_desc("Energy per inference (nJ, log scale)")
-            .y_desc("Top-1 accuracy (%)")
-            .axis_desc_style((FAMILY, AXIS_PX))
-            .label_style((FAMILY, TICK_PX))
-            .x_label_formatter(&super::log_tick)
-            .draw()
-            .map_err(de)?;
+        let coords: Vec<(f64, f64)> = self
+            .points
+            .iter()
+            .map(|p| (p.energy_nj, p.accuracy))
+            .collect();
+        let caption = format!("Accuracy vs energy per inference ({})", self.dataset);
+        let frame = Frame {
+            caption: &caption,
+            x_desc: "Energy per inference (nJ, log scale)",
+            y_desc: "Top-1 accuracy (%)",
+        };
+        let mut chart = scatter::chart(&area, &frame, &coords)?;
 
         let mut front: Vec<&Point> = self.points.iter().filter(|p| p.on_front).collect();
         front.sort_by(|a, b| a.energy_nj.total_cmp(&b.energy_nj));
@@ -131,46 +134,35 @@ impl Figure for AccuracyVsEnergy {
             .label("Pareto front")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 22, y)], BLACK.stroke_width(3)));
 
+        let dot = |p| self.dot(p);
         for family in &self.families {
-            let c = super::family_colour(&self.families, family);
-            let pts: Vec<&Point> = self.points.iter().filter(|p| &p.family == family).collect();
-            if pts.is_empty() {
-                continue;
+            let dots: Vec<Dot> = self
+                .points
+                .iter()
+                .filter(|p| &p.family == family)
+                .map(dot)
+                .collect();
+            if !dots.is_empty() {
+                let c = super::family_colour(&self.families, family);
+                scatter::draw_series(&mut chart, family, &dots, Marker::Disc(8), c)?;
             }
-            chart
-                .draw_series(pts.iter().map(|p| {
-                    let style = if p.on_front {
-                        c.filled()
-                    } else {
-                        c.stroke_width(3)
-                    };
-                    EmptyElement::at((p.energy_nj, p.accuracy))
-                        + Circle::new((0, 0), if p.on_front { 11 } else { 8 }, style)
-                        + Text::new(p.label.clone(), (12, -26), (FAMILY, POINT_PX).into_font())
-                }))
-                .map_err(de)?
-                .label(family.clone())
-                .legend(move |(x, y)| Circle::new((x + 11, y), 8, c.filled()));
         }
+        // Labels of the front first: they get the spots right beside their points.
+        let mut labelled: Vec<&Point> = self.points.iter().collect();
+        labelled.sort_by_key(|p| !p.on_front);
+        let dots: Vec<Dot> = labelled.into_iter().map(dot).collect();
+        scatter::draw_labels(&mut chart, &dots)?;
         // Legend-only entries explaining the marker fill.
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
             .map_err(de)?
             .label("on the front (filled)")
-            .legend(|(x, y)| Circle::new((x + 11, y), 8, BLACK.filled()));
+            .legend(|(x, y)| Marker::Disc(8).element((x + 11, y), BLACK));
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
             .map_err(de)?
             .label("dominated (hollow)")
-            .legend(|(x, y)| Circle::new((x + 11, y), 8, BLACK.stroke_width(3)));
-        chart
-            .configure_series_labels()
-            .label_font((FAMILY, TICK_PX))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(de)?;
-        Ok(())
+            .legend(|(x, y)| Marker::Ring(8).element((x + 11, y), BLACK));
+        super::draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
     }
 }

@@ -5,7 +5,8 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{AXIS_PX, CAPTION_PX, DrawResult, Figure, POINT_PX, TICK_PX, de, font::FAMILY};
+use super::scatter::{self, Dot, Frame, Marker};
+use super::{DrawResult, Figure, de};
 use crate::input::{FigureInput, MethodRow};
 
 /// The accuracy-vs-quantization-operations figure.
@@ -65,6 +66,28 @@ impl AccuracyVsQuantOps {
     }
 }
 
+/// The marker of a row: circle for unified modules, triangle for quantization after every
+/// operation, cross where the method has no such choice.
+fn marker(unified: Option<bool>) -> Marker {
+    match unified {
+        Some(true) => Marker::Disc(9),
+        Some(false) => Marker::Triangle(11),
+        None => Marker::Cross(8),
+    }
+}
+
+impl AccuracyVsQuantOps {
+    /// A row as drawn.
+    fn dot<'r>(&self, r: &'r MethodRow) -> Dot<'r> {
+        Dot {
+            at: (r.quant_ops as f64, r.accuracy_mean),
+            label: &r.label,
+            marker: marker(r.unified),
+            colour: super::family_colour(&self.families, &r.method),
+        }
+    }
+}
+
 impl Figure for AccuracyVsQuantOps {
     fn stem(&self) -> &'static str {
         "accuracy_vs_quant_ops"
@@ -84,52 +107,34 @@ impl Figure for AccuracyVsQuantOps {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let area = super::with_footer(root, &self.skipped)?;
-        let (x0, x1) = super::log_range(self.rows.iter().map(|r| r.quant_ops as f64));
-        let (y0, y1) = super::linear_range(self.rows.iter().map(|r| r.accuracy_mean), 0.15);
-        let mut chart = ChartBuilder::on(&area)
-            .caption(
-                format!("Accuracy vs quantization operations ({})", self.dataset),
-                (FAMILY, CAPTION_PX),
-            )
-            .margin(20)
-            .x_label_area_size(80)
-            .y_label_area_size(100)
-            .build_cartesian_2d(
-                (x0..x1)
-                    .log_scale()
-                    .with_key_points(super::log_ticks(x0, x1)),
-                y0.max(0.0)..y1.min(100.0),
-            )
-            .map_err(de)?;
-        chart
-            .configure_mesh()
-            .x_desc("Quantization operations per inference (count, log scale)")
-            .y_desc("Top-1 accuracy (%)")
-            .axis_desc_style((FAMILY, AXIS_PX))
-            .label_style((FAMILY, TICK_PX))
-            .x_label_formatter(&super::log_tick)
-            .draw()
-            .map_err(de)?;
+        let at = |r: &MethodRow| (r.quant_ops as f64, r.accuracy_mean);
+        let coords: Vec<(f64, f64)> = self.rows.iter().map(at).collect();
+        let caption = format!("Accuracy vs quantization operations ({})", self.dataset);
+        let frame = Frame {
+            caption: &caption,
+            x_desc: "Quantization operations per inference (count, log scale)",
+            y_desc: "Top-1 accuracy (%)",
+        };
+        let mut chart = scatter::chart(&area, &frame, &coords)?;
         for (u, n) in self.pairs() {
             chart
                 .draw_series(LineSeries::new(
-                    [
-                        (u.quant_ops as f64, u.accuracy_mean),
-                        (n.quant_ops as f64, n.accuracy_mean),
-                    ],
+                    [at(u), at(n)],
                     BLACK.mix(0.4).stroke_width(2),
                 ))
                 .map_err(de)?;
         }
+        let dot = |r| self.dot(r);
         for family in &self.families {
             let c = super::family_colour(&self.families, family);
             for unified in [Some(true), Some(false), None] {
-                let rows: Vec<&MethodRow> = self
+                let dots: Vec<Dot> = self
                     .rows
                     .iter()
                     .filter(|r| &r.method == family && r.unified == unified)
+                    .map(dot)
                     .collect();
-                if rows.is_empty() {
+                if dots.is_empty() {
                     continue;
                 }
                 let name = match unified {
@@ -137,39 +142,11 @@ impl Figure for AccuracyVsQuantOps {
                     Some(false) => format!("{family}, per-op"),
                     None => family.clone(),
                 };
-                // One arm per marker shape: plotters elements are concrete types.
-                macro_rules! group {
-                    ($shape:expr) => {
-                        chart
-                            .draw_series(rows.iter().map(|r| {
-                                EmptyElement::at((r.quant_ops as f64, r.accuracy_mean))
-                                    + $shape((0, 0))
-                                    + Text::new(
-                                        r.label.clone(),
-                                        (12, -26),
-                                        (FAMILY, POINT_PX).into_font(),
-                                    )
-                            }))
-                            .map_err(de)?
-                            .label(name)
-                            .legend(move |(x, y)| $shape((x + 11, y)))
-                    };
-                }
-                match unified {
-                    Some(true) => group!(|p| Circle::new(p, 9, c.filled())),
-                    Some(false) => group!(|p| TriangleMarker::new(p, 11, c.stroke_width(3))),
-                    None => group!(|p| Cross::new(p, 8, c.stroke_width(3))),
-                };
+                scatter::draw_series(&mut chart, &name, &dots, marker(unified), c)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .label_font((FAMILY, TICK_PX))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerLeft)
-            .draw()
-            .map_err(de)?;
-        Ok(())
+        let dots: Vec<Dot> = self.rows.iter().map(dot).collect();
+        scatter::draw_labels(&mut chart, &dots)?;
+        super::draw_legend(&mut chart, SeriesLabelPosition::LowerLeft)
     }
 }

@@ -113,14 +113,7 @@ fn panel<DB: DrawingBackend>(
         }
     }
     if series.len() > 1 {
-        chart
-            .configure_series_labels()
-            .label_font((FAMILY, TICK_PX))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(de)?;
+        super::draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }
     chart
         .draw_series(bars.iter().map(|b| {

@@ -7,12 +7,14 @@ pub mod acc_energy;
 pub mod acc_ops;
 pub mod font;
 pub mod hw_units;
+pub mod labels;
 pub mod layer_energy;
+pub mod scatter;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use crate::atomic::write_atomic;
@@ -133,6 +135,21 @@ pub fn with_footer<DB: DrawingBackend>(
             .map_err(de)?;
     }
     Ok(chart)
+}
+
+/// Draws the series legend at `position` in the figures' common style.
+pub fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .label_font((font::FAMILY, TICK_PX))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(position)
+        .draw()
+        .map_err(de)
 }
 
 /// Tableau 10: distinguishable colours for method families.

@@ -42,22 +42,9 @@ pub fn render(table: &Table) -> String {
     out.push_str(&format!("\\caption{{{}}}\n", escape(&table.caption)));
     out.push_str(&format!("\\label{{tab:{}}}\n", label_key(&table.name)));
     out.push_str(&format!("\\begin{{tabular}}{{{spec}}}\n\\toprule\n"));
-    let header: Vec<String> = cols
-        .iter()
-        .map(|&i| escape(&table.columns[i].header))
-        .collect();
+    let (header, rows) = table.paper_cells(escape, |m| format!("\\textsuperscript{{{m}}}"));
     out.push_str(&format!("{} \\\\\n\\midrule\n", header.join(" & ")));
-    for row in &table.rows {
-        let cells: Vec<String> = cols
-            .iter()
-            .map(|&i| match table.paper_text(row, i) {
-                Some(text) => escape(&text),
-                None => match &notes[i] {
-                    Some(n) => format!("n/a\\textsuperscript{{{}}}", n.mark),
-                    None => "n/a".to_string(),
-                },
-            })
-            .collect();
+    for cells in rows {
         out.push_str(&format!("{} \\\\\n", cells.join(" & ")));
     }
     out.push_str("\\bottomrule\n\\end{tabular}\n");

@@ -14,10 +14,7 @@ pub fn render(table: &Table) -> String {
     let notes = table.footnotes();
     let cols: Vec<usize> = table.paper_columns().map(|(i, _)| i).collect();
     let mut out = format!("**{}**\n\n", escape(&table.caption));
-    let header: Vec<String> = cols
-        .iter()
-        .map(|&i| escape(&table.columns[i].header))
-        .collect();
+    let (header, rows) = table.paper_cells(escape, |m| format!("[^{m}]"));
     out.push_str(&format!("| {} |\n", header.join(" | ")));
     let align: Vec<&str> = cols
         .iter()
@@ -27,17 +24,7 @@ pub fn render(table: &Table) -> String {
         })
         .collect();
     out.push_str(&format!("|{}|\n", align.join("|")));
-    for row in &table.rows {
-        let cells: Vec<String> = cols
-            .iter()
-            .map(|&i| match table.paper_text(row, i) {
-                Some(text) => escape(&text),
-                None => match &notes[i] {
-                    Some(n) => format!("n/a[^{}]", n.mark),
-                    None => "n/a".to_string(),
-                },
-            })
-            .collect();
+    for cells in rows {
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     let used: Vec<_> = notes.iter().flatten().collect();

@@ -111,6 +111,35 @@ impl Table {
             .collect()
     }
 
+    /// The paper columns' header and rows as cells of one markup: text through `escape`, a
+    /// missing value as `n/a` followed by `mark(letter)` where its column has a footnote.
+    pub fn paper_cells(
+        &self,
+        escape: fn(&str) -> String,
+        mark: fn(&str) -> String,
+    ) -> (Vec<String>, Vec<Vec<String>>) {
+        let notes = self.footnotes();
+        let cols: Vec<usize> = self.paper_columns().map(|(i, _)| i).collect();
+        let header = cols
+            .iter()
+            .map(|&i| escape(&self.columns[i].header))
+            .collect();
+        let rows = self
+            .rows
+            .iter()
+            .map(|row| {
+                cols.iter()
+                    .map(|&i| match (self.paper_text(row, i), &notes[i]) {
+                        (Some(text), _) => escape(&text),
+                        (None, Some(n)) => format!("n/a{}", mark(&n.mark)),
+                        (None, None) => "n/a".to_string(),
+                    })
+                    .collect()
+            })
+            .collect();
+        (header, rows)
+    }
+
     /// Formats a paper cell without markup: numbers with the column's decimals, `± std` appended
     /// where configured; `None` for a missing value (the caller adds `n/a` and the footnote mark).
     pub fn paper_text(&self, row: &[Value], col: usize) -> Option<String> {

@@ -9,7 +9,7 @@ use qbench_methods::method::config::RawMethodConfig;
 
 use crate::commands::train::TrainArgs;
 use crate::float_model;
-use crate::method_run::run_method;
+use crate::method_run::{Origin, run_method};
 use crate::progress::TrainBars;
 use crate::results;
 
@@ -35,7 +35,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     let data = float_model::load_data(&spec)?;
     let mut bars = TrainBars::new(spec.train.epochs);
     let model = float_model::ensure_trained(&root, &spec, &data, &mut bars)?;
-    let r = run_method(
+    let (r, origin) = run_method(
         &root,
         &model,
         &data,
@@ -47,7 +47,14 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         std::fs::copy(&r.graph_path, out)
             .with_context(|| format!("copying the graph to {}", out.display()))?;
     }
-    println!("{} ({} on {})", r.report.label, spec.model, spec.dataset);
+    let cached = match origin {
+        Origin::Cached => " (from the method cache)",
+        Origin::Computed => "",
+    };
+    println!(
+        "{} ({} on {}){cached}",
+        r.report.label, spec.model, spec.dataset
+    );
     println!(
         "  graph            {} (sha256 {})",
         args.out.as_ref().unwrap_or(&r.graph_path).display(),

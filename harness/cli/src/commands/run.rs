@@ -73,10 +73,11 @@ pub fn run_spec(spec: &ExperimentSpec, results_root: &Path, jobs: Option<usize>)
         },
     )?;
     eprintln!(
-        "{} cells ({} computed now, {} reused)",
+        "{} cells ({} computed now, {} from the method cache, {} already finished in this run)",
         outcome.cells.len(),
         outcome.computed,
-        outcome.cells.len() - outcome.computed
+        outcome.cached,
+        outcome.cells.len() - outcome.computed - outcome.cached
     );
     write_tables(&outcome.run, results_root, spec)
 }

@@ -248,7 +248,8 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
                         == Some(&cell.options)
             })
             .with_context(|| format!("cell {} is not in the run's spec", cell.cell_id))?;
-        let again = run_method(
+        // A scratch results folder: always computed again, never read from a cache.
+        let (again, _) = run_method(
             scratch.path(),
             &model,
             &data,

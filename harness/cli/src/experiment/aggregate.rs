@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use qbench_methods::method::lowbit::FLOAT_MODEL;
 use serde::Serialize;
 
 use super::store::CellRecord;
@@ -14,8 +15,14 @@ pub struct AggregateRow {
     pub label: String,
     /// Method name.
     pub method: String,
-    /// Float model architecture.
+    /// Architecture the method ran: its own `model:` option where it trains one from scratch
+    /// (BNN, QNN), else the float model's.
     pub model: String,
+    /// Architecture of the float model the cells were made from.
+    pub float_model: String,
+    /// Whether the method started from the float model's parameters (false: it trained its own
+    /// `model:` from scratch, so the float accuracy is no baseline for it).
+    pub from_float: bool,
     /// The method's options as configured.
     pub options: serde_json::Value,
     /// Index of the spec entry.
@@ -38,6 +45,21 @@ pub struct AggregateRow {
     pub weight_bits: u64,
     /// The cells behind the row.
     pub cell_ids: Vec<String>,
+}
+
+/// The architecture a cell's method ran and whether it started from the float model: the
+/// method's validated config names its own `model:` when it trains one (anything but `float`).
+pub fn ran_model(cell: &CellRecord) -> (String, bool) {
+    match cell
+        .result
+        .report
+        .config
+        .get("model")
+        .and_then(|m| m.as_str())
+    {
+        Some(own) if own != FLOAT_MODEL => (own.to_string(), false),
+        _ => (cell.model.clone(), true),
+    }
 }
 
 /// Mean and sample standard deviation.
@@ -77,10 +99,13 @@ pub fn rows(cells: &[CellRecord]) -> Vec<AggregateRow> {
                 group.iter().map(|c| f(c)).sum::<f64>() / group.len() as f64
             };
             let (accuracy_mean, accuracy_std) = mean_std(&acc);
+            let (model, from_float) = ran_model(first);
             AggregateRow {
                 label: first.result.report.label.clone(),
                 method: first.method.clone(),
-                model: first.model.clone(),
+                model,
+                float_model: first.model.clone(),
+                from_float,
                 options: first.options.clone(),
                 spec_entry: first.spec_entry,
                 seeds: group.iter().map(|c| c.seed).collect(),

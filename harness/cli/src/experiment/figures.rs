@@ -93,7 +93,8 @@ pub fn input(
             }),
             finetuned: report.finetune_epochs > 0,
             seeds: row.seeds.len() as u32,
-            float_accuracy: Some(100.0 * row.float_accuracy),
+            // A model trained from scratch was never the float model: no baseline for it.
+            float_accuracy: row.from_float.then_some(100.0 * row.float_accuracy),
             accuracy_mean: 100.0 * row.accuracy_mean,
             accuracy_std: 100.0 * row.accuracy_std,
             fake_accuracy: 100.0 * row.fake_accuracy,
@@ -204,4 +205,83 @@ pub fn input(
     };
     input.claims = qbench_figures::claims::reproduce(&qbench_figures::claims::shipped()?, &input);
     Ok(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::experiment::aggregate;
+
+    /// A finished cell of `method` with `config` (its report's validated options) on the float
+    /// `cnn`.
+    fn cell(id: &str, method: &str, label: &str, config: serde_json::Value) -> CellRecord {
+        serde_json::from_value(json!({
+            "cell_id": id,
+            "model": "cnn",
+            "dataset": "fashion-mnist",
+            "seed": 0,
+            "method": method,
+            "options": config.clone(),
+            "spec_entry": 0,
+            "float": {
+                "weights_sha256": "w",
+                "dataset_sha256": "d",
+                "test_accuracy": 0.9,
+                "val_accuracy": 0.9
+            },
+            "result": {
+                "report": {
+                    "method": method,
+                    "label": label,
+                    "config": config,
+                    "layers": [],
+                    "quant_ops": {},
+                    "calibration": "",
+                    "finetune_epochs": 0,
+                    "notes": []
+                },
+                "graph_path": "g",
+                "graph_sha256": "g",
+                "float_weights_sha256": "w",
+                "int_accuracy": 0.8,
+                "fake_accuracy": 0.8,
+                "agreement": 1.0,
+                "max_logit_error": 0.0,
+                "logit_bound": 0.0,
+                "quant_ops": 10,
+                "weight_bits": 100,
+                "macs_by_kind": {},
+                "quantize_seconds": 0.0
+            }
+        }))
+        .expect("a valid cell record")
+    }
+
+    #[test]
+    fn rows_name_the_model_the_method_ran() {
+        let cells = [
+            cell("a", "bnn", "BNN mlp", json!({"model": "mlp"})),
+            cell("b", "bnn", "BNN", json!({"model": "float"})),
+            cell("c", "int8", "int8 W8A8", json!({"per_channel": true})),
+        ];
+        let rows = aggregate::rows(&cells);
+        let input = input("t", &Manifest::default(), &rows, &cells, None).expect("input");
+        let by_label = |l: &str| {
+            input
+                .methods
+                .iter()
+                .find(|m| m.label == l)
+                .unwrap_or_else(|| panic!("no row {l}"))
+        };
+        // Its own architecture, trained from scratch: the float cnn is no baseline for it.
+        assert_eq!(by_label("BNN mlp").model, "mlp");
+        assert_eq!(by_label("BNN mlp").float_accuracy, None);
+        // Started from the float model: named after it, with its accuracy as the baseline.
+        assert_eq!(by_label("BNN").model, "cnn");
+        assert_eq!(by_label("int8 W8A8").model, "cnn");
+        assert_eq!(by_label("int8 W8A8").float_accuracy, Some(90.0));
+        assert!(aggregate::markdown(&rows).contains("| mlp | BNN mlp |"));
+    }
 }

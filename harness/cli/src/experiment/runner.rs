@@ -17,7 +17,7 @@ use super::manifest::{self, DatasetRef, Manifest, ModelRef};
 use super::spec::{ExperimentSpec, MethodCell, ModelEntry};
 use super::store::{CellRecord, FloatSummary, RunDir};
 use crate::float_model::{self, Data, FloatModel, FloatSpec};
-use crate::method_run::run_method;
+use crate::method_run::{Origin, run_method};
 use crate::progress::{self, TrainBars};
 
 /// Memory one cell may need at its peak (fine-tuning included), used to bound parallel cells.
@@ -37,8 +37,11 @@ pub struct RunOutcome {
     pub run: RunDir,
     /// Every cell record, in spec order.
     pub cells: Vec<CellRecord>,
-    /// Cells computed by this invocation (the rest were already finished).
+    /// Cells this invocation quantized and evaluated.
     pub computed: usize,
+    /// Cells this invocation took from the method cache (`results/methods`, e.g. from another
+    /// run with the same float model and method); the rest were already finished in this run.
+    pub cached: usize,
 }
 
 /// A cell waiting to run.
@@ -208,8 +211,7 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
         pending.len(),
         jobs.min(pending.len().max(1))
     );
-    let computed = pending.len();
-    run_pending(
+    let counts = run_pending(
         &run,
         &pending,
         &models,
@@ -231,8 +233,18 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
     Ok(RunOutcome {
         run,
         cells,
-        computed,
+        computed: counts.computed,
+        cached: counts.cached,
     })
+}
+
+/// How the pending cells of an invocation got their results.
+#[derive(Default)]
+struct Counts {
+    /// Quantized and evaluated now.
+    computed: usize,
+    /// Read from the method cache.
+    cached: usize,
 }
 
 /// Runs the pending cells on `jobs` worker threads; the first error stops further cells.
@@ -244,13 +256,14 @@ fn run_pending(
     model_data: &[usize],
     results_root: &Path,
     jobs: usize,
-) -> Result<()> {
+) -> Result<Counts> {
     if pending.is_empty() {
-        return Ok(());
+        return Ok(Counts::default());
     }
     let multi = MultiProgress::new();
     let overall = multi.add(progress::count_bar("cells", pending.len() as u64));
     let next = AtomicUsize::new(0);
+    let (computed, cached) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let errors: Mutex<BTreeMap<usize, anyhow::Error>> = Mutex::new(BTreeMap::new());
     let stop = progress::interrupt_flag();
     std::thread::scope(|scope| {
@@ -273,22 +286,32 @@ fn run_pending(
                             models[cell.model].record.spec.model, cell.seed, cell.method.line
                         ),
                     );
-                    let outcome = run_cell(
+                    let outcome = run_one_traced(
                         run,
-                        cell,
                         &models[cell.model],
                         &datasets[model_data[cell.model]],
+                        cell.method,
                         results_root,
                         &mut TrainBars::in_multi(&multi, &label, 0),
                     );
                     match outcome {
-                        Ok(record) => {
+                        Ok((record, origin)) => {
+                            let how = match origin {
+                                Origin::Computed => &computed,
+                                Origin::Cached => &cached,
+                            };
+                            how.fetch_add(1, Ordering::SeqCst);
                             progress::say(
                                 &multi,
                                 &format!(
-                                    "done  {label}: {} accuracy {:.2}%",
+                                    "done  {label}: {} accuracy {:.2}%{}",
                                     record.result.report.label,
-                                    100.0 * record.result.int_accuracy
+                                    100.0 * record.result.int_accuracy,
+                                    if origin == Origin::Cached {
+                                        " (from the method cache)"
+                                    } else {
+                                        ""
+                                    }
                                 ),
                             );
                             overall.inc(1);
@@ -319,19 +342,10 @@ fn run_pending(
             run.id
         );
     }
-    Ok(())
-}
-
-/// Quantizes and evaluates one cell and writes its record.
-fn run_cell(
-    run: &RunDir,
-    cell: &PendingCell,
-    model: &FloatModel,
-    data: &Data,
-    results_root: &Path,
-    observer: &mut TrainBars,
-) -> Result<CellRecord> {
-    run_one(run, model, data, cell.method, results_root, observer)
+    Ok(Counts {
+        computed: computed.into_inner(),
+        cached: cached.into_inner(),
+    })
 }
 
 /// Quantizes `model` with `method` (seeded by the model's seed), evaluates it and writes the
@@ -345,8 +359,21 @@ pub fn run_one(
     results_root: &Path,
     observer: &mut TrainBars,
 ) -> Result<CellRecord> {
+    run_one_traced(run, model, data, method, results_root, observer).map(|(r, _)| r)
+}
+
+/// [`run_one`], also saying whether the method's result was computed now or came from the
+/// method cache.
+fn run_one_traced(
+    run: &RunDir,
+    model: &FloatModel,
+    data: &Data,
+    method: &MethodCell,
+    results_root: &Path,
+    observer: &mut TrainBars,
+) -> Result<(CellRecord, Origin)> {
     let seed = model.record.spec.train.seed;
-    let result = run_method(results_root, model, data, &method.config, seed, observer)?;
+    let (result, origin) = run_method(results_root, model, data, &method.config, seed, observer)?;
     let record = CellRecord {
         cell_id: cell_id(model, method, seed)?,
         model: model.record.spec.model.clone(),
@@ -364,5 +391,5 @@ pub fn run_one(
         result,
     };
     run.write_cell(&record)?;
-    Ok(record)
+    Ok((record, origin))
 }

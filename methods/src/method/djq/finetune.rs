@@ -9,7 +9,6 @@
 //! current weights before every step with the same rule as the final lowering.
 
 use candle_core::{Device, Tensor};
-use qbench_datasets::shuffled_indices;
 
 use super::lower::{Exponents, lower};
 use super::options::DjqOptions;
@@ -20,7 +19,7 @@ use crate::method::calibrate::{
 };
 use crate::method::fold::{FoldedModel, MacModule};
 use crate::optim::{AdamW, AdamWConfig};
-use crate::train::TrainObserver;
+use crate::train::{TrainObserver, cosine_lr, count_correct, train_epoch};
 
 /// Fake quantizers of the unified DJQ model for candle's autograd.
 pub struct SteHooks<'a> {
@@ -118,44 +117,29 @@ pub fn finetune(
     }
     let total = (batches * ft.epochs) as u64;
     for epoch in 0..ft.epochs {
-        observer.epoch_start(epoch, batches);
-        let order = shuffled_indices(n, input.seed.wrapping_add(0x0d1a_0000 + epoch as u64));
-        let (mut correct, mut seen) = (0usize, 0usize);
-        for b in 0..batches {
-            if observer.should_stop() {
-                return Err(MethodError::Interrupted);
-            }
-            let idx: Vec<usize> = order[b * ft.batch_size..(b + 1) * ft.batch_size]
-                .iter()
-                .map(|&i| input.train_idx[i])
-                .collect();
-            tensors.write_back(model)?;
-            let lowered = lower(model, cal, &unified)?;
-            let (x, y) = raw_batch(input.data, &idx)?;
-            let mut hooks = SteHooks {
-                exponents: &lowered.exponents,
-                weight_bits: opts.weight_bits,
-            };
-            let logits = forward(model, &tensors, &x, &mut hooks)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            let grads = loss.backward()?;
-            let t = opt.step as f64 / total.max(1) as f64;
-            let lr = ft.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
-            opt.step(&vars, &grads, lr)?;
-            let pred = logits.argmax(1)?;
-            correct += pred
-                .eq(&y)?
-                .to_dtype(candle_core::DType::U32)?
-                .sum_all()?
-                .to_scalar::<u32>()? as usize;
-            seen += idx.len();
-            observer.batch_end(
-                epoch,
-                b,
-                loss.to_scalar::<f32>()?,
-                correct as f64 / seen as f64,
-            );
-        }
+        let seed = input.seed.wrapping_add(0x0d1a_0000 + epoch as u64);
+        train_epoch(
+            observer,
+            epoch,
+            input.train_idx,
+            ft.batch_size,
+            seed,
+            |idx| {
+                tensors.write_back(model)?;
+                let lowered = lower(model, cal, &unified)?;
+                let (x, y) = raw_batch(input.data, idx)?;
+                let mut hooks = SteHooks {
+                    exponents: &lowered.exponents,
+                    weight_bits: opts.weight_bits,
+                };
+                let logits = forward(model, &tensors, &x, &mut hooks)?;
+                let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                let grads = loss.backward()?;
+                let t = opt.step as f64 / total.max(1) as f64;
+                opt.step(&vars, &grads, cosine_lr(ft.lr, t))?;
+                Ok((loss.to_scalar::<f32>()?, count_correct(&logits, &y)?))
+            },
+        )?;
         observer.epoch_end(epoch, None);
     }
     tensors.write_back(model)?;

@@ -10,30 +10,18 @@
 use candle_core::{Device, Tensor};
 
 use super::lower::{IntLayer, IntNet};
+use super::pool;
 use super::quant::ActQuant;
 use super::thresholds::BnFold;
 use crate::error::{MethodError, Result};
 use crate::method::FakeQuant;
-use crate::method::affine::max_pool;
-use crate::method::fold::{MacGeometry, PoolSpec};
+use crate::method::fold::MacGeometry;
 
 /// The f64 forward of an [`IntNet`] (see the module docs).
 pub struct LowBitFake {
     net: IntNet,
     /// Per layer: the weights as an f64 tensor (`[O, C, k, k]`, or `[F, O]` transposed for dense).
     weights: Vec<Tensor>,
-}
-
-fn pool(x: &Tensor, p: &PoolSpec) -> Result<Tensor> {
-    max_pool(
-        x,
-        &qbench_engine::Pool {
-            kernel_h: p.kernel,
-            kernel_w: p.kernel,
-            stride: p.stride,
-            pad: p.pad,
-        },
-    )
 }
 
 impl LowBitFake {

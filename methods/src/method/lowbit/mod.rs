@@ -19,10 +19,12 @@ pub mod quant;
 pub mod thresholds;
 pub mod train;
 
-use candle_core::Var;
+use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use super::affine::max_pool;
 use super::config::check_range;
+use super::fold::PoolSpec;
 use super::{MethodReport, QuantInput, Quantized};
 use crate::error::{MethodError, Result};
 use crate::model::arch::Architecture;
@@ -31,6 +33,19 @@ use crate::model::zoo;
 use crate::train::TrainObserver;
 use net::Net;
 use train::{Precision, Settings, Trainable};
+
+/// Max pooling of an f64 or f32 tensor by a block's pool spec (training and fake-quant forward).
+fn pool(x: &Tensor, p: &PoolSpec) -> Result<Tensor> {
+    max_pool(
+        x,
+        &qbench_engine::Pool {
+            kernel_h: p.kernel,
+            kernel_w: p.kernel,
+            stride: p.stride,
+            pad: p.pad,
+        },
+    )
+}
 
 /// The `model:` value that continues from the trained float model.
 pub const FLOAT_MODEL: &str = "float";

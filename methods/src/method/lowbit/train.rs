@@ -18,17 +18,17 @@ use candle_core::{Tensor, Var};
 use qbench_datasets::shuffled_indices;
 
 use super::net::{Block, Net};
+use super::pool;
 use super::quant::{ActQuant, WeightQuant};
 use crate::error::{MethodError, Result};
 use crate::method::QuantInput;
-use crate::method::affine::max_pool;
 use crate::method::calibrate::raw_batch;
-use crate::method::fold::{MacGeometry, PoolSpec};
+use crate::method::fold::MacGeometry;
 use crate::model::conv::conv2d;
 use crate::model::forward::{Mode, batch_norm};
 use crate::model::params::Params;
 use crate::optim::{AdamW, AdamWConfig};
-use crate::train::TrainObserver;
+use crate::train::{TrainObserver, cosine_lr, count_correct, train_epoch};
 
 /// Standard deviation of the first batch's scores that the score scale is initialised to.
 pub const INITIAL_SCORE_STD: f64 = 3.0;
@@ -64,18 +64,6 @@ pub struct Trainable {
     pub params: Params,
     /// `log(alpha)`, a scalar.
     pub log_alpha: Var,
-}
-
-fn pool(x: &Tensor, p: &PoolSpec) -> Result<Tensor> {
-    max_pool(
-        x,
-        &qbench_engine::Pool {
-            kernel_h: p.kernel,
-            kernel_w: p.kernel,
-            stride: p.stride,
-            pad: p.pad,
-        },
-    )
 }
 
 /// One block's layer up to (not including) its batch norm: the real accumulator plus bias.
@@ -238,41 +226,26 @@ pub fn train(
     };
     let total = (batches * settings.epochs) as f64;
     for epoch in 0..settings.epochs {
-        observer.epoch_start(epoch, batches);
-        let order = shuffled_indices(n, input.seed.wrapping_add(0xb22_1000 + epoch as u64));
-        let (mut correct, mut seen) = (0usize, 0usize);
-        for b in 0..batches {
-            if observer.should_stop() {
-                return Err(MethodError::Interrupted);
-            }
-            let idx: Vec<usize> = order[b * settings.batch_size..(b + 1) * settings.batch_size]
-                .iter()
-                .map(|&i| pool_idx[i])
-                .collect();
-            let (x, y) = pixels(input, &idx)?;
-            let logits = forward(net, prec, t, &x, Mode::Train)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            let grads = loss.backward()?;
-            let progress = opt.step as f64 / total.max(1.0);
-            let lr = settings.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-            opt.step(&vars, &grads, lr)?;
-            for w in &binary_weights {
-                w.set(&w.as_tensor().clamp(-1f32, 1f32)?)?;
-            }
-            correct += logits
-                .argmax(1)?
-                .eq(&y)?
-                .to_dtype(candle_core::DType::U32)?
-                .sum_all()?
-                .to_scalar::<u32>()? as usize;
-            seen += idx.len();
-            observer.batch_end(
-                epoch,
-                b,
-                loss.to_scalar::<f32>()?,
-                correct as f64 / seen as f64,
-            );
-        }
+        let seed = input.seed.wrapping_add(0xb22_1000 + epoch as u64);
+        train_epoch(
+            observer,
+            epoch,
+            &pool_idx,
+            settings.batch_size,
+            seed,
+            |idx| {
+                let (x, y) = pixels(input, idx)?;
+                let logits = forward(net, prec, t, &x, Mode::Train)?;
+                let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                let grads = loss.backward()?;
+                let progress = opt.step as f64 / total.max(1.0);
+                opt.step(&vars, &grads, cosine_lr(settings.lr, progress))?;
+                for w in &binary_weights {
+                    w.set(&w.as_tensor().clamp(-1f32, 1f32)?)?;
+                }
+                Ok((loss.to_scalar::<f32>()?, count_correct(&logits, &y)?))
+            },
+        )?;
         observer.epoch_end(epoch, None);
     }
     Ok(opt.step)
