@@ -2,45 +2,39 @@
 //! baseline.
 //!
 //! - Batch norm and the dataset normalization are folded into the conv/dense layers
-//!   ([`super::affine::fold`]); the first layer reads the raw u8 pixel (scale 1, zero point
-//!   `round(255 mean)`, 0 for Fashion-MNIST).
-//! - Activations: asymmetric u8, `r = S (q - Z)`, range from calibration (`minmax`, `ema` of batch
-//!   min/max, or `percentile`), widened to contain 0 so real 0 is exact.
+//!   ([`super::fold`]); the first layer reads the raw u8 pixel (scale 1, zero point
+//!   `round(255 mean)` when it pads, else 0).
+//! - Activations: asymmetric u8, `r = S (q - Z)`, range from calibration ([`super::calibrate`]:
+//!   `minmax`, `ema` of batch min/max, or `percentile`), widened to contain 0 so real 0 is exact.
 //! - Weights: symmetric i8 in `[-127, 127]`, per tensor or (`per_channel: true`) per output
 //!   channel. The logits layer always uses one scale, so its i32 logits share one unit.
 //! - Bias: i32 at scale `S_in * S_w`. Requantization: the engine's `Requant::FixedPoint` with
 //!   `(M0, shift) = quantize_multiplier(S_in * S_w / S_out)` (TFLite's `QuantizeMultiplier`),
 //!   then `+ Z_out`, clamped to `[Z_out, 255]` after a ReLU (`[0, 255]` without). Max pools run on
 //!   the u8 outputs.
+//! - Residual blocks (ResNet): TFLite's ADD. The body's last conv and a projection shortcut each
+//!   requantize to u8 with their own scale and zero point; the engine's `Add` with
+//!   `AddAlign::FixedPoint` (left shift 20) brings both to a common scale and a `FixedPoint`
+//!   requantizer applies the output scale, calibrated on the sum after its ReLU, and the ReLU as
+//!   its clamp ([`super::intnet`]).
 //! - Optional quantization-aware fine-tuning ([`super::int8_qat`]): straight-through fake quant
 //!   in candle, then calibration again.
 //! - Fake-quant forward: [`super::intnet::IntMirror`], the exact integer mirror (logit bound 0).
-//!
-//! Residual models are not supported yet (an error names the layer).
 
+use qbench_engine::WeightKind;
 use serde::{Deserialize, Serialize};
 
-use super::affine::fold;
+pub use super::act_range::Calibration;
+use super::act_range::{RangeRule, calibrate_model};
+use super::calibrate::TensorStats;
 use super::config::{RawMethodConfig, Validate, check_range};
+use super::fold::{FoldedModel, MacModule, fold};
 use super::intnet::{
-    IntMirror, IntNet, OutQuant, activation_params, quantize_module, quantize_weights,
+    IntMirror, OutQuant, QuantWeights, Scheme, activation_params, build, quantize_weights,
 };
-use super::ranges::{RangeRule, activation_ranges};
 use super::{MethodReport, QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
 use crate::train::TrainObserver;
-
-/// How activation ranges are calibrated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Calibration {
-    /// Min and max over all calibration images.
-    Minmax,
-    /// Exponential moving average of per-batch min and max (decay `ema_decay`).
-    Ema,
-    /// The `percentile`-th and `(100 - percentile)`-th percentiles.
-    Percentile,
-}
 
 /// Quantization-aware fine-tuning settings (`finetune:` mapping).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,13 +158,7 @@ impl Validate for Int8Options {
 impl Int8Options {
     /// The range rule the options select.
     pub fn range_rule(&self) -> RangeRule {
-        match self.calibration {
-            Calibration::Minmax => RangeRule::MinMax,
-            Calibration::Ema => RangeRule::Ema {
-                decay: self.ema_decay,
-            },
-            Calibration::Percentile => RangeRule::Percentile { p: self.percentile },
-        }
+        RangeRule::from_options(self.calibration, self.ema_decay, self.percentile)
     }
 }
 
@@ -211,56 +199,32 @@ impl QuantMethod for Int8 {
 
     fn quantize(&self, input: &QuantInput, observer: &mut dyn TrainObserver) -> Result<Quantized> {
         let o = &self.options;
-        let mut model = fold(input.arch, input.params, &input.data.normalization, "int8")?;
-        let n = o.calibration_images.min(input.calib_idx.len());
-        let calib = &input.calib_idx[..n];
-        let rule = o.range_rule();
-        let mut ranges = activation_ranges(&model, input.data, calib, o.calibration_batch, rule)?;
-        if o.finetune.epochs > 0 {
-            super::int8_qat::finetune(
-                &mut model,
-                &ranges,
-                o.per_channel,
-                &o.finetune,
+        let mut model = fold(input.arch, input.params, &input.data.normalization)?;
+        let scheme = Int8Scheme {
+            per_channel: o.per_channel,
+            rule: o.range_rule(),
+        };
+        let calibrate = |model: &FoldedModel| {
+            calibrate_model(
+                model,
                 input,
-                observer,
-            )?;
-            ranges = activation_ranges(&model, input.data, calib, o.calibration_batch, rule)?;
-        }
-        let (mut in_scale, mut in_zp) = (1.0, model.input_zero_point);
-        let mut layers = Vec::new();
-        let mut logit_scale = 1.0;
-        let last = model.modules.len() - 1;
-        for (i, m) in model.modules.iter().enumerate() {
-            let per_channel = o.per_channel && i != last;
-            let w = quantize_weights(&m.weight, m.kind.out_channels(), 8, per_channel);
-            let out = ranges.get(i).map(|&(lo, hi)| {
-                let lo = if m.relu { 0.0 } else { lo };
-                let (scale, zero_point) = activation_params(lo, hi, 8);
-                OutQuant {
-                    scale,
-                    zero_point,
-                    bits: 8,
-                }
-            });
-            let (layer, acc_scale) = quantize_module(m, in_scale, in_zp, w, 8, out)?;
-            layers.push(layer);
-            logit_scale = acc_scale;
-            if let Some(q) = out {
-                (in_scale, in_zp) = (q.scale, q.zero_point);
-            }
-        }
-        let net = IntNet {
-            input: model.input,
-            layers,
-            logit_scale,
+                o.calibration_images,
+                o.calibration_batch,
+                "int8",
+            )
         };
+        let (mut cal, n) = calibrate(&model)?;
+        if o.finetune.epochs > 0 {
+            super::int8_qat::finetune(&mut model, &cal, &scheme, &o.finetune, input, observer)?;
+            cal = calibrate(&model)?.0;
+        }
+        let net = build(&model, &cal, &scheme)?;
         let graph = net.lower()?;
-        let what = match o.calibration {
-            Calibration::Minmax => "min/max".to_string(),
-            Calibration::Ema => format!("EMA (decay {}) of batch min/max", o.ema_decay),
-            Calibration::Percentile => format!("{} percentile", o.percentile),
-        };
+        let mut notes = vec![format!(
+            "asymmetric u8 activations, symmetric i8 weights per {}; the logits layer per tensor",
+            if o.per_channel { "channel" } else { "tensor" }
+        )];
+        notes.extend(model.notes.iter().cloned());
         let report = MethodReport {
             method: "int8".into(),
             label: self.label(),
@@ -268,19 +232,47 @@ impl QuantMethod for Int8 {
             layers: net.layer_reports(),
             quant_ops: net.requant_ops(),
             calibration: format!(
-                "{what} over {n} images in batches of {}",
+                "{} over {n} images in batches of {}",
+                scheme.rule.describe(),
                 o.calibration_batch
             ),
             finetune_epochs: o.finetune.epochs,
-            notes: vec![format!(
-                "asymmetric u8 activations, symmetric i8 weights per {}; the logits layer per tensor",
-                if o.per_channel { "channel" } else { "tensor" }
-            )],
+            notes,
         };
         Ok(Quantized {
             graph,
             fake_quant: Box::new(IntMirror::new(net)?),
             report,
         })
+    }
+}
+
+/// `int8`'s quantization: symmetric i8 weights, asymmetric u8 activations.
+pub struct Int8Scheme {
+    /// One weight scale per output channel (except the logits layer).
+    pub per_channel: bool,
+    /// How activation ranges are estimated.
+    pub rule: RangeRule,
+}
+
+impl Scheme for Int8Scheme {
+    fn method(&self) -> &str {
+        "int8"
+    }
+
+    fn weights(&self, m: &MacModule, logits: bool) -> Result<QuantWeights> {
+        let (weights, scales) =
+            quantize_weights(&m.weight, m.out_channels(), 8, self.per_channel && !logits);
+        Ok(QuantWeights {
+            weights,
+            scales,
+            kind: WeightKind::Int { bits: 8 },
+            path: "int8".into(),
+        })
+    }
+
+    fn activation(&self, _name: &str, stats: &TensorStats, relu: bool) -> Result<OutQuant> {
+        let (lo, hi) = self.rule.range(stats, relu);
+        Ok(activation_params(lo, hi, 8))
     }
 }

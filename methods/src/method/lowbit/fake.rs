@@ -14,7 +14,6 @@ use super::quant::ActQuant;
 use super::thresholds::BnFold;
 use crate::error::{MethodError, Result};
 use crate::method::FakeQuant;
-use crate::method::affine::max_pool;
 use crate::method::fold::{MacGeometry, PoolSpec};
 
 /// The f64 forward of an [`IntNet`] (see the module docs).
@@ -25,15 +24,7 @@ pub struct LowBitFake {
 }
 
 fn pool(x: &Tensor, p: &PoolSpec) -> Result<Tensor> {
-    max_pool(
-        x,
-        &qbench_engine::Pool {
-            kernel_h: p.kernel,
-            kernel_w: p.kernel,
-            stride: p.stride,
-            pad: p.pad,
-        },
-    )
+    crate::method::calibrate::max_pool(x, *p)
 }
 
 impl LowBitFake {

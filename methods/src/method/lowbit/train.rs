@@ -21,7 +21,6 @@ use super::net::{Block, Net};
 use super::quant::{ActQuant, WeightQuant};
 use crate::error::{MethodError, Result};
 use crate::method::QuantInput;
-use crate::method::affine::max_pool;
 use crate::method::calibrate::raw_batch;
 use crate::method::fold::{MacGeometry, PoolSpec};
 use crate::model::conv::conv2d;
@@ -67,15 +66,7 @@ pub struct Trainable {
 }
 
 fn pool(x: &Tensor, p: &PoolSpec) -> Result<Tensor> {
-    max_pool(
-        x,
-        &qbench_engine::Pool {
-            kernel_h: p.kernel,
-            kernel_w: p.kernel,
-            stride: p.stride,
-            pad: p.pad,
-        },
-    )
+    crate::method::calibrate::max_pool(x, *p)
 }
 
 /// One block's layer up to (not including) its batch norm: the real accumulator plus bias.

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::super::config::{Validate, check_range};
-use super::super::int8::{Calibration, Finetune};
-use super::super::ranges::RangeRule;
+use super::super::act_range::{Calibration, RangeRule};
+use super::super::int8::Finetune;
 
 /// Which weights share one ternarization (one `k*` and one pair of scales).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,12 +141,6 @@ impl Validate for TntOptions {
 impl TntOptions {
     /// The range rule the calibration options select.
     pub fn range_rule(&self) -> RangeRule {
-        match self.calibration {
-            Calibration::Minmax => RangeRule::MinMax,
-            Calibration::Ema => RangeRule::Ema {
-                decay: self.ema_decay,
-            },
-            Calibration::Percentile => RangeRule::Percentile { p: self.percentile },
-        }
+        RangeRule::from_options(self.calibration, self.ema_decay, self.percentile)
     }
 }
