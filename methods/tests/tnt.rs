@@ -1,10 +1,14 @@
 //! `tnt`: the cosine-similarity ternarizer against brute force, its scales, conformance at every
-//! granularity, per-layer paths that match the graph, and config errors that name the key.
+//! granularity (on the sequential `cnn` and a residual ResNet-20), per-layer paths that match the
+//! graph, and config errors that name the key.
 
 mod common;
 
+use qbench_datasets::ImageSet;
 use qbench_engine::{Op, WeightKind, count_ops};
+use qbench_methods::method::QuantInput;
 use qbench_methods::method::config::RawMethodConfig;
+use qbench_methods::method::conformance::ConformanceReport;
 use qbench_methods::method::int8::Finetune;
 use qbench_methods::method::tnt::ternarize::{cosine, ternarize};
 use qbench_methods::method::tnt::{Granularity, Scales, Tnt, TntOptions};
@@ -148,11 +152,26 @@ fn options(granularity: Granularity, scales: Scales) -> TntOptions {
 fn conforms(granularity: Granularity, scales: Scales) -> Vec<String> {
     let f = common::fixture();
     let method = Tnt::new(options(granularity, scales)).expect("valid options");
-    let report = conformance::check(&method, &f.input(), &f.test).expect("runs");
+    let (report, paths) = paths_match_the_graph(&method, &f.input(), &f.test);
     eprintln!("{report:?}");
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert!(report.int_accuracy > 0.5, "{report:?}");
-    let q = method.quantize(&f.input(), &mut Quiet).expect("quantizes");
+    paths
+}
+
+/// Conformance of `method` on `input` over `test`, then each reported layer path against the
+/// graph's weight kinds, MAC counts and notes; returns the report and the paths.
+fn paths_match_the_graph(
+    method: &Tnt,
+    input: &QuantInput,
+    test: &ImageSet,
+) -> (ConformanceReport, Vec<String>) {
+    let report = conformance::check(method, input, test).expect("runs");
+    eprintln!(
+        "{}: agreement {} max logit error {} (bound {})",
+        report.label, report.agreement, report.max_logit_error, report.logit_bound
+    );
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let q = method.quantize(input, &mut Quiet).expect("quantizes");
     let counts = count_ops(&q.graph);
     let mut paths = Vec::new();
     for layer in &q.report.layers {
@@ -186,7 +205,7 @@ fn conforms(granularity: Granularity, scales: Scales) -> Vec<String> {
         );
         paths.push(layer.path.clone());
     }
-    paths
+    (report, paths)
 }
 
 #[test]
@@ -219,6 +238,24 @@ fn per_layer_conforms() {
 fn per_layer_symmetric_runs_every_layer_on_the_ternary_path() {
     let paths = conforms(Granularity::PerLayer, Scales::Symmetric);
     assert!(paths.iter().all(|p| p == "ternary"), "{paths:?}");
+}
+
+/// Residual blocks on both engine paths: per-kernel scales put every layer on the int8 path,
+/// symmetric per-channel ones put every hidden conv (branches included) on the ternary path.
+#[test]
+fn resnet20_conforms_on_both_paths() {
+    let r = common::resnet20();
+    let mut o = options(Granularity::PerKernel, Scales::Asymmetric);
+    o.calibration_images = 16;
+    let (_, paths) = paths_match_the_graph(&Tnt::new(o.clone()).unwrap(), &r.input(), &r.data);
+    assert_eq!(paths.len(), 1 + 9 * 2 + 2 + 1);
+    assert!(paths.iter().all(|p| p == "int8"), "{paths:?}");
+    o.granularity = Granularity::PerChannel;
+    o.scales = Scales::Symmetric;
+    let (_, paths) = paths_match_the_graph(&Tnt::new(o).unwrap(), &r.input(), &r.data);
+    let (hidden, logits) = paths.split_at(paths.len() - 1);
+    assert!(hidden.iter().all(|p| p == "ternary"), "{paths:?}");
+    assert_eq!(logits, ["int8"]);
 }
 
 #[test]

@@ -334,7 +334,8 @@ pub struct TensorStats {
 }
 
 impl TensorStats {
-    fn new(channels: usize) -> Self {
+    /// Empty statistics of a tensor with `channels` channels (nothing observed yet).
+    pub fn new(channels: usize) -> Self {
         TensorStats {
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,

@@ -91,10 +91,7 @@ fn activation_quants(
                     scheme.method()
                 ))
             })?;
-            out.insert(
-                (name.clone(), kind),
-                scheme.activation(name, stats, relu)?,
-            );
+            out.insert((name.clone(), kind), scheme.activation(name, stats, relu)?);
         }
         Ok(())
     }

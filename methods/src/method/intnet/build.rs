@@ -360,10 +360,8 @@ impl Builder<'_> {
         let what = format!("residual block {name}");
         let (multiplier_a, shift_a) = self.multiplier(a.scale / twice, &what)?;
         let (multiplier_b, shift_b) = self.multiplier(b.scale / twice, &what)?;
-        let (m0, e) = self.multiplier(
-            twice / (f64::from(1u32 << ADD_LEFT_SHIFT) * q.scale),
-            &what,
-        )?;
+        let (m0, e) =
+            self.multiplier(twice / (f64::from(1u32 << ADD_LEFT_SHIFT) * q.scale), &what)?;
         let (lo, hi) = (q.dtype.min_value() as i32, q.dtype.max_value() as i32);
         let residual = IntResidual {
             name: name.to_string(),

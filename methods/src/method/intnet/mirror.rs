@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
-use qbench_engine::requant::{avg_round, residual_add};
 use qbench_engine::Pool;
+use qbench_engine::requant::{avg_round, residual_add};
 
 use super::{IntLayer, IntModule, IntNet, IntResidual};
 use crate::error::{MethodError, Result};

@@ -34,9 +34,7 @@ use super::calibrate::TensorStats;
 use super::config::RawMethodConfig;
 use super::fold::{FoldedModel, MacModule, fold};
 use super::int8_qat::finetune_with;
-use super::intnet::{
-    IntMirror, OutQuant, QuantWeights, Scheme, activation_params, build,
-};
+use super::intnet::{IntMirror, OutQuant, QuantWeights, Scheme, activation_params, build};
 use super::{MethodReport, QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
 use crate::train::TrainObserver;

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::super::config::{Validate, check_range};
 use super::super::act_range::{Calibration, RangeRule};
+use super::super::config::{Validate, check_range};
 use super::super::int8::Finetune;
 
 /// Which weights share one ternarization (one `k*` and one pair of scales).
