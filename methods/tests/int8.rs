@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use qbench_engine::{AddAlign, DType, Op, Requant, WeightKind};
 use qbench_methods::error::Result;
-use qbench_methods::method::calibrate::{Calibration, TapKind, TensorStats, tap_key};
+use qbench_methods::method::act_range::{ActivationCalibration, Calibration};
+use qbench_methods::method::calibrate::{self, TapKind, TensorStats, tap_key};
 use qbench_methods::method::config::RawMethodConfig;
 use qbench_methods::method::conformance;
 use qbench_methods::method::fold::{FoldedModel, MacGeometry, MacModule, Module};
@@ -38,7 +39,10 @@ fn int8_per_tensor_conforms() {
 fn int8_per_channel_conforms() {
     conforms(Int8Options {
         per_channel: true,
-        calibration: qbench_methods::method::int8::Calibration::Percentile,
+        activations: ActivationCalibration {
+            calibration: Calibration::Percentile,
+            ..ActivationCalibration::default()
+        },
         ..Int8Options::default()
     });
 }
@@ -143,7 +147,7 @@ fn fixed_point_parameters_equal_tflite_for_known_multipliers() {
         ],
         notes: vec![],
     };
-    let cal = Calibration {
+    let cal = calibrate::Calibration {
         stats: BTreeMap::from([(tap_key("m", TapKind::PreActivation), TensorStats::new(2))]),
         images: 0,
     };
@@ -200,6 +204,11 @@ fn bad_configs_name_the_key() {
         ("method: int8\nper_chanel: true\n", "per_chanel"),
         ("method: int8\nper_channel: 3\n", "per_channel"),
         ("method: int8\ncalibration: median\n", "median"),
+        ("method: int8\npercentile: high\n", "percentile"),
+        (
+            "method: int8\ncalibration_batch: [1]\n",
+            "calibration_batch",
+        ),
         ("method: int8\nema_decay: 1.5\n", "`ema_decay`"),
         ("method: int8\npercentile: 10\n", "`percentile`"),
         (

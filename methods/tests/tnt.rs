@@ -7,9 +7,10 @@ mod common;
 use qbench_datasets::ImageSet;
 use qbench_engine::{Op, WeightKind, count_ops};
 use qbench_methods::method::QuantInput;
+use qbench_methods::method::act_range::{ActivationCalibration, Calibration};
 use qbench_methods::method::config::RawMethodConfig;
 use qbench_methods::method::conformance::ConformanceReport;
-use qbench_methods::method::int8::Finetune;
+use qbench_methods::method::int8::{Finetune, Int8Options};
 use qbench_methods::method::tnt::ternarize::{cosine, ternarize};
 use qbench_methods::method::tnt::{Granularity, Scales, Tnt, TntOptions};
 use qbench_methods::method::{QuantMethod, conformance, registry};
@@ -142,7 +143,10 @@ fn options(granularity: Granularity, scales: Scales) -> TntOptions {
     TntOptions {
         granularity,
         scales,
-        calibration_images: 500,
+        activations: ActivationCalibration {
+            calibration_images: 500,
+            ..ActivationCalibration::default()
+        },
         ..TntOptions::default()
     }
 }
@@ -246,7 +250,7 @@ fn per_layer_symmetric_runs_every_layer_on_the_ternary_path() {
 fn resnet20_conforms_on_both_paths() {
     let r = common::resnet20();
     let mut o = options(Granularity::PerKernel, Scales::Asymmetric);
-    o.calibration_images = 16;
+    o.activations.calibration_images = 16;
     let (_, paths) = paths_match_the_graph(&Tnt::new(o.clone()).unwrap(), &r.input(), &r.data);
     assert_eq!(paths.len(), 1 + 9 * 2 + 2 + 1);
     assert!(paths.iter().all(|p| p == "int8"), "{paths:?}");
@@ -293,6 +297,7 @@ fn bad_configs_name_the_key() {
         ("method: tnt\nscales: three\n", "three"),
         ("method: tnt\nema_decay: 1\n", "`ema_decay`"),
         ("method: tnt\npercentile: 20\n", "`percentile`"),
+        ("method: tnt\nema_decay: slow\n", "ema_decay"),
         (
             "method: tnt\ncalibration_images: 0\n",
             "`calibration_images`",
@@ -314,4 +319,34 @@ fn bad_configs_name_the_key() {
         registry::build(&ok).expect("valid").label(),
         "TNT ternary/A8 per_layer symmetric"
     );
+}
+
+/// The calibration keys `int8` and `tnt` share are read at the top level of either config and
+/// written back there (the report's config).
+#[test]
+fn shared_calibration_keys_round_trip() {
+    let yaml = "method: tnt\ncalibration: percentile\npercentile: 99.5\ncalibration_batch: 7\n\
+                scales: symmetric\n";
+    let o: TntOptions = RawMethodConfig::from_yaml(yaml, "t.yaml")
+        .unwrap()
+        .typed()
+        .unwrap();
+    assert_eq!(o.activations.calibration, Calibration::Percentile);
+    assert_eq!(o.activations.percentile, 99.5);
+    assert_eq!(o.activations.calibration_batch, 7);
+    assert_eq!(o.activations.calibration_images, 1000, "default kept");
+    assert_eq!(o.scales, Scales::Symmetric);
+    let json = serde_json::to_value(&o).unwrap();
+    assert_eq!(json["calibration_batch"], 7);
+    assert_eq!(json["granularity"], "per_kernel");
+    let back: TntOptions = serde_json::from_value(json).unwrap();
+    assert_eq!(back, o);
+    let i: Int8Options = RawMethodConfig::from_yaml(
+        "method: int8\nema_decay: 0.5\nper_channel: true\n",
+        "i.yaml",
+    )
+    .unwrap()
+    .typed()
+    .unwrap();
+    assert_eq!((i.activations.ema_decay, i.per_channel), (0.5, true));
 }

@@ -22,10 +22,14 @@
 //! - Fake-quant forward: [`super::intnet::IntMirror`], the exact integer mirror (logit bound 0).
 
 use qbench_engine::WeightKind;
-use serde::{Deserialize, Serialize};
+use serde::de::MapAccess;
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub use super::act_range::Calibration;
-use super::act_range::{RangeRule, calibrate_model};
+use super::act_range::{
+    ActivationCalibration, RangeRule, WithCalibration, calibrate_model,
+    deserialize_with_calibration,
+};
 use super::calibrate::TensorStats;
 use super::config::{RawMethodConfig, Validate, check_range};
 use super::fold::{FoldedModel, MacModule, fold};
@@ -68,97 +72,75 @@ impl Default for Finetune {
     }
 }
 
-/// Options of `int8` (YAML keys of the same names; unknown keys are errors).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Int8Options {
-    /// One weight scale per output channel instead of per tensor (default false).
-    #[serde(default)]
-    pub per_channel: bool,
-    /// Activation range estimate (default `ema`).
-    #[serde(default = "default_calibration")]
-    pub calibration: Calibration,
-    /// EMA decay for `calibration: ema`, in [0, 1) (default 0.9).
-    #[serde(default = "default_ema_decay")]
-    pub ema_decay: f64,
-    /// Percentile for `calibration: percentile`, in [50, 100] (default 99.99).
-    #[serde(default = "default_percentile")]
-    pub percentile: f64,
-    /// Calibration images, 1..=60000 (default 1000; at most the calibration split).
-    #[serde(default = "default_calibration_images")]
-    pub calibration_images: usize,
-    /// Images per calibration batch (one EMA step), 1..=4096 (default 100).
-    #[serde(default = "default_calibration_batch")]
-    pub calibration_batch: usize,
-    /// Quantization-aware fine-tuning (default: none).
-    #[serde(default)]
-    pub finetune: Finetune,
-}
-
-fn default_calibration() -> Calibration {
-    Calibration::Ema
-}
-fn default_ema_decay() -> f64 {
-    0.9
-}
-fn default_percentile() -> f64 {
-    99.99
-}
-fn default_calibration_images() -> usize {
-    1000
-}
-fn default_calibration_batch() -> usize {
-    100
-}
-
-impl Default for Int8Options {
-    fn default() -> Self {
-        Int8Options {
-            per_channel: false,
-            calibration: default_calibration(),
-            ema_decay: default_ema_decay(),
-            percentile: default_percentile(),
-            calibration_images: default_calibration_images(),
-            calibration_batch: default_calibration_batch(),
-            finetune: Finetune::default(),
-        }
-    }
-}
-
-fn check_f64(key: &str, v: f64, lo: f64, hi: f64, hi_open: bool) -> Result<(), (String, String)> {
-    let ok = v.is_finite() && v >= lo && if hi_open { v < hi } else { v <= hi };
-    if ok {
-        return Ok(());
-    }
-    let close = if hi_open { ")" } else { "]" };
-    Err((
-        key.into(),
-        format!("{v} is out of range [{lo}, {hi}{close}"),
-    ))
-}
-
-impl Validate for Int8Options {
-    fn validate(&self) -> std::result::Result<(), (String, String)> {
-        check_f64("ema_decay", self.ema_decay, 0.0, 1.0, true)?;
-        check_f64("percentile", self.percentile, 50.0, 100.0, false)?;
-        check_range("calibration_images", self.calibration_images, 1, 60_000)?;
-        check_range("calibration_batch", self.calibration_batch, 1, 4096)?;
-        check_range("finetune.epochs", self.finetune.epochs, 0, 100)?;
-        check_range("finetune.batch_size", self.finetune.batch_size, 2, 4096)?;
-        if !(self.finetune.lr > 0.0 && self.finetune.lr <= 1.0) {
+impl Finetune {
+    /// Range checks; the error names the key (`finetune.lr`, ...).
+    pub fn validate(&self) -> std::result::Result<(), (String, String)> {
+        check_range("finetune.epochs", self.epochs, 0, 100)?;
+        check_range("finetune.batch_size", self.batch_size, 2, 4096)?;
+        if !(self.lr > 0.0 && self.lr <= 1.0) {
             return Err((
                 "finetune.lr".into(),
-                format!("{} is out of range (0, 1]", self.finetune.lr),
+                format!("{} is out of range (0, 1]", self.lr),
             ));
         }
         Ok(())
     }
 }
 
-impl Int8Options {
-    /// The range rule the options select.
-    pub fn range_rule(&self) -> RangeRule {
-        RangeRule::from_options(self.calibration, self.ema_decay, self.percentile)
+/// Options of `int8` (YAML keys of the same names, the calibration ones at the top level;
+/// unknown keys are errors naming them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Int8Options {
+    /// One weight scale per output channel instead of per tensor (default false).
+    pub per_channel: bool,
+    /// Activation calibration (keys `calibration`, `ema_decay`, `percentile`,
+    /// `calibration_images`, `calibration_batch`).
+    #[serde(flatten)]
+    pub activations: ActivationCalibration,
+    /// Quantization-aware fine-tuning (default: none).
+    pub finetune: Finetune,
+}
+
+impl WithCalibration for Int8Options {
+    const EXPECTING: &'static str = "int8 options";
+    const FIELDS: &'static [&'static str] = &[
+        "per_channel",
+        "calibration",
+        "ema_decay",
+        "percentile",
+        "calibration_images",
+        "calibration_batch",
+        "finetune",
+    ];
+
+    fn calibration_mut(&mut self) -> &mut ActivationCalibration {
+        &mut self.activations
+    }
+
+    fn read_own<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> std::result::Result<bool, A::Error> {
+        match key {
+            "per_channel" => self.per_channel = map.next_value()?,
+            "finetune" => self.finetune = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+impl<'de> Deserialize<'de> for Int8Options {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        deserialize_with_calibration(d)
+    }
+}
+
+impl Validate for Int8Options {
+    fn validate(&self) -> std::result::Result<(), (String, String)> {
+        self.activations.validate()?;
+        self.finetune.validate()
     }
 }
 
@@ -200,16 +182,17 @@ impl QuantMethod for Int8 {
     fn quantize(&self, input: &QuantInput, observer: &mut dyn TrainObserver) -> Result<Quantized> {
         let o = &self.options;
         let mut model = fold(input.arch, input.params, &input.data.normalization)?;
+        let a = &o.activations;
         let scheme = Int8Scheme {
             per_channel: o.per_channel,
-            rule: o.range_rule(),
+            rule: a.rule(),
         };
         let calibrate = |model: &FoldedModel| {
             calibrate_model(
                 model,
                 input,
-                o.calibration_images,
-                o.calibration_batch,
+                a.calibration_images,
+                a.calibration_batch,
                 "int8",
             )
         };
@@ -234,7 +217,7 @@ impl QuantMethod for Int8 {
             calibration: format!(
                 "{} over {n} images in batches of {}",
                 scheme.rule.describe(),
-                o.calibration_batch
+                a.calibration_batch
             ),
             finetune_epochs: o.finetune.epochs,
             notes,

@@ -78,12 +78,13 @@ impl QuantMethod for Tnt {
     fn quantize(&self, input: &QuantInput, observer: &mut dyn TrainObserver) -> Result<Quantized> {
         let o = &self.options;
         let mut float = fold(input.arch, input.params, &input.data.normalization)?;
+        let a = &o.activations;
         let calibrate = |model: &FoldedModel| {
             calibrate_model(
                 model,
                 input,
-                o.calibration_images,
-                o.calibration_batch,
+                a.calibration_images,
+                a.calibration_batch,
                 "tnt",
             )
         };
@@ -97,7 +98,7 @@ impl QuantMethod for Tnt {
             let (cal, _) = calibrate(&model)?;
             let scheme = TntScheme {
                 ternary,
-                rule: o.range_rule(),
+                rule: a.rule(),
             };
             let quant = |m: &MacModule, w: &Tensor| {
                 finetune::straight_through(w, m.geometry, o.granularity, o.scales)
@@ -128,7 +129,7 @@ impl QuantMethod for Tnt {
         notes.extend(model.notes.iter().cloned());
         let scheme = TntScheme {
             ternary,
-            rule: o.range_rule(),
+            rule: a.rule(),
         };
         let net = build(&model, &cal, &scheme)?;
         let graph = net.lower()?;
@@ -141,7 +142,7 @@ impl QuantMethod for Tnt {
             calibration: format!(
                 "{} of the ternarized float model over {n} images in batches of {}",
                 scheme.rule.describe(),
-                o.calibration_batch
+                a.calibration_batch
             ),
             finetune_epochs: o.finetune.epochs,
             notes,
