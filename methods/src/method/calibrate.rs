@@ -565,6 +565,30 @@ mod tests {
     }
 
     #[test]
+    fn signed_percentiles_and_batch_ema_follow_the_values() {
+        let mut s = TensorStats::new(1);
+        // Batch 1: -4 .. 5; batch 2: -2 .. 1 (one value each of -4..=5, then -2..=1).
+        let b1: Vec<f32> = (-4..=5).map(|v| v as f32).collect();
+        let b2: Vec<f32> = (-2..=1).map(|v| v as f32).collect();
+        for b in [b1, b2] {
+            let n = b.len();
+            s.add(&Tensor::from_vec(b, (1, 1, n), &Device::Cpu).unwrap())
+                .unwrap();
+        }
+        assert_eq!(s.batch_ranges, vec![(-4.0, 5.0), (-2.0, 1.0)]);
+        assert_eq!(s.ema_range(0.75, false), (-3.5, 4.0));
+        assert_eq!(s.ema_range(0.75, true), (0.0, 4.0));
+        // 14 values; the extremes are exact, inner ones round outward within a bin (2^(1/32)).
+        assert_eq!((s.percentile(0.0), s.percentile(100.0)), (-4.0, 5.0));
+        // Sorted: -4 -3 -2 -2 -1 -1 0 0 1 1 2 3 4 5.
+        let lo = s.percentile(20.0); // the 3rd smallest (ceil(0.2 * 14)): -2
+        assert!((-2.0 * 1.022..=-2.0).contains(&lo), "{lo}");
+        assert_eq!(s.percentile(50.0), 0.0); // 7th: 0
+        let hi = s.percentile(90.0); // 13th: 4
+        assert!((4.0..=4.0 * 1.022).contains(&hi), "{hi}");
+    }
+
+    #[test]
     fn folded_forward_matches_the_float_model() {
         let arch = zoo::build("cnn", [1, 28, 28], 10).unwrap();
         let mut params = Params::init(&arch, 3).unwrap();
