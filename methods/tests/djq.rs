@@ -1,13 +1,10 @@
 //! DJQ: conformance at W8A8 and W4A4 (unified and per-op), fewer quantization operations when
 //! unified, fine-tuning, config errors naming the key.
 
-use qbench_datasets::ImageSet;
 use qbench_methods::method::QuantInput;
 use qbench_methods::method::QuantMethod;
 use qbench_methods::method::conformance::check;
 use qbench_methods::method::djq::{Djq, DjqOptions, FinetuneOptions};
-use qbench_methods::model::params::Params;
-use qbench_methods::model::zoo;
 use qbench_methods::train::Quiet;
 
 mod common;
@@ -144,42 +141,15 @@ fn registry_builds_djq_and_bad_configs_name_the_key() {
 /// untrained ResNet-20 over random 32x32 RGB images: the graph and the fake-quant agree exactly.
 #[test]
 fn resnet20_residual_blocks_lower_exactly() {
-    let n = 48;
-    let mut state = 7u32;
-    let images: Vec<u8> = (0..n * 3 * 32 * 32)
-        .map(|_| {
-            state = state.wrapping_mul(1664525).wrapping_add(1013904223);
-            (state >> 24) as u8
-        })
-        .collect();
-    let data = ImageSet {
-        images,
-        labels: (0..n).map(|i| (i % 10) as u16).collect(),
-        channels: 3,
-        height: 32,
-        width: 32,
-        num_classes: 10,
-        normalization: qbench_datasets::Normalization::cifar10(),
-    };
-    let arch = zoo::build("resnet20", [3, 32, 32], 10).unwrap();
-    let params = Params::init(&arch, 1).unwrap();
-    let idx: Vec<usize> = (0..n).collect();
-    let input = QuantInput {
-        arch: &arch,
-        params: &params,
-        data: &data,
-        train_idx: &idx,
-        calib_idx: &idx[..16],
-        val_idx: &idx,
-        seed: 0,
-    };
+    let r = common::resnet20();
+    let (data, input) = (&r.data, r.input());
     let mut ops = Vec::new();
     for unified in [true, false] {
         let q = djq(6, unified)
             .quantize(&input, &mut Quiet)
             .expect("lowers");
         let report =
-            qbench_methods::method::conformance::compare(&q, &data, "resnet20").expect("runs");
+            qbench_methods::method::conformance::compare(&q, data, "resnet20").expect("runs");
         assert!(
             report.failures.is_empty(),
             "{unified}: {:?}",

@@ -1,11 +1,16 @@
 //! `tnt`: the cosine-similarity ternarizer against brute force, its scales, conformance at every
-//! granularity, per-layer paths that match the graph, and config errors that name the key.
+//! granularity (on the sequential `cnn` and a residual ResNet-20), per-layer paths that match the
+//! graph, and config errors that name the key.
 
 mod common;
 
+use qbench_datasets::ImageSet;
 use qbench_engine::{Op, WeightKind, count_ops};
+use qbench_methods::method::QuantInput;
+use qbench_methods::method::act_range::{ActivationCalibration, Calibration};
 use qbench_methods::method::config::RawMethodConfig;
-use qbench_methods::method::int8::Finetune;
+use qbench_methods::method::conformance::ConformanceReport;
+use qbench_methods::method::int8::{Finetune, Int8Options};
 use qbench_methods::method::tnt::ternarize::{cosine, ternarize};
 use qbench_methods::method::tnt::{Granularity, Scales, Tnt, TntOptions};
 use qbench_methods::method::{QuantMethod, conformance, registry};
@@ -138,7 +143,10 @@ fn options(granularity: Granularity, scales: Scales) -> TntOptions {
     TntOptions {
         granularity,
         scales,
-        calibration_images: 500,
+        activations: ActivationCalibration {
+            calibration_images: 500,
+            ..ActivationCalibration::default()
+        },
         ..TntOptions::default()
     }
 }
@@ -148,11 +156,26 @@ fn options(granularity: Granularity, scales: Scales) -> TntOptions {
 fn conforms(granularity: Granularity, scales: Scales) -> Vec<String> {
     let f = common::fixture();
     let method = Tnt::new(options(granularity, scales)).expect("valid options");
-    let report = conformance::check(&method, &f.input(), &f.test).expect("runs");
+    let (report, paths) = paths_match_the_graph(&method, &f.input(), &f.test);
     eprintln!("{report:?}");
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert!(report.int_accuracy > 0.5, "{report:?}");
-    let q = method.quantize(&f.input(), &mut Quiet).expect("quantizes");
+    paths
+}
+
+/// Conformance of `method` on `input` over `test`, then each reported layer path against the
+/// graph's weight kinds, MAC counts and notes; returns the report and the paths.
+fn paths_match_the_graph(
+    method: &Tnt,
+    input: &QuantInput,
+    test: &ImageSet,
+) -> (ConformanceReport, Vec<String>) {
+    let report = conformance::check(method, input, test).expect("runs");
+    eprintln!(
+        "{}: agreement {} max logit error {} (bound {})",
+        report.label, report.agreement, report.max_logit_error, report.logit_bound
+    );
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let q = method.quantize(input, &mut Quiet).expect("quantizes");
     let counts = count_ops(&q.graph);
     let mut paths = Vec::new();
     for layer in &q.report.layers {
@@ -186,7 +209,7 @@ fn conforms(granularity: Granularity, scales: Scales) -> Vec<String> {
         );
         paths.push(layer.path.clone());
     }
-    paths
+    (report, paths)
 }
 
 #[test]
@@ -219,6 +242,24 @@ fn per_layer_conforms() {
 fn per_layer_symmetric_runs_every_layer_on_the_ternary_path() {
     let paths = conforms(Granularity::PerLayer, Scales::Symmetric);
     assert!(paths.iter().all(|p| p == "ternary"), "{paths:?}");
+}
+
+/// Residual blocks on both engine paths: per-kernel scales put every layer on the int8 path,
+/// symmetric per-channel ones put every hidden conv (branches included) on the ternary path.
+#[test]
+fn resnet20_conforms_on_both_paths() {
+    let r = common::resnet20();
+    let mut o = options(Granularity::PerKernel, Scales::Asymmetric);
+    o.activations.calibration_images = 16;
+    let (_, paths) = paths_match_the_graph(&Tnt::new(o.clone()).unwrap(), &r.input(), &r.data);
+    assert_eq!(paths.len(), 1 + 9 * 2 + 2 + 1);
+    assert!(paths.iter().all(|p| p == "int8"), "{paths:?}");
+    o.granularity = Granularity::PerChannel;
+    o.scales = Scales::Symmetric;
+    let (_, paths) = paths_match_the_graph(&Tnt::new(o).unwrap(), &r.input(), &r.data);
+    let (hidden, logits) = paths.split_at(paths.len() - 1);
+    assert!(hidden.iter().all(|p| p == "ternary"), "{paths:?}");
+    assert_eq!(logits, ["int8"]);
 }
 
 #[test]
@@ -256,6 +297,7 @@ fn bad_configs_name_the_key() {
         ("method: tnt\nscales: three\n", "three"),
         ("method: tnt\nema_decay: 1\n", "`ema_decay`"),
         ("method: tnt\npercentile: 20\n", "`percentile`"),
+        ("method: tnt\nema_decay: slow\n", "ema_decay"),
         (
             "method: tnt\ncalibration_images: 0\n",
             "`calibration_images`",
@@ -277,4 +319,34 @@ fn bad_configs_name_the_key() {
         registry::build(&ok).expect("valid").label(),
         "TNT ternary/A8 per_layer symmetric"
     );
+}
+
+/// The calibration keys `int8` and `tnt` share are read at the top level of either config and
+/// written back there (the report's config).
+#[test]
+fn shared_calibration_keys_round_trip() {
+    let yaml = "method: tnt\ncalibration: percentile\npercentile: 99.5\ncalibration_batch: 7\n\
+                scales: symmetric\n";
+    let o: TntOptions = RawMethodConfig::from_yaml(yaml, "t.yaml")
+        .unwrap()
+        .typed()
+        .unwrap();
+    assert_eq!(o.activations.calibration, Calibration::Percentile);
+    assert_eq!(o.activations.percentile, 99.5);
+    assert_eq!(o.activations.calibration_batch, 7);
+    assert_eq!(o.activations.calibration_images, 1000, "default kept");
+    assert_eq!(o.scales, Scales::Symmetric);
+    let json = serde_json::to_value(&o).unwrap();
+    assert_eq!(json["calibration_batch"], 7);
+    assert_eq!(json["granularity"], "per_kernel");
+    let back: TntOptions = serde_json::from_value(json).unwrap();
+    assert_eq!(back, o);
+    let i: Int8Options = RawMethodConfig::from_yaml(
+        "method: int8\nema_decay: 0.5\nper_channel: true\n",
+        "i.yaml",
+    )
+    .unwrap()
+    .typed()
+    .unwrap();
+    assert_eq!((i.activations.ema_decay, i.per_channel), (0.5, true));
 }

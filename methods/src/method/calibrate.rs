@@ -165,7 +165,10 @@ fn per_channel(t: &Tensor, v: &Tensor) -> Result<Tensor> {
     })
 }
 
-fn max_pool(x: &Tensor, p: PoolSpec) -> Result<Tensor> {
+/// Max pool in candle ([`crate::model::pool::max_pool2d`], differentiable for any window);
+/// padded positions replicate the edge, so they never win (as the engine's padded taps, which
+/// are ignored).
+pub fn max_pool(x: &Tensor, p: PoolSpec) -> Result<Tensor> {
     crate::model::pool::max_pool2d(x, p.kernel, p.stride, p.pad)
 }
 
@@ -319,10 +322,15 @@ pub struct TensorStats {
     pub zeros: u64,
     /// Counts of `|x|` in log-spaced bins (see the module docs).
     pub histogram: Vec<u64>,
+    /// Counts of `|x|` of the negative values only, same bins (so signed percentiles exist).
+    pub neg_histogram: Vec<u64>,
+    /// `(min, max)` of each recorded batch in order (for moving averages of batch ranges).
+    pub batch_ranges: Vec<(f64, f64)>,
 }
 
 impl TensorStats {
-    fn new(channels: usize) -> Self {
+    /// Empty statistics of a tensor with `channels` channels (nothing observed yet).
+    pub fn new(channels: usize) -> Self {
         TensorStats {
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
@@ -331,7 +339,64 @@ impl TensorStats {
             count: 0,
             zeros: 0,
             histogram: vec![0; OCTAVES * BINS_PER_OCTAVE],
+            neg_histogram: vec![0; OCTAVES * BINS_PER_OCTAVE],
+            batch_ranges: Vec::new(),
         }
+    }
+
+    /// Upper edge of histogram bin `i`.
+    fn edge(i: usize) -> f64 {
+        2f64.powf(f64::from(MIN_LOG2) + (i + 1) as f64 / BINS_PER_OCTAVE as f64)
+    }
+
+    /// The signed `p`-th percentile (0..=100) of `x`, to the histogram's resolution and rounded
+    /// away from zero (the outer edge of the bin where the cumulative count reaches `p%`, capped
+    /// at [`TensorStats::min`] / [`TensorStats::max`]), so a range from two percentiles only
+    /// widens.
+    pub fn percentile(&self, p: f64) -> f64 {
+        let target = ((p / 100.0 * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        // Negative values, most negative first.
+        for (i, c) in self.neg_histogram.iter().enumerate().rev() {
+            seen += c;
+            if seen >= target {
+                return (-Self::edge(i)).max(self.min);
+            }
+        }
+        seen += self.zeros;
+        if seen >= target {
+            return 0.0;
+        }
+        for (i, (all, neg)) in self.histogram.iter().zip(&self.neg_histogram).enumerate() {
+            seen += all - neg;
+            if seen >= target {
+                return Self::edge(i).min(self.max);
+            }
+        }
+        self.max
+    }
+
+    /// Exponential moving average of the batch ranges, `r = decay r + (1 - decay) batch`,
+    /// starting from the first batch; `clamp_at_zero` first raises each batch's bounds to at
+    /// least 0 (the range of the tensor after a ReLU).
+    pub fn ema_range(&self, decay: f64, clamp_at_zero: bool) -> (f64, f64) {
+        let fix = |(lo, hi): (f64, f64)| {
+            if clamp_at_zero {
+                (lo.max(0.0), hi.max(0.0))
+            } else {
+                (lo, hi)
+            }
+        };
+        let mut it = self.batch_ranges.iter().copied().map(fix);
+        let Some(first) = it.next() else {
+            return (0.0, 0.0);
+        };
+        it.fold(first, |(a, b), (lo, hi)| {
+            (
+                decay * a + (1.0 - decay) * lo,
+                decay * b + (1.0 - decay) * hi,
+            )
+        })
     }
 
     /// Largest magnitude.
@@ -359,8 +424,7 @@ impl TensorStats {
         for (i, c) in self.histogram.iter().enumerate() {
             seen += c;
             if seen >= target {
-                let edge = 2f64.powf(f64::from(MIN_LOG2) + (i + 1) as f64 / BINS_PER_OCTAVE as f64);
-                return edge.min(self.abs_max());
+                return Self::edge(i).min(self.abs_max());
             }
         }
         self.abs_max()
@@ -371,8 +435,11 @@ impl TensorStats {
         let channels = dims.get(1).copied().unwrap_or(1);
         let spatial: usize = dims.iter().skip(2).product();
         let values = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         for (i, &v) in values.iter().enumerate() {
             let v = f64::from(v);
+            lo = lo.min(v);
+            hi = hi.max(v);
             let c = (i / spatial.max(1)) % channels;
             self.min = self.min.min(v);
             self.max = self.max.max(v);
@@ -383,8 +450,15 @@ impl TensorStats {
                 self.zeros += 1;
             } else {
                 let bin = ((a.log2() - f64::from(MIN_LOG2)) * BINS_PER_OCTAVE as f64) as usize;
-                self.histogram[bin.min(OCTAVES * BINS_PER_OCTAVE - 1)] += 1;
+                let bin = bin.min(OCTAVES * BINS_PER_OCTAVE - 1);
+                self.histogram[bin] += 1;
+                if v < 0.0 {
+                    self.neg_histogram[bin] += 1;
+                }
             }
+        }
+        if !values.is_empty() {
+            self.batch_ranges.push((lo, hi));
         }
         self.count += values.len() as u64;
         Ok(())
@@ -483,6 +557,30 @@ mod tests {
             num_classes: 10,
             normalization: norm,
         }
+    }
+
+    #[test]
+    fn signed_percentiles_and_batch_ema_follow_the_values() {
+        let mut s = TensorStats::new(1);
+        // Batch 1: -4 .. 5; batch 2: -2 .. 1 (one value each of -4..=5, then -2..=1).
+        let b1: Vec<f32> = (-4..=5).map(|v| v as f32).collect();
+        let b2: Vec<f32> = (-2..=1).map(|v| v as f32).collect();
+        for b in [b1, b2] {
+            let n = b.len();
+            s.add(&Tensor::from_vec(b, (1, 1, n), &Device::Cpu).unwrap())
+                .unwrap();
+        }
+        assert_eq!(s.batch_ranges, vec![(-4.0, 5.0), (-2.0, 1.0)]);
+        assert_eq!(s.ema_range(0.75, false), (-3.5, 4.0));
+        assert_eq!(s.ema_range(0.75, true), (0.0, 4.0));
+        // 14 values; the extremes are exact, inner ones round outward within a bin (2^(1/32)).
+        assert_eq!((s.percentile(0.0), s.percentile(100.0)), (-4.0, 5.0));
+        // Sorted: -4 -3 -2 -2 -1 -1 0 0 1 1 2 3 4 5.
+        let lo = s.percentile(20.0); // the 3rd smallest (ceil(0.2 * 14)): -2
+        assert!((-2.0 * 1.022..=-2.0).contains(&lo), "{lo}");
+        assert_eq!(s.percentile(50.0), 0.0); // 7th: 0
+        let hi = s.percentile(90.0); // 13th: 4
+        assert!((4.0..=4.0 * 1.022).contains(&hi), "{hi}");
     }
 
     #[test]

@@ -2,45 +2,43 @@
 //! baseline.
 //!
 //! - Batch norm and the dataset normalization are folded into the conv/dense layers
-//!   ([`super::affine::fold`]); the first layer reads the raw u8 pixel (scale 1, zero point
-//!   `round(255 mean)`, 0 for Fashion-MNIST).
-//! - Activations: asymmetric u8, `r = S (q - Z)`, range from calibration (`minmax`, `ema` of batch
-//!   min/max, or `percentile`), widened to contain 0 so real 0 is exact.
+//!   ([`super::fold`]); the first layer reads the raw u8 pixel (scale 1, zero point
+//!   `round(255 mean)` when it pads, else 0).
+//! - Activations: asymmetric u8, `r = S (q - Z)`, range from calibration ([`super::calibrate`]:
+//!   `minmax`, `ema` of batch min/max, or `percentile`), widened to contain 0 so real 0 is exact.
 //! - Weights: symmetric i8 in `[-127, 127]`, per tensor or (`per_channel: true`) per output
 //!   channel. The logits layer always uses one scale, so its i32 logits share one unit.
 //! - Bias: i32 at scale `S_in * S_w`. Requantization: the engine's `Requant::FixedPoint` with
 //!   `(M0, shift) = quantize_multiplier(S_in * S_w / S_out)` (TFLite's `QuantizeMultiplier`),
 //!   then `+ Z_out`, clamped to `[Z_out, 255]` after a ReLU (`[0, 255]` without). Max pools run on
 //!   the u8 outputs.
+//! - Residual blocks (ResNet): TFLite's ADD. The body's last conv and a projection shortcut each
+//!   requantize to u8 with their own scale and zero point; the engine's `Add` with
+//!   `AddAlign::FixedPoint` (left shift 20) brings both to a common scale and a `FixedPoint`
+//!   requantizer applies the output scale, calibrated on the sum after its ReLU, and the ReLU as
+//!   its clamp ([`super::intnet`]).
 //! - Optional quantization-aware fine-tuning ([`super::int8_qat`]): straight-through fake quant
 //!   in candle, then calibration again.
 //! - Fake-quant forward: [`super::intnet::IntMirror`], the exact integer mirror (logit bound 0).
-//!
-//! Residual models are not supported yet (an error names the layer).
 
-use serde::{Deserialize, Serialize};
+use qbench_engine::WeightKind;
+use serde::de::MapAccess;
+use serde::{Deserialize, Deserializer, Serialize};
 
-use super::affine::fold;
-use super::config::{RawMethodConfig, Validate, check_range};
-use super::intnet::{
-    IntMirror, IntNet, OutQuant, activation_params, quantize_module, quantize_weights,
+pub use super::act_range::Calibration;
+use super::act_range::{
+    ActivationCalibration, RangeRule, WithCalibration, calibrate_model,
+    deserialize_with_calibration,
 };
-use super::ranges::{RangeRule, activation_ranges};
+use super::calibrate::TensorStats;
+use super::config::{RawMethodConfig, Validate, check_range};
+use super::fold::{FoldedModel, MacModule, fold};
+use super::intnet::{
+    IntMirror, OutQuant, QuantWeights, Scheme, activation_params, build, quantize_weights,
+};
 use super::{MethodReport, QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
 use crate::train::TrainObserver;
-
-/// How activation ranges are calibrated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Calibration {
-    /// Min and max over all calibration images.
-    Minmax,
-    /// Exponential moving average of per-batch min and max (decay `ema_decay`).
-    Ema,
-    /// The `percentile`-th and `(100 - percentile)`-th percentiles.
-    Percentile,
-}
 
 /// Quantization-aware fine-tuning settings (`finetune:` mapping).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,103 +72,75 @@ impl Default for Finetune {
     }
 }
 
-/// Options of `int8` (YAML keys of the same names; unknown keys are errors).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Int8Options {
-    /// One weight scale per output channel instead of per tensor (default false).
-    #[serde(default)]
-    pub per_channel: bool,
-    /// Activation range estimate (default `ema`).
-    #[serde(default = "default_calibration")]
-    pub calibration: Calibration,
-    /// EMA decay for `calibration: ema`, in [0, 1) (default 0.9).
-    #[serde(default = "default_ema_decay")]
-    pub ema_decay: f64,
-    /// Percentile for `calibration: percentile`, in [50, 100] (default 99.99).
-    #[serde(default = "default_percentile")]
-    pub percentile: f64,
-    /// Calibration images, 1..=60000 (default 1000; at most the calibration split).
-    #[serde(default = "default_calibration_images")]
-    pub calibration_images: usize,
-    /// Images per calibration batch (one EMA step), 1..=4096 (default 100).
-    #[serde(default = "default_calibration_batch")]
-    pub calibration_batch: usize,
-    /// Quantization-aware fine-tuning (default: none).
-    #[serde(default)]
-    pub finetune: Finetune,
-}
-
-fn default_calibration() -> Calibration {
-    Calibration::Ema
-}
-fn default_ema_decay() -> f64 {
-    0.9
-}
-fn default_percentile() -> f64 {
-    99.99
-}
-fn default_calibration_images() -> usize {
-    1000
-}
-fn default_calibration_batch() -> usize {
-    100
-}
-
-impl Default for Int8Options {
-    fn default() -> Self {
-        Int8Options {
-            per_channel: false,
-            calibration: default_calibration(),
-            ema_decay: default_ema_decay(),
-            percentile: default_percentile(),
-            calibration_images: default_calibration_images(),
-            calibration_batch: default_calibration_batch(),
-            finetune: Finetune::default(),
-        }
-    }
-}
-
-fn check_f64(key: &str, v: f64, lo: f64, hi: f64, hi_open: bool) -> Result<(), (String, String)> {
-    let ok = v.is_finite() && v >= lo && if hi_open { v < hi } else { v <= hi };
-    if ok {
-        return Ok(());
-    }
-    let close = if hi_open { ")" } else { "]" };
-    Err((
-        key.into(),
-        format!("{v} is out of range [{lo}, {hi}{close}"),
-    ))
-}
-
-impl Validate for Int8Options {
-    fn validate(&self) -> std::result::Result<(), (String, String)> {
-        check_f64("ema_decay", self.ema_decay, 0.0, 1.0, true)?;
-        check_f64("percentile", self.percentile, 50.0, 100.0, false)?;
-        check_range("calibration_images", self.calibration_images, 1, 60_000)?;
-        check_range("calibration_batch", self.calibration_batch, 1, 4096)?;
-        check_range("finetune.epochs", self.finetune.epochs, 0, 100)?;
-        check_range("finetune.batch_size", self.finetune.batch_size, 2, 4096)?;
-        if !(self.finetune.lr > 0.0 && self.finetune.lr <= 1.0) {
+impl Finetune {
+    /// Range checks; the error names the key (`finetune.lr`, ...).
+    pub fn validate(&self) -> std::result::Result<(), (String, String)> {
+        check_range("finetune.epochs", self.epochs, 0, 100)?;
+        check_range("finetune.batch_size", self.batch_size, 2, 4096)?;
+        if !(self.lr > 0.0 && self.lr <= 1.0) {
             return Err((
                 "finetune.lr".into(),
-                format!("{} is out of range (0, 1]", self.finetune.lr),
+                format!("{} is out of range (0, 1]", self.lr),
             ));
         }
         Ok(())
     }
 }
 
-impl Int8Options {
-    /// The range rule the options select.
-    pub fn range_rule(&self) -> RangeRule {
-        match self.calibration {
-            Calibration::Minmax => RangeRule::MinMax,
-            Calibration::Ema => RangeRule::Ema {
-                decay: self.ema_decay,
-            },
-            Calibration::Percentile => RangeRule::Percentile { p: self.percentile },
+/// Options of `int8` (YAML keys of the same names, the calibration ones at the top level;
+/// unknown keys are errors naming them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Int8Options {
+    /// One weight scale per output channel instead of per tensor (default false).
+    pub per_channel: bool,
+    /// Activation calibration (keys `calibration`, `ema_decay`, `percentile`,
+    /// `calibration_images`, `calibration_batch`).
+    #[serde(flatten)]
+    pub activations: ActivationCalibration,
+    /// Quantization-aware fine-tuning (default: none).
+    pub finetune: Finetune,
+}
+
+impl WithCalibration for Int8Options {
+    const EXPECTING: &'static str = "int8 options";
+    const FIELDS: &'static [&'static str] = &[
+        "per_channel",
+        "calibration",
+        "ema_decay",
+        "percentile",
+        "calibration_images",
+        "calibration_batch",
+        "finetune",
+    ];
+
+    fn calibration_mut(&mut self) -> &mut ActivationCalibration {
+        &mut self.activations
+    }
+
+    fn read_own<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> std::result::Result<bool, A::Error> {
+        match key {
+            "per_channel" => self.per_channel = map.next_value()?,
+            "finetune" => self.finetune = map.next_value()?,
+            _ => return Ok(false),
         }
+        Ok(true)
+    }
+}
+
+impl<'de> Deserialize<'de> for Int8Options {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        deserialize_with_calibration(d)
+    }
+}
+
+impl Validate for Int8Options {
+    fn validate(&self) -> std::result::Result<(), (String, String)> {
+        self.activations.validate()?;
+        self.finetune.validate()
     }
 }
 
@@ -211,56 +181,33 @@ impl QuantMethod for Int8 {
 
     fn quantize(&self, input: &QuantInput, observer: &mut dyn TrainObserver) -> Result<Quantized> {
         let o = &self.options;
-        let mut model = fold(input.arch, input.params, &input.data.normalization, "int8")?;
-        let n = o.calibration_images.min(input.calib_idx.len());
-        let calib = &input.calib_idx[..n];
-        let rule = o.range_rule();
-        let mut ranges = activation_ranges(&model, input.data, calib, o.calibration_batch, rule)?;
-        if o.finetune.epochs > 0 {
-            super::int8_qat::finetune(
-                &mut model,
-                &ranges,
-                o.per_channel,
-                &o.finetune,
+        let mut model = fold(input.arch, input.params, &input.data.normalization)?;
+        let a = &o.activations;
+        let scheme = Int8Scheme {
+            per_channel: o.per_channel,
+            rule: a.rule(),
+        };
+        let calibrate = |model: &FoldedModel| {
+            calibrate_model(
+                model,
                 input,
-                observer,
-            )?;
-            ranges = activation_ranges(&model, input.data, calib, o.calibration_batch, rule)?;
-        }
-        let (mut in_scale, mut in_zp) = (1.0, model.input_zero_point);
-        let mut layers = Vec::new();
-        let mut logit_scale = 1.0;
-        let last = model.modules.len() - 1;
-        for (i, m) in model.modules.iter().enumerate() {
-            let per_channel = o.per_channel && i != last;
-            let w = quantize_weights(&m.weight, m.kind.out_channels(), 8, per_channel);
-            let out = ranges.get(i).map(|&(lo, hi)| {
-                let lo = if m.relu { 0.0 } else { lo };
-                let (scale, zero_point) = activation_params(lo, hi, 8);
-                OutQuant {
-                    scale,
-                    zero_point,
-                    bits: 8,
-                }
-            });
-            let (layer, acc_scale) = quantize_module(m, in_scale, in_zp, w, 8, out)?;
-            layers.push(layer);
-            logit_scale = acc_scale;
-            if let Some(q) = out {
-                (in_scale, in_zp) = (q.scale, q.zero_point);
-            }
-        }
-        let net = IntNet {
-            input: model.input,
-            layers,
-            logit_scale,
+                a.calibration_images,
+                a.calibration_batch,
+                "int8",
+            )
         };
+        let (mut cal, n) = calibrate(&model)?;
+        if o.finetune.epochs > 0 {
+            super::int8_qat::finetune(&mut model, &cal, &scheme, &o.finetune, input, observer)?;
+            cal = calibrate(&model)?.0;
+        }
+        let net = build(&model, &cal, &scheme)?;
         let graph = net.lower()?;
-        let what = match o.calibration {
-            Calibration::Minmax => "min/max".to_string(),
-            Calibration::Ema => format!("EMA (decay {}) of batch min/max", o.ema_decay),
-            Calibration::Percentile => format!("{} percentile", o.percentile),
-        };
+        let mut notes = vec![format!(
+            "asymmetric u8 activations, symmetric i8 weights per {}; the logits layer per tensor",
+            if o.per_channel { "channel" } else { "tensor" }
+        )];
+        notes.extend(model.notes.iter().cloned());
         let report = MethodReport {
             method: "int8".into(),
             label: self.label(),
@@ -268,19 +215,47 @@ impl QuantMethod for Int8 {
             layers: net.layer_reports(),
             quant_ops: net.requant_ops(),
             calibration: format!(
-                "{what} over {n} images in batches of {}",
-                o.calibration_batch
+                "{} over {n} images in batches of {}",
+                scheme.rule.describe(),
+                a.calibration_batch
             ),
             finetune_epochs: o.finetune.epochs,
-            notes: vec![format!(
-                "asymmetric u8 activations, symmetric i8 weights per {}; the logits layer per tensor",
-                if o.per_channel { "channel" } else { "tensor" }
-            )],
+            notes,
         };
         Ok(Quantized {
             graph,
             fake_quant: Box::new(IntMirror::new(net)?),
             report,
         })
+    }
+}
+
+/// `int8`'s quantization: symmetric i8 weights, asymmetric u8 activations.
+pub struct Int8Scheme {
+    /// One weight scale per output channel (except the logits layer).
+    pub per_channel: bool,
+    /// How activation ranges are estimated.
+    pub rule: RangeRule,
+}
+
+impl Scheme for Int8Scheme {
+    fn method(&self) -> &str {
+        "int8"
+    }
+
+    fn weights(&self, m: &MacModule, logits: bool) -> Result<QuantWeights> {
+        let (weights, scales) =
+            quantize_weights(&m.weight, m.out_channels(), 8, self.per_channel && !logits);
+        Ok(QuantWeights {
+            weights,
+            scales,
+            kind: WeightKind::Int { bits: 8 },
+            path: "int8".into(),
+        })
+    }
+
+    fn activation(&self, _name: &str, stats: &TensorStats, relu: bool) -> Result<OutQuant> {
+        let (lo, hi) = self.rule.range(stats, relu);
+        Ok(activation_params(lo, hi, 8))
     }
 }

@@ -1,149 +1,161 @@
-//! Quantization-aware fine-tuning for `int8` (Jacob et al. 2018, section 3): the folded model is
-//! trained with straight-through fake quantization (`x + (q(x) - x).detach()`) of its weights
-//! (symmetric, `[-127, 127]`, per tensor or per channel, scale from the current `max |w|`; `tnt`
-//! passes its ternarizer instead through [`finetune_with`]) and of
-//! its hidden activations (asymmetric u8 with the calibrated ranges, held fixed). AdamW with a
+//! Quantization-aware fine-tuning for `int8` (Jacob et al. 2018, section 3): the folded model
+//! ([`super::fold`]) is trained through [`super::calibrate::forward`] with straight-through fake
+//! quantization (`x + (q(x) - x).detach()`) of its weights (symmetric, `[-127, 127]`, per tensor
+//! or per channel, scale from the current `max |w|`; `tnt` passes its ternarizer instead through
+//! [`finetune_with`]) and of every activation the integer graph requantizes: each hidden layer's
+//! output (before its ReLU and max pool, which commute with the quantizer) and each residual sum,
+//! quantized as the method's [`Scheme`] does with the calibrated ranges, held fixed. AdamW with a
 //! cosine-decayed learning rate; shuffles seeded by the method input's seed.
 
 use std::collections::BTreeMap;
 
-use candle_core::{Tensor, Var};
+use candle_core::Tensor;
 use qbench_datasets::shuffled_indices;
 
 use super::QuantInput;
-use super::affine::{FoldedModel, ModuleKind, max_pool, pixels};
+use super::calibrate::{Calibration, FoldedTensors, Hooks, Tap, TapKind, forward, raw_batch};
+use super::fold::{FoldedModel, MacModule, Module};
 use super::int8::Finetune;
-use super::intnet::activation_params;
-use super::ranges::gather;
+use super::intnet::{OutQuant, Scheme};
 use crate::error::{MethodError, Result};
-use crate::model::conv::conv2d;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::train::TrainObserver;
 
-/// Straight-through symmetric 8-bit fake quantization of a `[O, row]` weight.
+/// Straight-through symmetric 8-bit fake quantization of a weight tensor, one scale per tensor or
+/// per output channel (dim 0).
 fn fake_quant_weight(w: &Tensor, per_channel: bool) -> Result<Tensor> {
-    let a = w.detach().abs()?;
+    let o = w.dims()[0];
+    let rows = w.detach().reshape((o, ()))?;
+    let a = rows.abs()?;
     let max = if per_channel {
         a.max_keepdim(1)?
     } else {
         a.flatten_all()?.max_keepdim(0)?.unsqueeze(0)?
     };
     let scale = ((max + 1e-12)? / 127.0)?;
-    let q = w
-        .detach()
+    let q = rows
         .broadcast_div(&scale)?
         .round()?
         .clamp(-127f32, 127f32)?
-        .broadcast_mul(&scale)?;
+        .broadcast_mul(&scale)?
+        .reshape(w.shape())?;
     Ok((w + (q - w)?.detach())?)
 }
 
-/// Straight-through u8 fake quantization with scale `s` and zero point `z`.
-fn fake_quant_act(x: &Tensor, s: f64, z: i32) -> Result<Tensor> {
-    let z = f64::from(z);
-    let q = ((x.detach() / s)?.round()? + z)?.clamp(0f32, 255f32)?;
-    let dq = ((q - z)? * s)?;
+/// Straight-through fake quantization to `q`'s scale, zero point and dtype range.
+fn fake_quant_act(x: &Tensor, q: &OutQuant) -> Result<Tensor> {
+    let z = f64::from(q.zero_point);
+    let (lo, hi) = (q.dtype.min_value() as f32, q.dtype.max_value() as f32);
+    let v = ((x.detach() / q.scale)?.round()? + z)?.clamp(lo, hi)?;
+    let dq = ((v - z)? * q.scale)?;
     Ok((x + (dq - x)?.detach())?)
 }
 
-/// A straight-through weight quantizer: module index and its `[O, row]` weight to the fake-quantized
+/// A straight-through weight quantizer: a module and its weight tensor to the fake-quantized
 /// weight (forward: quantized values; backward: identity).
-pub type WeightQuant<'a> = dyn Fn(usize, &Tensor) -> Result<Tensor> + 'a;
+pub type WeightQuant<'a> = dyn Fn(&MacModule, &Tensor) -> Result<Tensor> + 'a;
 
-fn qat_forward(
+/// The activation quantizers by tap key: every hidden layer's pre-activation and every residual
+/// sum, as `scheme` quantizes them from `cal`.
+fn activation_quants(
     model: &FoldedModel,
-    vars: &[(Var, Var)],
-    acts: &[(f64, i32)],
-    weight_quant: &WeightQuant,
-    mut x: Tensor,
-) -> Result<Tensor> {
-    let last = model.modules.len() - 1;
-    for (i, (m, (w, b))) in model.modules.iter().zip(vars).enumerate() {
-        if m.flatten_before {
-            x = x.flatten_from(1)?;
+    cal: &Calibration,
+    scheme: &dyn Scheme,
+) -> Result<BTreeMap<(String, TapKind), OutQuant>> {
+    fn walk(
+        ms: &[Module],
+        logits: &str,
+        cal: &Calibration,
+        scheme: &dyn Scheme,
+        out: &mut BTreeMap<(String, TapKind), OutQuant>,
+    ) -> Result<()> {
+        for m in ms {
+            let (name, kind, relu) = match m {
+                Module::Mac(mac) if mac.name != logits => {
+                    (&mac.name, TapKind::PreActivation, mac.relu)
+                }
+                Module::Residual {
+                    name,
+                    body,
+                    shortcut,
+                } => {
+                    walk(body, logits, cal, scheme, out)?;
+                    walk(shortcut, logits, cal, scheme, out)?;
+                    (name, TapKind::Sum, true)
+                }
+                _ => continue,
+            };
+            let stats = cal.get(name, kind).ok_or_else(|| {
+                MethodError::Config(format!(
+                    "method {}: no calibration statistics for {name}",
+                    scheme.method()
+                ))
+            })?;
+            out.insert((name.clone(), kind), scheme.activation(name, stats, relu)?);
         }
-        let o = m.kind.out_channels();
-        let wq = weight_quant(i, w.as_tensor())?;
-        x = match m.kind {
-            ModuleKind::Conv {
-                in_channels,
-                kernel,
-                stride,
-                pad,
-                ..
-            } => conv2d(
-                &x,
-                &wq.reshape((o, in_channels, kernel, kernel))?,
-                stride,
-                pad,
-            )?
-            .broadcast_add(&b.as_tensor().reshape((1, o, 1, 1))?)?,
-            ModuleKind::Dense { .. } => x
-                .matmul(&wq.t()?)?
-                .broadcast_add(&b.as_tensor().reshape((1, o))?)?,
-        };
-        if i == last {
-            break;
-        }
-        if m.relu {
-            x = x.relu()?;
-        }
-        let (s, z) = acts[i];
-        x = fake_quant_act(&x, s, z)?;
-        for p in &m.pools {
-            x = max_pool(&x, p)?;
+        Ok(())
+    }
+    let logits = model
+        .mac_modules()
+        .last()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    let mut out = BTreeMap::new();
+    walk(&model.modules, &logits, cal, scheme, &mut out)?;
+    Ok(out)
+}
+
+struct QatHooks<'a> {
+    acts: &'a BTreeMap<(String, TapKind), OutQuant>,
+    weight_quant: &'a WeightQuant<'a>,
+}
+
+impl Hooks for QatHooks<'_> {
+    fn weight(&mut self, module: &MacModule, w: &Tensor) -> Result<Tensor> {
+        (self.weight_quant)(module, w)
+    }
+
+    fn activation(&mut self, tap: &Tap, x: &Tensor) -> Result<Tensor> {
+        match self.acts.get(&(tap.module.to_string(), tap.kind)) {
+            Some(q) => fake_quant_act(x, q),
+            None => Ok(x.clone()),
         }
     }
-    Ok(x)
 }
 
 /// Fine-tunes `model`'s folded weights and biases in place (int8 weights, per channel except the
-/// logits layer when `per_channel`).
+/// logits layer when `per_channel`; activations as `scheme` quantizes them from `cal`).
 pub fn finetune(
     model: &mut FoldedModel,
-    ranges: &[(f64, f64)],
-    per_channel: bool,
+    cal: &Calibration,
+    scheme: &super::int8::Int8Scheme,
     config: &Finetune,
     input: &QuantInput,
     observer: &mut dyn TrainObserver,
 ) -> Result<()> {
-    let last = model.modules.len() - 1;
-    let quant = |i: usize, w: &Tensor| fake_quant_weight(w, per_channel && i != last);
-    finetune_with(model, ranges, &quant, config, "int8", input, observer)
+    let logits = model.mac_modules().last().map(|m| m.name.clone());
+    let per_channel = scheme.per_channel;
+    let quant = |m: &MacModule, w: &Tensor| {
+        fake_quant_weight(w, per_channel && Some(&m.name) != logits.as_ref())
+    };
+    finetune_with(model, cal, scheme, &quant, config, input, observer)
 }
 
 /// Fine-tunes `model`'s folded weights and biases in place with any straight-through weight
-/// quantizer (u8 activations as above); `method` names the caller in errors.
+/// quantizer (activations as `scheme` quantizes them from `cal`); errors name `scheme`'s method.
 pub fn finetune_with(
     model: &mut FoldedModel,
-    ranges: &[(f64, f64)],
+    cal: &Calibration,
+    scheme: &dyn Scheme,
     weight_quant: &WeightQuant,
     config: &Finetune,
-    method: &str,
     input: &QuantInput,
     observer: &mut dyn TrainObserver,
 ) -> Result<()> {
-    let dev = candle_core::Device::Cpu;
-    let mut vars = Vec::new();
-    let mut named = BTreeMap::new();
-    for m in &model.modules {
-        let o = m.kind.out_channels();
-        let w = Var::from_tensor(&Tensor::from_vec(
-            m.weight.clone(),
-            (o, m.weight.len() / o),
-            &dev,
-        )?)?;
-        let b = Var::from_tensor(&Tensor::from_vec(m.bias.clone(), o, &dev)?)?;
-        named.insert(format!("{}.weight", m.name), w.clone());
-        named.insert(format!("{}.bias", m.name), b.clone());
-        vars.push((w, b));
-    }
-    let acts: Vec<(f64, i32)> = model
-        .modules
-        .iter()
-        .zip(ranges)
-        .map(|(m, &(lo, hi))| activation_params(if m.relu { 0.0 } else { lo }, hi, 8))
-        .collect();
+    let method = scheme.method();
+    let acts = activation_quants(model, cal, scheme)?;
+    let tensors = FoldedTensors::new(model)?;
+    let named = tensors.vars();
     let mut opt = AdamW::new(
         AdamWConfig {
             lr: config.lr,
@@ -160,6 +172,10 @@ pub fn finetune_with(
             input.train_idx.len()
         )));
     }
+    let mut hooks = QatHooks {
+        acts: &acts,
+        weight_quant,
+    };
     let total = (batches * config.epochs) as f64;
     for epoch in 0..config.epochs {
         observer.epoch_start(epoch, batches);
@@ -175,13 +191,8 @@ pub fn finetune_with(
                 .iter()
                 .map(|&i| input.train_idx[i])
                 .collect();
-            let x = pixels(model, &gather(input.data, &idx), idx.len())?;
-            let labels: Vec<u32> = idx
-                .iter()
-                .map(|&i| u32::from(input.data.labels[i]))
-                .collect();
-            let y = Tensor::from_vec(labels, idx.len(), &dev)?;
-            let logits = qat_forward(model, &vars, &acts, weight_quant, x)?;
+            let (x, y) = raw_batch(input.data, &idx)?;
+            let logits = forward(model, &tensors, &x, &mut hooks)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let grads = loss.backward()?;
             let step = opt.step as f64;
@@ -191,9 +202,5 @@ pub fn finetune_with(
         }
         observer.epoch_end(epoch, None);
     }
-    for (m, (w, b)) in model.modules.iter_mut().zip(&vars) {
-        m.weight = w.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-        m.bias = b.as_tensor().to_vec1::<f32>()?;
-    }
-    Ok(())
+    tensors.write_back(model)
 }

@@ -2,22 +2,28 @@
 //! `methods/ADDING_A_METHOD.md`.
 //!
 //! - Batch norm and the dataset normalization are folded into the conv/dense layers
-//!   ([`super::affine::fold`]); the first layer reads raw u8 pixels.
+//!   ([`super::fold`]); the first layer reads raw u8 pixels.
 //! - Weights: one scale per tensor, `S_w = max |w| / (2^(k-1) - 1)`, integers in
 //!   `[-(2^(k-1) - 1), 2^(k-1) - 1]`.
 //! - Activations: every hidden layer must end in a ReLU; its output is unsigned k-bit with zero
-//!   point 0 and `S_a = max / (2^k - 1)`, the max over `calibration_images` calibration images.
+//!   point 0 and `S_a = max / (2^k - 1)`, the max over `calibration_images` calibration images
+//!   ([`super::calibrate`]). Inside a residual block, the body's last layer and a projection
+//!   shortcut have no ReLU: their outputs are signed k-bit, zero point 0,
+//!   `S_a = max |x| / (2^(k-1) - 1)`; the block's sum (after its ReLU) is unsigned again.
 //! - Bias: i32 at scale `S_in * S_w`. Requantization: the engine's `Requant::FixedPoint` with
 //!   `(M0, shift) = quantize_multiplier(S_in * S_w / S_out)`, clamp `[0, 2^k - 1]` (the ReLU).
+//!   Residual adds: TFLite's ADD, shared with `int8` ([`super::intnet`]).
 //! - The last layer's i32 accumulators are the logits (scale `S_in * S_w`).
 //! - Fake-quant forward: [`super::intnet::IntMirror`], the exact integer mirror (logit bound 0).
 
+use qbench_engine::{DType, WeightKind};
 use serde::{Deserialize, Serialize};
 
-use super::affine::fold;
+use super::act_range::calibrate_model;
+use super::calibrate::TensorStats;
 use super::config::{RawMethodConfig, Validate, check_range};
-use super::intnet::{IntMirror, IntNet, OutQuant, quantize_module, quantize_weights};
-use super::ranges::{RangeRule, activation_ranges};
+use super::fold::{MacModule, Module, fold};
+use super::intnet::{IntMirror, OutQuant, QuantWeights, Scheme, build, quantize_weights};
 use super::{MethodReport, QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
 use crate::train::TrainObserver;
@@ -89,48 +95,29 @@ impl QuantMethod for Linear {
 
     fn quantize(&self, input: &QuantInput, _observer: &mut dyn TrainObserver) -> Result<Quantized> {
         let bits = self.options.bits;
-        let model = fold(
-            input.arch,
-            input.params,
-            &input.data.normalization,
-            "linear",
-        )?;
-        if let Some(m) = model.modules.iter().rev().skip(1).find(|m| !m.relu) {
+        let model = fold(input.arch, input.params, &input.data.normalization)?;
+        let logits = model.mac_modules().last().map(|m| m.name.clone());
+        if let Some(m) = model.modules.iter().find_map(|m| match m {
+            Module::Mac(mac) if !mac.relu && Some(&mac.name) != logits.as_ref() => Some(mac),
+            _ => None,
+        }) {
             return Err(MethodError::Config(format!(
                 "method linear: layer {} has no ReLU; linear quantizes hidden activations unsigned",
                 m.name
             )));
         }
-        let n = self.options.calibration_images.min(input.calib_idx.len());
-        let calib = &input.calib_idx[..n];
-        let ranges = activation_ranges(&model, input.data, calib, 100, RangeRule::MinMax)?;
-        let (mut in_scale, mut in_zp) = (1.0, model.input_zero_point);
-        let mut layers = Vec::new();
-        let mut logit_scale = 1.0;
-        for (i, m) in model.modules.iter().enumerate() {
-            let w = quantize_weights(&m.weight, m.kind.out_channels(), bits, false);
-            let out = ranges.get(i).map(|&(_, hi)| OutQuant {
-                scale: if hi > 0.0 {
-                    hi / f64::from((1u32 << bits) - 1)
-                } else {
-                    1.0
-                },
-                zero_point: 0,
-                bits,
-            });
-            let (layer, acc_scale) = quantize_module(m, in_scale, in_zp, w, bits, out)?;
-            layers.push(layer);
-            logit_scale = acc_scale;
-            if let Some(q) = out {
-                (in_scale, in_zp) = (q.scale, q.zero_point);
-            }
-        }
-        let net = IntNet {
-            input: model.input,
-            layers,
-            logit_scale,
-        };
+        let (cal, n) = calibrate_model(
+            &model,
+            input,
+            self.options.calibration_images,
+            100,
+            "linear",
+        )?;
+        let net = build(&model, &cal, &LinearScheme { bits })?;
         let graph = net.lower()?;
+        let mut notes =
+            vec!["per-tensor symmetric weights, unsigned activations (zero point 0)".to_string()];
+        notes.extend(model.notes.iter().cloned());
         let report = MethodReport {
             method: "linear".into(),
             label: self.label(),
@@ -140,12 +127,48 @@ impl QuantMethod for Linear {
             quant_ops: net.requant_ops(),
             calibration: format!("max over {n} calibration images"),
             finetune_epochs: 0,
-            notes: vec!["per-tensor symmetric weights, unsigned activations (zero point 0)".into()],
+            notes,
         };
         Ok(Quantized {
             graph,
             fake_quant: Box::new(IntMirror::new(net)?),
             report,
+        })
+    }
+}
+
+/// `linear`'s quantization: symmetric k-bit weights per tensor, zero-point-0 activations.
+struct LinearScheme {
+    bits: u8,
+}
+
+impl Scheme for LinearScheme {
+    fn method(&self) -> &str {
+        "linear"
+    }
+
+    fn weights(&self, m: &MacModule, _logits: bool) -> Result<QuantWeights> {
+        let (weights, scales) = quantize_weights(&m.weight, m.out_channels(), self.bits, false);
+        Ok(QuantWeights {
+            weights,
+            scales,
+            kind: WeightKind::Int { bits: self.bits },
+            path: "int8".into(),
+        })
+    }
+
+    fn activation(&self, _name: &str, stats: &TensorStats, relu: bool) -> Result<OutQuant> {
+        let bits = self.bits;
+        let (top, dtype) = if relu {
+            (stats.max.max(0.0), DType::Unsigned { bits })
+        } else {
+            (stats.abs_max(), DType::Signed { bits })
+        };
+        let levels = f64::from((1u32 << if relu { bits } else { bits - 1 }) - 1);
+        Ok(OutQuant {
+            scale: if top > 0.0 { top / levels } else { 1.0 },
+            zero_point: 0,
+            dtype,
         })
     }
 }

@@ -5,7 +5,7 @@
 //! ("fake-quant") forward for comparison, and a report. [`conformance`] checks any method,
 //! including one a user adds, against the contract with one call.
 
-pub mod affine;
+pub mod act_range;
 pub mod bnn;
 pub mod calibrate;
 pub mod config;
@@ -18,7 +18,6 @@ pub mod intnet;
 pub mod linear;
 pub mod lowbit;
 pub mod qnn;
-pub mod ranges;
 pub mod registry;
 pub mod tnt;
 

@@ -1,5 +1,5 @@
-//! A small `cnn` trained briefly on Fashion-MNIST (or, without the dataset, on a synthetic set),
-//! shared by the fixed-point methods' tests.
+//! Shared test fixtures: a small `cnn` trained briefly on Fashion-MNIST (or, without the dataset,
+//! on a synthetic set), and an untrained ResNet-20 over random RGB images for residual lowering.
 
 #![allow(dead_code)]
 
@@ -125,6 +125,67 @@ pub fn fixture() -> &'static Fixture {
             train_idx,
             calib_idx,
             val_idx,
+        }
+    })
+}
+
+/// An untrained ResNet-20 over random 32x32 RGB images with CIFAR-10's normalization: residual
+/// blocks with identity and projection shortcuts, global pooling and a non-zero-mean first layer
+/// (input zero point), small enough to check exact lowering in seconds.
+pub struct Residual {
+    /// The random images (labels cycle through the classes).
+    pub data: ImageSet,
+    /// ResNet-20.
+    pub arch: Architecture,
+    /// Its initial parameters (seed 1).
+    pub params: Params,
+    /// Every image index.
+    pub idx: Vec<usize>,
+}
+
+impl Residual {
+    /// The method input: every image for training and validation, the first 16 for calibration.
+    pub fn input(&self) -> QuantInput<'_> {
+        QuantInput {
+            arch: &self.arch,
+            params: &self.params,
+            data: &self.data,
+            train_idx: &self.idx,
+            calib_idx: &self.idx[..16],
+            val_idx: &self.idx,
+            seed: 0,
+        }
+    }
+}
+
+/// The ResNet-20 fixture, built once per test binary.
+pub fn resnet20() -> &'static Residual {
+    static R: OnceLock<Residual> = OnceLock::new();
+    R.get_or_init(|| {
+        let n = 48;
+        let mut state = 7u32;
+        let images: Vec<u8> = (0..n * 3 * 32 * 32)
+            .map(|_| {
+                state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+                (state >> 24) as u8
+            })
+            .collect();
+        let data = ImageSet {
+            images,
+            labels: (0..n).map(|i| (i % 10) as u16).collect(),
+            channels: 3,
+            height: 32,
+            width: 32,
+            num_classes: 10,
+            normalization: Normalization::cifar10(),
+        };
+        let arch = zoo::build("resnet20", [3, 32, 32], 10).expect("resnet20 exists");
+        let params = Params::init(&arch, 1).expect("initializes");
+        Residual {
+            data,
+            arch,
+            params,
+            idx: (0..n).collect(),
         }
     })
 }

@@ -22,7 +22,6 @@ pub mod train;
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use super::affine::max_pool;
 use super::config::check_range;
 use super::fold::PoolSpec;
 use super::{MethodReport, QuantInput, Quantized};
@@ -36,15 +35,7 @@ use train::{Precision, Settings, Trainable};
 
 /// Max pooling of an f64 or f32 tensor by a block's pool spec (training and fake-quant forward).
 fn pool(x: &Tensor, p: &PoolSpec) -> Result<Tensor> {
-    max_pool(
-        x,
-        &qbench_engine::Pool {
-            kernel_h: p.kernel,
-            kernel_w: p.kernel,
-            stride: p.stride,
-            pad: p.pad,
-        },
-    )
+    super::calibrate::max_pool(x, *p)
 }
 
 /// The `model:` value that continues from the trained float model.

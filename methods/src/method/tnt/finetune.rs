@@ -14,12 +14,12 @@ use candle_core::Tensor;
 use super::options::{Granularity, Scales};
 use super::weights::ternarize_layer;
 use crate::error::Result;
-use crate::method::affine::ModuleKind;
+use crate::method::fold::MacGeometry;
 
-/// Straight-through ternarization of one layer's `[O, row]` weight tensor.
+/// Straight-through ternarization of one layer's weight tensor (any shape, rows of `kind`).
 pub fn straight_through(
     w: &Tensor,
-    kind: ModuleKind,
+    kind: MacGeometry,
     granularity: Granularity,
     scales: Scales,
 ) -> Result<Tensor> {

@@ -1,7 +1,7 @@
 //! `tnt`: TNT, target non-retraining ternary weights (Zhang, Zhu, Zhao et al., arXiv 1912.09236),
 //! with 8-bit activations.
 //!
-//! - Batch norm and the dataset normalization are folded first ([`super::affine::fold`]); the
+//! - Batch norm and the dataset normalization are folded first ([`super::fold`]); the
 //!   folded weights (the ones the engine multiplies) are ternarized by the cosine-similarity
 //!   algorithm ([`ternarize`]) at the configured [`Granularity`], with the paper's `alpha+`/`alpha-`
 //!   or one symmetric scale ([`Scales`]). No retraining by default; `finetune: {epochs: N}` trains
@@ -15,6 +15,7 @@
 //! - Path per layer ([`weights`]): ternary where every requantizer channel has one weight
 //!   magnitude, else int8 weights `round(alpha t / s)` (per-kernel scales, `alpha+ != alpha-`, and
 //!   the logits layer unless its scale is per layer). The report gives each layer's path.
+//! - Residual blocks: `int8`'s TFLite ADD ([`super::intnet`]), each conv on its own path as above.
 //! - Fake-quant forward: [`super::intnet::IntMirror`], the exact integer mirror (logit bound 0).
 
 pub mod finetune;
@@ -24,15 +25,17 @@ pub mod weights;
 
 pub use options::{Granularity, Scales, TntOptions};
 
+use std::collections::BTreeMap;
+
 use candle_core::Tensor;
 
-use super::affine::{FoldedModel, ModuleKind, fold};
+use super::act_range::{RangeRule, calibrate_model};
+use super::calibrate::TensorStats;
 use super::config::RawMethodConfig;
-use super::int8::Calibration;
+use super::fold::{FoldedModel, MacModule, fold};
 use super::int8_qat::finetune_with;
-use super::intnet::{IntMirror, IntNet, OutQuant, activation_params, quantize_module};
-use super::ranges::activation_ranges;
-use super::{LayerReport, MethodReport, QuantInput, QuantMethod, Quantized};
+use super::intnet::{IntMirror, OutQuant, QuantWeights, Scheme, activation_params, build};
+use super::{MethodReport, QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
 use crate::train::TrainObserver;
 use weights::{LayerWeights, TernaryLayer, lower_weights, ternarize_layer};
@@ -74,105 +77,72 @@ impl QuantMethod for Tnt {
 
     fn quantize(&self, input: &QuantInput, observer: &mut dyn TrainObserver) -> Result<Quantized> {
         let o = &self.options;
-        let mut float = fold(input.arch, input.params, &input.data.normalization, "tnt")?;
-        let n = o.calibration_images.min(input.calib_idx.len());
+        let mut float = fold(input.arch, input.params, &input.data.normalization)?;
+        let a = &o.activations;
         let calibrate = |model: &FoldedModel| {
-            let calib = &input.calib_idx[..n];
-            activation_ranges(
+            calibrate_model(
                 model,
-                input.data,
-                calib,
-                o.calibration_batch,
-                o.range_rule(),
+                input,
+                a.calibration_images,
+                a.calibration_batch,
+                "tnt",
             )
         };
+        let logits = float
+            .mac_modules()
+            .last()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
         if o.finetune.epochs > 0 {
-            let (model, _) = ternarized(&float, o)?;
-            let ranges = calibrate(&model)?;
-            let kinds: Vec<ModuleKind> = float.modules.iter().map(|m| m.kind).collect();
-            let quant = |i: usize, w: &Tensor| {
-                finetune::straight_through(w, kinds[i], o.granularity, o.scales)
+            let (model, ternary) = ternarized(&float, o)?;
+            let (cal, _) = calibrate(&model)?;
+            let scheme = TntScheme {
+                ternary,
+                rule: a.rule(),
+            };
+            let quant = |m: &MacModule, w: &Tensor| {
+                finetune::straight_through(w, m.geometry, o.granularity, o.scales)
             };
             finetune_with(
                 &mut float,
-                &ranges,
+                &cal,
+                &scheme,
                 &quant,
                 &o.finetune,
-                "tnt",
                 input,
                 observer,
             )?;
         }
         let (model, ternary) = ternarized(&float, o)?;
-        let ranges = calibrate(&model)?;
-        let (mut in_scale, mut in_zp) = (1.0, model.input_zero_point);
-        let (mut layers, mut reports, mut notes) = (Vec::new(), Vec::new(), Vec::new());
-        let mut logit_scale = 1.0;
-        let last = model.modules.len() - 1;
-        for (i, (m, t)) in model.modules.iter().zip(&ternary).enumerate() {
-            let lw = lower_weights(t, m.kind.out_channels(), i != last);
-            let out = ranges.get(i).map(|&(lo, hi)| {
-                let (scale, zero_point) = activation_params(if m.relu { 0.0 } else { lo }, hi, 8);
-                OutQuant {
-                    scale,
-                    zero_point,
-                    bits: 8,
-                }
-            });
-            notes.push(layer_note(&m.name, &lw, t.group, i == last));
-            let LayerWeights {
-                weights,
-                scales,
-                kind,
-                ..
-            } = &lw;
-            let (mut layer, acc_scale) = quantize_module(
-                m,
-                in_scale,
-                in_zp,
-                (weights.clone(), scales.clone()),
-                8,
-                out,
-            )?;
-            layer.weight_kind = *kind;
-            reports.push(LayerReport {
-                name: m.name.clone(),
-                path: lw.path().into(),
-                weight_bits: kind.storage_bits() as u8,
-                output_bits: out.map_or(32, |q| q.bits),
-            });
-            layers.push(layer);
-            logit_scale = acc_scale;
-            if let Some(q) = out {
-                (in_scale, in_zp) = (q.scale, q.zero_point);
-            }
-        }
-        let net = IntNet {
-            input: model.input,
-            layers,
-            logit_scale,
-        };
-        let graph = net.lower()?;
-        notes.insert(
-            0,
+        let (cal, n) = calibrate(&model)?;
+        let mut notes = vec![
             "8-bit asymmetric u8 activations (int8's calibration and zero points); FixedPoint \
              (gemmlowp) requantizers, which carry the ternary scales of ternary-path layers"
-                .into(),
-        );
-        let what = match o.calibration {
-            Calibration::Minmax => "min/max".to_string(),
-            Calibration::Ema => format!("EMA (decay {}) of batch min/max", o.ema_decay),
-            Calibration::Percentile => format!("{} percentile", o.percentile),
+                .to_string(),
+        ];
+        for m in model.mac_modules() {
+            let t = &ternary[&m.name];
+            let last = m.name == logits;
+            let lw = lower_weights(t, m.out_channels(), !last);
+            notes.push(layer_note(&m.name, &lw, t.group, last));
+        }
+        notes.extend(model.notes.iter().cloned());
+        let scheme = TntScheme {
+            ternary,
+            rule: a.rule(),
         };
+        let net = build(&model, &cal, &scheme)?;
+        let graph = net.lower()?;
         let report = MethodReport {
             method: "tnt".into(),
             label: self.label(),
             config: serde_json::to_value(o).map_err(|e| MethodError::Config(e.to_string()))?,
-            layers: reports,
+            layers: net.layer_reports(),
             quant_ops: net.requant_ops(),
             calibration: format!(
-                "{what} of the ternarized float model over {n} images in batches of {}",
-                o.calibration_batch
+                "{} of the ternarized float model over {n} images in batches of {}",
+                scheme.rule.describe(),
+                a.calibration_batch
             ),
             finetune_epochs: o.finetune.epochs,
             notes,
@@ -185,21 +155,64 @@ impl QuantMethod for Tnt {
     }
 }
 
+/// `tnt`'s quantization: each layer's ternarization on its engine path ([`lower_weights`]),
+/// `int8`'s u8 activations.
+struct TntScheme {
+    /// Ternarization of every layer, by name.
+    ternary: BTreeMap<String, TernaryLayer>,
+    rule: RangeRule,
+}
+
+impl Scheme for TntScheme {
+    fn method(&self) -> &str {
+        "tnt"
+    }
+
+    fn weights(&self, m: &MacModule, logits: bool) -> Result<QuantWeights> {
+        let t = self.ternary.get(&m.name).ok_or_else(|| {
+            MethodError::Config(format!("method tnt: layer {} was not ternarized", m.name))
+        })?;
+        let lw = lower_weights(t, m.out_channels(), !logits);
+        let path = lw.path().to_string();
+        let LayerWeights {
+            weights,
+            scales,
+            kind,
+            ..
+        } = lw;
+        Ok(QuantWeights {
+            weights,
+            scales,
+            kind,
+            path,
+        })
+    }
+
+    fn activation(&self, _name: &str, stats: &TensorStats, relu: bool) -> Result<OutQuant> {
+        let (lo, hi) = self.rule.range(stats, relu);
+        Ok(activation_params(lo, hi, 8))
+    }
+}
+
 /// The folded model with every layer's weights replaced by their ternary values, and the
-/// ternarizations. Non-finite weights are an error naming the layer.
-fn ternarized(float: &FoldedModel, o: &TntOptions) -> Result<(FoldedModel, Vec<TernaryLayer>)> {
+/// ternarizations by layer name. Non-finite weights are an error naming the layer.
+fn ternarized(
+    float: &FoldedModel,
+    o: &TntOptions,
+) -> Result<(FoldedModel, BTreeMap<String, TernaryLayer>)> {
     let mut model = float.clone();
-    let mut ternary = Vec::with_capacity(model.modules.len());
-    for m in &mut model.modules {
+    let mut ternary = BTreeMap::new();
+    for m in model.mac_modules_mut() {
         if let Some(i) = m.weight.iter().position(|w| !w.is_finite()) {
             return Err(MethodError::Config(format!(
                 "method tnt: layer {}: weight {i} is not finite",
                 m.name
             )));
         }
-        let t = ternarize_layer(&m.weight, m.kind, o.granularity, o.scales);
-        m.weight = t.values.iter().map(|&v| v as f32).collect();
-        ternary.push(t);
+        let w32: Vec<f32> = m.weight.iter().map(|&w| w as f32).collect();
+        let t = ternarize_layer(&w32, m.geometry, o.granularity, o.scales);
+        m.weight = t.values.clone();
+        ternary.insert(m.name.clone(), t);
     }
     Ok((model, ternary))
 }

@@ -1,10 +1,13 @@
 //! Options of `tnt` (YAML keys of the same names; unknown keys are errors naming them).
 
-use serde::{Deserialize, Serialize};
+use serde::de::MapAccess;
+use serde::{Deserialize, Deserializer, Serialize};
 
-use super::super::config::{Validate, check_range};
-use super::super::int8::{Calibration, Finetune};
-use super::super::ranges::RangeRule;
+use super::super::act_range::{
+    ActivationCalibration, WithCalibration, deserialize_with_calibration,
+};
+use super::super::config::Validate;
+use super::super::int8::Finetune;
 
 /// Which weights share one ternarization (one `k*` and one pair of scales).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,111 +45,74 @@ pub enum Scales {
     Symmetric,
 }
 
-/// Options of `tnt`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Options of `tnt` (the calibration keys, as `int8`'s, at the top level).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TntOptions {
     /// Ternarization granularity (default `per_kernel`, the authors' choice).
-    #[serde(default = "default_granularity")]
     pub granularity: Granularity,
     /// Positive and negative scales or one (default `asymmetric`, the paper's).
-    #[serde(default = "default_scales")]
     pub scales: Scales,
-    /// Activation range estimate, as `int8`'s (default `ema`).
-    #[serde(default = "default_calibration")]
-    pub calibration: Calibration,
-    /// EMA decay for `calibration: ema`, in [0, 1) (default 0.9).
-    #[serde(default = "default_ema_decay")]
-    pub ema_decay: f64,
-    /// Percentile for `calibration: percentile`, in [50, 100] (default 99.99).
-    #[serde(default = "default_percentile")]
-    pub percentile: f64,
-    /// Calibration images, 1..=60000 (default 1000; at most the calibration split).
-    #[serde(default = "default_calibration_images")]
-    pub calibration_images: usize,
-    /// Images per calibration batch (one EMA step), 1..=4096 (default 100).
-    #[serde(default = "default_calibration_batch")]
-    pub calibration_batch: usize,
+    /// Activation calibration, as `int8`'s (keys `calibration`, `ema_decay`, `percentile`,
+    /// `calibration_images`, `calibration_batch`).
+    #[serde(flatten)]
+    pub activations: ActivationCalibration,
     /// Optional straight-through fine-tuning, keys as `int8`'s (default: none, the method's point;
     /// experimental, see [`super::finetune`]).
-    #[serde(default)]
     pub finetune: Finetune,
-}
-
-fn default_granularity() -> Granularity {
-    Granularity::PerKernel
-}
-fn default_scales() -> Scales {
-    Scales::Asymmetric
-}
-fn default_calibration() -> Calibration {
-    Calibration::Ema
-}
-fn default_ema_decay() -> f64 {
-    0.9
-}
-fn default_percentile() -> f64 {
-    99.99
-}
-fn default_calibration_images() -> usize {
-    1000
-}
-fn default_calibration_batch() -> usize {
-    100
 }
 
 impl Default for TntOptions {
     fn default() -> Self {
         TntOptions {
-            granularity: default_granularity(),
-            scales: default_scales(),
-            calibration: default_calibration(),
-            ema_decay: default_ema_decay(),
-            percentile: default_percentile(),
-            calibration_images: default_calibration_images(),
-            calibration_batch: default_calibration_batch(),
+            granularity: Granularity::PerKernel,
+            scales: Scales::Asymmetric,
+            activations: ActivationCalibration::default(),
             finetune: Finetune::default(),
         }
     }
 }
 
-impl Validate for TntOptions {
-    fn validate(&self) -> std::result::Result<(), (String, String)> {
-        if !(self.ema_decay.is_finite() && (0.0..1.0).contains(&self.ema_decay)) {
-            return Err((
-                "ema_decay".into(),
-                format!("{} is out of range [0, 1)", self.ema_decay),
-            ));
+impl WithCalibration for TntOptions {
+    const EXPECTING: &'static str = "tnt options";
+    const FIELDS: &'static [&'static str] = &[
+        "granularity",
+        "scales",
+        "calibration",
+        "ema_decay",
+        "percentile",
+        "calibration_images",
+        "calibration_batch",
+        "finetune",
+    ];
+
+    fn calibration_mut(&mut self) -> &mut ActivationCalibration {
+        &mut self.activations
+    }
+
+    fn read_own<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> std::result::Result<bool, A::Error> {
+        match key {
+            "granularity" => self.granularity = map.next_value()?,
+            "scales" => self.scales = map.next_value()?,
+            "finetune" => self.finetune = map.next_value()?,
+            _ => return Ok(false),
         }
-        if !(self.percentile.is_finite() && (50.0..=100.0).contains(&self.percentile)) {
-            return Err((
-                "percentile".into(),
-                format!("{} is out of range [50, 100]", self.percentile),
-            ));
-        }
-        check_range("calibration_images", self.calibration_images, 1, 60_000)?;
-        check_range("calibration_batch", self.calibration_batch, 1, 4096)?;
-        check_range("finetune.epochs", self.finetune.epochs, 0, 100)?;
-        check_range("finetune.batch_size", self.finetune.batch_size, 2, 4096)?;
-        if !(self.finetune.lr > 0.0 && self.finetune.lr <= 1.0) {
-            return Err((
-                "finetune.lr".into(),
-                format!("{} is out of range (0, 1]", self.finetune.lr),
-            ));
-        }
-        Ok(())
+        Ok(true)
     }
 }
 
-impl TntOptions {
-    /// The range rule the calibration options select.
-    pub fn range_rule(&self) -> RangeRule {
-        match self.calibration {
-            Calibration::Minmax => RangeRule::MinMax,
-            Calibration::Ema => RangeRule::Ema {
-                decay: self.ema_decay,
-            },
-            Calibration::Percentile => RangeRule::Percentile { p: self.percentile },
-        }
+impl<'de> Deserialize<'de> for TntOptions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        deserialize_with_calibration(d)
+    }
+}
+
+impl Validate for TntOptions {
+    fn validate(&self) -> std::result::Result<(), (String, String)> {
+        self.activations.validate()?;
+        self.finetune.validate()
     }
 }

@@ -12,7 +12,7 @@ use qbench_engine::WeightKind;
 
 use super::options::{Granularity, Scales};
 use super::ternarize::ternarize;
-use crate::method::affine::ModuleKind;
+use crate::method::fold::MacGeometry;
 
 /// A layer's ternary weights in real units.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,17 +25,18 @@ pub struct TernaryLayer {
     pub group: usize,
 }
 
-/// Ternarizes the weights of a layer of geometry `kind` at `granularity` with `scales`.
+/// Ternarizes the weights of a layer of geometry `kind` at `granularity` with `scales` (the
+/// ternarizer works on the f32 values the float model trained).
 pub fn ternarize_layer(
     weight: &[f32],
-    kind: ModuleKind,
+    kind: MacGeometry,
     granularity: Granularity,
     scales: Scales,
 ) -> TernaryLayer {
     let group = match (granularity, kind) {
-        (Granularity::PerKernel, ModuleKind::Conv { kernel, .. }) => kernel * kernel,
+        (Granularity::PerKernel, MacGeometry::Conv { kernel, .. }) => kernel * kernel,
         (Granularity::PerChannel, _) => weight.len() / kind.out_channels().max(1),
-        (Granularity::PerKernel, ModuleKind::Dense { .. }) | (Granularity::PerLayer, _) => {
+        (Granularity::PerKernel, MacGeometry::Dense { .. }) | (Granularity::PerLayer, _) => {
             weight.len()
         }
     }
@@ -149,7 +150,7 @@ fn unit_scales(units: usize, scale: impl Fn(usize) -> f64) -> Vec<f64> {
 mod tests {
     use super::*;
 
-    const CONV: ModuleKind = ModuleKind::Conv {
+    const CONV: MacGeometry = MacGeometry::Conv {
         in_channels: 2,
         out_channels: 2,
         kernel: 2,

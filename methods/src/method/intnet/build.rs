@@ -1,0 +1,398 @@
+//! Quantizes a [`FoldedModel`] into an [`IntNet`] with a method's [`Scheme`] (how weights and
+//! activations are quantized) and calibration statistics.
+//!
+//! - Every conv/dense layer but the logits layer requantizes its accumulator with
+//!   `Requant::FixedPoint`, `(M0, shift) = quantize_multiplier(S_in S_w[c] / S_out)` (TFLite's
+//!   `QuantizeMultiplier`), output zero point and clamp `[max(Z_out, min), max]` after a ReLU, the
+//!   dtype's range without. The output range comes from the layer's pre-activation statistics
+//!   ([`TapKind::PreActivation`]; the scheme clamps it at 0 for a ReLU), the activation the engine
+//!   requantizes, before any max pool.
+//! - The bias is i32 at scale `S_in S_w[c]`; the first layer reads raw pixels (scale 1, zero point
+//!   the folded module's `input_zero_point`).
+//! - A residual block is TFLite's ADD: the body's last layer and a projection shortcut requantize to
+//!   their own scale and zero point (an identity shortcut keeps the block input's), then
+//!   `mbqm((a - Za) << 20, Ma, ea) + mbqm((b - Zb) << 20, Mb, eb)` with `Ma = S_a / (2 max(S_a,
+//!   S_b))` (likewise `Mb`), and a `FixedPoint` requantizer with `S = 2 max(S_a, S_b) / (2^20
+//!   S_out)` whose clamp is the block's ReLU. `S_out` comes from the sum's statistics after the ReLU
+//!   ([`TapKind::Sum`] clamped at 0).
+//! - Pools and flatten carry the activation's scale and zero point unchanged (an average of
+//!   `q` is an average of `q - Z` plus `Z`).
+
+use qbench_engine::requant::quantize_multiplier;
+use qbench_engine::{Add, AddAlign, DType, Pool, Requant, WeightKind};
+
+use super::{IntLayer, IntModule, IntNet, IntResidual};
+use crate::error::{MethodError, Result};
+use crate::method::calibrate::{Calibration, TapKind, TensorStats};
+use crate::method::fold::{FoldedModel, MacGeometry, MacModule, Module, PoolSpec};
+
+/// Left shift of TFLite's 8-bit ADD inputs.
+pub const ADD_LEFT_SHIFT: u8 = 20;
+
+/// A layer's integer weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantWeights {
+    /// Integers in the layout of the float weights.
+    pub weights: Vec<i8>,
+    /// Real value of one unit: one per output channel, or one for the layer.
+    pub scales: Vec<f64>,
+    /// Engine weight kind.
+    pub kind: WeightKind,
+    /// Engine path as reported (`int8`, `ternary`).
+    pub path: String,
+}
+
+/// The quantization of an activation: `r = scale (q - zero_point)`, `q` of `dtype`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutQuant {
+    /// Real value of one step.
+    pub scale: f64,
+    /// Integer representing real 0.
+    pub zero_point: i32,
+    /// Unsigned or signed narrow integer.
+    pub dtype: DType,
+}
+
+/// How a method quantizes weights and activations; the rest of the lowering is shared.
+pub trait Scheme {
+    /// The method's name, for errors.
+    fn method(&self) -> &str;
+    /// Integer weights of `m`; `logits` for the logits layer, whose outputs must share one scale.
+    fn weights(&self, m: &MacModule, logits: bool) -> Result<QuantWeights>;
+    /// The quantization of the activation `name` observed as `stats`; `relu` when a ReLU follows
+    /// (the real activation is then `max(x, 0)`).
+    fn activation(&self, name: &str, stats: &TensorStats, relu: bool) -> Result<OutQuant>;
+}
+
+/// Symmetric weight quantization to `[-qmax, qmax]`, `qmax = 2^(bits-1) - 1`, with one scale per
+/// tensor or per output channel (`max |w| / qmax`; 1 for an all-zero group). Rounds half away
+/// from zero. Returns the integers and the scales (length 1 or `out_channels`).
+pub fn quantize_weights(
+    weight: &[f64],
+    out_channels: usize,
+    bits: u8,
+    per_channel: bool,
+) -> (Vec<i8>, Vec<f64>) {
+    let qmax = f64::from((1i32 << (bits - 1)) - 1);
+    let row = weight.len() / out_channels.max(1);
+    let scale_of = |ws: &[f64]| {
+        let m = ws.iter().fold(0f64, |a, &w| a.max(w.abs()));
+        if m > 0.0 { m / qmax } else { 1.0 }
+    };
+    let scales: Vec<f64> = if per_channel {
+        weight.chunks(row.max(1)).map(scale_of).collect()
+    } else {
+        vec![scale_of(weight)]
+    };
+    let q = weight
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| {
+            let s = scales[if per_channel { i / row } else { 0 }];
+            (w / s).round().clamp(-qmax, qmax) as i8
+        })
+        .collect();
+    (q, scales)
+}
+
+/// Asymmetric unsigned `bits`-bit quantization of the range `[lo, hi]` (widened to contain 0, so
+/// real 0 is exact): `r = scale (q - zero_point)`.
+pub fn activation_params(lo: f64, hi: f64, bits: u8) -> OutQuant {
+    let qmax = f64::from((1i32 << bits) - 1);
+    let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+    let scale = if hi - lo > 1e-12 {
+        (hi - lo) / qmax
+    } else {
+        1.0
+    };
+    let zero_point = (-lo / scale).round().clamp(0.0, qmax) as i32;
+    OutQuant {
+        scale,
+        zero_point,
+        dtype: DType::Unsigned { bits },
+    }
+}
+
+/// The activation flowing between modules while building.
+#[derive(Clone, Debug)]
+struct Act {
+    scale: f64,
+    zero_point: i32,
+    /// Per-image shape.
+    shape: Vec<usize>,
+}
+
+struct Builder<'a> {
+    cal: &'a Calibration,
+    scheme: &'a dyn Scheme,
+    logits: &'a str,
+}
+
+fn engine_pool(p: PoolSpec) -> Pool {
+    Pool {
+        kernel_h: p.kernel,
+        kernel_w: p.kernel,
+        stride: p.stride,
+        pad: p.pad,
+    }
+}
+
+fn pooled(shape: &[usize], p: PoolSpec) -> Vec<usize> {
+    let side = |n: usize| (n + 2 * p.pad).saturating_sub(p.kernel) / p.stride + 1;
+    vec![shape[0], side(shape[1]), side(shape[2])]
+}
+
+/// Quantizes `model` with `scheme` and the statistics `cal` (see the module docs). The last
+/// top-level module must be a conv or dense layer without ReLU or pool: its i32 accumulators are
+/// the logits.
+pub fn build(model: &FoldedModel, cal: &Calibration, scheme: &dyn Scheme) -> Result<IntNet> {
+    let logits = match model.modules.last() {
+        Some(Module::Mac(m)) if !m.relu && m.pool.is_none() => m.name.as_str(),
+        _ => {
+            return Err(MethodError::Config(format!(
+                "method {}: the last layer must be a plain conv or dense layer (the logits)",
+                scheme.method()
+            )));
+        }
+    };
+    let b = Builder {
+        cal,
+        scheme,
+        logits,
+    };
+    let input = Act {
+        scale: 1.0,
+        zero_point: 0,
+        shape: model.input.to_vec(),
+    };
+    let mut logit_scale = 1.0;
+    let (modules, _) = b.modules(&model.modules, input, &mut logit_scale)?;
+    Ok(IntNet {
+        input: model.input,
+        modules,
+        logit_scale,
+    })
+}
+
+impl Builder<'_> {
+    fn error(&self, what: String) -> MethodError {
+        MethodError::Config(format!("method {}: {what}", self.scheme.method()))
+    }
+
+    fn stats(&self, module: &str, kind: TapKind) -> Result<&TensorStats> {
+        self.cal.get(module, kind).ok_or_else(|| {
+            self.error(format!(
+                "no calibration statistics for {module} ({})",
+                kind.label()
+            ))
+        })
+    }
+
+    /// `quantize_multiplier(real)` with the exponent checked against the engine's range.
+    fn multiplier(&self, real: f64, what: &str) -> Result<(i32, i32)> {
+        if real.is_finite() && real > 0.0 {
+            let (m, e) = quantize_multiplier(real);
+            if (-31..=30).contains(&e) {
+                return Ok((m, e));
+            }
+        }
+        Err(self.error(format!(
+            "{what}: requantization multiplier {real} is out of the fixed-point range"
+        )))
+    }
+
+    fn modules(
+        &self,
+        modules: &[Module],
+        mut act: Act,
+        logit_scale: &mut f64,
+    ) -> Result<(Vec<IntModule>, Act)> {
+        let mut out = Vec::with_capacity(modules.len());
+        for m in modules {
+            let step = match m {
+                Module::Mac(mac) => {
+                    let (layer, next) = self.layer(mac, &act, logit_scale)?;
+                    act = next;
+                    IntModule::Layer(layer)
+                }
+                Module::MaxPool(p) => {
+                    act.shape = pooled(&act.shape, *p);
+                    IntModule::MaxPool(engine_pool(*p))
+                }
+                Module::AvgPool(p) => {
+                    act.shape = pooled(&act.shape, *p);
+                    IntModule::AvgPool(engine_pool(*p))
+                }
+                Module::GlobalAvgPool => {
+                    act.shape.truncate(1);
+                    IntModule::GlobalAvgPool
+                }
+                Module::Flatten => {
+                    act.shape = vec![act.shape.iter().product()];
+                    IntModule::Flatten
+                }
+                Module::Residual {
+                    name,
+                    body,
+                    shortcut,
+                } => {
+                    let (residual, next) = self.residual(name, body, shortcut, act, logit_scale)?;
+                    act = next;
+                    IntModule::Residual(residual)
+                }
+            };
+            out.push(step);
+        }
+        Ok((out, act))
+    }
+
+    fn layer(&self, m: &MacModule, act: &Act, logit_scale: &mut f64) -> Result<(IntLayer, Act)> {
+        let is_logits = m.name == self.logits;
+        let o = m.out_channels();
+        let w = self.scheme.weights(m, is_logits)?;
+        if w.scales.len() != 1 && (w.scales.len() != o || is_logits) {
+            return Err(self.error(format!(
+                "layer {}: {} weight scales for {o} channels",
+                m.name,
+                w.scales.len()
+            )));
+        }
+        let at = |c: usize| w.scales[if w.scales.len() == 1 { 0 } else { c }];
+        let in_scale = act.scale;
+        let bias = (0..o)
+            .map(|c| {
+                (m.bias[c] / (in_scale * at(c)))
+                    .round()
+                    .clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
+            })
+            .collect();
+        let acc_shape = match m.geometry {
+            MacGeometry::Conv {
+                kernel,
+                stride,
+                pad,
+                ..
+            } => {
+                if act.shape.len() != 3 {
+                    return Err(self.error(format!("layer {}: convolution of a vector", m.name)));
+                }
+                let side = |n: usize| (n + 2 * pad).saturating_sub(kernel) / stride + 1;
+                vec![o, side(act.shape[1]), side(act.shape[2])]
+            }
+            MacGeometry::Dense { .. } => vec![o],
+        };
+        let mut layer = IntLayer {
+            name: m.name.clone(),
+            geometry: m.geometry,
+            weights: w.weights,
+            weight_kind: w.kind,
+            path: w.path,
+            bias,
+            // The folded module's own offset (nonzero only on raw pixels, whose zero point is 0).
+            input_zero_point: act.zero_point + m.input_zero_point,
+            requant: None,
+            pool: m.pool.map(engine_pool),
+            acc_shape: acc_shape.clone(),
+        };
+        if is_logits {
+            *logit_scale = in_scale * at(0);
+            let next = Act {
+                scale: *logit_scale,
+                zero_point: 0,
+                shape: acc_shape,
+            };
+            return Ok((layer, next));
+        }
+        let q = self.scheme.activation(
+            &m.name,
+            self.stats(&m.name, TapKind::PreActivation)?,
+            m.relu,
+        )?;
+        let (mut multiplier, mut shift) = (Vec::new(), Vec::new());
+        for s in &w.scales {
+            let (m0, e) = self.multiplier(in_scale * s / q.scale, &format!("layer {}", m.name))?;
+            multiplier.push(m0);
+            shift.push(e);
+        }
+        let (lo, hi) = (q.dtype.min_value() as i32, q.dtype.max_value() as i32);
+        layer.requant = Some((
+            Requant::FixedPoint {
+                multiplier,
+                shift,
+                zero_point: q.zero_point,
+                min: if m.relu { q.zero_point.max(lo) } else { lo },
+                max: hi,
+            },
+            q.dtype,
+        ));
+        let shape = match m.pool {
+            Some(p) => pooled(&acc_shape, p),
+            None => acc_shape,
+        };
+        let next = Act {
+            scale: q.scale,
+            zero_point: q.zero_point,
+            shape,
+        };
+        Ok((layer, next))
+    }
+
+    fn residual(
+        &self,
+        name: &str,
+        body: &[Module],
+        shortcut: &[Module],
+        act: Act,
+        logit_scale: &mut f64,
+    ) -> Result<(IntResidual, Act)> {
+        let (body, a) = self.modules(body, act.clone(), logit_scale)?;
+        let (shortcut, b) = self.modules(shortcut, act, logit_scale)?;
+        if a.shape != b.shape {
+            return Err(self.error(format!(
+                "residual block {name}: body {:?} and shortcut {:?} shapes differ",
+                a.shape, b.shape
+            )));
+        }
+        let q = self
+            .scheme
+            .activation(name, self.stats(name, TapKind::Sum)?, true)?;
+        let twice = 2.0 * a.scale.max(b.scale);
+        let what = format!("residual block {name}");
+        let (multiplier_a, shift_a) = self.multiplier(a.scale / twice, &what)?;
+        let (multiplier_b, shift_b) = self.multiplier(b.scale / twice, &what)?;
+        let (m0, e) =
+            self.multiplier(twice / (f64::from(1u32 << ADD_LEFT_SHIFT) * q.scale), &what)?;
+        let (lo, hi) = (q.dtype.min_value() as i32, q.dtype.max_value() as i32);
+        let residual = IntResidual {
+            name: name.to_string(),
+            body,
+            shortcut,
+            add: Add {
+                zero_point_a: a.zero_point,
+                zero_point_b: b.zero_point,
+                align: AddAlign::FixedPoint {
+                    left_shift: ADD_LEFT_SHIFT,
+                    multiplier_a,
+                    shift_a,
+                    multiplier_b,
+                    shift_b,
+                },
+            },
+            requant: Requant::FixedPoint {
+                multiplier: vec![m0],
+                shift: vec![e],
+                zero_point: q.zero_point,
+                min: q.zero_point.max(lo),
+                max: hi,
+            },
+            out: q.dtype,
+            shape: a.shape.clone(),
+        };
+        let next = Act {
+            scale: q.scale,
+            zero_point: q.zero_point,
+            shape: a.shape,
+        };
+        Ok((residual, next))
+    }
+}
