@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use qbench_engine::count_ops;
+use qbench_datasets::ImageSet;
+use qbench_engine::{FastExecutor, QGraph, count_ops};
 use qbench_methods::checkpoint::sha256_hex;
 use qbench_methods::method::config::RawMethodConfig;
 use qbench_methods::method::conformance;
-use qbench_methods::method::{MethodReport, QuantInput, registry};
+use qbench_methods::method::{MethodReport, QuantInput, argmax_rows, registry};
 use qbench_methods::train::TrainObserver;
 use serde::{Deserialize, Serialize};
 
@@ -31,10 +32,15 @@ pub struct MethodResult {
     pub float_weights_sha256: String,
     /// Integer-engine top-1 accuracy on the test split.
     pub int_accuracy: f64,
-    /// Fake-quant top-1 accuracy on the test split.
+    /// Fake-quant top-1 accuracy on the checked test images.
     pub fake_accuracy: f64,
-    /// Fraction of test images where both predict the same class.
+    /// Fraction of the checked test images where both predict the same class.
     pub agreement: f64,
+    /// How many test images (evenly spaced) the fake-quant forward was checked on; the fake-quant
+    /// accuracy, agreement and logit error are over these (absent in results written before
+    /// it was recorded, which checked every test image).
+    #[serde(default)]
+    pub fake_quant_images: Option<usize>,
     /// Fraction of test images where the integer graph and the FLOAT model predict the same
     /// class (absent in results written before it was recorded).
     #[serde(default)]
@@ -121,18 +127,29 @@ pub fn run_method(
         .graph
         .save(&graph_path)
         .with_context(|| format!("writing {}", graph_path.display()))?;
-    let cmp = conformance::compare(&quantized, &data.test, &method.label())?;
     let counts = count_ops(&quantized.graph);
+    // The integer graph runs on every test image; the fake-quant cross-check on a sample when
+    // the f64 reference forward would take long (see `fake_quant_sample`).
+    let int_predictions = int_predictions(&quantized.graph, &data.test)?;
+    let macs: u64 = counts.macs_by_kind.values().sum();
+    let sample = fake_quant_sample(&data.test, macs);
+    let cmp = conformance::compare(&quantized, &sample, &method.label())?;
+    let int_correct = int_predictions
+        .iter()
+        .zip(&data.test.labels)
+        .filter(|(p, l)| **p == usize::from(**l))
+        .count();
     let result = MethodResult {
         report: quantized.report,
         graph_path,
         graph_sha256,
         float_weights_sha256: model.record.weights_sha256.clone(),
-        int_accuracy: cmp.int_accuracy,
+        int_accuracy: int_correct as f64 / data.test.len().max(1) as f64,
         fake_accuracy: cmp.fake_accuracy,
         agreement: cmp.agreement,
-        float_agreement: (model.test_predictions.len() == cmp.int_predictions.len())
-            .then(|| agreement(&model.test_predictions, &cmp.int_predictions)),
+        fake_quant_images: Some(sample.len()),
+        float_agreement: (model.test_predictions.len() == int_predictions.len())
+            .then(|| agreement(&model.test_predictions, &int_predictions)),
         max_logit_error: cmp.max_logit_error,
         logit_bound: cmp.logit_bound,
         quant_ops: counts.total_requant_ops,
@@ -142,6 +159,52 @@ pub fn run_method(
     };
     results::write_json(&record_path, &result)?;
     Ok((result, Origin::Computed))
+}
+
+/// Multiply-accumulates of the f64 fake-quant forward a cell may spend on its cross-check of the
+/// integer graph (about half a minute on one core of the reference machine).
+pub const FAKE_QUANT_CHECK_MACS: u64 = 10_000_000_000;
+/// Fewest images the fake-quant cross-check uses (all of them when the test split is smaller).
+pub const FAKE_QUANT_CHECK_MIN_IMAGES: usize = 64;
+
+/// The test images the fake-quant forward is compared on: all of them when that costs at most
+/// [`FAKE_QUANT_CHECK_MACS`] (every built-in small model on its 10,000 test images), else
+/// evenly spaced ones within that budget, at least [`FAKE_QUANT_CHECK_MIN_IMAGES`] (ResNet-18 on
+/// ImageNet: 64 of 45,000, where the engine's pass alone takes hours). The check is of
+/// bit-exactness, which any image exercises; accuracy always comes from every image.
+fn fake_quant_sample(test: &ImageSet, macs_per_image: u64) -> ImageSet {
+    let n = test.len();
+    let affordable = (FAKE_QUANT_CHECK_MACS / macs_per_image.max(1)) as usize;
+    let k = affordable.max(FAKE_QUANT_CHECK_MIN_IMAGES).min(n);
+    let per = test.image_len();
+    let picks: Vec<usize> = (0..k).map(|i| i * n / k.max(1)).collect();
+    ImageSet {
+        images: picks
+            .iter()
+            .flat_map(|&i| &test.images[i * per..(i + 1) * per])
+            .copied()
+            .collect(),
+        labels: picks.iter().map(|&i| test.labels[i]).collect(),
+        channels: test.channels,
+        height: test.height,
+        width: test.width,
+        num_classes: test.num_classes,
+        normalization: test.normalization.clone(),
+    }
+}
+
+/// The integer graph's top-1 class for every image of `set`.
+fn int_predictions(graph: &QGraph, set: &ImageSet) -> Result<Vec<usize>> {
+    let exec = FastExecutor::new(graph)?;
+    let classes = graph.classes();
+    let per = set.image_len();
+    let mut out = Vec::with_capacity(set.len());
+    for start in (0..set.len()).step_by(256) {
+        let m = (set.len() - start).min(256);
+        let logits = exec.run(&set.images[start * per..(start + m) * per], m)?;
+        out.extend(argmax_rows(&logits.values, classes));
+    }
+    Ok(out)
 }
 
 /// Fraction of positions where two prediction lists agree.

@@ -28,11 +28,9 @@ pub enum BenchCommand {
         /// Seconds of measurement per thread count (at least one batch is run).
         #[arg(long, default_value_t = 20.0)]
         seconds: f64,
-        /// Method config of the lowering (`int8` once it supports residual blocks).
-        #[arg(
-            long,
-            default_value = "{method: djq, weight_bits: 8, activation_bits: 8}"
-        )]
+        /// Method config of the lowering (YAML), e.g. `{method: djq, weight_bits: 8,
+        /// activation_bits: 8}`.
+        #[arg(long, default_value = "{method: int8}")]
         method: String,
     },
 }

@@ -29,7 +29,7 @@ pub fn input(
             .and_then(|e| e.as_ref().ok())
     };
     // A run over several float models has each method once per model: the model names the row.
-    let several_models = rows.iter().any(|r| r.model != rows[0].model);
+    let several_models = rows.iter().any(|r| r.float_model != rows[0].float_model);
     let mut methods = Vec::new();
     for row in rows {
         let first = by_id[row.cell_ids[0].as_str()];
@@ -72,7 +72,7 @@ pub fn input(
             .collect();
         methods.push(MethodRow {
             label: if several_models {
-                format!("{} ({})", row.label, row.model)
+                format!("{} ({})", row.label, row.float_model)
             } else {
                 row.label.clone()
             },

@@ -534,7 +534,7 @@ mod tests {
         );
         std::fs::write(dir.path().join("resnet18.safetensors"), b"").unwrap();
         let spec = ExperimentSpec::from_path(&path, false).unwrap();
-        assert_eq!(spec.methods.len(), 4);
+        assert_eq!(spec.methods.len(), 7);
         let model = &spec.models[0];
         assert_eq!(model.calibration_from_test, Some(0.1));
         assert_eq!(
@@ -551,7 +551,7 @@ mod tests {
                 .unwrap()
                 .methods
                 .len(),
-            1
+            2
         );
     }
 }
