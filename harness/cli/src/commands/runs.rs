@@ -62,7 +62,7 @@ pub struct DiffArgs {
 pub struct VerifyArgs {
     /// Run id (see `qbench runs list`) or run folder.
     pub run: String,
-    /// Cells to recompute, chosen at random (seeded by --seed) [default: 2].
+    /// Cells to recompute, chosen at random (seeded by --seed).
     #[arg(long, default_value_t = 2)]
     pub sample: usize,
     /// Recompute every cell.
