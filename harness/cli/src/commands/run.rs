@@ -156,7 +156,21 @@ fn write_tables(run: &RunDir, results_root: &Path, spec: &ExperimentSpec) -> Res
             100.0 * m.val_accuracy
         ));
     }
-    md.push_str("Accuracy is top-1 on the test split, from the integer engine.\n\n");
+    md.push_str("Accuracy is top-1 on the test split, from the integer engine.");
+    let checked: Vec<usize> = cells
+        .iter()
+        .filter_map(|c| c.result.fake_quant_images)
+        .collect();
+    let tested = manifest.models.iter().map(|m| m.test_images).max();
+    if let (Some(&fewest), Some(all)) = (checked.iter().min(), tested)
+        && fewest < all
+    {
+        md.push_str(&format!(
+            " Fake-quant accuracy and agreement are over evenly spaced samples of the test split \
+             (at least {fewest} of {all} images; each record's `fake_quant_images`)."
+        ));
+    }
+    md.push_str("\n\n");
     md.push_str(&aggregate::markdown(&rows));
     if let Some(hw) = &hw {
         md.push_str("\nHardware units (");

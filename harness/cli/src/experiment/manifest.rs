@@ -90,6 +90,10 @@ pub struct ModelRef {
     pub test_accuracy: f64,
     /// Float validation accuracy.
     pub val_accuracy: f64,
+    /// Images in the test split it was evaluated on (0 in manifests written before it was
+    /// recorded).
+    #[serde(default)]
+    pub test_images: usize,
     /// Its folder in the model cache.
     pub dir: String,
 }

@@ -140,6 +140,7 @@ pub fn model_refs<'a>(models: impl IntoIterator<Item = &'a FloatModel>) -> Vec<M
             weights_sha256: m.record.weights_sha256.clone(),
             test_accuracy: m.record.test_accuracy,
             val_accuracy: m.record.val_accuracy,
+            test_images: m.record.test_images,
             dir: m.dir.display().to_string(),
         })
         .collect()
