@@ -1,4 +1,31 @@
-//! Records the compiler version for run manifests.
+//! Records the compiler version for run manifests, and the hash of the source code that decides
+//! a cell's numbers, which keys the cell store and the method cache.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Source trees (relative to the workspace root) whose code computes a cell's numbers: data
+/// loading, float models and methods, the engine and its kernels, plus the locked dependency
+/// versions (candle's arithmetic, for one).
+const NUMERICS_SOURCES: &[&str] = &[
+    "datasets/src",
+    "methods/src",
+    "harness/engine/src",
+    "harness/kernels/src",
+    "Cargo.lock",
+];
+
+/// The part of those that trains and evaluates a float model (the float model cache's key).
+const FLOAT_SOURCES: &[&str] = &[
+    "datasets/src",
+    "methods/src/model",
+    "methods/src/train.rs",
+    "methods/src/optim.rs",
+    "methods/src/data.rs",
+    "methods/src/checkpoint.rs",
+    "Cargo.lock",
+];
 
 fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
@@ -11,4 +38,52 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=QBENCH_RUSTC_VERSION={version}");
     println!("cargo:rerun-if-env-changed=RUSTC");
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    println!(
+        "cargo:rustc-env=QBENCH_NUMERICS_SOURCE={}",
+        tree_hash(&root, NUMERICS_SOURCES)
+    );
+    println!(
+        "cargo:rustc-env=QBENCH_FLOAT_SOURCE={}",
+        tree_hash(&root, FLOAT_SOURCES)
+    );
+}
+
+/// The first 16 hex digits of the sha256 over every file under `sources` (paths and contents,
+/// in sorted order); cargo reruns this when any of them changes.
+fn tree_hash(root: &Path, sources: &[&str]) -> String {
+    let mut files = Vec::new();
+    for source in sources {
+        let path = root.join(source);
+        println!("cargo:rerun-if-changed={}", path.display());
+        collect(&path, &mut files);
+    }
+    files.sort();
+    let mut hash = Sha256::new();
+    for file in &files {
+        let relative = file.strip_prefix(root).unwrap_or(file);
+        hash.update(relative.to_string_lossy().as_bytes());
+        hash.update([0]);
+        hash.update(std::fs::read(file).unwrap_or_default());
+        hash.update([0]);
+    }
+    hash.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every file under `path` (or `path` itself).
+fn collect(path: &Path, out: &mut Vec<PathBuf>) {
+    match std::fs::read_dir(path) {
+        Ok(entries) => {
+            for entry in entries.flatten() {
+                collect(&entry.path(), out);
+            }
+        }
+        Err(_) if path.is_file() => out.push(path.to_path_buf()),
+        Err(_) => {}
+    }
 }

@@ -209,10 +209,18 @@ pub fn architecture(spec: &FloatSpec, data: &Data) -> Result<Architecture> {
     Ok(arch)
 }
 
-/// The folder that holds the model trained from `spec` on data with hash `dataset_sha256`.
+/// The folder that holds the model trained from `spec` on data with hash `dataset_sha256`, named
+/// by a hash over the spec, the dataset, qbench's version and the float training source
+/// (`QBENCH_FLOAT_SOURCE`, see build.rs): a change to the training code trains again rather than
+/// reusing a stale model.
 pub fn model_dir(results_root: &Path, spec: &FloatSpec, dataset_sha256: &str) -> PathBuf {
-    let key = serde_json::to_string(&(spec, dataset_sha256, env!("CARGO_PKG_VERSION")))
-        .expect("spec serialises");
+    let key = serde_json::to_string(&(
+        spec,
+        dataset_sha256,
+        env!("CARGO_PKG_VERSION"),
+        env!("QBENCH_FLOAT_SOURCE"),
+    ))
+    .expect("spec serialises");
     let hash = sha256_hex(key.as_bytes());
     results_root
         .join("models")

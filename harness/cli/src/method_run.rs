@@ -79,11 +79,12 @@ pub fn run_method(
 ) -> Result<(MethodResult, Origin)> {
     let options = serde_json::to_string(&serde_yaml_ng::Value::Mapping(config.options.clone()))?;
     let key = format!(
-        "{}\n{}\n{}\n{seed}\n{}",
+        "{}\n{}\n{}\n{seed}\n{}\n{}",
         config.method,
         options,
         model.record.weights_sha256,
-        env!("CARGO_PKG_VERSION")
+        env!("CARGO_PKG_VERSION"),
+        env!("QBENCH_NUMERICS_SOURCE")
     );
     let hash = sha256_hex(key.as_bytes());
     let dir = results_root

@@ -72,6 +72,7 @@ pub fn cell_id(model: &FloatModel, method: &MethodCell, seed: u64) -> Result<Str
         options: serde_json::Value,
         seed: u64,
         qbench_version: &'a str,
+        numerics_source: &'a str,
     }
     let key = Key {
         float: &model.record.spec,
@@ -81,6 +82,7 @@ pub fn cell_id(model: &FloatModel, method: &MethodCell, seed: u64) -> Result<Str
         options: options_json(method)?,
         seed,
         qbench_version: env!("CARGO_PKG_VERSION"),
+        numerics_source: env!("QBENCH_NUMERICS_SOURCE"),
     };
     Ok(sha256_hex(serde_json::to_string(&key)?.as_bytes())[..16].to_string())
 }
@@ -125,6 +127,10 @@ pub fn start_manifest(spec: &ExperimentSpec, results_root: &Path) -> Result<(Run
     manifest
         .tools
         .insert("rustc".into(), manifest::rustc_version().into());
+    manifest.tools.insert(
+        "qbench numerics source".into(),
+        env!("QBENCH_NUMERICS_SOURCE").into(),
+    );
     manifest.finished_unix = None;
     run.write_manifest(&manifest)?;
     Ok((run, manifest))
