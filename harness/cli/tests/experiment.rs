@@ -192,6 +192,31 @@ fn a_run_killed_twice_resumes_to_the_same_records_as_a_clean_run() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // A record an earlier build left under another cell id is history, not a sixth cell or a
+    // second seed.
+    let (first, _) = &resumed[0];
+    let mut stale: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rb.join("cells").join(first)).unwrap())
+            .unwrap();
+    stale["cell_id"] = "0000000000000000".into();
+    std::fs::write(
+        rb.join("cells").join("0000000000000000.json"),
+        stale.to_string(),
+    )
+    .unwrap();
+    ok(qbench()
+        .args(["aggregate", "--results"])
+        .arg(&killed)
+        .arg(rb.file_name().unwrap())
+        .output()
+        .unwrap());
+    let rows: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(rb.join("tables").join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    for row in rows.as_array().unwrap() {
+        assert_eq!(row["seeds"].as_array().unwrap().len(), 1, "{row}");
+    }
     let out = ok(qbench()
         .args(["runs", "list", "--results"])
         .arg(&killed)

@@ -152,7 +152,11 @@ impl RunDir {
         results::write_json(&self.cell_path(&record.cell_id), record)
     }
 
-    /// Every readable cell record, ordered by spec entry then id; unreadable files are errors.
+    /// The run's cell records, ordered by spec entry then id; unreadable files are errors.
+    ///
+    /// Only the cells of the run's current grid (the manifest's `cells`) count: a record left by
+    /// an earlier build of the same spec, whose cell id hashed other source code, stays on disk
+    /// as history but is not mixed into tables, counts or checks.
     pub fn cells(&self) -> Result<Vec<CellRecord>> {
         let dir = self.dir.join("cells");
         let mut records = Vec::new();
@@ -167,6 +171,13 @@ impl RunDir {
                     .with_context(|| format!("{} is not a cell record", path.display()))?;
                 records.push(record);
             }
+        }
+        if let Ok(manifest) = self.manifest()
+            && !manifest.cells.is_empty()
+        {
+            let current: std::collections::BTreeSet<&str> =
+                manifest.cells.iter().map(String::as_str).collect();
+            records.retain(|r| current.contains(r.cell_id.as_str()));
         }
         records.sort_by(|a, b| {
             (a.spec_entry, &a.model, a.seed, &a.cell_id).cmp(&(
