@@ -352,7 +352,7 @@ fn imported_spec(spec: &FloatSpec, weights: &Path) -> Result<FloatSpec> {
 
 /// Returns the float model whose weights are imported from `weights` (not trained), evaluated on
 /// the test split and cached like a trained model under the hash of the weights' sha256.
-pub fn ensure_imported(
+fn ensure_imported(
     results_root: &Path,
     spec: &FloatSpec,
     data: &Data,

@@ -170,10 +170,10 @@ pub const FAKE_QUANT_CHECK_MACS: u64 = 12_000_000_000;
 pub const FAKE_QUANT_CHECK_MIN_IMAGES: usize = 64;
 
 /// The test images the fake-quant forward is compared on: all of them when that costs at most
-/// [`FAKE_QUANT_CHECK_MACS`], else
-/// evenly spaced ones within that budget, at least [`FAKE_QUANT_CHECK_MIN_IMAGES`] (ResNet-18 on
-/// ImageNet: 64 of 45,000, where the engine's pass alone takes hours). The check is of
-/// bit-exactness, which any image exercises; accuracy always comes from every image.
+/// [`FAKE_QUANT_CHECK_MACS`], else evenly spaced ones within that budget, at least
+/// [`FAKE_QUANT_CHECK_MIN_IMAGES`] (ResNet-18 on ImageNet: 64 of 45,000, where all of them would
+/// take the f64 reference days). The check is of bit-exactness, which any image exercises;
+/// accuracy always comes from every image.
 fn fake_quant_sample(test: &ImageSet, macs_per_image: u64) -> ImageSet {
     let n = test.len();
     let affordable = (FAKE_QUANT_CHECK_MACS / macs_per_image.max(1)) as usize;

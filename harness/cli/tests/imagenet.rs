@@ -69,7 +69,7 @@ type Tensors = BTreeMap<String, (Vec<usize>, Vec<u8>, safetensors::Dtype)>;
 /// Randomly initialised ResNet-18 weights as torchvision names them: He-uniform convolutions
 /// (variance 2/fan_in keeps activations from shrinking through the ReLUs, unlike PyTorch's
 /// default init), batch norms with non-trivial statistics (so folding is exercised), and
-/// `num_batches_tracked` counters. The classifier is replaced by [`fit_classifier`].
+/// `num_batches_tracked` counters. [`write_weights`] then fits the classifier.
 fn random_weights() -> Tensors {
     let arch = zoo::build("resnet18", [3, CROP, CROP], CLASSES).unwrap();
     let names = Params::init(&arch, 0).unwrap().tensors();
