@@ -34,9 +34,9 @@ use super::calibrate::TensorStats;
 use super::config::{RawMethodConfig, Validate, check_range};
 use super::fold::{FoldedModel, MacModule, fold};
 use super::intnet::{
-    IntMirror, OutQuant, QuantWeights, Scheme, activation_params, build, quantize_weights,
+    OutQuant, QuantWeights, ReportHead, Scheme, activation_params, build, quantize_weights,
 };
-use super::{MethodReport, QuantInput, QuantMethod, Quantized};
+use super::{QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
 use crate::train::TrainObserver;
 
@@ -202,18 +202,15 @@ impl QuantMethod for Int8 {
             cal = calibrate(&model)?.0;
         }
         let net = build(&model, &cal, &scheme)?;
-        let graph = net.lower()?;
         let mut notes = vec![format!(
             "asymmetric u8 activations, symmetric i8 weights per {}; the logits layer per tensor",
             if o.per_channel { "channel" } else { "tensor" }
         )];
         notes.extend(model.notes.iter().cloned());
-        let report = MethodReport {
-            method: "int8".into(),
+        net.into_quantized(ReportHead {
+            method: "int8",
             label: self.label(),
             config: serde_json::to_value(o).map_err(|e| MethodError::Config(e.to_string()))?,
-            layers: net.layer_reports(),
-            quant_ops: net.requant_ops(),
             calibration: format!(
                 "{} over {n} images in batches of {}",
                 scheme.rule.describe(),
@@ -221,11 +218,6 @@ impl QuantMethod for Int8 {
             ),
             finetune_epochs: o.finetune.epochs,
             notes,
-        };
-        Ok(Quantized {
-            graph,
-            fake_quant: Box::new(IntMirror::new(net)?),
-            report,
         })
     }
 }

@@ -23,8 +23,8 @@ use super::act_range::calibrate_model;
 use super::calibrate::TensorStats;
 use super::config::{RawMethodConfig, Validate, check_range};
 use super::fold::{MacModule, Module, fold};
-use super::intnet::{IntMirror, OutQuant, QuantWeights, Scheme, build, quantize_weights};
-use super::{MethodReport, QuantInput, QuantMethod, Quantized};
+use super::intnet::{OutQuant, QuantWeights, ReportHead, Scheme, build, quantize_weights};
+use super::{QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
 use crate::train::TrainObserver;
 
@@ -114,25 +114,17 @@ impl QuantMethod for Linear {
             "linear",
         )?;
         let net = build(&model, &cal, &LinearScheme { bits })?;
-        let graph = net.lower()?;
         let mut notes =
             vec!["per-tensor symmetric weights, unsigned activations (zero point 0)".to_string()];
         notes.extend(model.notes.iter().cloned());
-        let report = MethodReport {
-            method: "linear".into(),
+        net.into_quantized(ReportHead {
+            method: "linear",
             label: self.label(),
             config: serde_json::to_value(&self.options)
                 .map_err(|e| MethodError::Config(e.to_string()))?,
-            layers: net.layer_reports(),
-            quant_ops: net.requant_ops(),
             calibration: format!("max over {n} calibration images"),
             finetune_epochs: 0,
             notes,
-        };
-        Ok(Quantized {
-            graph,
-            fake_quant: Box::new(IntMirror::new(net)?),
-            report,
         })
     }
 }

@@ -19,8 +19,8 @@ use qbench_engine::{
     Add, Conv2d, DType, Dense, GraphBuilder, NodeId, Pool, QGraph, Requant, WeightKind,
 };
 
-use super::LayerReport;
 use super::fold::MacGeometry;
+use super::{LayerReport, MethodReport, Quantized};
 use crate::error::Result;
 
 /// One integer conv or dense layer: `pool(requant(sum (x - z) * w + bias))`, or raw i32 logits.
@@ -191,6 +191,22 @@ fn lower_layer(b: &mut GraphBuilder, l: &IntLayer, mut x: NodeId) -> Result<Node
     Ok(x)
 }
 
+/// What a fixed-point method says about its result beyond what the [`IntNet`] knows.
+pub struct ReportHead {
+    /// The method's registry name.
+    pub method: &'static str,
+    /// Its label in tables.
+    pub label: String,
+    /// Its validated options as JSON.
+    pub config: serde_json::Value,
+    /// How activations were calibrated.
+    pub calibration: String,
+    /// Fine-tuning epochs run (0 for post-training quantization).
+    pub finetune_epochs: usize,
+    /// Notes for the report.
+    pub notes: Vec<String>,
+}
+
 impl IntNet {
     /// Every conv/dense layer, depth first (body before shortcut).
     pub fn layers(&self) -> Vec<&IntLayer> {
@@ -207,6 +223,27 @@ impl IntNet {
         let x = b.input();
         let x = lower_modules(&mut b, &self.modules, x, "")?;
         Ok(b.finish(x)?)
+    }
+
+    /// The method result of this network: its engine graph, its exact mirror as the fake-quant
+    /// forward, and a report whose layers and quantization counts come from the network; the
+    /// method supplies the rest of the report.
+    pub fn into_quantized(self, head: ReportHead) -> Result<Quantized> {
+        let report = MethodReport {
+            method: head.method.into(),
+            label: head.label,
+            config: head.config,
+            layers: self.layer_reports(),
+            quant_ops: self.requant_ops(),
+            calibration: head.calibration,
+            finetune_epochs: head.finetune_epochs,
+            notes: head.notes,
+        };
+        Ok(Quantized {
+            graph: self.lower()?,
+            fake_quant: Box::new(IntMirror::new(self)?),
+            report,
+        })
     }
 
     /// Requantization operations per inference by kind (one per requantized value: every layer's

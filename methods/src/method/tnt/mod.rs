@@ -34,8 +34,8 @@ use super::calibrate::TensorStats;
 use super::config::RawMethodConfig;
 use super::fold::{FoldedModel, MacModule, fold};
 use super::int8_qat::finetune_with;
-use super::intnet::{IntMirror, OutQuant, QuantWeights, Scheme, activation_params, build};
-use super::{MethodReport, QuantInput, QuantMethod, Quantized};
+use super::intnet::{OutQuant, QuantWeights, ReportHead, Scheme, activation_params, build};
+use super::{QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
 use crate::train::TrainObserver;
 use weights::{LayerWeights, TernaryLayer, lower_weights, ternarize_layer};
@@ -132,13 +132,10 @@ impl QuantMethod for Tnt {
             rule: a.rule(),
         };
         let net = build(&model, &cal, &scheme)?;
-        let graph = net.lower()?;
-        let report = MethodReport {
-            method: "tnt".into(),
+        net.into_quantized(ReportHead {
+            method: "tnt",
             label: self.label(),
             config: serde_json::to_value(o).map_err(|e| MethodError::Config(e.to_string()))?,
-            layers: net.layer_reports(),
-            quant_ops: net.requant_ops(),
             calibration: format!(
                 "{} of the ternarized float model over {n} images in batches of {}",
                 scheme.rule.describe(),
@@ -146,11 +143,6 @@ impl QuantMethod for Tnt {
             ),
             finetune_epochs: o.finetune.epochs,
             notes,
-        };
-        Ok(Quantized {
-            graph,
-            fake_quant: Box::new(IntMirror::new(net)?),
-            report,
         })
     }
 }
