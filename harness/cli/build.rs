@@ -1,9 +1,10 @@
 //! Records the compiler version for run manifests, and the hash of the source code that decides
 //! a cell's numbers, which keys the cell store and the method cache.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use sha2::{Digest, Sha256};
+#[path = "../../rtl/src/source_hash.rs"]
+mod source_hash;
 
 /// Source trees (relative to the workspace root) whose code computes a cell's numbers: data
 /// loading, float models and methods, the engine and its kernels, plus the locked dependency
@@ -50,40 +51,9 @@ fn main() {
     );
 }
 
-/// The first 16 hex digits of the sha256 over every file under `sources` (paths and contents,
-/// in sorted order); cargo reruns this when any of them changes.
+/// [`source_hash::tree_hash`], telling cargo to rerun when any of `sources` changes.
 fn tree_hash(root: &Path, sources: &[&str]) -> String {
-    let mut files = Vec::new();
-    for source in sources {
-        let path = root.join(source);
-        println!("cargo:rerun-if-changed={}", path.display());
-        collect(&path, &mut files);
-    }
-    files.sort();
-    let mut hash = Sha256::new();
-    for file in &files {
-        let relative = file.strip_prefix(root).unwrap_or(file);
-        hash.update(relative.to_string_lossy().as_bytes());
-        hash.update([0]);
-        hash.update(std::fs::read(file).unwrap_or_default());
-        hash.update([0]);
-    }
-    hash.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Every file under `path` (or `path` itself).
-fn collect(path: &Path, out: &mut Vec<PathBuf>) {
-    match std::fs::read_dir(path) {
-        Ok(entries) => {
-            for entry in entries.flatten() {
-                collect(&entry.path(), out);
-            }
-        }
-        Err(_) if path.is_file() => out.push(path.to_path_buf()),
-        Err(_) => {}
-    }
+    source_hash::tree_hash(root, sources, |p| {
+        println!("cargo:rerun-if-changed={}", p.display());
+    })
 }

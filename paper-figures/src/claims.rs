@@ -95,6 +95,8 @@ pub enum HwField {
     EnergyPerOpPjSim,
     /// Energy per operation, vectorless.
     EnergyPerOpPjVectorless,
+    /// Energy per operation, simulated on the same graph's operands for both units.
+    EnergyPerOpPjSameStream,
 }
 
 /// Whether an accuracy claim is stated as accuracy or as error rate.
@@ -215,6 +217,7 @@ fn reproduce_one(spec: &ClaimSpec, input: &FigureInput) -> Claim {
                 HwField::AreaUm2 => Some(u.area_um2),
                 HwField::EnergyPerOpPjSim => u.energy_per_op_pj_sim,
                 HwField::EnergyPerOpPjVectorless => u.energy_per_op_pj_vectorless,
+                HwField::EnergyPerOpPjSameStream => u.energy_per_op_pj_same_stream,
             };
             let ratio = match (
                 unit(numerator).and_then(value),
@@ -298,6 +301,7 @@ fn field_name(f: HwField) -> &'static str {
         HwField::AreaUm2 => "area",
         HwField::EnergyPerOpPjSim => "energy per op (simulated)",
         HwField::EnergyPerOpPjVectorless => "energy per op (vectorless)",
+        HwField::EnergyPerOpPjSameStream => "energy per op (simulated, same graph's operands)",
     }
 }
 

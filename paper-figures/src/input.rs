@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The parts an energy per inference is split into ([`MethodRow::energy_breakdown_nj`]), in
+/// stacking order.
+pub const ENERGY_CATEGORIES: [&str; 3] = ["compute", "requantization", "memory"];
+
 /// Everything one run contributes to its tables, figures, claims report and index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +39,10 @@ pub struct FigureInput {
     /// Where the numbers came from: git revision, dataset sha256, liberty sha256, tool versions.
     #[serde(default)]
     pub provenance: BTreeMap<String, String>,
+    /// What the energies rest on, in words (activity and memory sources); printed under the
+    /// methods table.
+    #[serde(default)]
+    pub energy_note: Option<String>,
 }
 
 /// One quantized-model configuration, aggregated over seeds.
@@ -76,7 +84,8 @@ pub struct MethodRow {
     /// Estimated energy of one inference, nJ.
     #[serde(default)]
     pub energy_per_inference_nj: Option<f64>,
-    /// Energy per inference split by operation kind (e.g. `mac_int8`, `requant`), nJ.
+    /// Energy per inference split into [`ENERGY_CATEGORIES`] (compute, requantization, memory),
+    /// nJ; empty when the run has no energy for the row.
     #[serde(default)]
     pub energy_breakdown_nj: BTreeMap<String, f64>,
     /// Area of the method's requantizer plus processing-element units, µm².
@@ -98,12 +107,17 @@ pub struct HwUnitRow {
     pub area_um2: f64,
     /// Critical path delay, ns.
     pub critical_path_ns: f64,
-    /// Energy per operation from simulated switching activity, pJ.
+    /// Energy per operation from switching activity simulated on seeded random operands (the
+    /// unit table's; a method's energy uses its own graph's), pJ.
     #[serde(default)]
     pub energy_per_op_pj_sim: Option<f64>,
     /// Energy per operation from vectorless (default-activity) analysis, pJ.
     #[serde(default)]
     pub energy_per_op_pj_vectorless: Option<f64>,
+    /// Energy per operation simulated on one graph's operands shared by the units compared
+    /// (the requantizers on the same accumulators), pJ; which graph: provenance `hw same stream`.
+    #[serde(default)]
+    pub energy_per_op_pj_same_stream: Option<f64>,
 }
 
 /// Per-layer energy of one model and method, split by operation kind.
@@ -185,6 +199,12 @@ impl FigureInput {
                 }
             }
             for (kind, v) in &m.energy_breakdown_nj {
+                if !ENERGY_CATEGORIES.contains(&kind.as_str()) {
+                    return Err(bad(
+                        at(&format!("energy_breakdown_nj.{kind}")),
+                        "must be one of compute, requantization, memory",
+                    ));
+                }
                 if !v.is_finite() || *v < 0.0 {
                     return Err(bad(
                         at(&format!("energy_breakdown_nj.{kind}")),
@@ -200,6 +220,7 @@ impl FigureInput {
                 ("critical_path_ns", Some(u.critical_path_ns)),
                 ("energy_per_op_pj_sim", u.energy_per_op_pj_sim),
                 ("energy_per_op_pj_vectorless", u.energy_per_op_pj_vectorless),
+                ("energy_per_op_pj_same_stream", u.energy_per_op_pj_same_stream),
             ];
             for (name, v) in numbers {
                 if v.is_some_and(|v| !v.is_finite() || v < 0.0) {

@@ -6,7 +6,7 @@
 //!
 //! - tables `methods.{md,tex,csv,parquet}` and `hw_units.{md,tex,csv,parquet}`;
 //! - `claims.md`: published numbers beside this run's ([`claims`]);
-//! - figures, each as PNG and SVG: `accuracy_vs_energy`, `quant_op_area_energy`,
+//! - figures, each as PNG and SVG: `accuracy_vs_energy`, `energy_breakdown`, `quant_op_area_energy`,
 //!   `accuracy_vs_bits`, `accuracy_vs_quant_ops`, `layer_energy`;
 //! - `index.md` linking everything with the run's provenance.
 //!
@@ -24,7 +24,7 @@ pub mod table;
 use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
-pub use input::{Claim, FigureInput, HwUnitRow, LayerEnergy, MethodRow};
+pub use input::{Claim, ENERGY_CATEGORIES, FigureInput, HwUnitRow, LayerEnergy, MethodRow};
 
 use atomic::write_atomic;
 use plot::{Figure, PlotFiles};
@@ -113,6 +113,12 @@ pub fn render(input: &FigureInput, out_dir: &Path) -> Result<Rendered> {
         "accuracy_vs_energy",
         "methods[].accuracy_mean, energy_per_inference_nj, method",
         plot::acc_energy::AccuracyVsEnergy::new(input),
+    )?;
+    figure(
+        &mut rendered,
+        "energy_breakdown",
+        "methods[].energy_breakdown_nj (compute, requantization, memory)",
+        plot::energy_breakdown::EnergyBreakdown::new(input),
     )?;
     figure(
         &mut rendered,

@@ -13,38 +13,102 @@
 //!   ternary-weight layer), `Threshold` -> `threshold`, `MultiThreshold` with `2^k - 1`
 //!   thresholds -> `multi_threshold_k<k>`.
 //!
-//! An operation kind without a unit, or a unit missing from the table, is an error naming it:
-//! never a silent zero. Pooling, ReLU and residual additions have no unit in the catalog: they are
-//! listed with their counts under [`EnergyReport::not_costed`], and memory access energy is out of
-//! scope ([`SCOPE`]).
+//! Each unit's energy per operation comes from its switching activity on **this graph's own
+//! operand streams** ([`GraphActivity`], measured by [`crate::activity::measure`]): no graph's
+//! energy uses an activity measured on another graph, and every [`KindEnergy`] names its source.
+//! Memory access energy (weights read, activations read and written) comes from
+//! [`crate::memory::MemoryModel`] and is part of every total.
+//!
+//! An operation kind without a unit, or a unit missing from the table or the activity, is an
+//! error naming it: never a silent zero. Pooling, ReLU and residual additions have no unit in the
+//! catalog: they are listed with their counts under [`EnergyReport::not_costed`].
 
 use std::collections::BTreeMap;
 
 use qbench_engine::node::Op;
+use qbench_engine::counts::NodeCounts;
 use qbench_engine::{QGraph, Requant, WeightKind, count_ops};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HwError, Result};
+use crate::flow::StreamEnergy;
+use crate::memory::{MemoryModel, StoreTraffic};
 use crate::table::HwTable;
 use crate::units::{self, Unit, UnitKind};
 
 /// What the energy per inference covers (printed with every report).
-pub const SCOPE: &str = "Compute units only: memory access energy (weights, activations, \
-parameters) is out of scope, as are pooling, ReLU and residual additions (listed as not costed).";
+pub const SCOPE: &str = "Processing elements and requantizers, with switching activity simulated \
+on this graph's own operand streams, plus memory access energy (weights and parameters read, \
+activations read and written, at their packed bit widths); pooling, ReLU and residual additions \
+have no unit and are listed as not costed.";
 
 /// Binary MACs one `xnor_popcount` operation performs.
 pub const XNOR_WIDTH: u64 = 64;
 
+/// What part of the silicon an energy belongs to (the stacked breakdown of the figures).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Processing elements (MACs, xnor-popcount, ternary accumulate).
+    Compute,
+    /// Requantizers.
+    Requantization,
+    /// Memory accesses.
+    Memory,
+}
+
+impl Category {
+    /// Every category, in stacking order.
+    pub const ALL: [Category; 3] = [Category::Compute, Category::Requantization, Category::Memory];
+
+    /// The name used in records and figures.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Compute => "compute",
+            Category::Requantization => "requantization",
+            Category::Memory => "memory",
+        }
+    }
+}
+
+/// Where the energy per operation of a [`KindEnergy`] came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ActivitySource {
+    /// Gate-level simulation of the unit on the operand streams of this graph.
+    Graph {
+        /// sha256 of the graph file whose streams were simulated.
+        graph_sha256: String,
+        /// Test images the engine ran to capture them.
+        images: usize,
+        /// Unit operations simulated (each checked against the engine).
+        ops: u64,
+    },
+    /// A per-bit memory energy ([`crate::memory`]): no switching activity is involved.
+    MemoryModel {
+        /// The memory (`sram_<kib>kib` or `dram`).
+        level: String,
+        /// Bits the store holds.
+        capacity_bits: u64,
+    },
+}
+
 /// Energy of every operation of one kind.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KindEnergy {
-    /// Operation kind: `mac:<count key>` or `requant:<kind>` (e.g. `mac:wint8_au8`).
+    /// Operation kind: `mac:<count key>`, `requant:<kind>` or `memory:<store>` (e.g.
+    /// `mac:wint8_au8`, `memory:weights`).
     pub kind: String,
-    /// The unit that performs it.
+    /// The unit that performs it (for memory: the level, `sram_32kib` or `dram`).
     pub unit: String,
-    /// Operations counted by the engine (MACs or requantizations) per inference.
+    /// Compute, requantization or memory.
+    pub category: Category,
+    /// Where its energy per operation came from.
+    pub activity: ActivitySource,
+    /// Operations counted by the engine (MACs, requantizations, or bits moved) per inference.
     pub ops: u64,
-    /// Unit operations (clock cycles of the unit): `ops`, or `ops / 64` for xnor-popcount.
+    /// Unit operations (clock cycles of the unit): `ops`, or `ops / 64` for xnor-popcount; bits
+    /// for memory.
     pub unit_ops: f64,
     /// Energy per unit operation, simulated activity, pJ.
     pub pj_per_unit_op_simulated: f64,
@@ -75,16 +139,20 @@ pub struct NodeEnergy {
     pub simulated_pj: f64,
     /// Energy per inference, vectorless activity, pJ.
     pub vectorless_pj: f64,
+    /// Memory access energy of the node's weights and activations, pJ.
+    pub memory_pj: f64,
 }
 
 /// Energy per inference of a graph with its breakdown by operation kind and by node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnergyReport {
-    /// Total, simulated activity, pJ per inference.
+    /// Total (units with the graph's simulated activity, plus memory), pJ per inference.
     pub total_simulated_pj: f64,
-    /// Total, vectorless activity, pJ per inference.
+    /// Total with the units' vectorless activity (plus memory), pJ per inference.
     pub total_vectorless_pj: f64,
-    /// By operation kind, in first-seen node order.
+    /// Simulated total split into compute, requantization and memory, pJ.
+    pub by_category: BTreeMap<Category, f64>,
+    /// By operation kind, in first-seen node order, then the three memory stores.
     pub by_kind: Vec<KindEnergy>,
     /// By node, in node order (every node, costed or not).
     pub by_node: Vec<NodeEnergy>,
@@ -94,8 +162,72 @@ pub struct EnergyReport {
     pub clock_mhz: f64,
     /// Library of the unit energies.
     pub library: String,
+    /// sha256 of the graph costed (whose own streams gave every unit's activity).
+    pub graph_sha256: String,
+    /// Test images run to capture those streams.
+    pub activity_images: usize,
+    /// The memory stores' traffic.
+    pub memory: Vec<StoreTraffic>,
+    /// Where the memory energies come from.
+    pub memory_source: String,
     /// What the figure covers ([`SCOPE`]).
     pub scope: String,
+}
+
+/// Every unit's energy per operation on one graph's own operand streams.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GraphActivity {
+    /// sha256 of the graph file.
+    pub graph_sha256: String,
+    /// Test images the engine ran to capture the streams.
+    pub images: usize,
+    /// By unit name: the measurement on the operations that reach that unit.
+    pub by_unit: BTreeMap<String, StreamEnergy>,
+}
+
+/// How one node is costed: its operation kind, the unit and how many of its operations one unit
+/// operation performs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Costed {
+    /// `mac:<key>` or `requant:<kind>`.
+    pub kind: String,
+    /// The catalog unit.
+    pub unit: String,
+    /// Compute or requantization.
+    pub category: Category,
+    /// Engine operations of the node per inference.
+    pub ops: u64,
+    /// Engine operations per unit operation (64 for xnor-popcount, else 1).
+    pub per_op: u64,
+}
+
+/// The unit that performs node `row.index` of `graph`, if any (pooling, ReLU, residual adds,
+/// views have none).
+///
+/// # Errors
+/// [`HwError::UnmappedOp`] when the node's operation has no unit in `catalog`.
+pub fn node_unit(graph: &QGraph, row: &NodeCounts, catalog: &[Unit]) -> Result<Option<Costed>> {
+    let node = &graph.nodes[row.index];
+    Ok(match (&node.op, &row.mac_kind) {
+        (Op::Requant(r), _) => Some(Costed {
+            kind: format!("requant:{}", r.requant.kind_name()),
+            unit: requant_unit(graph, row.index, &r.requant, catalog)?,
+            category: Category::Requantization,
+            ops: row.requant_ops,
+            per_op: 1,
+        }),
+        (_, Some(key)) => {
+            let (unit, per_op) = mac_unit(key, catalog)?;
+            Some(Costed {
+                kind: format!("mac:{key}"),
+                unit,
+                category: Category::Compute,
+                ops: row.macs,
+                per_op,
+            })
+        }
+        _ => None,
+    })
 }
 
 /// The unit of `catalog` for a MAC count key (`w<weights>_a<activations>`) and how many MACs one
@@ -210,31 +342,39 @@ fn after_ternary(graph: &QGraph, index: usize) -> bool {
     }
 }
 
-/// Energy per inference of `graph` with the unit energies of `table`.
+/// Energy per inference of `graph`: every costed node's unit operations times that unit's energy
+/// per operation on this graph's own streams (`activity`; vectorless figures from `table`), plus
+/// the memory traffic of `memory`.
 ///
 /// # Errors
 /// [`HwError::UnmappedOp`] when an operation kind has no unit; [`HwError::Unit`] when its unit is
-/// not in `table` (run the flow for it).
-pub fn per_inference(graph: &QGraph, table: &HwTable) -> Result<EnergyReport> {
+/// not in `table` or has no measurement in `activity`, or when `activity` is for another graph
+/// (`graph_sha256` is the costed graph's file hash); [`HwError::Config`] for a bad memory model.
+pub fn per_inference(
+    graph: &QGraph,
+    graph_sha256: &str,
+    table: &HwTable,
+    activity: &GraphActivity,
+    memory: &MemoryModel,
+) -> Result<EnergyReport> {
+    if activity.graph_sha256 != graph_sha256 {
+        return Err(HwError::Unit {
+            unit: "activity".into(),
+            detail: format!(
+                "measured on graph {} but costing graph {graph_sha256}: a graph's energy uses \
+                 only its own operand streams",
+                activity.graph_sha256
+            ),
+        });
+    }
     let counts = count_ops(graph);
     let catalog = units::catalog();
+    let (stores, traffic) = memory.traffic(graph)?;
+    let per_bit = |store: &str| stores.iter().find(|s| s.store == store).map_or(0.0, |s| s.pj_per_bit);
     let mut by_kind: Vec<KindEnergy> = Vec::new();
     let mut by_node = Vec::with_capacity(counts.nodes.len());
     let mut not_costed = BTreeMap::new();
-    for (node, row) in graph.nodes.iter().zip(&counts.nodes) {
-        let costed = match (&node.op, &row.mac_kind) {
-            (Op::Requant(r), _) => Some((
-                format!("requant:{}", r.requant.kind_name()),
-                requant_unit(graph, row.index, &r.requant, &catalog)?,
-                row.requant_ops,
-                1,
-            )),
-            (_, Some(key)) => {
-                let (unit, per_op) = mac_unit(key, &catalog)?;
-                Some((format!("mac:{key}"), unit, row.macs, per_op))
-            }
-            _ => None,
-        };
+    for (row, moved) in counts.nodes.iter().zip(&traffic) {
         for (k, v) in &row.other_ops {
             *not_costed.entry(k.clone()).or_insert(0) += v;
         }
@@ -247,28 +387,47 @@ pub fn per_inference(graph: &QGraph, table: &HwTable) -> Result<EnergyReport> {
             unit_ops: 0.0,
             simulated_pj: 0.0,
             vectorless_pj: 0.0,
+            memory_pj: moved.weights as f64 * per_bit("weights")
+                + moved.activations_read as f64 * per_bit("activations_read")
+                + moved.activations_write as f64 * per_bit("activations_write"),
         };
-        if let Some((kind, unit, ops, per_op)) = costed {
-            let u = table.row(&unit)?;
-            let unit_ops = ops as f64 / per_op as f64;
-            let (es, ev) = (u.simulated.energy_per_op_pj, u.vectorless.energy_per_op_pj);
+        if let Some(c) = node_unit(graph, row, &catalog)? {
+            let u = table.row(&c.unit)?;
+            let measured = activity.by_unit.get(&c.unit).ok_or_else(|| HwError::Unit {
+                unit: c.unit.clone(),
+                detail: format!(
+                    "no switching activity measured on graph {graph_sha256}'s streams (node `{}`)",
+                    row.name
+                ),
+            })?;
+            let unit_ops = c.ops as f64 / c.per_op as f64;
+            let (es, ev) = (
+                measured.simulated.energy_per_op_pj,
+                u.vectorless.energy_per_op_pj,
+            );
             ne.unit_ops = unit_ops;
             ne.simulated_pj = unit_ops * es;
             ne.vectorless_pj = unit_ops * ev;
             match by_kind
                 .iter_mut()
-                .find(|k| k.kind == kind && k.unit == unit)
+                .find(|k| k.kind == c.kind && k.unit == c.unit)
             {
                 Some(k) => {
-                    k.ops += ops;
+                    k.ops += c.ops;
                     k.unit_ops += unit_ops;
                     k.simulated_pj += ne.simulated_pj;
                     k.vectorless_pj += ne.vectorless_pj;
                 }
                 None => by_kind.push(KindEnergy {
-                    kind: kind.clone(),
-                    unit: unit.clone(),
-                    ops,
+                    kind: c.kind.clone(),
+                    unit: c.unit.clone(),
+                    category: c.category,
+                    activity: ActivitySource::Graph {
+                        graph_sha256: graph_sha256.to_string(),
+                        images: activity.images,
+                        ops: measured.ops,
+                    },
+                    ops: c.ops,
                     unit_ops,
                     pj_per_unit_op_simulated: es,
                     pj_per_unit_op_vectorless: ev,
@@ -276,69 +435,130 @@ pub fn per_inference(graph: &QGraph, table: &HwTable) -> Result<EnergyReport> {
                     vectorless_pj: ne.vectorless_pj,
                 }),
             }
-            ne.kind = Some(kind);
-            ne.unit = Some(unit);
+            ne.kind = Some(c.kind);
+            ne.unit = Some(c.unit);
         }
         by_node.push(ne);
+    }
+    for s in &stores {
+        by_kind.push(KindEnergy {
+            kind: format!("memory:{}", s.store),
+            unit: s.level.clone(),
+            category: Category::Memory,
+            activity: ActivitySource::MemoryModel {
+                level: s.level.clone(),
+                capacity_bits: s.capacity_bits,
+            },
+            ops: s.bits,
+            unit_ops: s.bits as f64,
+            pj_per_unit_op_simulated: s.pj_per_bit,
+            pj_per_unit_op_vectorless: s.pj_per_bit,
+            simulated_pj: s.pj,
+            vectorless_pj: s.pj,
+        });
+    }
+    let mut by_category: BTreeMap<Category, f64> =
+        Category::ALL.iter().map(|&c| (c, 0.0)).collect();
+    for k in &by_kind {
+        *by_category.entry(k.category).or_default() += k.simulated_pj;
     }
     let first = table.rows.first();
     Ok(EnergyReport {
         total_simulated_pj: by_kind.iter().map(|k| k.simulated_pj).sum(),
         total_vectorless_pj: by_kind.iter().map(|k| k.vectorless_pj).sum(),
+        by_category,
         by_kind,
         by_node,
         not_costed,
         clock_mhz: first.map_or(0.0, |r| r.provenance.clock_mhz),
         library: first.map_or_else(String::new, |r| r.provenance.library.clone()),
+        graph_sha256: graph_sha256.to_string(),
+        activity_images: activity.images,
+        memory: stores,
+        memory_source: memory.source.clone(),
         scope: SCOPE.to_string(),
     })
 }
 
 impl EnergyReport {
-    /// The report as Markdown: total, breakdown by kind and by costed node, and the scope note.
+    /// Simulated energy of one category, pJ.
+    pub fn category_pj(&self, c: Category) -> f64 {
+        self.by_category.get(&c).copied().unwrap_or(0.0)
+    }
+
+    /// One sentence naming the activity and memory sources (for table footers).
+    pub fn source_sentence(&self) -> String {
+        format!(
+            "units' switching activity simulated on this graph's own operand streams (graph \
+             sha256 {}, {} test images); memory: {}",
+            &self.graph_sha256[..self.graph_sha256.len().min(12)],
+            self.activity_images,
+            self.memory_source
+        )
+    }
+
+    /// The report as Markdown: total and its split, breakdown by kind and by costed node, the
+    /// sources and the scope note.
     pub fn to_markdown(&self) -> String {
         use std::fmt::Write as _;
+        let nj = |pj: f64| pj / 1e3;
         let mut s = String::new();
         writeln!(
             s,
-            "Energy per inference: {:.1} nJ (simulated activity), {:.1} nJ (vectorless), \
-             {} at {} MHz.\n",
-            self.total_simulated_pj / 1e3,
-            self.total_vectorless_pj / 1e3,
+            "Energy per inference: {:.1} nJ (compute {:.1}, requantization {:.1}, memory {:.1}); \
+             {:.1} nJ with vectorless unit activity; {} at {} MHz.\n",
+            nj(self.total_simulated_pj),
+            nj(self.category_pj(Category::Compute)),
+            nj(self.category_pj(Category::Requantization)),
+            nj(self.category_pj(Category::Memory)),
+            nj(self.total_vectorless_pj),
             self.library,
             self.clock_mhz
         )
         .ok();
         s.push_str(
-            "| operation | unit | ops | unit ops | pJ/op simulated | simulated nJ | share | vectorless nJ |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|\n",
+            "| operation | unit | ops | unit ops | pJ/op simulated | activity ops | simulated nJ | share | vectorless nJ |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for k in &self.by_kind {
+            let activity_ops = match &k.activity {
+                ActivitySource::Graph { ops, .. } => ops.to_string(),
+                ActivitySource::MemoryModel { .. } => "per-bit model".into(),
+            };
             writeln!(
                 s,
-                "| {} | {} | {} | {:.0} | {:.3} | {:.2} | {:.1}% | {:.2} |",
+                "| {} | {} | {} | {:.0} | {:.3} | {} | {:.2} | {:.1}% | {:.2} |",
                 k.kind,
                 k.unit,
                 k.ops,
                 k.unit_ops,
                 k.pj_per_unit_op_simulated,
-                k.simulated_pj / 1e3,
+                activity_ops,
+                nj(k.simulated_pj),
                 100.0 * k.simulated_pj / self.total_simulated_pj.max(f64::MIN_POSITIVE),
-                k.vectorless_pj / 1e3
+                nj(k.vectorless_pj)
             )
             .ok();
         }
-        s.push_str("\n| node | op | unit | unit ops | simulated nJ | vectorless nJ |\n|---|---|---|---:|---:|---:|\n");
-        for n in self.by_node.iter().filter(|n| n.unit.is_some()) {
+        s.push_str(
+            "\n| node | op | unit | unit ops | simulated nJ | vectorless nJ | memory nJ |\n\
+             |---|---|---|---:|---:|---:|---:|\n",
+        );
+        for n in self
+            .by_node
+            .iter()
+            .filter(|n| n.unit.is_some() || n.memory_pj > 0.0)
+        {
             writeln!(
                 s,
-                "| {} | {} | {} | {:.0} | {:.2} | {:.2} |",
+                "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
                 n.name,
                 n.op,
                 n.unit.as_deref().unwrap_or(""),
                 n.unit_ops,
-                n.simulated_pj / 1e3,
-                n.vectorless_pj / 1e3
+                nj(n.simulated_pj),
+                nj(n.vectorless_pj),
+                nj(n.memory_pj)
             )
             .ok();
         }
@@ -350,7 +570,7 @@ impl EnergyReport {
                 .collect();
             writeln!(s, "\nNot costed (no unit): {}.", list.join(", ")).ok();
         }
-        writeln!(s, "\n{}", self.scope).ok();
+        writeln!(s, "\nSources: {}.\n\n{}", self.source_sentence(), self.scope).ok();
         s
     }
 }

@@ -6,9 +6,15 @@
 //! cache entry is `<cache_dir>/<unit>/<key>/result.json`, next to the artefacts that produced it
 //! (netlist, scripts, logs); `key` is the sha256 of the unit's Verilog, top and parameters, the
 //! Liberty file's sha256, the tool versions, the clock, the vectorless setting, the vector set's
-//! sha256 and [`flow_version`]. A rerun with nothing changed reads the rows back without running
-//! any flow step (only the tools' version flags, for the key). Entries are built in a temporary
-//! directory and renamed into place, so a reader never sees half an entry.
+//! sha256 and [`flow_version`] (the build-time hash of the flow's sources: Verilog, scripts, this
+//! crate and the engine). A rerun with nothing changed reads the rows back without running any flow
+//! step (only the tools' version flags, for the key). Entries are built in a temporary directory
+//! and renamed into place, so a reader never sees half an entry.
+//!
+//! A unit's row measures its switching activity on seeded random operands (labelled so).
+//! [`stream_energies`] measures a unit's energy per operation on a given operand stream (a graph's
+//! own, see [`crate::activity`]): the cached netlist simulated on that stream (its outputs checked
+//! against the engine) and OpenSTA's power, cached per (unit, stream) beside the unit's entry.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,9 +32,6 @@ use crate::table::{CosimSummary, HwTable, OpenRoad, Provenance, UnitResult};
 use crate::tools::{self, Tool};
 use crate::units::{Unit, UnitKind, UnitRole};
 use crate::vectors::VectorSet;
-
-/// Bump when the flow's code changes what it measures (with the scripts, part of [`flow_version`]).
-pub const FLOW_REVISION: &str = "qbench-hw flow 1";
 
 /// Default clock of the power figures: 25 MHz (40 ns), met by every unit in OSU 0.18 um (the
 /// 32-bit fixed-point requantizer's critical path is about 26 ns).
@@ -53,10 +56,8 @@ pub struct FlowConfig {
     pub vectorless_duty: f64,
     /// Vectors every unit is co-simulated on (edge cases, random, real streams).
     pub vectors: VectorSet,
-    /// Seeded random operations: the switching activity of units no real stream reaches.
+    /// Seeded random operations: the switching activity of the unit rows.
     pub random_vectors: VectorSet,
-    /// Real operand streams captured from a graph: the switching activity of the units they reach.
-    pub stream_vectors: Option<VectorSet>,
     /// One line saying what the vectors are (provenance).
     pub vector_description: String,
     /// Where per-unit results are cached.
@@ -80,46 +81,11 @@ impl FlowConfig {
             vectorless_duty: 0.5,
             vectors,
             random_vectors,
-            stream_vectors: None,
             vector_description: format!(
                 "edge cases + {random} random operations per kind (seed 1)"
             ),
             cache_dir: cache_dir.into(),
             jobs: 2,
-        }
-    }
-
-    /// Adds real operand streams captured from the engine running `graph` on `images` (at most
-    /// `n` operations of each kind); they give the switching activity of the units they reach.
-    ///
-    /// # Errors
-    /// [`HwError::Engine`] when the graph or images are invalid.
-    pub fn with_graph(
-        mut self,
-        graph: &qbench_engine::QGraph,
-        images: &[u8],
-        n: usize,
-        label: &str,
-    ) -> Result<FlowConfig> {
-        let streams = VectorSet::from_graph(graph, images, n)?;
-        self.vectors.extend(streams.clone());
-        self.stream_vectors = Some(streams);
-        self.vector_description = format!(
-            "{} + real operand streams of {label} ({} images, up to {n} operations per kind)",
-            self.vector_description,
-            images.len() / graph.input_len().max(1)
-        );
-        Ok(self)
-    }
-
-    /// The vectors whose gate-level simulation gives `unit`'s switching activity, and their label:
-    /// the real streams when they reach the unit, else the random operations.
-    pub fn activity_vectors(&self, unit: &Unit) -> (&VectorSet, &'static str) {
-        match &self.stream_vectors {
-            Some(s) if sim::stimulus(unit, s).is_ok_and(|c| !c.is_empty()) => {
-                (s, "real operand streams")
-            }
-            _ => (&self.random_vectors, "random operations"),
         }
     }
 
@@ -267,20 +233,11 @@ impl Toolset {
     }
 }
 
-/// sha256 of the flow's own code that shapes the figures: [`FLOW_REVISION`], the OpenSTA and
-/// OpenROAD scripts.
+/// Hash of the flow's own sources, computed at build time (`rtl/build.rs`): the units' Verilog,
+/// the EDA scripts, this crate and the engine. Part of every cache key, so no edit to any of them
+/// can serve a stale cached figure.
 pub fn flow_version() -> String {
-    let mut h = Sha256::new();
-    for part in [
-        FLOW_REVISION,
-        sta::TIMING_SCRIPT,
-        sta::POWER_SIM_SCRIPT,
-        OPENROAD_SCRIPT,
-    ] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    hex::encode(h.finalize())[..16].to_string()
+    env!("QBENCH_HW_SOURCE").to_string()
 }
 
 /// The OpenROAD script (run only where `openroad` is on PATH).
@@ -289,7 +246,7 @@ pub const OPENROAD_SCRIPT: &str = include_str!("../scripts/openroad_flow.tcl");
 /// Everything a unit's cache key covers.
 #[derive(Serialize)]
 struct KeyInputs<'a> {
-    flow_version: String,
+    hw_source: &'a str,
     unit: &'a str,
     unit_sha256: String,
     synth_script: String,
@@ -299,6 +256,35 @@ struct KeyInputs<'a> {
     vectorless: (f64, f64),
     vectors_sha256: &'a str,
     openroad: Option<&'a str>,
+}
+
+/// The cache key of `unit`'s row: sha256 of the flow's source hash `hw_source` (pass
+/// [`flow_version`]), the unit's Verilog, top and parameters, its Yosys script, the library's
+/// sha256, the tool versions, the clock, the vectorless setting and the vector set of `config`.
+pub fn unit_cache_key(
+    unit: &Unit,
+    config: &FlowConfig,
+    library_sha256: &str,
+    tools: &BTreeMap<String, String>,
+    openroad: Option<&str>,
+    hw_source: &str,
+) -> String {
+    let placeholder = Path::new("_");
+    let vectors_sha256 = config.vectors.sha256();
+    let inputs = KeyInputs {
+        hw_source,
+        unit: &unit.name,
+        unit_sha256: unit.sha256(),
+        synth_script: synth::script(unit, placeholder, placeholder, placeholder),
+        library_sha256,
+        tools,
+        clock_mhz: config.clock_mhz,
+        vectorless: (config.vectorless_toggles, config.vectorless_duty),
+        vectors_sha256: &vectors_sha256,
+        openroad,
+    };
+    let json = serde_json::to_vec(&inputs).unwrap_or_default();
+    hex::encode(Sha256::digest(&json))
 }
 
 /// sha256 of a file.
@@ -322,21 +308,14 @@ struct RunContext<'a> {
 
 impl RunContext<'_> {
     fn key(&self, unit: &Unit) -> String {
-        let placeholder = Path::new("_");
-        let inputs = KeyInputs {
-            flow_version: flow_version(),
-            unit: &unit.name,
-            unit_sha256: unit.sha256(),
-            synth_script: synth::script(unit, placeholder, placeholder, placeholder),
-            library_sha256: &self.library_sha256,
-            tools: &self.versions,
-            clock_mhz: self.config.clock_mhz,
-            vectorless: (self.config.vectorless_toggles, self.config.vectorless_duty),
-            vectors_sha256: &self.vectors_sha256,
-            openroad: self.tools.openroad.as_ref().map(|t| t.version.as_str()),
-        };
-        let json = serde_json::to_vec(&inputs).unwrap_or_default();
-        hex::encode(Sha256::digest(&json))
+        unit_cache_key(
+            unit,
+            self.config,
+            &self.library_sha256,
+            &self.versions,
+            self.tools.openroad.as_ref().map(|t| t.version.as_str()),
+            env!("QBENCH_HW_SOURCE"),
+        )
     }
 
     fn provenance(&self, key: &str, activity_sha256: &str, activity_label: &str) -> Provenance {
@@ -513,7 +492,7 @@ fn measure(
     let config = ctx.config;
     step(Step::Synthesis);
     let netlist = synth::synthesize(unit, &config.liberty, workdir)?;
-    let (activity_set, activity_label) = config.activity_vectors(unit);
+    let (activity_set, activity_label) = (&config.random_vectors, "random operands");
     let activity_sha256 = activity_set.sha256();
     let (cosim, activity) = simulate(unit, &netlist, config, activity_set, workdir, &step)?;
     let nets: BTreeMap<String, NetActivity> = activity
@@ -677,4 +656,168 @@ fn run_openroad(tool: &Tool, design: &Design<'_>, period_ns: f64, workdir: &Path
             out.status
         )),
     }
+}
+
+/// One unit's energy per operation measured on one operand stream.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct StreamEnergy {
+    /// The unit.
+    pub unit: String,
+    /// sha256 of the operand stream ([`VectorSet::sha256`]).
+    pub stream_sha256: String,
+    /// Unit operations (clock cycles) simulated, every one checked against the engine.
+    pub ops: u64,
+    /// Power with the stream's simulated activity, and the energy per operation.
+    pub simulated: sta::Power,
+    /// Cache key of the unit row whose netlist was simulated.
+    pub unit_cache_key: String,
+}
+
+/// One (unit, operand stream) measurement to make.
+#[derive(Clone, Debug)]
+pub struct StreamJob {
+    /// The unit (its row must be in the table given to [`stream_energies`]).
+    pub unit: Unit,
+    /// The operations that reach it.
+    pub stream: VectorSet,
+}
+
+/// Measures every job's energy per operation: the unit's synthesized netlist (from its row's cache
+/// entry) simulated on the job's stream, every output checked against the engine, the per-net
+/// activity given to OpenSTA. Results are cached as `<entry>/streams/<stream sha256>.json`, so a
+/// rerun, or another cell with the same stream, simulates nothing. Jobs run on `config.jobs`
+/// threads; `done` is called after each.
+///
+/// # Errors
+/// [`HwError::Unit`] when a job's unit is not in `table`, its stream holds no operation the unit
+/// executes, or the netlist diverges from the engine; missing tools; tool failures.
+pub fn stream_energies(
+    config: &FlowConfig,
+    table: &HwTable,
+    jobs: &[StreamJob],
+    done: &(dyn Fn() + Sync),
+) -> Result<Vec<StreamEnergy>> {
+    config.check()?;
+    let tools = Toolset::find(&config.liberty)?;
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<StreamEnergy>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..config.jobs.min(jobs.len()).max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(job) = jobs.get(i) else { break };
+                    let r = stream_energy(config, &tools, table, job);
+                    let failed = r.is_err();
+                    if let Ok(mut slots) = results.lock() {
+                        slots[i] = Some(r);
+                    }
+                    done();
+                    if failed {
+                        next.store(jobs.len(), Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    let slots = results.into_inner().unwrap_or_default();
+    let mut out = Vec::with_capacity(jobs.len());
+    let mut unstarted = None;
+    for (slot, job) in slots.into_iter().zip(jobs) {
+        match slot {
+            Some(Ok(e)) => out.push(e),
+            Some(Err(e)) => return Err(e),
+            None => unstarted = unstarted.or(Some(job.unit.name.clone())),
+        }
+    }
+    match unstarted {
+        Some(unit) => Err(HwError::Unit {
+            unit,
+            detail: "not run".into(),
+        }),
+        None => Ok(out),
+    }
+}
+
+/// One job, from the cache or measured and stored atomically.
+fn stream_energy(
+    config: &FlowConfig,
+    tools: &Toolset,
+    table: &HwTable,
+    job: &StreamJob,
+) -> Result<StreamEnergy> {
+    let unit = &job.unit;
+    let row = table.row(&unit.name)?;
+    let entry = config
+        .cache_dir
+        .join(&unit.name)
+        .join(&row.provenance.cache_key);
+    let stream_sha256 = job.stream.sha256();
+    let streams = entry.join("streams");
+    let cached = streams.join(format!("{stream_sha256}.json"));
+    if let Ok(text) = std::fs::read_to_string(&cached)
+        && let Ok(e) = serde_json::from_str::<StreamEnergy>(&text)
+    {
+        return Ok(e);
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| HwError::Io { path, source }
+    };
+    std::fs::create_dir_all(&streams).map_err(io(&streams))?;
+    let netlist = synth::load(unit, &entry)?;
+    let work = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(&streams)
+        .map_err(io(&streams))?;
+    let activity = sim::gate_activity(unit, &netlist, &job.stream, work.path())?;
+    let nets: BTreeMap<String, NetActivity> = activity
+        .pins
+        .iter()
+        .map(|(name, p)| {
+            (
+                name.clone(),
+                NetActivity {
+                    toggles_per_cycle: p.toggles_per_cycle,
+                    duty: p.duty,
+                },
+            )
+        })
+        .collect();
+    let design = Design {
+        liberty: &config.liberty,
+        netlist: &netlist.path,
+        top: &netlist.top,
+        clock_port: "clk",
+    };
+    let simulated = sta::simulated_power(
+        tools.get("sta"),
+        &design,
+        config.clock_period_ns(),
+        &nets,
+        &stream_sha256,
+        activity.cycles,
+        work.path(),
+    )?;
+    let result = StreamEnergy {
+        unit: unit.name.clone(),
+        stream_sha256,
+        // The testbench runs one settling clock beyond the stream's operations.
+        ops: activity.cycles.saturating_sub(1),
+        simulated,
+        unit_cache_key: row.provenance.cache_key.clone(),
+    };
+    let json = serde_json::to_string_pretty(&result).map_err(|e| HwError::Parse {
+        what: "stream energy".into(),
+        path: cached.clone(),
+        detail: e.to_string(),
+    })?;
+    let mut file = tempfile::NamedTempFile::new_in(&streams).map_err(io(&streams))?;
+    std::io::Write::write_all(&mut file, json.as_bytes()).map_err(io(&cached))?;
+    file.persist(&cached).map_err(|e| HwError::Io {
+        path: cached.clone(),
+        source: e.error,
+    })?;
+    Ok(result)
 }

@@ -249,10 +249,12 @@ fn dot_fits(kind: UnitKind, zero_point: i32, wk: WeightKind, act: &[u8], weights
         UnitKind::TernaryAcc => (8, true, 2),
         _ => return false,
     };
-    // Binary weights over integer activations (a BNN's first layer) run on the integer MACs.
+    // Binary weights over integer activations (a BNN's first layer) are add/subtract: the ternary
+    // accumulator runs them (the energy mapping's unit), and so can the integer MACs.
     let kind_ok = match wk {
         WeightKind::Ternary => ternary,
-        WeightKind::Int { .. } | WeightKind::Binary => !ternary,
+        WeightKind::Binary => true,
+        WeightKind::Int { .. } => !ternary,
     };
     kind_ok
         && (0..1i32 << aw).contains(&zero_point)
@@ -471,12 +473,18 @@ impl std::fmt::Display for CosimReport {
         )?;
         match &self.first_divergence {
             None => write!(f, ", all equal to the engine"),
-            Some(d) => write!(
-                f,
-                ", FIRST DIVERGENCE at vector {} ({:?}) step {}: {} -> engine {} but simulation {}",
-                d.vector, d.source, d.step, d.operands, d.expected, d.got
-            ),
+            Some(d) => write!(f, ", FIRST DIVERGENCE {d}"),
         }
+    }
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "at vector {} ({:?}) step {}: {} -> engine {} but simulation {}",
+            self.vector, self.source, self.step, self.operands, self.expected, self.got
+        )
     }
 }
 
@@ -667,25 +675,7 @@ pub fn cosim(
             detail: format!("{} output lines for {} clocks", lines.len(), cycles.len()),
         });
     }
-    let (_, out_bits) = ports(unit.kind);
-    let digits = out_bits.div_ceil(4) as usize;
-    let mut first = None;
-    for (c, line) in cycles.iter().zip(&lines) {
-        let got = line.rsplit(' ').next().unwrap_or("").to_string();
-        let value = u64::from_str_radix(&got, 16).ok();
-        if value != Some(c.expected) {
-            let v = &vectors.vectors[c.vector];
-            first = Some(Divergence {
-                vector: c.vector,
-                source: v.source,
-                step: c.step,
-                operands: format!("{:?}", v.op),
-                expected: format!("{:0digits$x}", c.expected),
-                got,
-            });
-            break;
-        }
-    }
+    let first = first_divergence(unit, &cycles, &lines, vectors);
     let mut counts = BTreeMap::new();
     let mut last = None;
     for c in &cycles {
@@ -701,6 +691,32 @@ pub fn cosim(
         vectors: counts,
         cycles: cycles.len(),
         first_divergence: first,
+    })
+}
+
+/// The first clock whose simulated output differs from the engine's, with its operands.
+fn first_divergence(
+    unit: &Unit,
+    cycles: &[Cycle],
+    lines: &[String],
+    vectors: &VectorSet,
+) -> Option<Divergence> {
+    let (_, out_bits) = ports(unit.kind);
+    let digits = out_bits.div_ceil(4) as usize;
+    cycles.iter().zip(lines).find_map(|(c, line)| {
+        let got = line.rsplit(' ').next().unwrap_or("").to_string();
+        let value = u64::from_str_radix(&got, 16).ok();
+        (value != Some(c.expected)).then(|| {
+            let v = &vectors.vectors[c.vector];
+            Divergence {
+                vector: c.vector,
+                source: v.source,
+                step: c.step,
+                operands: format!("{:?}", v.op),
+                expected: format!("{:0digits$x}", c.expected),
+                got,
+            }
+        })
     })
 }
 
@@ -728,10 +744,13 @@ pub struct Activity {
 /// library's cell models, zero-delay), dumps the netlist's nets to a VCD and counts each net's
 /// transitions per clock cycle and its duty. Transitions are counted between simulation time steps,
 /// so zero-delay delta-cycle glitches are not counted: functional switching activity, the standard
-/// zero-delay estimate. Files go to `workdir/<unit>-activity/`.
+/// zero-delay estimate. Every clock's output is checked against the engine as in [`cosim`], so the
+/// activity is that of a netlist proven right on these very operands. Files go to
+/// `workdir/<unit>-activity/`.
 ///
 /// # Errors
-/// As [`cosim`], and [`HwError::Parse`] when the VCD cannot be read.
+/// As [`cosim`]; [`HwError::Unit`] quoting the first divergence; [`HwError::Parse`] when the VCD
+/// cannot be read.
 pub fn gate_activity(
     unit: &Unit,
     netlist: &Netlist,
@@ -740,7 +759,20 @@ pub fn gate_activity(
 ) -> Result<Activity> {
     let dir = workdir.join(format!("{}-activity", unit.name));
     let vcd = dir.join("activity.vcd");
-    let (cycles, _) = simulate(unit, Some(netlist), vectors, &dir, Some(&vcd))?;
+    let (cycles, lines) = simulate(unit, Some(netlist), vectors, &dir, Some(&vcd))?;
+    if lines.len() != cycles.len() {
+        return Err(HwError::Parse {
+            what: "simulator output".into(),
+            path: dir.clone(),
+            detail: format!("{} output lines for {} clocks", lines.len(), cycles.len()),
+        });
+    }
+    if let Some(d) = first_divergence(unit, &cycles, &lines, vectors) {
+        return Err(HwError::Unit {
+            unit: unit.name.clone(),
+            detail: format!("gate-level simulation diverged from the engine: {d}"),
+        });
+    }
     let text = std::fs::read_to_string(&vcd).map_err(|e| HwError::Io {
         path: vcd.clone(),
         source: e,

@@ -482,151 +482,240 @@ impl VectorSet {
         set
     }
 
-    /// Real operand streams: runs the engine's reference executor on `images` (concatenated u8
-    /// images of the graph's input shape) and captures, for every requantizer, the accumulators that
-    /// reach it with their channel's parameters, and for every integer convolution and dense layer
-    /// and every binary dense layer of at least 64 inputs, dot-product rows (prefixes of at most
-    /// [`MAX_ROW`] steps, or 64-bit words, of real output dot products, with the real bias; binary
-    /// convolutions are not captured yet). At most `n` operations (rows count their steps) of each
-    /// kind are taken, spread evenly over the layers and positions that have them.
+    /// Real operand streams: the operations of [`node_streams`] on `images`, at most `n` of each
+    /// kind (rows count their steps), spread evenly over the layers and positions that have them.
     ///
     /// # Errors
-    /// [`HwError::Engine`] when the graph or the images are invalid.
+    /// As [`node_streams`].
     pub fn from_graph(graph: &QGraph, images: &[u8], n: usize) -> Result<VectorSet> {
-        let per_image = graph.input_len();
-        if per_image == 0 || !images.len().is_multiple_of(per_image) || images.is_empty() {
-            return Err(HwError::Unit {
-                unit: "vectors".into(),
-                detail: format!(
-                    "{} image bytes are not a whole number of {per_image}-byte images",
-                    images.len()
-                ),
-            });
-        }
-        let batch = images.len() / per_image;
-        let trace = reference::run_traced(graph, images, batch)?;
-        let values: Vec<Vec<i32>> = trace.iter().map(|t| t.values()).collect();
-        let mut set = VectorSet::default();
         let mut cands: BTreeMap<String, Vec<Operands>> = BTreeMap::new();
-        for node in &graph.nodes {
-            let Some(&src) = node.inputs.first() else {
-                continue;
-            };
-            let ty = &graph.nodes[src].output;
-            let x = &values[src];
-            let (c, s) = (ty.channels().max(1), ty.spatial().max(1));
-            let numel = ty.numel();
-            match &node.op {
-                Op::Requant(r) => {
-                    for (i, &acc) in x.iter().enumerate() {
-                        let ch = (i % numel) / s % c;
-                        let (slot, op) = requant_operands(&r.requant, acc, ch);
-                        cands.entry(slot).or_default().push(op);
+        for ops in node_streams(graph, images)?.into_values() {
+            for op in ops {
+                cands.entry(op.slot()).or_default().push(op);
+            }
+        }
+        Ok(VectorSet::graph(
+            cands.into_values().flat_map(|list| spread(list, n)),
+        ))
+    }
+
+    /// A set of operations captured from a graph ([`Source::Graph`]).
+    pub fn graph(ops: impl IntoIterator<Item = Operands>) -> VectorSet {
+        VectorSet {
+            vectors: ops
+                .into_iter()
+                .map(|op| Vector {
+                    source: Source::Graph,
+                    op,
+                })
+                .collect(),
+        }
+    }
+
+    /// Operations of all vectors, in order.
+    pub fn ops(&self) -> impl Iterator<Item = &Operands> {
+        self.vectors.iter().map(|v| &v.op)
+    }
+}
+
+impl Operands {
+    /// The kind of operation (requantizer kind, or the weights of a dot row), for sampling each
+    /// kind separately.
+    fn slot(&self) -> String {
+        match self {
+            Operands::Shift { .. } => "shift".into(),
+            Operands::FixedPoint { .. } => "fixed_point".into(),
+            Operands::Threshold { .. } => "threshold".into(),
+            Operands::MultiThreshold { thresholds, .. } => {
+                format!("multi_threshold_{}", thresholds.len())
+            }
+            Operands::Dot { weight_kind, .. } => format!("dot_{}", weight_kind.label()),
+            Operands::BinaryDot { .. } => "binary_dot".into(),
+        }
+    }
+}
+
+/// The real operands of every node of `graph` when the engine's reference executor runs it on
+/// `images` (concatenated u8 images of the graph's input shape), by node index: for every
+/// requantizer, the accumulators that reach it with their channel's parameters; for every integer
+/// convolution and dense layer, dot-product rows (prefixes of at most [`MAX_ROW`] steps of real
+/// output dot products, with the real bias); for binary dense layers of at least 64 inputs and
+/// binary convolutions of at least 64 taps, rows of at most [`MAX_ROW`] whole 64-bit words (binary
+/// convolutions at output positions whose window lies inside the map, since padded taps count 0,
+/// which a +-1 bit cannot hold). Nodes of other kinds have no entry.
+///
+/// # Errors
+/// [`HwError::Unit`] when `images` is not a whole number of the graph's images, [`HwError::Engine`]
+/// when the graph or images are invalid.
+pub fn node_streams(graph: &QGraph, images: &[u8]) -> Result<BTreeMap<usize, Vec<Operands>>> {
+    let per_image = graph.input_len();
+    if per_image == 0 || !images.len().is_multiple_of(per_image) || images.is_empty() {
+        return Err(HwError::Unit {
+            unit: "vectors".into(),
+            detail: format!(
+                "{} image bytes are not a whole number of {per_image}-byte images",
+                images.len()
+            ),
+        });
+    }
+    let batch = images.len() / per_image;
+    let trace = reference::run_traced(graph, images, batch)?;
+    let values: Vec<Vec<i32>> = trace.iter().map(|t| t.values()).collect();
+    let mut streams: BTreeMap<usize, Vec<Operands>> = BTreeMap::new();
+    for (index, node) in graph.nodes.iter().enumerate() {
+        let Some(&src) = node.inputs.first() else {
+            continue;
+        };
+        let ty = &graph.nodes[src].output;
+        let x = &values[src];
+        let (c, s) = (ty.channels().max(1), ty.spatial().max(1));
+        let numel = ty.numel();
+        let mut ops = Vec::new();
+        match &node.op {
+            Op::Requant(r) => {
+                for (i, &acc) in x.iter().enumerate() {
+                    let ch = (i % numel) / s % c;
+                    ops.push(requant_operands(&r.requant, acc, ch));
+                }
+            }
+            Op::Dense(d) => {
+                let (off, zp) = act_offset(ty.dtype, d.input_zero_point);
+                for b in 0..batch {
+                    for o in 0..d.out_features {
+                        let take = d.in_features.min(MAX_ROW);
+                        let act = (0..take).map(|i| (x[b * numel + i] + off) as u8).collect();
+                        ops.push(Operands::Dot {
+                            bias: d.bias.as_ref().map_or(0, |v| v[o]),
+                            zero_point: zp,
+                            weight_kind: d.weight_kind,
+                            act,
+                            weights: d.weights[o * d.in_features..][..take].to_vec(),
+                        });
                     }
                 }
-                Op::Dense(d) => {
-                    let (off, zp) = act_offset(ty.dtype, d.input_zero_point);
-                    for b in 0..batch {
-                        for o in 0..d.out_features {
-                            let take = d.in_features.min(MAX_ROW);
-                            let act = (0..take).map(|i| (x[b * numel + i] + off) as u8).collect();
-                            let weights = d.weights[o * d.in_features..][..take].to_vec();
-                            let bias = d.bias.as_ref().map_or(0, |v| v[o]);
-                            cands
-                                .entry(format!("dot_{}", d.weight_kind.label()))
-                                .or_default()
-                                .push(Operands::Dot {
-                                    bias,
-                                    zero_point: zp,
-                                    weight_kind: d.weight_kind,
-                                    act,
-                                    weights,
-                                });
+            }
+            Op::Conv2d(cv) if ty.is_map() => {
+                let (off, zp) = act_offset(ty.dtype, cv.input_zero_point);
+                let window = Window::new(ty, cv.kernel_h, cv.kernel_w, cv.stride, cv.pad);
+                let cin_g = cv.in_channels / cv.groups;
+                let cout_g = cv.out_channels / cv.groups;
+                let taps = cin_g * cv.kernel_h * cv.kernel_w;
+                for b in 0..batch {
+                    let image = &x[b * numel..][..numel];
+                    for o in 0..cv.out_channels {
+                        let first_channel = o / cout_g * cin_g;
+                        for (y, xo) in window.positions() {
+                            let act = (0..taps.min(MAX_ROW))
+                                .map(|t| {
+                                    let v = window
+                                        .tap(image, first_channel, y, xo, t)
+                                        .unwrap_or(cv.input_zero_point);
+                                    (v + off) as u8
+                                })
+                                .collect();
+                            ops.push(Operands::Dot {
+                                bias: cv.bias.as_ref().map_or(0, |v| v[o]),
+                                zero_point: zp,
+                                weight_kind: cv.weight_kind,
+                                act,
+                                weights: cv.weights[o * taps..][..taps.min(MAX_ROW)].to_vec(),
+                            });
                         }
                     }
                 }
-                Op::Conv2d(cv) if ty.is_map() => {
-                    let (off, zp) = act_offset(ty.dtype, cv.input_zero_point);
-                    let (h, w) = (ty.shape[1], ty.shape[2]);
-                    let oh = (h + 2 * cv.pad - cv.kernel_h) / cv.stride + 1;
-                    let ow = (w + 2 * cv.pad - cv.kernel_w) / cv.stride + 1;
-                    let cin_g = cv.in_channels / cv.groups;
-                    let cout_g = cv.out_channels / cv.groups;
-                    let taps = cin_g * cv.kernel_h * cv.kernel_w;
-                    for b in 0..batch {
+            }
+            Op::BinaryConv2d(cv) if ty.is_map() => {
+                let taps = cv.in_channels * cv.kernel_h * cv.kernel_w;
+                let words = (taps / 64).min(MAX_ROW);
+                let window = Window::new(ty, cv.kernel_h, cv.kernel_w, cv.stride, cv.pad);
+                for b in 0..batch {
+                    let image = &x[b * numel..][..numel];
+                    for (y, xo) in window.positions() {
+                        // Every tap in bounds: padded taps count 0, which no bit holds.
+                        let Some(act) = (0..words * 64)
+                            .map(|t| window.tap(image, 0, y, xo, t))
+                            .collect::<Option<Vec<i32>>>()
+                        else {
+                            continue;
+                        };
+                        let act = pack(&act);
                         for o in 0..cv.out_channels {
-                            let g = o / cout_g;
-                            for y in 0..oh {
-                                for xo in 0..ow {
-                                    let mut act = Vec::new();
-                                    for t in 0..taps.min(MAX_ROW) {
-                                        let (ci, ky, kx) = (
-                                            t / (cv.kernel_h * cv.kernel_w),
-                                            t / cv.kernel_w % cv.kernel_h,
-                                            t % cv.kernel_w,
-                                        );
-                                        let iy = (y * cv.stride + ky) as isize - cv.pad as isize;
-                                        let ix = (xo * cv.stride + kx) as isize - cv.pad as isize;
-                                        let v = if iy >= 0
-                                            && ix >= 0
-                                            && (iy as usize) < h
-                                            && (ix as usize) < w
-                                        {
-                                            x[b * numel
-                                                + ((g * cin_g + ci) * h + iy as usize) * w
-                                                + ix as usize]
-                                        } else {
-                                            cv.input_zero_point
-                                        };
-                                        act.push((v + off) as u8);
-                                    }
-                                    let weights =
-                                        cv.weights[o * taps..][..taps.min(MAX_ROW)].to_vec();
-                                    let bias = cv.bias.as_ref().map_or(0, |v| v[o]);
-                                    cands
-                                        .entry(format!("dot_{}", cv.weight_kind.label()))
-                                        .or_default()
-                                        .push(Operands::Dot {
-                                            bias,
-                                            zero_point: zp,
-                                            weight_kind: cv.weight_kind,
-                                            act,
-                                            weights,
-                                        });
-                                }
-                            }
-                        }
-                    }
-                }
-                Op::BinaryDense(d) if d.in_features >= 64 => {
-                    let words = (d.in_features / 64).min(MAX_ROW);
-                    for b in 0..batch {
-                        let act = pack(&x[b * numel..][..words * 64]);
-                        for o in 0..d.out_features {
-                            let wts: Vec<i32> = d.weights[o * d.in_features..][..words * 64]
+                            let wts: Vec<i32> = cv.weights[o * taps..][..words * 64]
                                 .iter()
                                 .map(|&v| i32::from(v))
                                 .collect();
-                            let bias = d.bias.as_ref().map_or(0, |v| v[o]);
-                            cands.entry("binary_dot".into()).or_default().push(
-                                Operands::BinaryDot {
-                                    bias,
-                                    act: act.clone(),
-                                    weights: pack(&wts),
-                                },
-                            );
+                            ops.push(Operands::BinaryDot {
+                                bias: cv.bias.as_ref().map_or(0, |v| v[o]),
+                                act: act.clone(),
+                                weights: pack(&wts),
+                            });
                         }
                     }
                 }
-                _ => {}
             }
-        }
-        for list in cands.into_values() {
-            for op in spread(list, n) {
-                set.push(Source::Graph, op);
+            Op::BinaryDense(d) if d.in_features >= 64 => {
+                let words = (d.in_features / 64).min(MAX_ROW);
+                for b in 0..batch {
+                    let act = pack(&x[b * numel..][..words * 64]);
+                    for o in 0..d.out_features {
+                        let wts: Vec<i32> = d.weights[o * d.in_features..][..words * 64]
+                            .iter()
+                            .map(|&v| i32::from(v))
+                            .collect();
+                        ops.push(Operands::BinaryDot {
+                            bias: d.bias.as_ref().map_or(0, |v| v[o]),
+                            act: act.clone(),
+                            weights: pack(&wts),
+                        });
+                    }
+                }
             }
+            _ => {}
         }
-        Ok(set)
+        if !ops.is_empty() {
+            streams.insert(index, ops);
+        }
+    }
+    Ok(streams)
+}
+
+/// The sliding window of a convolution over one `[C, H, W]` map.
+struct Window {
+    h: usize,
+    w: usize,
+    kernel_h: usize,
+    kernel_w: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl Window {
+    fn new(map: &qbench_engine::TensorType, kh: usize, kw: usize, stride: usize, pad: usize) -> Self {
+        Window {
+            h: map.shape[1],
+            w: map.shape[2],
+            kernel_h: kh,
+            kernel_w: kw,
+            stride,
+            pad,
+        }
+    }
+
+    /// Output positions `(y, x)`, row by row.
+    fn positions(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let oh = (self.h + 2 * self.pad - self.kernel_h) / self.stride + 1;
+        let ow = (self.w + 2 * self.pad - self.kernel_w) / self.stride + 1;
+        (0..oh).flat_map(move |y| (0..ow).map(move |x| (y, x)))
+    }
+
+    /// Input value of tap `t` (in `[channel][ky][kx]` order from `first_channel`) at output `(y,
+    /// x)`, or `None` for a padded tap.
+    fn tap(&self, image: &[i32], first_channel: usize, y: usize, x: usize, t: usize) -> Option<i32> {
+        let k = self.kernel_h * self.kernel_w;
+        let (ci, ky, kx) = (first_channel + t / k, t / self.kernel_w % self.kernel_h, t % self.kernel_w);
+        let iy = (y * self.stride + ky).checked_sub(self.pad)?;
+        let ix = (x * self.stride + kx).checked_sub(self.pad)?;
+        (iy < self.h && ix < self.w).then(|| image[(ci * self.h + iy) * self.w + ix])
     }
 }
 
@@ -653,8 +742,8 @@ fn pack(values: &[i32]) -> Vec<u64> {
         .collect()
 }
 
-/// The candidate slot (kind) and operands of one requantization of `acc` in channel `c`.
-fn requant_operands(r: &Requant, acc: i32, c: usize) -> (String, Operands) {
+/// The operands of one requantization of `acc` in channel `c`.
+fn requant_operands(r: &Requant, acc: i32, c: usize) -> Operands {
     let at = |len: usize| if len == 1 { 0 } else { c };
     match r {
         Requant::Shift {
@@ -662,25 +751,20 @@ fn requant_operands(r: &Requant, acc: i32, c: usize) -> (String, Operands) {
             zero_point,
             min,
             max,
-        } => (
-            "shift".to_string(),
-            Operands::Shift {
+        } => Operands::Shift {
                 acc,
                 shift: shift[at(shift.len())],
                 zero_point: *zero_point,
                 min: *min,
                 max: *max,
             },
-        ),
         Requant::FixedPoint {
             multiplier,
             shift,
             zero_point,
             min,
             max,
-        } => (
-            "fixed_point".to_string(),
-            Operands::FixedPoint {
+        } => Operands::FixedPoint {
                 acc,
                 multiplier: multiplier[at(multiplier.len())],
                 shift: shift[at(shift.len())],
@@ -688,32 +772,25 @@ fn requant_operands(r: &Requant, acc: i32, c: usize) -> (String, Operands) {
                 min: *min,
                 max: *max,
             },
-        ),
-        Requant::Threshold { thresholds, flip } => (
-            "threshold".to_string(),
-            Operands::Threshold {
+        Requant::Threshold { thresholds, flip } => Operands::Threshold {
                 acc,
                 threshold: thresholds[at(thresholds.len())],
                 flip: flip[at(flip.len())],
             },
-        ),
         Requant::MultiThreshold { thresholds, flip } => {
             let levels = thresholds.len() / flip.len();
             let set = at(flip.len());
-            (
-                format!("multi_threshold_{levels}"),
-                Operands::MultiThreshold {
-                    acc,
-                    thresholds: thresholds[set * levels..(set + 1) * levels].to_vec(),
-                    flip: flip[set],
-                },
-            )
+            Operands::MultiThreshold {
+                acc,
+                thresholds: thresholds[set * levels..(set + 1) * levels].to_vec(),
+                flip: flip[set],
+            }
         }
     }
 }
 
 /// Up to `n` operations (dot rows weigh their step count) taken evenly across `list`.
-fn spread(list: Vec<Operands>, n: usize) -> Vec<Operands> {
+pub fn spread(list: Vec<Operands>, n: usize) -> Vec<Operands> {
     let weight = |op: &Operands| match op {
         Operands::Dot { act, .. } => act.len().max(1),
         Operands::BinaryDot { act, .. } => act.len().max(1),

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{AXIS_PX, CAPTION_PX, DrawResult, Figure, TICK_PX, de, font::FAMILY};
+use super::stacked::{self, Stacked};
+use super::{DrawResult, Figure};
 use crate::input::{FigureInput, LayerEnergy};
 
 /// The stacked per-layer energy figure.
@@ -51,68 +52,16 @@ impl Figure for LayerEnergyBars {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
-        let layers = &self.energy.layers;
-        let top = layers
-            .iter()
-            .map(|(_, k)| k.values().sum::<f64>())
-            .fold(0.0, f64::max);
-        let top = if top > 0.0 { top * 1.1 } else { 1.0 };
-        let names: Vec<&String> = layers.iter().map(|(n, _)| n).collect();
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("Energy per layer: {}", self.energy.label),
-                (FAMILY, CAPTION_PX),
-            )
-            .margin(20)
-            .x_label_area_size(80)
-            .y_label_area_size(110)
-            .build_cartesian_2d((0..layers.len() - 1).into_segmented(), 0.0..top)
-            .map_err(de)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(layers.len())
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => {
-                    names.get(*i).map(|s| s.to_string()).unwrap_or_default()
-                }
-                _ => String::new(),
-            })
-            .x_desc("Layer")
-            .y_desc("Energy per inference (nJ)")
-            .axis_desc_style((FAMILY, AXIS_PX))
-            .label_style((FAMILY, TICK_PX))
-            .draw()
-            .map_err(de)?;
-        for (k, kind) in self.kinds.iter().enumerate() {
-            let c = super::colour(k);
-            let bars = layers.iter().enumerate().filter_map(|(i, (_, e))| {
-                let v = *e.get(kind)?;
-                let below: f64 = self.kinds[..k].iter().filter_map(|p| e.get(p)).sum();
-                let mut r = Rectangle::new(
-                    [
-                        (SegmentValue::Exact(i), below),
-                        (SegmentValue::Exact(i + 1), below + v),
-                    ],
-                    c.filled(),
-                );
-                r.set_margin(0, 0, 10, 10);
-                Some(r)
-            });
-            chart
-                .draw_series(bars)
-                .map_err(de)?
-                .label(kind.clone())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 8), (x + 24, y + 8)], c.filled()));
-        }
-        chart
-            .configure_series_labels()
-            .label_font((FAMILY, TICK_PX))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(de)?;
-        Ok(())
+        stacked::draw(
+            &Stacked {
+                caption: format!("Energy per layer: {}", self.energy.label),
+                x_desc: "Layer",
+                y_desc: "Energy per inference (nJ)",
+                bars: &self.energy.layers,
+                kinds: &self.kinds,
+                vertical_names: false,
+            },
+            root,
+        )
     }
 }

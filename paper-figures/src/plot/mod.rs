@@ -5,11 +5,13 @@
 pub mod acc_bits;
 pub mod acc_energy;
 pub mod acc_ops;
+pub mod energy_breakdown;
 pub mod font;
 pub mod hw_units;
 pub mod labels;
 pub mod layer_energy;
 pub mod scatter;
+pub mod stacked;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

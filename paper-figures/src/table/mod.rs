@@ -9,9 +9,7 @@ pub mod latex;
 pub mod markdown;
 pub mod parquet;
 
-use std::collections::BTreeSet;
-
-use crate::input::FigureInput;
+use crate::input::{ENERGY_CATEGORIES, FigureInput};
 
 /// Type of a column's values (decides Parquet physical type and display format).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -196,12 +194,11 @@ fn opt_f(v: Option<f64>) -> Value {
 }
 
 /// The per-method table: accuracy (integer engine), quantization operations, weight bits,
-/// energy per inference and area, plus the energy breakdown by operation kind (CSV/Parquet only).
+/// energy per inference with its compute, requantization and memory parts, and area.
 pub fn methods_table(input: &FigureInput) -> Table {
-    let kinds: BTreeSet<&String> = input
-        .methods
-        .iter()
-        .flat_map(|m| m.energy_breakdown_nj.keys())
+    let kinds: Vec<&str> = ENERGY_CATEGORIES
+        .into_iter()
+        .filter(|k| input.methods.iter().any(|m| m.energy_breakdown_nj.contains_key(*k)))
         .collect();
     let mut accuracy = col(
         "accuracy_mean_pct",
@@ -263,10 +260,10 @@ pub fn methods_table(input: &FigureInput) -> Table {
     for k in &kinds {
         columns.push(col(
             &format!("energy_{k}_nj"),
-            &format!("Energy {k} (nJ)"),
-            Kind::Float(3),
-            false,
-            "",
+            &format!("E {k} (nJ)"),
+            Kind::Float(2),
+            true,
+            "no energy estimate in this run (hardware flow not run for this method)",
         ));
     }
     let rows = input
@@ -300,14 +297,20 @@ pub fn methods_table(input: &FigureInput) -> Table {
             row
         })
         .collect();
+    let mut caption = format!(
+        "{}: accuracy on {} (integer engine, mean ± std over seeds), W/A bit widths, \
+         quantization operations per inference, total weight bits, energy per inference (split \
+         into compute, requantization and memory) and hardware area (requantizer + PE units) per \
+         method.",
+        input.title, input.dataset
+    );
+    if let Some(note) = &input.energy_note {
+        caption.push(' ');
+        caption.push_str(note);
+    }
     Table {
         name: "methods".to_string(),
-        caption: format!(
-            "{}: accuracy on {} (integer engine, mean ± std over seeds), W/A bit widths, \
-             quantization operations per inference, total weight bits, energy per inference and \
-             hardware area (requantizer + PE units) per method.",
-            input.title, input.dataset
-        ),
+        caption,
         columns,
         rows,
     }
@@ -330,7 +333,7 @@ pub fn hw_table(input: &FigureInput) -> Table {
         ),
         col(
             "energy_per_op_pj_sim",
-            "E/op sim. (pJ)",
+            "E/op random ops (pJ)",
             Kind::Float(4),
             true,
             energy_note,
@@ -341,6 +344,13 @@ pub fn hw_table(input: &FigureInput) -> Table {
             Kind::Float(4),
             true,
             energy_note,
+        ),
+        col(
+            "energy_per_op_pj_same_stream",
+            "E/op same graph (pJ)",
+            Kind::Float(4),
+            false,
+            "not simulated on the shared accumulators of one graph",
         ),
     ];
     let rows = input
@@ -355,6 +365,7 @@ pub fn hw_table(input: &FigureInput) -> Table {
                 Value::Float(u.critical_path_ns),
                 opt_f(u.energy_per_op_pj_sim),
                 opt_f(u.energy_per_op_pj_vectorless),
+                opt_f(u.energy_per_op_pj_same_stream),
             ]
         })
         .collect();

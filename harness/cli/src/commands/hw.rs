@@ -12,9 +12,12 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use qbench_datasets::{DEFAULT_DATASET, Split};
 use qbench_engine::QGraph;
+use qbench_hw::activity::{self, GraphRef};
 use qbench_hw::flow::{self, Event, FlowConfig, Step};
+use qbench_hw::memory::MemoryModel;
 use qbench_hw::{energy, units};
 
+use crate::experiment::hardware::activity_sample;
 use crate::{progress, results};
 
 /// Options of `qbench hw`.
@@ -24,16 +27,20 @@ Runs the hardware cost flow and writes results/hw/table.{csv,md,json}.
 
 For every unit (or those of --units): Yosys synthesis to the Liberty library (cells, area);
 Icarus co-simulation of the RTL and of the gate-level netlist against the engine's own arithmetic
-(edge cases, random vectors, and with --graph the real operand streams); gate-level switching
-activity; OpenSTA critical path, fastest clock met, and power at --clock-mhz, with the simulated
-activity and, labelled as such, vectorless. Energy per operation = power x clock period.
+(edge cases and seeded random vectors); gate-level switching activity on the random operands;
+OpenSTA critical path, fastest clock met, and power at --clock-mhz, with that simulated activity
+(labelled as random operands) and, labelled as such, vectorless. Energy per operation = power x
+clock period.
 
 Results are cached per unit under results/hw/cache by the hash of the unit's Verilog, the library,
-the tool versions, the clock and the vectors: a rerun with nothing changed takes seconds.
+the tool versions, the clock, the vectors and the flow's own sources: a rerun with nothing changed
+takes seconds.
 
-With --graph FILE.qgraph the vectors include real operand streams captured from the engine running
-that graph on dataset images, and the energy per inference of the graph is written beside the table
-(results/hw/energy-<file stem>.{md,json}).
+With --graph FILE.qgraph the engine runs that graph on --images seeded test images, and every unit
+the graph uses is simulated again on the operations that really reach it (the netlist's outputs
+checked against the engine on each): the energy per inference of the graph uses only these
+activities, plus memory access energy (the default memory model, see qbench_hw::memory), and is
+written beside the table (results/hw/energy-<name>.{md,json}).
 
 Needs the Debian packages yosys, opensta, iverilog and qflow-tech-osu018 (the default library).
 Units: shift_var shift_const fixed_point tnt_requant threshold multi_threshold_k2
@@ -48,18 +55,18 @@ pub struct HwArgs {
     /// Clock of the power and energy figures, MHz (every unit meets 25 MHz in OSU 0.18 um).
     #[arg(long, default_value_t = flow::DEFAULT_CLOCK_MHZ)]
     pub clock_mhz: f64,
-    /// Integer graph whose real operand streams drive the simulations, and whose energy per
-    /// inference is reported (e.g. results/methods/<method>-<hash>/graph.qgraph).
+    /// Integer graph whose energy per inference is reported, every unit simulated on that graph's
+    /// own operand streams (e.g. results/methods/<method>-<hash>/graph.qgraph).
     #[arg(long)]
     pub graph: Option<PathBuf>,
     /// Dataset whose test images run through --graph.
     #[arg(long, default_value = DEFAULT_DATASET)]
     pub dataset: String,
-    /// Images run through --graph to capture operand streams.
-    #[arg(long, default_value_t = 4)]
+    /// Test images run through --graph to capture operand streams (seeded choice, as in a run).
+    #[arg(long, default_value_t = crate::experiment::hardware::ACTIVITY_IMAGES)]
     pub images: usize,
-    /// Operations captured per kind from --graph.
-    #[arg(long, default_value_t = 512)]
+    /// Unit operations simulated per unit from --graph's streams.
+    #[arg(long, default_value_t = crate::experiment::hardware::ACTIVITY_OPS)]
     pub stream_ops: usize,
     /// Seeded random operations per kind in the vector set.
     #[arg(long, default_value_t = 256)]
@@ -123,13 +130,8 @@ pub fn run(args: HwArgs) -> Result<()> {
                     set.image_len()
                 );
             }
-            let n = args.images.clamp(1, set.len());
-            let images = &set.images[..n * set.image_len()];
-            let label = format!("{} (sha256 {})", path.display(), &sha[..12]);
-            config = config
-                .with_graph(&graph, images, args.stream_ops, &label)
-                .context("capturing operand streams from the graph")?;
-            Some((path.clone(), graph))
+            let sample = activity_sample(&set, args.images.max(1));
+            Some((path.clone(), graph, sha, sample))
         }
     };
 
@@ -173,8 +175,35 @@ pub fn run(args: HwArgs) -> Result<()> {
 
     let energy = match &graph {
         None => None,
-        Some((path, graph)) => {
-            let report = energy::per_inference(graph, &table)
+        Some((path, graph, sha, (images, count))) => {
+            let bar = progress::count_bar("switching activity on the graph's streams", 0);
+            let measured = activity::measure(
+                &config,
+                &table,
+                &[GraphRef { graph, sha256: sha }],
+                images,
+                *count,
+                args.stream_ops,
+                &|done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                },
+            )?;
+            bar.finish_and_clear();
+            let report = measured
+                .into_iter()
+                .next()
+                .context("no activity measured")?
+                .map_err(anyhow::Error::msg)
+                .and_then(|a| {
+                    Ok(energy::per_inference(
+                        graph,
+                        sha,
+                        &table,
+                        &a,
+                        &MemoryModel::default(),
+                    )?)
+                })
                 .with_context(|| format!("energy per inference of {}", path.display()))?;
             let stem = path
                 .file_stem()

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 use qbench_figures::{FigureInput, HwUnitRow, LayerEnergy, MethodRow};
-use qbench_hw::energy::EnergyReport;
+use qbench_hw::energy::{Category, EnergyReport};
 
 use super::aggregate::AggregateRow;
 use super::hardware::HardwareResults;
@@ -40,9 +40,9 @@ pub fn input(
         let mut breakdown = BTreeMap::new();
         if complete {
             for e in &energies {
-                for k in &e.by_kind {
-                    *breakdown.entry(k.unit.clone()).or_insert(0.0) +=
-                        k.simulated_pj / 1000.0 / energies.len() as f64;
+                for c in Category::ALL {
+                    *breakdown.entry(c.name().to_string()).or_insert(0.0) +=
+                        e.category_pj(c) / 1000.0 / energies.len() as f64;
                 }
             }
         }
@@ -52,6 +52,7 @@ pub fn input(
                 let used: BTreeSet<&str> = energies[0]
                     .by_kind
                     .iter()
+                    .filter(|k| k.category != Category::Memory)
                     .map(|k| k.unit.as_str())
                     .collect();
                 h.table
@@ -152,6 +153,12 @@ pub fn input(
                 critical_path_ns: u.timing.critical_path_ns,
                 energy_per_op_pj_sim: Some(u.simulated.energy_per_op_pj),
                 energy_per_op_pj_vectorless: Some(u.vectorless.energy_per_op_pj),
+                energy_per_op_pj_same_stream: h.requant.as_ref().and_then(|(_, c)| {
+                    [&c.fixed_point, &c.shift_const]
+                        .into_iter()
+                        .find(|m| m.unit == u.unit)
+                        .map(|m| m.simulated.energy_per_op_pj)
+                }),
             })
             .collect()
     });
@@ -189,8 +196,32 @@ pub fn input(
     }
     if let Some(h) = hw.and_then(|h| h.table.rows.first()) {
         provenance.insert("hw clock".into(), format!("{} MHz", h.provenance.clock_mhz));
-        provenance.insert("hw vectors".into(), h.provenance.vector_set.clone());
+        provenance.insert("hw unit rows".into(), h.provenance.vector_set.clone());
     }
+    if let Some((cell, c)) = hw.and_then(|h| h.requant.as_ref()) {
+        let label = by_id.get(cell.as_str()).map_or(cell.as_str(), |c| &c.result.report.label);
+        provenance.insert(
+            "hw same stream".into(),
+            format!(
+                "fixed_point and shift_const simulated on the accumulators of {label}'s graph \
+                 (sha256 {}, {} test images, {} operations)",
+                &c.graph_sha256[..12],
+                c.images,
+                c.fixed_point.ops
+            ),
+        );
+    }
+    let reports: Vec<&EnergyReport> = cells.iter().filter_map(|c| energy_of(&c.cell_id)).collect();
+    let energy_note = reports.first().map(|e| {
+        format!(
+            "Energy per inference: every method's units simulated on the operand streams of its \
+             own graph ({} test images, the same for every cell; at most {} operations per unit); \
+             memory: {}.",
+            e.activity_images,
+            super::hardware::ACTIVITY_OPS,
+            e.memory_source
+        )
+    });
     provenance.insert("energy scope".into(), qbench_hw::energy::SCOPE.to_string());
 
     let mut input = FigureInput {
@@ -202,6 +233,7 @@ pub fn input(
         layer_energy,
         claims: Vec::new(),
         provenance,
+        energy_note,
     };
     input.claims = qbench_figures::claims::reproduce(&qbench_figures::claims::shipped()?, &input);
     Ok(input)

@@ -1,6 +1,8 @@
-//! A run's hardware step: the unit flow of `qbench-hw` (synthesis, co-simulation, timing, energy)
-//! with real operand streams from the run's first cell graph, then energy per inference for every
-//! cell from its graph's operation counts.
+//! A run's hardware step: the unit flow of `qbench-hw` (synthesis, co-simulation, timing; unit
+//! rows with random-operand activity), then every cell's energy per inference with each unit's
+//! switching activity simulated on that cell's own graph over one fixed sample of test images, plus
+//! memory energy; and the fixed-point vs constant-shift requantizer comparison on one graph's
+//! accumulators.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,6 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use qbench_datasets::Split;
 use qbench_engine::QGraph;
+use qbench_hw::activity::{self, GraphRef, RequantComparison};
 use qbench_hw::energy::{self, EnergyReport};
 use qbench_hw::flow::{self, FlowConfig};
 use qbench_hw::table::HwTable;
@@ -18,19 +21,23 @@ use super::store::{CellRecord, RunDir};
 use crate::progress;
 use crate::results;
 
-/// Images whose operand streams feed the co-simulation and the switching activity.
-const STREAM_IMAGES: usize = 8;
-/// Operations per kind sampled from those streams.
-const STREAM_OPS: usize = 2000;
-/// Seeded random operations per unit beside the edge cases.
+/// Test images every cell's graph runs to capture its operand streams (the same for all cells).
+pub const ACTIVITY_IMAGES: usize = 8;
+/// Seed of the choice of those images among the test split.
+pub const ACTIVITY_SEED: u64 = 2014;
+/// Unit operations simulated per (cell graph, unit), spread over the layers that use the unit.
+pub const ACTIVITY_OPS: usize = 2000;
+/// Seeded random operations per unit beside the edge cases (co-simulation, and the unit rows).
 const RANDOM_OPS: usize = 1000;
 
 /// The hardware step's results.
 pub struct HardwareResults {
-    /// The unit table.
+    /// The unit table (activity from random operands).
     pub table: HwTable,
     /// Energy per inference per cell id, or why it could not be computed.
     pub energy: BTreeMap<String, std::result::Result<EnergyReport, String>>,
+    /// `fixed_point` and `shift_const` on the same graph's accumulators, with that graph's cell.
+    pub requant: Option<(String, RequantComparison)>,
 }
 
 /// The units a spec selects.
@@ -57,6 +64,19 @@ fn selected_units(settings: &HardwareEntry) -> Result<Vec<Unit>> {
     }
 }
 
+/// The fixed, seeded sample of test images whose operand streams every cell's graph is
+/// simulated on: `count` images of `test` chosen with `ACTIVITY_SEED`, in index order, and how
+/// many there are.
+pub fn activity_sample(test: &qbench_datasets::ImageSet, count: usize) -> (Vec<u8>, usize) {
+    let mut picked: Vec<usize> = qbench_datasets::shuffled_indices(test.len(), ACTIVITY_SEED)
+        .into_iter()
+        .take(count)
+        .collect();
+    picked.sort_unstable();
+    let images = picked.iter().flat_map(|&i| test.image(i)).copied().collect();
+    (images, picked.len())
+}
+
 /// Runs the flow (cached under `results/hw/cache`, shared by every run) and costs every cell.
 pub fn run(
     run: &RunDir,
@@ -70,25 +90,6 @@ pub fn run(
     config.clock_mhz = settings.clock_mhz;
     if let Some(lib) = &settings.liberty {
         config.liberty = lib.clone();
-    }
-    if let Some(first) = cells.first() {
-        let (graph, sha) = QGraph::load(&first.result.graph_path)
-            .with_context(|| format!("loading {}", first.result.graph_path.display()))?;
-        let test = qbench_datasets::load(dataset, Split::Test)?;
-        let n = STREAM_IMAGES.min(test.len());
-        let label = format!(
-            "{} (graph sha256 {})",
-            first.result.report.label,
-            &sha[..12]
-        );
-        config = config
-            .with_graph(
-                &graph,
-                &test.images[..n * test.image_len()],
-                STREAM_OPS,
-                &label,
-            )
-            .context("capturing operand streams")?;
     }
     let bar = progress::count_bar("hardware units", selected.len() as u64);
     let on_event = |e: flow::Event<'_>| {
@@ -105,18 +106,76 @@ pub fn run(
     results::write_text(&dir.join("table.csv"), &table.to_csv()?)?;
     results::write_text(&dir.join("table.md"), &table.to_markdown())?;
 
+    let graphs = cells
+        .iter()
+        .map(|cell| {
+            QGraph::load(&cell.result.graph_path)
+                .with_context(|| format!("loading {}", cell.result.graph_path.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<GraphRef<'_>> = graphs
+        .iter()
+        .map(|(graph, sha256)| GraphRef { graph, sha256 })
+        .collect();
+    let test = qbench_datasets::load(dataset, Split::Test)?;
+    let (images, image_count) = activity_sample(&test, ACTIVITY_IMAGES);
+    let bar = progress::count_bar("switching activity (unit x cell graph)", 0);
+    let activities = activity::measure(
+        &config,
+        &table,
+        &refs,
+        &images,
+        image_count,
+        ACTIVITY_OPS,
+        &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )
+    .context("simulating every cell's operand streams")?;
+    bar.finish_and_clear();
+
     let mut energies = BTreeMap::new();
-    for cell in cells {
-        let (graph, _) = QGraph::load(&cell.result.graph_path)
-            .with_context(|| format!("loading {}", cell.result.graph_path.display()))?;
-        let report = energy::per_inference(&graph, &table).map_err(|e| e.to_string());
+    for ((cell, graph), measured) in cells.iter().zip(&refs).zip(activities) {
+        let report = measured.and_then(|a| {
+            energy::per_inference(graph.graph, graph.sha256, &table, &a, &settings.memory)
+                .map_err(|e| e.to_string())
+        });
         if let Ok(r) = &report {
             results::write_json(&dir.join(format!("energy-{}.json", cell.cell_id)), r)?;
         }
         energies.insert(cell.cell_id.clone(), report);
     }
+
+    // The quantization-operation claim, like for like: the first graph with a 32-bit fixed-point
+    // requantizer (int8's) gives the accumulators both requantizers are simulated on.
+    let mut requant = None;
+    for (cell, graph) in cells.iter().zip(&refs) {
+        let uses_fixed_point = energies
+            .get(&cell.cell_id)
+            .and_then(|e| e.as_ref().ok())
+            .is_some_and(|e| e.by_kind.iter().any(|k| k.unit == "fixed_point"));
+        if !uses_fixed_point {
+            continue;
+        }
+        if let Some(c) = activity::requant_comparison(
+            &config,
+            &table,
+            *graph,
+            &images,
+            image_count,
+            ACTIVITY_OPS,
+        )
+        .context("fixed-point vs shift requantizer on one graph's accumulators")?
+        {
+            results::write_json(&dir.join("requant_same_stream.json"), &c)?;
+            requant = Some((cell.cell_id.clone(), c));
+        }
+        break;
+    }
     Ok(HardwareResults {
         table,
         energy: energies,
+        requant,
     })
 }

@@ -92,6 +92,10 @@ pub struct HardwareEntry {
     /// Units to run [default: all].
     #[serde(default)]
     pub units: Option<Vec<String>>,
+    /// The memory model of the energy per inference [default: Horowitz ISSCC 2014 figures, SRAM
+    /// scaled to 0.18 um; see `qbench_hw::memory`].
+    #[serde(default)]
+    pub memory: qbench_hw::memory::MemoryModel,
 }
 
 impl Default for HardwareEntry {
@@ -101,6 +105,7 @@ impl Default for HardwareEntry {
             liberty: None,
             clock_mhz: default_clock(),
             units: None,
+            memory: qbench_hw::memory::MemoryModel::default(),
         }
     }
 }
@@ -308,6 +313,10 @@ impl ExperimentSpec {
         }
         let mut seeds = raw.seeds.clone();
         let mut hardware = raw.hardware.clone();
+        hardware
+            .memory
+            .check()
+            .map_err(|e| SpecError(format!("{source}: `hardware`: {e}")))?;
         let mut keep: Option<Vec<usize>> = None;
         if quick && let Some(q) = &raw.quick {
             for m in &mut models {
