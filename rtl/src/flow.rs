@@ -753,6 +753,11 @@ fn stream_energy(
         .cache_dir
         .join(&unit.name)
         .join(&row.provenance.cache_key);
+    // The simulator runs in a work folder: every path it is given must be absolute.
+    let entry = std::path::absolute(&entry).map_err(|source| HwError::Io {
+        path: entry.clone(),
+        source,
+    })?;
     let stream_sha256 = job.stream.sha256();
     let streams = entry.join("streams");
     let cached = streams.join(format!("{stream_sha256}.json"));
@@ -771,7 +776,51 @@ fn stream_energy(
         .prefix(".build-")
         .tempdir_in(&streams)
         .map_err(io(&streams))?;
-    let activity = sim::gate_activity(unit, &netlist, &job.stream, work.path())?;
+    let measured = measure_stream(config, tools, unit, &netlist, &job.stream, work.path());
+    let (activity, simulated) = match measured {
+        Ok(m) => m,
+        Err(e) => {
+            // Keep the stimulus, testbench and logs of a failed measurement for inspection.
+            let kept = work.keep();
+            return Err(HwError::Unit {
+                unit: unit.name.clone(),
+                detail: format!("{e} (work files kept in {})", kept.display()),
+            });
+        }
+    };
+    let result = StreamEnergy {
+        unit: unit.name.clone(),
+        stream_sha256,
+        // The testbench runs one settling clock beyond the stream's operations.
+        ops: activity.cycles.saturating_sub(1),
+        simulated,
+        unit_cache_key: row.provenance.cache_key.clone(),
+    };
+    let json = serde_json::to_string_pretty(&result).map_err(|e| HwError::Parse {
+        what: "stream energy".into(),
+        path: cached.clone(),
+        detail: e.to_string(),
+    })?;
+    let mut file = tempfile::NamedTempFile::new_in(&streams).map_err(io(&streams))?;
+    std::io::Write::write_all(&mut file, json.as_bytes()).map_err(io(&cached))?;
+    file.persist(&cached).map_err(|e| HwError::Io {
+        path: cached.clone(),
+        source: e.error,
+    })?;
+    Ok(result)
+}
+
+/// The netlist's activity on `stream` (outputs checked against the engine) and OpenSTA's power
+/// with it.
+fn measure_stream(
+    config: &FlowConfig,
+    tools: &Toolset,
+    unit: &Unit,
+    netlist: &synth::Netlist,
+    stream: &VectorSet,
+    workdir: &Path,
+) -> Result<(sim::Activity, sta::Power)> {
+    let activity = sim::gate_activity(unit, netlist, stream, workdir)?;
     let nets: BTreeMap<String, NetActivity> = activity
         .pins
         .iter()
@@ -796,28 +845,9 @@ fn stream_energy(
         &design,
         config.clock_period_ns(),
         &nets,
-        &stream_sha256,
+        &stream.sha256(),
         activity.cycles,
-        work.path(),
+        workdir,
     )?;
-    let result = StreamEnergy {
-        unit: unit.name.clone(),
-        stream_sha256,
-        // The testbench runs one settling clock beyond the stream's operations.
-        ops: activity.cycles.saturating_sub(1),
-        simulated,
-        unit_cache_key: row.provenance.cache_key.clone(),
-    };
-    let json = serde_json::to_string_pretty(&result).map_err(|e| HwError::Parse {
-        what: "stream energy".into(),
-        path: cached.clone(),
-        detail: e.to_string(),
-    })?;
-    let mut file = tempfile::NamedTempFile::new_in(&streams).map_err(io(&streams))?;
-    std::io::Write::write_all(&mut file, json.as_bytes()).map_err(io(&cached))?;
-    file.persist(&cached).map_err(|e| HwError::Io {
-        path: cached.clone(),
-        source: e.error,
-    })?;
-    Ok(result)
+    Ok((activity, simulated))
 }
