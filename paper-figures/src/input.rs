@@ -220,7 +220,10 @@ impl FigureInput {
                 ("critical_path_ns", Some(u.critical_path_ns)),
                 ("energy_per_op_pj_sim", u.energy_per_op_pj_sim),
                 ("energy_per_op_pj_vectorless", u.energy_per_op_pj_vectorless),
-                ("energy_per_op_pj_same_stream", u.energy_per_op_pj_same_stream),
+                (
+                    "energy_per_op_pj_same_stream",
+                    u.energy_per_op_pj_same_stream,
+                ),
             ];
             for (name, v) in numbers {
                 if v.is_some_and(|v| !v.is_finite() || v < 0.0) {

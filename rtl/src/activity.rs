@@ -41,7 +41,9 @@ pub fn graph_streams(
         };
         let entry = by_unit.entry(costed.unit).or_default();
         entry.0.push(row.name.clone());
-        entry.1.extend(streams.remove(&row.index).unwrap_or_default());
+        entry
+            .1
+            .extend(streams.remove(&row.index).unwrap_or_default());
     }
     by_unit
         .into_iter()

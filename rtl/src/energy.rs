@@ -25,8 +25,8 @@
 
 use std::collections::BTreeMap;
 
-use qbench_engine::node::Op;
 use qbench_engine::counts::NodeCounts;
+use qbench_engine::node::Op;
 use qbench_engine::{QGraph, Requant, WeightKind, count_ops};
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +59,11 @@ pub enum Category {
 
 impl Category {
     /// Every category, in stacking order.
-    pub const ALL: [Category; 3] = [Category::Compute, Category::Requantization, Category::Memory];
+    pub const ALL: [Category; 3] = [
+        Category::Compute,
+        Category::Requantization,
+        Category::Memory,
+    ];
 
     /// The name used in records and figures.
     pub fn name(self) -> &'static str {
@@ -370,7 +374,12 @@ pub fn per_inference(
     let counts = count_ops(graph);
     let catalog = units::catalog();
     let (stores, traffic) = memory.traffic(graph)?;
-    let per_bit = |store: &str| stores.iter().find(|s| s.store == store).map_or(0.0, |s| s.pj_per_bit);
+    let per_bit = |store: &str| {
+        stores
+            .iter()
+            .find(|s| s.store == store)
+            .map_or(0.0, |s| s.pj_per_bit)
+    };
     let mut by_kind: Vec<KindEnergy> = Vec::new();
     let mut by_node = Vec::with_capacity(counts.nodes.len());
     let mut not_costed = BTreeMap::new();
@@ -570,7 +579,13 @@ impl EnergyReport {
                 .collect();
             writeln!(s, "\nNot costed (no unit): {}.", list.join(", ")).ok();
         }
-        writeln!(s, "\nSources: {}.\n\n{}", self.source_sentence(), self.scope).ok();
+        writeln!(
+            s,
+            "\nSources: {}.\n\n{}",
+            self.source_sentence(),
+            self.scope
+        )
+        .ok();
         s
     }
 }

@@ -16,9 +16,9 @@ pub mod vectors;
 // per inference.
 pub mod activity;
 pub mod energy;
+pub mod flow;
 pub mod memory;
 pub mod source_hash;
-pub mod flow;
 pub mod sta;
 pub mod synth;
 pub mod table;

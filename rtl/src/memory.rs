@@ -217,8 +217,18 @@ impl MemoryModel {
     ///
     /// # Errors
     /// [`HwError::Config`] when `placement` is `sram` and no array holds the store.
-    pub fn level(&self, store: &str, placement: Placement, capacity_bits: u64) -> Result<(String, f64)> {
-        let dram = || ("dram".to_string(), self.dram_pj_per_access / f64::from(self.access_bits));
+    pub fn level(
+        &self,
+        store: &str,
+        placement: Placement,
+        capacity_bits: u64,
+    ) -> Result<(String, f64)> {
+        let dram = || {
+            (
+                "dram".to_string(),
+                self.dram_pj_per_access / f64::from(self.access_bits),
+            )
+        };
         if placement == Placement::Dram {
             return Ok(dram());
         }
@@ -258,21 +268,38 @@ impl MemoryModel {
         let (a_level, a_pj) =
             self.level("activations", self.activations, counts.peak_activation_bits)?;
         let sum = |f: fn(&NodeTraffic) -> u64| nodes.iter().map(f).sum::<u64>();
-        let store = |store: &str, level: &str, capacity_bits, bits: u64, pj_per_bit: f64| {
-            StoreTraffic {
+        let store =
+            |store: &str, level: &str, capacity_bits, bits: u64, pj_per_bit: f64| StoreTraffic {
                 store: store.into(),
                 level: level.into(),
                 capacity_bits,
                 bits,
                 pj_per_bit,
                 pj: bits as f64 * pj_per_bit,
-            }
-        };
+            };
         let peak = counts.peak_activation_bits;
         let stores = vec![
-            store("weights", &w_level, weights_capacity, sum(|n| n.weights), w_pj),
-            store("activations_read", &a_level, peak, sum(|n| n.activations_read), a_pj),
-            store("activations_write", &a_level, peak, sum(|n| n.activations_write), a_pj),
+            store(
+                "weights",
+                &w_level,
+                weights_capacity,
+                sum(|n| n.weights),
+                w_pj,
+            ),
+            store(
+                "activations_read",
+                &a_level,
+                peak,
+                sum(|n| n.activations_read),
+                a_pj,
+            ),
+            store(
+                "activations_write",
+                &a_level,
+                peak,
+                sum(|n| n.activations_write),
+                a_pj,
+            ),
         ];
         Ok((stores, nodes))
     }
@@ -334,7 +361,9 @@ mod tests {
         let (level, pj) = m.level("weights", Placement::Auto, 20 * 8192).unwrap();
         assert_eq!(level, "sram_32kib");
         assert_eq!(pj, 20.0 * 16.0 / 64.0);
-        let (level, pj) = m.level("weights", Placement::Auto, 2 * 8192 * 1024).unwrap();
+        let (level, pj) = m
+            .level("weights", Placement::Auto, 2 * 8192 * 1024)
+            .unwrap();
         assert_eq!((level.as_str(), pj), ("dram", 1950.0 / 64.0));
         let err = m
             .level("weights", Placement::Sram, 2 * 8192 * 1024)

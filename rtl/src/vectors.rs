@@ -690,7 +690,13 @@ struct Window {
 }
 
 impl Window {
-    fn new(map: &qbench_engine::TensorType, kh: usize, kw: usize, stride: usize, pad: usize) -> Self {
+    fn new(
+        map: &qbench_engine::TensorType,
+        kh: usize,
+        kw: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Self {
         Window {
             h: map.shape[1],
             w: map.shape[2],
@@ -710,9 +716,20 @@ impl Window {
 
     /// Input value of tap `t` (in `[channel][ky][kx]` order from `first_channel`) at output `(y,
     /// x)`, or `None` for a padded tap.
-    fn tap(&self, image: &[i32], first_channel: usize, y: usize, x: usize, t: usize) -> Option<i32> {
+    fn tap(
+        &self,
+        image: &[i32],
+        first_channel: usize,
+        y: usize,
+        x: usize,
+        t: usize,
+    ) -> Option<i32> {
         let k = self.kernel_h * self.kernel_w;
-        let (ci, ky, kx) = (first_channel + t / k, t / self.kernel_w % self.kernel_h, t % self.kernel_w);
+        let (ci, ky, kx) = (
+            first_channel + t / k,
+            t / self.kernel_w % self.kernel_h,
+            t % self.kernel_w,
+        );
         let iy = (y * self.stride + ky).checked_sub(self.pad)?;
         let ix = (x * self.stride + kx).checked_sub(self.pad)?;
         (iy < self.h && ix < self.w).then(|| image[(ci * self.h + iy) * self.w + ix])
@@ -752,12 +769,12 @@ fn requant_operands(r: &Requant, acc: i32, c: usize) -> Operands {
             min,
             max,
         } => Operands::Shift {
-                acc,
-                shift: shift[at(shift.len())],
-                zero_point: *zero_point,
-                min: *min,
-                max: *max,
-            },
+            acc,
+            shift: shift[at(shift.len())],
+            zero_point: *zero_point,
+            min: *min,
+            max: *max,
+        },
         Requant::FixedPoint {
             multiplier,
             shift,
@@ -765,18 +782,18 @@ fn requant_operands(r: &Requant, acc: i32, c: usize) -> Operands {
             min,
             max,
         } => Operands::FixedPoint {
-                acc,
-                multiplier: multiplier[at(multiplier.len())],
-                shift: shift[at(shift.len())],
-                zero_point: *zero_point,
-                min: *min,
-                max: *max,
-            },
+            acc,
+            multiplier: multiplier[at(multiplier.len())],
+            shift: shift[at(shift.len())],
+            zero_point: *zero_point,
+            min: *min,
+            max: *max,
+        },
         Requant::Threshold { thresholds, flip } => Operands::Threshold {
-                acc,
-                threshold: thresholds[at(thresholds.len())],
-                flip: flip[at(flip.len())],
-            },
+            acc,
+            threshold: thresholds[at(thresholds.len())],
+            flip: flip[at(flip.len())],
+        },
         Requant::MultiThreshold { thresholds, flip } => {
             let levels = thresholds.len() / flip.len();
             let set = at(flip.len());

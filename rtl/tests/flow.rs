@@ -16,9 +16,9 @@ use qbench_hw::flow::{self, FlowConfig, Step, StreamEnergy};
 use qbench_hw::memory::MemoryModel;
 use qbench_hw::source_hash::tree_hash;
 use qbench_hw::sta::{self, Power, Timing};
-use qbench_hw::{activity, units};
 use qbench_hw::table::{CosimSummary, HwTable, OpenRoad, Provenance, UnitResult};
 use qbench_hw::units::{Unit, by_name, catalog};
+use qbench_hw::{activity, units};
 
 use energy::ActivitySource;
 
@@ -405,7 +405,14 @@ fn energy_per_inference_is_counts_times_the_graphs_own_unit_energies_plus_memory
     // Every kind names its activity source: this graph's streams, or the memory model.
     for k in &report.by_kind {
         match (&k.activity, k.category) {
-            (ActivitySource::Graph { graph_sha256, images, ops }, c) => {
+            (
+                ActivitySource::Graph {
+                    graph_sha256,
+                    images,
+                    ops,
+                },
+                c,
+            ) => {
                 assert_ne!(c, Category::Memory);
                 assert_eq!((graph_sha256.as_str(), *images), ("g3", 8));
                 assert_eq!(*ops, a.by_unit[&k.unit].ops);
@@ -417,7 +424,11 @@ fn energy_per_inference_is_counts_times_the_graphs_own_unit_energies_plus_memory
         }
     }
     let kinds: Vec<&str> = report.by_kind.iter().map(|k| k.kind.as_str()).collect();
-    for store in ["memory:weights", "memory:activations_read", "memory:activations_write"] {
+    for store in [
+        "memory:weights",
+        "memory:activations_read",
+        "memory:activations_write",
+    ] {
         assert!(kinds.contains(&store), "{kinds:?}");
     }
     // The breakdowns add up to the total, and uncosted ops are listed, not dropped.
@@ -436,14 +447,20 @@ fn energy_per_inference_is_counts_times_the_graphs_own_unit_energies_plus_memory
 
 #[test]
 fn an_energy_never_uses_another_graphs_activity() {
-    let err = per_inference(&graph(3), "g3", &table(), &activity("other"), &MemoryModel::default())
-        .unwrap_err();
+    let err = per_inference(
+        &graph(3),
+        "g3",
+        &table(),
+        &activity("other"),
+        &MemoryModel::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("own operand streams"), "{err}");
     // A unit the graph uses without a measurement on its streams is an error, never a fallback.
     let mut partial = activity("g3");
     partial.by_unit.remove("mac_int4");
-    let err = per_inference(&graph(3), "g3", &table(), &partial, &MemoryModel::default())
-        .unwrap_err();
+    let err =
+        per_inference(&graph(3), "g3", &table(), &partial, &MemoryModel::default()).unwrap_err();
     assert!(err.to_string().contains("mac_int4"), "{err}");
 }
 
@@ -465,7 +482,8 @@ fn an_operation_without_a_unit_is_an_error_naming_it() {
 fn the_cache_key_follows_every_source_of_a_unit() {
     let config = FlowConfig::new("unused", 4);
     let tools = BTreeMap::from([("yosys".to_string(), "0.23".to_string())]);
-    let key = |u: &Unit, source: &str| flow::unit_cache_key(u, &config, "lib", &tools, None, source);
+    let key =
+        |u: &Unit, source: &str| flow::unit_cache_key(u, &config, "lib", &tools, None, source);
     let mac = by_name("mac_int8").unwrap();
     let here = flow::flow_version();
     assert_eq!(key(&mac, &here), key(&mac, &here));
@@ -514,7 +532,9 @@ fn lcg(seed: u64, n: usize, lo: i32, hi: i32) -> Vec<i32> {
     let mut x = seed;
     (0..n)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             lo + ((x >> 33) % (hi - lo + 1) as u64) as i32
         })
         .collect()
@@ -530,7 +550,10 @@ fn two_bit_graph() -> QGraph {
         out_features: o,
         weight_kind: WeightKind::Int { bits: 2 },
         input_zero_point: 0,
-        weights: lcg(seed, f * o, -2, 1).into_iter().map(|w| w as i8).collect(),
+        weights: lcg(seed, f * o, -2, 1)
+            .into_iter()
+            .map(|w| w as i8)
+            .collect(),
         bias: Some(lcg(seed + 1, o, -8, 8)),
     };
     let shift = |s| Requant::Shift {
@@ -557,12 +580,21 @@ fn each_graph_drives_only_its_units_and_narrower_macs_cost_less_on_the_same_stre
     let config = FlowConfig::new(dir.path().join("cache"), 64);
     let table = flow::run(
         &config,
-        &units(&["mac_int8", "mac_int4", "mac_int2", "shift_const", "threshold"]),
+        &units(&[
+            "mac_int8",
+            "mac_int4",
+            "mac_int2",
+            "shift_const",
+            "threshold",
+        ]),
         &|_| {},
     )
     .unwrap();
     let g = two_bit_graph();
-    let images: Vec<u8> = lcg(9, 4 * 64, 0, 255).into_iter().map(|v| v as u8).collect();
+    let images: Vec<u8> = lcg(9, 4 * 64, 0, 255)
+        .into_iter()
+        .map(|v| v as u8)
+        .collect();
     let graphs = [activity::GraphRef {
         graph: &g,
         sha256: "g2",
@@ -601,8 +633,14 @@ fn each_graph_drives_only_its_units_and_narrower_macs_cost_less_on_the_same_stre
         .iter()
         .map(|m| m.simulated.energy_per_op_pj)
         .collect();
-    assert!(e[0] < e[1] && e[1] < e[2], "mac_int2/4/8 pJ/op on one stream: {e:?}");
-    assert_eq!(e[0], measured.by_unit["mac_int2"].simulated.energy_per_op_pj);
+    assert!(
+        e[0] < e[1] && e[1] < e[2],
+        "mac_int2/4/8 pJ/op on one stream: {e:?}"
+    );
+    assert_eq!(
+        e[0],
+        measured.by_unit["mac_int2"].simulated.energy_per_op_pj
+    );
     // A second measurement of the same stream comes from the cache (the same figure).
     let again = flow::stream_energies(&config, &table, &jobs[..1], &|| {}).unwrap();
     assert_eq!(again[0].simulated.energy_per_op_pj, e[0]);

@@ -198,7 +198,12 @@ fn opt_f(v: Option<f64>) -> Value {
 pub fn methods_table(input: &FigureInput) -> Table {
     let kinds: Vec<&str> = ENERGY_CATEGORIES
         .into_iter()
-        .filter(|k| input.methods.iter().any(|m| m.energy_breakdown_nj.contains_key(*k)))
+        .filter(|k| {
+            input
+                .methods
+                .iter()
+                .any(|m| m.energy_breakdown_nj.contains_key(*k))
+        })
         .collect();
     let mut accuracy = col(
         "accuracy_mean_pct",

@@ -199,7 +199,9 @@ pub fn input(
         provenance.insert("hw unit rows".into(), h.provenance.vector_set.clone());
     }
     if let Some((cell, c)) = hw.and_then(|h| h.requant.as_ref()) {
-        let label = by_id.get(cell.as_str()).map_or(cell.as_str(), |c| &c.result.report.label);
+        let label = by_id
+            .get(cell.as_str())
+            .map_or(cell.as_str(), |c| &c.result.report.label);
         provenance.insert(
             "hw same stream".into(),
             format!(

@@ -73,7 +73,11 @@ pub fn activity_sample(test: &qbench_datasets::ImageSet, count: usize) -> (Vec<u
         .take(count)
         .collect();
     picked.sort_unstable();
-    let images = picked.iter().flat_map(|&i| test.image(i)).copied().collect();
+    let images = picked
+        .iter()
+        .flat_map(|&i| test.image(i))
+        .copied()
+        .collect();
     (images, picked.len())
 }
 
