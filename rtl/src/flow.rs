@@ -495,26 +495,9 @@ fn measure(
     let (activity_set, activity_label) = (&config.random_vectors, "random operands");
     let activity_sha256 = activity_set.sha256();
     let (cosim, activity) = simulate(unit, &netlist, config, activity_set, workdir, &step)?;
-    let nets: BTreeMap<String, NetActivity> = activity
-        .pins
-        .iter()
-        .map(|(name, p)| {
-            (
-                name.clone(),
-                NetActivity {
-                    toggles_per_cycle: p.toggles_per_cycle,
-                    duty: p.duty,
-                },
-            )
-        })
-        .collect();
+    let nets = net_activity(&activity);
     step(Step::Sta);
-    let design = Design {
-        liberty: &config.liberty,
-        netlist: &netlist.path,
-        top: &netlist.top,
-        clock_port: "clk",
-    };
+    let design = design(config, &netlist);
     let period = config.clock_period_ns();
     let sta_tool = ctx.tools.get("sta");
     let (timing, vectorless) = sta::timing_and_vectorless(
@@ -821,25 +804,8 @@ fn measure_stream(
     workdir: &Path,
 ) -> Result<(sim::Activity, sta::Power)> {
     let activity = sim::gate_activity(unit, netlist, stream, workdir)?;
-    let nets: BTreeMap<String, NetActivity> = activity
-        .pins
-        .iter()
-        .map(|(name, p)| {
-            (
-                name.clone(),
-                NetActivity {
-                    toggles_per_cycle: p.toggles_per_cycle,
-                    duty: p.duty,
-                },
-            )
-        })
-        .collect();
-    let design = Design {
-        liberty: &config.liberty,
-        netlist: &netlist.path,
-        top: &netlist.top,
-        clock_port: "clk",
-    };
+    let nets = net_activity(&activity);
+    let design = design(config, &netlist);
     let simulated = sta::simulated_power(
         tools.get("sta"),
         &design,
@@ -850,4 +816,29 @@ fn measure_stream(
         workdir,
     )?;
     Ok((activity, simulated))
+}
+
+/// Per-net activity of a simulation in the form OpenSTA is given.
+fn net_activity(activity: &sim::Activity) -> BTreeMap<String, NetActivity> {
+    activity
+        .pins
+        .iter()
+        .map(|(name, p)| {
+            let a = NetActivity {
+                toggles_per_cycle: p.toggles_per_cycle,
+                duty: p.duty,
+            };
+            (name.clone(), a)
+        })
+        .collect()
+}
+
+/// The design OpenSTA times and measures: `netlist` on the configured library, clocked by `clk`.
+fn design<'a>(config: &'a FlowConfig, netlist: &'a synth::Netlist) -> Design<'a> {
+    Design {
+        liberty: &config.liberty,
+        netlist: &netlist.path,
+        top: &netlist.top,
+        clock_port: "clk",
+    }
 }
