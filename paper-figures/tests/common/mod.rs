@@ -20,8 +20,9 @@ pub fn row(
     let breakdown = energy_nj
         .map(|e| {
             BTreeMap::from([
-                ("mac".to_string(), 0.8 * e),
-                ("requant".to_string(), 0.2 * e),
+                ("compute".to_string(), 0.7 * e),
+                ("requantization".to_string(), 0.1 * e),
+                ("memory".to_string(), 0.2 * e),
             ])
         })
         .unwrap_or_default();
@@ -56,6 +57,7 @@ fn unit(name: &str, role: &str, area: f64, sim: Option<f64>, vectorless: Option<
         critical_path_ns: 1.234,
         energy_per_op_pj_sim: sim,
         energy_per_op_pj_vectorless: vectorless,
+        energy_per_op_pj_same_stream: sim.map(|e| 0.9 * e),
     }
 }
 
@@ -161,5 +163,6 @@ pub fn input() -> FigureInput {
             ("git_rev".to_string(), "abc123".to_string()),
             ("dataset_sha256".to_string(), "deadbeef".to_string()),
         ]),
+        energy_note: Some("Energy per inference: each method's own operand streams.".to_string()),
     }
 }
