@@ -48,10 +48,13 @@ fn parquet_tables_read_back_equal() {
         );
         assert_eq!(row["area_um2"], opt_double(m.area_um2));
         assert_eq!(row["unified"], m.unified.map_or(Field::Null, Field::Bool));
-        assert_eq!(
-            row["energy_mac_nj"],
-            opt_double(m.energy_breakdown_nj.get("mac").copied())
-        );
+        for category in qbench_figures::ENERGY_CATEGORIES {
+            assert_eq!(
+                row[&format!("energy_{category}_nj")],
+                opt_double(m.energy_breakdown_nj.get(category).copied()),
+                "{category}"
+            );
+        }
     }
 
     let hw = rows(&dir.path().join("hw_units.parquet"));
@@ -67,6 +70,10 @@ fn parquet_tables_read_back_equal() {
         assert_eq!(
             row["energy_per_op_pj_vectorless"],
             opt_double(u.energy_per_op_pj_vectorless)
+        );
+        assert_eq!(
+            row["energy_per_op_pj_same_stream"],
+            opt_double(u.energy_per_op_pj_same_stream)
         );
     }
 }

@@ -66,11 +66,13 @@ fn every_output_is_written_and_valid() {
         }
         let unified = &rec[col("unified")];
         assert_eq!(unified, m.unified.map_or(String::new(), |u| u.to_string()));
-        let mac = m
-            .energy_breakdown_nj
-            .get("mac")
-            .map_or(String::new(), |v| v.to_string());
-        assert_eq!(&rec[col("energy_mac_nj")], mac);
+        for category in qbench_figures::ENERGY_CATEGORIES {
+            let expected = m
+                .energy_breakdown_nj
+                .get(category)
+                .map_or(String::new(), |v| v.to_string());
+            assert_eq!(&rec[col(&format!("energy_{category}_nj"))], expected);
+        }
     }
 
     // Figures: every one drawn (the input has per-layer energy), PNG decodes at 1200x800 with
@@ -80,6 +82,7 @@ fn every_output_is_written_and_valid() {
         stems,
         [
             "accuracy_vs_energy",
+            "energy_breakdown",
             "quant_op_area_energy",
             "accuracy_vs_bits",
             "accuracy_vs_quant_ops",
@@ -113,6 +116,13 @@ fn every_output_is_written_and_valid() {
                 "Pareto front",
                 "DJQ W4A4 unified",
             ],
+            "energy_breakdown" => &[
+                "Energy per inference (nJ)",
+                "DJQ W4A4 unified",
+                "compute",
+                "requantization",
+                "memory",
+            ],
             "quant_op_area_energy" => &[
                 "Area (µm²)",
                 "Energy per op (pJ)",
@@ -138,10 +148,13 @@ fn every_output_is_written_and_valid() {
         }
     }
     // Skipped values are named on the figure and in the index.
-    let energy_fig = &out.figures[0];
+    let figure = |stem: &str| out.figures.iter().find(|f| f.stem == stem).unwrap();
+    let energy_fig = figure("accuracy_vs_energy");
     assert_eq!(energy_fig.skipped, ["BNN W1A1 (no energy estimate)"]);
     assert!(read(&energy_fig.files.svg).contains("Not shown: BNN W1A1"));
-    let ops_fig = &out.figures[3];
+    let breakdown_fig = figure("energy_breakdown");
+    assert_eq!(breakdown_fig.skipped, ["BNN W1A1: no energy breakdown"]);
+    let ops_fig = figure("accuracy_vs_quant_ops");
     assert!(ops_fig.skipped[0].starts_with("TNT W2A8"));
 
     // Claims: the hardware ratio is the units' ratio; dataset differences are marked.
