@@ -59,11 +59,11 @@ impl Figure for EnergyBreakdown {
         stacked::draw(
             &Stacked {
                 caption: "Energy per inference: compute, requantization, memory".to_string(),
-                x_desc: "",
-                y_desc: "Energy per inference (nJ)",
+                names_desc: "",
+                value_desc: "Energy per inference (nJ)",
                 bars: &self.bars,
                 kinds: &self.kinds,
-                vertical_names: true,
+                horizontal: true,
             },
             root,
         )

@@ -55,11 +55,11 @@ impl Figure for LayerEnergyBars {
         stacked::draw(
             &Stacked {
                 caption: format!("Energy per layer: {}", self.energy.label),
-                x_desc: "Layer",
-                y_desc: "Energy per inference (nJ)",
+                names_desc: "Layer",
+                value_desc: "Energy per inference (nJ)",
                 bars: &self.energy.layers,
                 kinds: &self.kinds,
-                vertical_names: false,
+                horizontal: false,
             },
             root,
         )
