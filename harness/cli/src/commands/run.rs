@@ -19,8 +19,10 @@ use crate::results;
 #[command(after_help = "\
 A spec is YAML: `name`, `dataset`, `seeds`, `models` (architecture and training budget), `methods`
 (method configs; a `grid:` mapping expands to the cartesian product of its lists), `hardware`
-(`clock_mhz`, `liberty`, `units`) and `quick` (the smaller budget of --quick). Start from the paper
-suite, harness/cli/suites/paper.yaml.
+(`clock_mhz`, `liberty`, `units`, and `memory`: placement of weights and activations, SRAM arrays
+and DRAM energy per access, node and supply; defaults from Horowitz, ISSCC 2014, see
+qbench_hw::memory) and `quick` (the smaller budget of --quick). Start from the paper suite,
+harness/cli/suites/paper.yaml.
 
 Every cell (model x method config x seed) is stored by the hash of everything that determines it;
 a finished cell is never recomputed, and a run stopped at any moment (Ctrl-C, kill -9, power loss)
@@ -173,8 +175,12 @@ fn write_tables(run: &RunDir, results_root: &Path, spec: &ExperimentSpec) -> Res
     md.push_str("\n\n");
     md.push_str(&aggregate::markdown(&rows));
     if let Some(hw) = &hw {
-        md.push_str("\nHardware units (");
-        md.push_str(&format!("{} MHz):\n\n", spec.hardware.clock_mhz));
+        md.push_str(&format!(
+            "\nHardware units ({} MHz; energy per operation on seeded random operands. Each \
+             method's energy per inference instead simulates its units on the operand streams of \
+             its own graph: hw/energy-<cell>.json, figures/methods.md):\n\n",
+            spec.hardware.clock_mhz
+        ));
         md.push_str(&hw.table.to_markdown());
     }
     results::write_text(&tables.join("summary.md"), &md)?;
