@@ -106,6 +106,9 @@ fn unified_uses_at_least_half_the_quantization_ops() {
     // cnn: 16x28x28 + 32x14x14 requantizers unified.
     assert_eq!(u, 16 * 28 * 28 + 32 * 14 * 14);
     assert!(2 * u <= p, "unified {u}, per-op {p}");
+    // The report names the variant, so tables and figures pair the two without knowing DJQ.
+    assert_eq!(unified.report.variant.as_deref(), Some("unified"));
+    assert_eq!(per_op.report.variant.as_deref(), Some("per-op"));
     assert_eq!(
         unified.report.quant_ops,
         qbench_engine::count_ops(&unified.graph).requant_by_kind

@@ -51,7 +51,7 @@ pub struct FigureInput {
 pub struct MethodRow {
     /// Display label, unique within a run, e.g. `DJQ W4A4 unified`.
     pub label: String,
-    /// Method family: `djq`, `int8`, `bnn`, `qnn`, `tnt`, `linear`, ...
+    /// Method family, as the method names itself (colours and legends group by it).
     pub method: String,
     /// Model architecture name.
     pub model: String,
@@ -59,9 +59,11 @@ pub struct MethodRow {
     pub weight_bits: u32,
     /// Activation bit width.
     pub activation_bits: u32,
-    /// Whether DJQ-style unified modules were used; `None` where the method has no such choice.
+    /// The method's structural variant as its report names it (e.g. `unified` or `per-op`);
+    /// `None` where the method has no such choice. Rows of one method that differ only in it are
+    /// drawn as a pair.
     #[serde(default)]
-    pub unified: Option<bool>,
+    pub variant: Option<String>,
     /// Whether the quantized model was fine-tuned.
     pub finetuned: bool,
     /// Number of seeds aggregated.

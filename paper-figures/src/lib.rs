@@ -135,7 +135,7 @@ pub fn render(input: &FigureInput, out_dir: &Path) -> Result<Rendered> {
     figure(
         &mut rendered,
         "accuracy_vs_quant_ops",
-        "methods[].quant_ops, accuracy_mean, unified, method",
+        "methods[].quant_ops, accuracy_mean, variant, method",
         plot::acc_ops::AccuracyVsQuantOps::new(input),
     )?;
     figure(

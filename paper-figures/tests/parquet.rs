@@ -47,7 +47,10 @@ fn parquet_tables_read_back_equal() {
             opt_double(m.energy_per_inference_nj)
         );
         assert_eq!(row["area_um2"], opt_double(m.area_um2));
-        assert_eq!(row["unified"], m.unified.map_or(Field::Null, Field::Bool));
+        assert_eq!(
+            row["variant"],
+            m.variant.clone().map_or(Field::Null, Field::Str)
+        );
         for category in qbench_figures::ENERGY_CATEGORIES {
             assert_eq!(
                 row[&format!("energy_{category}_nj")],

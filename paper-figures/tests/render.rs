@@ -64,8 +64,7 @@ fn every_output_is_written_and_valid() {
             ),
             None => assert_eq!(&rec[col("energy_per_inference_nj")], ""),
         }
-        let unified = &rec[col("unified")];
-        assert_eq!(unified, m.unified.map_or(String::new(), |u| u.to_string()));
+        assert_eq!(&rec[col("variant")], m.variant.as_deref().unwrap_or(""));
         for category in qbench_figures::ENERGY_CATEGORIES {
             let expected = m
                 .energy_breakdown_nj

@@ -150,6 +150,59 @@ fn quick_reproduce_runs_the_paper_spec_and_then_reuses_every_cell() {
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("hw/table.json")).unwrap())
             .unwrap();
     assert_eq!(hw["rows"].as_array().unwrap().len(), 4, "{hw}");
+    // Every costed cell's energy names its own graph as the source of every unit's activity, and
+    // its total includes the memory stores.
+    let mut costed = 0;
+    for entry in std::fs::read_dir(run_dir.join("cells")).unwrap() {
+        let cell: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        let path = run_dir.join(format!(
+            "hw/energy-{}.json",
+            cell["cell_id"].as_str().unwrap()
+        ));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        costed += 1;
+        let energy: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let own = &cell["result"]["graph_sha256"];
+        assert_eq!(&energy["graph_sha256"], own);
+        let kinds = energy["by_kind"].as_array().unwrap();
+        let mut memory_pj = 0.0;
+        for k in kinds {
+            if k["category"] == "memory" {
+                assert_eq!(k["activity"]["kind"], "memory_model", "{k}");
+                memory_pj += k["simulated_pj"].as_f64().unwrap();
+            } else {
+                assert_eq!(k["activity"]["kind"], "graph", "{k}");
+                assert_eq!(&k["activity"]["graph_sha256"], own, "{k}");
+                assert!(k["activity"]["ops"].as_u64().unwrap() > 0, "{k}");
+            }
+        }
+        let stores: Vec<&str> = kinds
+            .iter()
+            .filter(|k| k["category"] == "memory")
+            .map(|k| k["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            stores,
+            [
+                "memory:weights",
+                "memory:activations_read",
+                "memory:activations_write"
+            ]
+        );
+        let total = energy["total_simulated_pj"].as_f64().unwrap();
+        let sum: f64 = kinds
+            .iter()
+            .map(|k| k["simulated_pj"].as_f64().unwrap())
+            .sum();
+        assert!(
+            memory_pj > 0.0 && (total - sum).abs() <= 1e-6 * total,
+            "{total} vs {sum}"
+        );
+    }
+    assert!(costed > 0, "no cell was costed");
     let input: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("figures/input.json")).unwrap())
             .unwrap();

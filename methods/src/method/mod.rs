@@ -102,6 +102,11 @@ pub struct MethodReport {
     pub calibration: String,
     /// Fine-tuning epochs run (0: post-training quantization).
     pub finetune_epochs: usize,
+    /// The structural variant of the method this row ran (e.g. DJQ's `unified` modules or its
+    /// `per-op` ablation), `None` where the method has no such choice. Tables show it and figures
+    /// pair rows of one method that differ only in it, without knowing any method's name.
+    #[serde(default)]
+    pub variant: Option<String>,
     /// Anything else a reader of the results should know.
     pub notes: Vec<String>,
 }

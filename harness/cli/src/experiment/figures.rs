@@ -86,12 +86,7 @@ pub fn input(
                 .max()
                 .unwrap_or(0) as u32,
             activation_bits: hidden.iter().copied().max().unwrap_or(32) as u32,
-            unified: (row.method == "djq").then(|| {
-                row.options
-                    .get("unified")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(true)
-            }),
+            variant: report.variant.clone(),
             finetuned: report.finetune_epochs > 0,
             seeds: row.seeds.len() as u32,
             // A model trained from scratch was never the float model: no baseline for it.
@@ -112,11 +107,17 @@ pub fn input(
         });
     }
 
-    // Per-layer energy of the first DJQ row with energy (the paper's method), else the first.
+    // Per-layer energy of the most accurate costed row (the first in spec order on a tie).
     let layer_energy = rows
         .iter()
         .filter(|r| energy_of(&r.cell_ids[0]).is_some())
-        .min_by_key(|r| r.method != "djq")
+        .reduce(|best, r| {
+            if r.accuracy_mean > best.accuracy_mean {
+                r
+            } else {
+                best
+            }
+        })
         .and_then(|r| {
             let e = energy_of(&r.cell_ids[0])?;
             let layers = e

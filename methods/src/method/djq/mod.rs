@@ -75,6 +75,17 @@ impl Djq {
     }
 }
 
+impl Djq {
+    /// The structural variant: unified modules, or the ablation that quantizes after every op.
+    fn variant(&self) -> &'static str {
+        if self.options.unified {
+            "unified"
+        } else {
+            "per-op"
+        }
+    }
+}
+
 impl QuantMethod for Djq {
     fn label(&self) -> String {
         let o = &self.options;
@@ -82,7 +93,7 @@ impl QuantMethod for Djq {
             "DJQ W{}A{} {}{}{}",
             o.weight_bits,
             o.activation_bits,
-            if o.unified { "unified" } else { "per-op" },
+            self.variant(),
             if o.per_channel { " per-channel" } else { "" },
             if o.finetune.epochs > 0 {
                 format!(" ft{}", o.finetune.epochs)
@@ -124,6 +135,7 @@ impl QuantMethod for Djq {
             quant_ops,
             calibration: format!("{kind} over {} images", cal.images),
             finetune_epochs: o.finetune.epochs,
+            variant: Some(self.variant().to_string()),
             notes,
         };
         Ok(Quantized {

@@ -237,6 +237,7 @@ impl IntNet {
             quant_ops: self.requant_ops(),
             calibration: head.calibration,
             finetune_epochs: head.finetune_epochs,
+            variant: None,
             notes: head.notes,
         };
         Ok(Quantized {

@@ -220,6 +220,7 @@ pub fn quantize(
         quant_ops,
         calibration: "batch-norm running statistics from training (no separate calibration)".into(),
         finetune_epochs: settings.epochs,
+        variant: None,
         notes,
     };
     Ok(Quantized {
