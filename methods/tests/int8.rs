@@ -13,10 +13,11 @@ use qbench_methods::method::calibrate::{self, TapKind, TensorStats, tap_key};
 use qbench_methods::method::config::RawMethodConfig;
 use qbench_methods::method::conformance;
 use qbench_methods::method::fold::{FoldedModel, MacGeometry, MacModule, Module};
-use qbench_methods::method::int8::{Finetune, Int8, Int8Options};
+use qbench_methods::method::int8::{Int8, Int8Options};
 use qbench_methods::method::intnet::{
     IntModule, OutQuant, QuantWeights, Scheme, build, quantize_weights,
 };
+use qbench_methods::method::qat::Finetune;
 use qbench_methods::method::{QuantMethod, registry};
 use qbench_methods::model::arch::Layer;
 use qbench_methods::train::Quiet;

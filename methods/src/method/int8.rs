@@ -17,10 +17,11 @@
 //!   `AddAlign::FixedPoint` (left shift 20) brings both to a common scale and a `FixedPoint`
 //!   requantizer applies the output scale, calibrated on the sum after its ReLU, and the ReLU as
 //!   its clamp ([`super::intnet`]).
-//! - Optional quantization-aware fine-tuning ([`super::int8_qat`]): straight-through fake quant
+//! - Optional quantization-aware fine-tuning ([`super::qat`]): straight-through fake quant
 //!   in candle, then calibration again.
 //! - Fake-quant forward: [`super::intnet::IntMirror`], the exact integer mirror (logit bound 0).
 
+use candle_core::Tensor;
 use qbench_engine::WeightKind;
 use serde::de::MapAccess;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -30,62 +31,16 @@ use super::act_range::{
     ActivationCalibration, RangeRule, WithCalibration, calibrate_model,
     deserialize_with_calibration,
 };
-use super::calibrate::TensorStats;
-use super::config::{RawMethodConfig, Validate, check_range};
+use super::calibrate::{self, TensorStats};
+use super::config::{RawMethodConfig, Validate};
 use super::fold::{FoldedModel, MacModule, fold};
 use super::intnet::{
     OutQuant, QuantWeights, ReportHead, Scheme, activation_params, build, quantize_weights,
 };
+use super::qat::{self, Finetune};
 use super::{QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
 use crate::train::TrainObserver;
-
-/// Quantization-aware fine-tuning settings (`finetune:` mapping).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Finetune {
-    /// Passes over the training split, 0..=100 (default 0: post-training quantization only).
-    #[serde(default)]
-    pub epochs: usize,
-    /// AdamW learning rate, in (0, 1] (default 1e-4).
-    #[serde(default = "default_lr")]
-    pub lr: f64,
-    /// Images per step, 2..=4096 (default 64).
-    #[serde(default = "default_batch")]
-    pub batch_size: usize,
-}
-
-fn default_lr() -> f64 {
-    1e-4
-}
-fn default_batch() -> usize {
-    64
-}
-
-impl Default for Finetune {
-    fn default() -> Self {
-        Finetune {
-            epochs: 0,
-            lr: default_lr(),
-            batch_size: default_batch(),
-        }
-    }
-}
-
-impl Finetune {
-    /// Range checks; the error names the key (`finetune.lr`, ...).
-    pub fn validate(&self) -> std::result::Result<(), (String, String)> {
-        check_range("finetune.epochs", self.epochs, 0, 100)?;
-        check_range("finetune.batch_size", self.batch_size, 2, 4096)?;
-        if !(self.lr > 0.0 && self.lr <= 1.0) {
-            return Err((
-                "finetune.lr".into(),
-                format!("{} is out of range (0, 1]", self.lr),
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Options of `int8` (YAML keys of the same names, the calibration ones at the top level;
 /// unknown keys are errors naming them).
@@ -198,7 +153,7 @@ impl QuantMethod for Int8 {
         };
         let (mut cal, n) = calibrate(&model)?;
         if o.finetune.epochs > 0 {
-            super::int8_qat::finetune(&mut model, &cal, &scheme, &o.finetune, input, observer)?;
+            finetune(&mut model, &cal, &scheme, &o.finetune, input, observer)?;
             cal = calibrate(&model)?.0;
         }
         let net = build(&model, &cal, &scheme)?;
@@ -250,4 +205,43 @@ impl Scheme for Int8Scheme {
         let (lo, hi) = self.rule.range(stats, relu);
         Ok(activation_params(lo, hi, 8))
     }
+}
+
+/// Straight-through symmetric 8-bit fake quantization of a weight tensor, one scale per tensor or
+/// per output channel (dim 0).
+fn fake_quant_weight(w: &Tensor, per_channel: bool) -> Result<Tensor> {
+    let o = w.dims()[0];
+    let rows = w.detach().reshape((o, ()))?;
+    let a = rows.abs()?;
+    let max = if per_channel {
+        a.max_keepdim(1)?
+    } else {
+        a.flatten_all()?.max_keepdim(0)?.unsqueeze(0)?
+    };
+    let scale = ((max + 1e-12)? / 127.0)?;
+    let q = rows
+        .broadcast_div(&scale)?
+        .round()?
+        .clamp(-127f32, 127f32)?
+        .broadcast_mul(&scale)?
+        .reshape(w.shape())?;
+    Ok((w + (q - w)?.detach())?)
+}
+
+/// Fine-tunes `model`'s folded weights and biases in place (int8 weights, per channel except the
+/// logits layer when `per_channel`; activations as `scheme` quantizes them from `cal`).
+fn finetune(
+    model: &mut FoldedModel,
+    cal: &calibrate::Calibration,
+    scheme: &Int8Scheme,
+    config: &Finetune,
+    input: &QuantInput,
+    observer: &mut dyn TrainObserver,
+) -> Result<()> {
+    let logits = model.mac_modules().last().map(|m| m.name.clone());
+    let per_channel = scheme.per_channel;
+    let quant = |m: &MacModule, w: &Tensor| {
+        fake_quant_weight(w, per_channel && Some(&m.name) != logits.as_ref())
+    };
+    qat::finetune(model, cal, scheme, &quant, config, input, observer)
 }

@@ -3,7 +3,7 @@
 //! `w + (T(w) - w).detach()`, where `T` is the same cosine-similarity ternarization (granularity
 //! and scales) the final lowering uses, recomputed from the current weights at every step. The
 //! loop, u8 activation fake quantization and optimiser are `int8`'s
-//! ([`crate::method::int8_qat::finetune_with`]).
+//! ([`crate::method::qat::finetune`]).
 //!
 //! Experimental: on the default `cnn` (Fashion-MNIST, 90.37% float) one epoch at lr 1e-4 gave
 //! 73.35% at `per_kernel`, below the 86.09% without fine-tuning; the cause is not yet understood,

@@ -33,8 +33,8 @@ use super::act_range::{RangeRule, calibrate_model};
 use super::calibrate::TensorStats;
 use super::config::RawMethodConfig;
 use super::fold::{FoldedModel, MacModule, fold};
-use super::int8_qat::finetune_with;
 use super::intnet::{OutQuant, QuantWeights, ReportHead, Scheme, activation_params, build};
+use super::qat;
 use super::{QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
 use crate::train::TrainObserver;
@@ -103,7 +103,7 @@ impl QuantMethod for Tnt {
             let quant = |m: &MacModule, w: &Tensor| {
                 finetune::straight_through(w, m.geometry, o.granularity, o.scales)
             };
-            finetune_with(
+            qat::finetune(
                 &mut float,
                 &cal,
                 &scheme,

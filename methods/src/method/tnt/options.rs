@@ -7,7 +7,7 @@ use super::super::act_range::{
     ActivationCalibration, WithCalibration, deserialize_with_calibration,
 };
 use super::super::config::Validate;
-use super::super::int8::Finetune;
+use crate::method::qat::Finetune;
 
 /// Which weights share one ternarization (one `k*` and one pair of scales).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

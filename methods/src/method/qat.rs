@@ -1,45 +1,73 @@
-//! Quantization-aware fine-tuning for `int8` (Jacob et al. 2018, section 3): the folded model
-//! ([`super::fold`]) is trained through [`super::calibrate::forward`] with straight-through fake
-//! quantization (`x + (q(x) - x).detach()`) of its weights (symmetric, `[-127, 127]`, per tensor
-//! or per channel, scale from the current `max |w|`; `tnt` passes its ternarizer instead through
-//! [`finetune_with`]) and of every activation the integer graph requantizes: each hidden layer's
-//! output (before its ReLU and max pool, which commute with the quantizer) and each residual sum,
-//! quantized as the method's [`Scheme`] does with the calibrated ranges, held fixed. AdamW with a
-//! cosine-decayed learning rate; shuffles seeded by the method input's seed.
+//! Quantization-aware fine-tuning shared by the methods that lower through [`super::intnet`]
+//! (Jacob et al. 2018, section 3): the folded model ([`super::fold`]) is trained through
+//! [`super::calibrate::forward`] with a method's straight-through weight quantizer (`int8`: 8-bit
+//! symmetric; `tnt`: its ternarizer) and straight-through fake quantization
+//! (`x + (q(x) - x).detach()`) of every activation the integer graph requantizes: each hidden
+//! layer's output (before its ReLU and max pool, which commute with the quantizer) and each
+//! residual sum, quantized as the method's [`Scheme`] does with the calibrated ranges, held fixed.
+//! AdamW with a cosine-decayed learning rate; shuffles seeded by the method input's seed. The
+//! methods depend on this module; it depends on none of them.
 
 use std::collections::BTreeMap;
 
 use candle_core::Tensor;
 use qbench_datasets::shuffled_indices;
+use serde::{Deserialize, Serialize};
 
 use super::QuantInput;
 use super::calibrate::{Calibration, FoldedTensors, Hooks, Tap, TapKind, forward, raw_batch};
+use super::config::check_range;
 use super::fold::{FoldedModel, MacModule, Module};
-use super::int8::Finetune;
 use super::intnet::{OutQuant, Scheme};
 use crate::error::{MethodError, Result};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::train::TrainObserver;
 
-/// Straight-through symmetric 8-bit fake quantization of a weight tensor, one scale per tensor or
-/// per output channel (dim 0).
-fn fake_quant_weight(w: &Tensor, per_channel: bool) -> Result<Tensor> {
-    let o = w.dims()[0];
-    let rows = w.detach().reshape((o, ()))?;
-    let a = rows.abs()?;
-    let max = if per_channel {
-        a.max_keepdim(1)?
-    } else {
-        a.flatten_all()?.max_keepdim(0)?.unsqueeze(0)?
-    };
-    let scale = ((max + 1e-12)? / 127.0)?;
-    let q = rows
-        .broadcast_div(&scale)?
-        .round()?
-        .clamp(-127f32, 127f32)?
-        .broadcast_mul(&scale)?
-        .reshape(w.shape())?;
-    Ok((w + (q - w)?.detach())?)
+/// Quantization-aware fine-tuning settings (`finetune:` mapping).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finetune {
+    /// Passes over the training split, 0..=100 (default 0: post-training quantization only).
+    #[serde(default)]
+    pub epochs: usize,
+    /// AdamW learning rate, in (0, 1] (default 1e-4).
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Images per step, 2..=4096 (default 64).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+}
+
+fn default_lr() -> f64 {
+    1e-4
+}
+fn default_batch() -> usize {
+    64
+}
+
+impl Default for Finetune {
+    fn default() -> Self {
+        Finetune {
+            epochs: 0,
+            lr: default_lr(),
+            batch_size: default_batch(),
+        }
+    }
+}
+
+impl Finetune {
+    /// Range checks; the error names the key (`finetune.lr`, ...).
+    pub fn validate(&self) -> std::result::Result<(), (String, String)> {
+        check_range("finetune.epochs", self.epochs, 0, 100)?;
+        check_range("finetune.batch_size", self.batch_size, 2, 4096)?;
+        if !(self.lr > 0.0 && self.lr <= 1.0) {
+            return Err((
+                "finetune.lr".into(),
+                format!("{} is out of range (0, 1]", self.lr),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Straight-through fake quantization to `q`'s scale, zero point and dtype range.
@@ -123,27 +151,9 @@ impl Hooks for QatHooks<'_> {
     }
 }
 
-/// Fine-tunes `model`'s folded weights and biases in place (int8 weights, per channel except the
-/// logits layer when `per_channel`; activations as `scheme` quantizes them from `cal`).
-pub fn finetune(
-    model: &mut FoldedModel,
-    cal: &Calibration,
-    scheme: &super::int8::Int8Scheme,
-    config: &Finetune,
-    input: &QuantInput,
-    observer: &mut dyn TrainObserver,
-) -> Result<()> {
-    let logits = model.mac_modules().last().map(|m| m.name.clone());
-    let per_channel = scheme.per_channel;
-    let quant = |m: &MacModule, w: &Tensor| {
-        fake_quant_weight(w, per_channel && Some(&m.name) != logits.as_ref())
-    };
-    finetune_with(model, cal, scheme, &quant, config, input, observer)
-}
-
 /// Fine-tunes `model`'s folded weights and biases in place with any straight-through weight
 /// quantizer (activations as `scheme` quantizes them from `cal`); errors name `scheme`'s method.
-pub fn finetune_with(
+pub fn finetune(
     model: &mut FoldedModel,
     cal: &Calibration,
     scheme: &dyn Scheme,
