@@ -489,7 +489,66 @@ pub fn per_inference(
     })
 }
 
+/// Energy per inference averaged over several reports of one configuration (a table row's
+/// seeds), in nJ: what tables and figures show.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeanEnergy {
+    /// Mean total (simulated activity, memory included), nJ.
+    pub total_nj: f64,
+    /// Mean by category name ([`Category::name`]), nJ.
+    pub by_category_nj: BTreeMap<String, f64>,
+}
+
+/// The mean of `reports` in nJ (`None` for no report).
+pub fn mean_nj(reports: &[&EnergyReport]) -> Option<MeanEnergy> {
+    if reports.is_empty() {
+        return None;
+    }
+    let n = reports.len() as f64;
+    let mut by_category_nj = BTreeMap::new();
+    for e in reports {
+        for c in Category::ALL {
+            *by_category_nj.entry(c.name().to_string()).or_insert(0.0) +=
+                e.category_pj(c) / 1000.0 / n;
+        }
+    }
+    Some(MeanEnergy {
+        total_nj: reports.iter().map(|e| e.total_simulated_pj).sum::<f64>() / 1000.0 / n,
+        by_category_nj,
+    })
+}
+
 impl EnergyReport {
+    /// The silicon the graph needs: the area of one of each compute and requantization unit it
+    /// uses, from `table`, um^2.
+    pub fn units_area_um2(&self, table: &HwTable) -> f64 {
+        let used: std::collections::BTreeSet<&str> = self
+            .by_kind
+            .iter()
+            .filter(|k| k.category != Category::Memory)
+            .map(|k| k.unit.as_str())
+            .collect();
+        table
+            .rows
+            .iter()
+            .filter(|u| used.contains(u.unit.as_str()))
+            .map(|u| u.area_um2)
+            .sum()
+    }
+
+    /// Every node with unit energy as (node name, its unit or else its operation, nJ), in node
+    /// order: the per-layer figure's bars.
+    pub fn layers_nj(&self) -> Vec<(String, String, f64)> {
+        self.by_node
+            .iter()
+            .filter(|n| n.simulated_pj > 0.0)
+            .map(|n| {
+                let unit = n.unit.clone().unwrap_or_else(|| n.op.clone());
+                (n.name.clone(), unit, n.simulated_pj / 1000.0)
+            })
+            .collect()
+    }
+
     /// Simulated energy of one category, pJ.
     pub fn category_pj(&self, c: Category) -> f64 {
         self.by_category.get(&c).copied().unwrap_or(0.0)

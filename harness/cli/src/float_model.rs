@@ -391,7 +391,7 @@ fn ensure_imported(
         train_images: data.train_idx.len(),
         val_images: data.val_idx.len(),
         val_accuracy,
-        test_accuracy: accuracy_of(&test_predictions, &data.test),
+        test_accuracy: qbench_engine::accuracy(&test_predictions, &data.test.labels),
         train_seconds: 0.0,
         seconds_per_epoch: 0.0,
         qbench_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -428,16 +428,6 @@ fn load_trained(results_root: &Path, spec: &FloatSpec, data: &Data) -> Result<Op
         cached: true,
         test_predictions,
     }))
-}
-
-/// Fraction of `set`'s labels that `predictions` match.
-pub fn accuracy_of(predictions: &[usize], set: &ImageSet) -> f64 {
-    let correct = predictions
-        .iter()
-        .zip(&set.labels)
-        .filter(|(p, l)| **p == usize::from(**l))
-        .count();
-    correct as f64 / predictions.len().max(1) as f64
 }
 
 /// The float model's test predictions, read from `test_predictions.json` in its folder or

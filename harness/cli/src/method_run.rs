@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use qbench_datasets::ImageSet;
-use qbench_engine::{FastExecutor, QGraph, count_ops};
+use qbench_engine::count_ops;
 use qbench_methods::checkpoint::sha256_hex;
 use qbench_methods::method::config::RawMethodConfig;
 use qbench_methods::method::conformance;
-use qbench_methods::method::{MethodReport, QuantInput, argmax_rows, registry};
+use qbench_methods::method::{MethodReport, QuantInput, registry};
 use qbench_methods::train::TrainObserver;
 use serde::{Deserialize, Serialize};
 
@@ -131,26 +131,21 @@ pub fn run_method(
     let counts = count_ops(&quantized.graph);
     // The integer graph runs on every test image; the fake-quant cross-check on a sample when
     // the f64 reference forward would take long (see `fake_quant_sample`).
-    let int_predictions = int_predictions(&quantized.graph, &data.test)?;
+    let int_predictions = qbench_engine::predict(&quantized.graph, &data.test.images, 256)?;
     let macs: u64 = counts.macs_by_kind.values().sum();
     let sample = fake_quant_sample(&data.test, macs);
     let cmp = conformance::compare(&quantized, &sample, &method.label())?;
-    let int_correct = int_predictions
-        .iter()
-        .zip(&data.test.labels)
-        .filter(|(p, l)| **p == usize::from(**l))
-        .count();
     let result = MethodResult {
         report: quantized.report,
         graph_path,
         graph_sha256,
         float_weights_sha256: model.record.weights_sha256.clone(),
-        int_accuracy: int_correct as f64 / data.test.len().max(1) as f64,
+        int_accuracy: qbench_engine::accuracy(&int_predictions, &data.test.labels),
         fake_accuracy: cmp.fake_accuracy,
         agreement: cmp.agreement,
         fake_quant_images: Some(sample.len()),
         float_agreement: (model.test_predictions.len() == int_predictions.len())
-            .then(|| agreement(&model.test_predictions, &int_predictions)),
+            .then(|| qbench_engine::agreement(&model.test_predictions, &int_predictions)),
         max_logit_error: cmp.max_logit_error,
         logit_bound: cmp.logit_bound,
         quant_ops: counts.total_requant_ops,
@@ -193,24 +188,4 @@ fn fake_quant_sample(test: &ImageSet, macs_per_image: u64) -> ImageSet {
         num_classes: test.num_classes,
         normalization: test.normalization.clone(),
     }
-}
-
-/// The integer graph's top-1 class for every image of `set`.
-fn int_predictions(graph: &QGraph, set: &ImageSet) -> Result<Vec<usize>> {
-    let exec = FastExecutor::new(graph)?;
-    let classes = graph.classes();
-    let per = set.image_len();
-    let mut out = Vec::with_capacity(set.len());
-    for start in (0..set.len()).step_by(256) {
-        let m = (set.len() - start).min(256);
-        let logits = exec.run(&set.images[start * per..(start + m) * per], m)?;
-        out.extend(argmax_rows(&logits.values, classes));
-    }
-    Ok(out)
-}
-
-/// Fraction of positions where two prediction lists agree.
-fn agreement(a: &[usize], b: &[usize]) -> f64 {
-    let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
-    same as f64 / a.len().max(1) as f64
 }

@@ -1,4 +1,7 @@
-//! Accuracy and throughput of a graph on a labelled image set.
+//! Evaluation in one place: a graph's predictions, accuracy against labels, agreement between two
+//! prediction lists, and accuracy with throughput ([`evaluate`]). The CLI, the result store and
+//! the methods' conformance suite all call these, so every accuracy qbench reports is ranked by
+//! one arg-max rule and counted one way.
 
 use std::time::Instant;
 
@@ -6,8 +9,55 @@ use serde::{Deserialize, Serialize};
 
 use crate::counts::{OpCounts, count_ops};
 use crate::error::{EngineError, Result};
+use crate::exec::argmax;
 use crate::exec::fast::FastExecutor;
 use crate::graph::QGraph;
+
+/// Arg-max of each row of a row-major `n x classes` matrix, the lowest index on ties (the rule of
+/// [`crate::Logits::argmax`]), for integer and f64 logits alike.
+pub fn argmax_rows<T: PartialOrd>(values: &[T], classes: usize) -> Vec<usize> {
+    values.chunks(classes.max(1)).map(argmax).collect()
+}
+
+/// The top-1 class of each of the `images.len() / graph.input_len()` images, run by the fast
+/// executor in batches of `batch_size`.
+///
+/// # Errors
+/// [`EngineError::Input`] for a zero batch size or a partial image; the executor's errors.
+pub fn predict(graph: &QGraph, images: &[u8], batch_size: usize) -> Result<Vec<usize>> {
+    let per = graph.input_len();
+    if batch_size == 0 {
+        return Err(EngineError::Input("batch size must be positive".into()));
+    }
+    if per == 0 || images.len() % per != 0 {
+        return Err(EngineError::Input(format!(
+            "{} image bytes are not a whole number of {per}-byte images",
+            images.len()
+        )));
+    }
+    let exec = FastExecutor::new(graph)?;
+    let mut out = Vec::with_capacity(images.len() / per);
+    for chunk in images.chunks(batch_size * per) {
+        out.extend(exec.run(chunk, chunk.len() / per)?.argmax());
+    }
+    Ok(out)
+}
+
+/// Fraction of `predictions` equal to their label (0 for none).
+pub fn accuracy(predictions: &[usize], labels: &[u16]) -> f64 {
+    let correct = predictions
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| **p == usize::from(**l))
+        .count();
+    correct as f64 / predictions.len().max(1) as f64
+}
+
+/// Fraction of positions where two prediction lists name the same class (0 for none).
+pub fn agreement(a: &[usize], b: &[usize]) -> f64 {
+    let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
+    same as f64 / a.len().max(1) as f64
+}
 
 /// What [`evaluate`] measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

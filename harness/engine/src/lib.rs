@@ -57,7 +57,7 @@ pub use builder::GraphBuilder;
 pub use counts::{NodeCounts, OpCounts, count_ops};
 pub use error::{EngineError, Result};
 
-pub use eval::{EvalReport, evaluate};
+pub use eval::{EvalReport, accuracy, agreement, argmax_rows, evaluate, predict};
 pub use exec::Logits;
 pub use exec::fast::FastExecutor;
 pub use graph::QGraph;

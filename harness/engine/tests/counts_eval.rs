@@ -140,3 +140,30 @@ fn evaluate_reports_top5_above_ten_classes() {
     assert_eq!(r.top1, 0.5);
     assert_eq!(r.top5, Some(1.0));
 }
+
+#[test]
+fn predictions_accuracy_and_agreement_are_counted_one_way() {
+    let g = small_cnn(9, 4, 8);
+    let n = 37;
+    let images: Vec<u8> = (0..n * 784).map(|i| (i * 17 % 251) as u8).collect();
+    let reference = reference::run(&g, &images, n).unwrap();
+    // Any batch size gives the reference executor's arg-max, row by row.
+    for batch in [1, 5, 256] {
+        assert_eq!(predict(&g, &images, batch).unwrap(), reference.argmax());
+    }
+    assert_eq!(
+        argmax_rows(&reference.values, g.classes()),
+        reference.argmax()
+    );
+    assert!(matches!(
+        predict(&g, &images[..100], 4),
+        Err(EngineError::Input(_))
+    ));
+    assert!(predict(&g, &images, 0).is_err());
+    // Ties go to the lowest index, for integer and f64 logits alike.
+    assert_eq!(argmax_rows(&[3, 7, 7, 1, 2, 2], 3), [1, 1]);
+    assert_eq!(argmax_rows(&[0.5, 0.5, -1.0, 2.0], 2), [0, 1]);
+    assert_eq!(accuracy(&[1, 2, 3, 4], &[1, 0, 3, 0]), 0.5);
+    assert_eq!(agreement(&[1, 2, 3, 4], &[1, 2, 0, 0]), 0.5);
+    assert_eq!(accuracy(&[], &[]), 0.0);
+}

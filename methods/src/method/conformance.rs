@@ -10,10 +10,12 @@
 //! Call [`check`] in the method's tests and assert [`ConformanceReport::failures`] is empty.
 
 use qbench_datasets::ImageSet;
-use qbench_engine::{QGraph, count_ops, exec::fast::FastExecutor};
+use qbench_engine::{
+    QGraph, accuracy, agreement, argmax_rows, count_ops, exec::fast::FastExecutor,
+};
 use serde::Serialize;
 
-use super::{QuantInput, QuantMethod, Quantized, argmax_rows};
+use super::{QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
 use crate::train::Quiet;
 
@@ -74,24 +76,12 @@ pub fn compare(q: &Quantized, test: &ImageSet, label: &str) -> Result<Conformanc
         .fold(0.0, f64::max);
     let pi = argmax_rows(&int_logits, classes);
     let pf = argmax_rows(&fake_logits, classes);
-    let frac = |c: usize| c as f64 / n.max(1) as f64;
-    let agree = pi.iter().zip(&pf).filter(|(a, b)| a == b).count();
-    let int_ok = pi
-        .iter()
-        .zip(&test.labels)
-        .filter(|(p, l)| **p == usize::from(**l))
-        .count();
-    let fake_ok = pf
-        .iter()
-        .zip(&test.labels)
-        .filter(|(p, l)| **p == usize::from(**l))
-        .count();
     let mut report = ConformanceReport {
         label: label.to_string(),
         images: n,
-        int_accuracy: frac(int_ok),
-        fake_accuracy: frac(fake_ok),
-        agreement: frac(agree),
+        int_accuracy: accuracy(&pi, &test.labels),
+        fake_accuracy: accuracy(&pf, &test.labels),
+        agreement: agreement(&pi, &pf),
         max_logit_error,
         logit_bound: q.fake_quant.logit_bound(),
         failures: Vec::new(),

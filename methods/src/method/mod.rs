@@ -126,19 +126,3 @@ pub trait QuantMethod {
     /// asks to.
     fn quantize(&self, input: &QuantInput, observer: &mut dyn TrainObserver) -> Result<Quantized>;
 }
-
-/// Arg-max of each row of a row-major `n x classes` matrix (lowest index on ties, as the engine).
-pub fn argmax_rows<T: PartialOrd + Copy>(values: &[T], classes: usize) -> Vec<usize> {
-    values
-        .chunks(classes)
-        .map(|row| {
-            let mut best = 0;
-            for (i, v) in row.iter().enumerate() {
-                if *v > row[best] {
-                    best = i;
-                }
-            }
-            best
-        })
-        .collect()
-}

@@ -2,11 +2,11 @@
 //! store's records and `qbench-figures`' rows, so the figures crate never sees how a number was
 //! produced.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 use qbench_figures::{FigureInput, HwUnitRow, LayerEnergy, MethodRow};
-use qbench_hw::energy::{Category, EnergyReport};
+use qbench_hw::energy::{self, EnergyReport};
 
 use super::aggregate::AggregateRow;
 use super::hardware::HardwareResults;
@@ -36,35 +36,15 @@ pub fn input(
         let report = &first.result.report;
         let energies: Vec<&EnergyReport> =
             row.cell_ids.iter().filter_map(|id| energy_of(id)).collect();
-        let complete = energies.len() == row.cell_ids.len();
-        let mut breakdown = BTreeMap::new();
-        if complete {
-            for e in &energies {
-                for c in Category::ALL {
-                    *breakdown.entry(c.name().to_string()).or_insert(0.0) +=
-                        e.category_pj(c) / 1000.0 / energies.len() as f64;
-                }
-            }
-        }
+        // A row is costed only when every seed is.
+        let mean = (energies.len() == row.cell_ids.len())
+            .then(|| energy::mean_nj(&energies))
+            .flatten();
         // The silicon a method needs: one of each unit its graph uses.
-        let area = if complete {
-            hw.map(|h| {
-                let used: BTreeSet<&str> = energies[0]
-                    .by_kind
-                    .iter()
-                    .filter(|k| k.category != Category::Memory)
-                    .map(|k| k.unit.as_str())
-                    .collect();
-                h.table
-                    .rows
-                    .iter()
-                    .filter(|u| used.contains(u.unit.as_str()))
-                    .map(|u| u.area_um2)
-                    .sum()
-            })
-        } else {
-            None
-        };
+        let area = mean
+            .as_ref()
+            .and(hw)
+            .map(|h| energies[0].units_area_um2(&h.table));
         let hidden: Vec<u8> = report
             .layers
             .iter()
@@ -97,12 +77,8 @@ pub fn input(
             agreement: row.agreement,
             quant_ops: row.quant_ops,
             weight_bits_total: row.weight_bits,
-            energy_per_inference_nj: complete.then(|| {
-                energies.iter().map(|e| e.total_simulated_pj).sum::<f64>()
-                    / 1000.0
-                    / energies.len() as f64
-            }),
-            energy_breakdown_nj: breakdown,
+            energy_per_inference_nj: mean.as_ref().map(|m| m.total_nj),
+            energy_breakdown_nj: mean.map(|m| m.by_category_nj).unwrap_or_default(),
             area_um2: area,
         });
     }
@@ -119,18 +95,10 @@ pub fn input(
             }
         })
         .and_then(|r| {
-            let e = energy_of(&r.cell_ids[0])?;
-            let layers = e
-                .by_node
-                .iter()
-                .filter(|n| n.simulated_pj > 0.0)
-                .map(|n| {
-                    let unit = n.unit.clone().unwrap_or_else(|| n.op.clone());
-                    (
-                        n.name.clone(),
-                        BTreeMap::from([(unit, n.simulated_pj / 1000.0)]),
-                    )
-                })
+            let layers = energy_of(&r.cell_ids[0])?
+                .layers_nj()
+                .into_iter()
+                .map(|(name, unit, nj)| (name, BTreeMap::from([(unit, nj)])))
                 .collect();
             Some(LayerEnergy {
                 label: format!("{} ({})", r.label, r.model),

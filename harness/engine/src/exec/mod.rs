@@ -40,11 +40,12 @@ impl Logits {
     }
 }
 
-/// Index of the largest value, the lowest such index on ties (0 for an empty slice).
-pub fn argmax(row: &[i32]) -> usize {
+/// Index of the largest value, the lowest such index on ties (0 for an empty slice). Integer
+/// logits and a fake-quant forward's f64 logits are ranked by this one rule.
+pub fn argmax<T: PartialOrd>(row: &[T]) -> usize {
     let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
             best = i;
         }
     }
