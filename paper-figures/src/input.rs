@@ -101,8 +101,8 @@ pub struct MethodRow {
 pub struct HwUnitRow {
     /// Unit name, e.g. `shift_const`, `fixed_point`.
     pub unit: String,
-    /// `requantizer` or `pe`.
-    pub role: String,
+    /// Requantizer or processing element.
+    pub role: HwRole,
     /// Standard cells after synthesis.
     pub cells: u64,
     /// Cell area, µm².
@@ -120,6 +120,27 @@ pub struct HwUnitRow {
     /// (the requantizers on the same accumulators), pJ; which graph: provenance `hw same stream`.
     #[serde(default)]
     pub energy_per_op_pj_same_stream: Option<f64>,
+}
+
+/// What a synthesised unit does: the quantization-operation figure shows the requantizers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HwRole {
+    /// Maps an accumulator to the next layer's narrow integer (`requantizer`).
+    #[serde(rename = "requantizer")]
+    Requantizer,
+    /// Multiply-accumulates (`pe`).
+    #[serde(rename = "pe")]
+    ProcessingElement,
+}
+
+impl HwRole {
+    /// The name in tables and in the input file (`requantizer`, `pe`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HwRole::Requantizer => "requantizer",
+            HwRole::ProcessingElement => "pe",
+        }
+    }
 }
 
 /// Per-layer energy of one model and method, split by operation kind.

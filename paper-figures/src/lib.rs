@@ -24,7 +24,7 @@ pub mod table;
 use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
-pub use input::{Claim, ENERGY_CATEGORIES, FigureInput, HwUnitRow, LayerEnergy, MethodRow};
+pub use input::{Claim, ENERGY_CATEGORIES, FigureInput, HwRole, HwUnitRow, LayerEnergy, MethodRow};
 
 use atomic::write_atomic;
 use plot::{Figure, PlotFiles};

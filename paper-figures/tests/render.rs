@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use qbench_figures::{FigureInput, claims, render};
+use qbench_figures::{FigureInput, HwRole, claims, render};
 
 fn rendered_input() -> FigureInput {
     let mut input = common::input();
@@ -214,7 +214,7 @@ fn figures_without_data_are_reported_not_drawn() {
     let dir = tempfile::tempdir().unwrap();
     let mut input = common::input();
     input.layer_energy = None;
-    input.hw_units.retain(|u| u.role != "requantizer");
+    input.hw_units.retain(|u| u.role != HwRole::Requantizer);
     for m in &mut input.methods {
         m.energy_per_inference_nj = None;
     }

@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 
 use qbench_engine::{QGraph, count_ops};
 
-use crate::energy::{GraphActivity, node_unit};
+use crate::energy::GraphActivity;
 use crate::error::{HwError, Result};
 use crate::flow::{self, FlowConfig, StreamEnergy, StreamJob};
+use crate::mapping::node_unit;
 use crate::table::HwTable;
 use crate::units::{self, SHIFT_CONST_S, Unit};
 use crate::vectors::{self, Operands, VectorSet};

@@ -1,17 +1,8 @@
 //! Energy per inference of a [`QGraph`]: the engine's operation counts ([`count_ops`]) times the
 //! measured energy per operation of the unit that performs each operation ([`HwTable`]).
 //!
-//! Mapping to the units of [`crate::units::catalog`] (one unit operation per count unless stated):
-//! - MACs `wint<b>_a<u|i><c>` -> the narrowest `Mac` unit with at least `b` weight and `c`
-//!   activation bits (`mac_int8`, `mac_int4`, `mac_int2`);
-//! - `wter_a<act>` and `wbin_a<act>` (ternary or +-1 weights over integer activations) ->
-//!   `ternary_acc` (add, subtract or skip: no multiplier);
-//! - `wbin_abin` (xnor-popcount MACs) -> `xnor_popcount64`, one operation per 64 binary MACs;
-//! - requantizers: `Shift` per tensor -> `shift_const` (a deployed layer's shift is a constant),
-//!   `Shift` per channel -> `shift_var` (the shift comes from a parameter memory at run time),
-//!   `FixedPoint` -> `fixed_point` (`tnt_requant`, its 21-bit-accumulator variant, after a
-//!   ternary-weight layer), `Threshold` -> `threshold`, `MultiThreshold` with `2^k - 1`
-//!   thresholds -> `multi_threshold_k<k>`.
+//! Which unit performs each operation is decided by [`crate::mapping::node_unit`], the one mapping
+//! from engine operations to units.
 //!
 //! Each unit's energy per operation comes from its switching activity on **this graph's own
 //! operand streams** ([`GraphActivity`], measured by [`crate::activity::measure`]): no graph's
@@ -25,25 +16,21 @@
 
 use std::collections::BTreeMap;
 
-use qbench_engine::counts::NodeCounts;
-use qbench_engine::node::Op;
-use qbench_engine::{QGraph, Requant, WeightKind, count_ops};
+use qbench_engine::{QGraph, count_ops};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HwError, Result};
 use crate::flow::StreamEnergy;
+use crate::mapping::node_unit;
 use crate::memory::{MemoryModel, StoreTraffic};
 use crate::table::HwTable;
-use crate::units::{self, Unit, UnitKind};
+use crate::units;
 
 /// What the energy per inference covers (printed with every report).
 pub const SCOPE: &str = "Processing elements and requantizers, with switching activity simulated \
 on this graph's own operand streams, plus memory access energy (weights and parameters read, \
 activations read and written, at their packed bit widths); pooling, ReLU and residual additions \
 have no unit and are listed as not costed.";
-
-/// Binary MACs one `xnor_popcount` operation performs.
-pub const XNOR_WIDTH: u64 = 64;
 
 /// What part of the silicon an energy belongs to (the stacked breakdown of the figures).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -187,163 +174,6 @@ pub struct GraphActivity {
     pub images: usize,
     /// By unit name: the measurement on the operations that reach that unit.
     pub by_unit: BTreeMap<String, StreamEnergy>,
-}
-
-/// How one node is costed: its operation kind, the unit and how many of its operations one unit
-/// operation performs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Costed {
-    /// `mac:<key>` or `requant:<kind>`.
-    pub kind: String,
-    /// The catalog unit.
-    pub unit: String,
-    /// Compute or requantization.
-    pub category: Category,
-    /// Engine operations of the node per inference.
-    pub ops: u64,
-    /// Engine operations per unit operation (64 for xnor-popcount, else 1).
-    pub per_op: u64,
-}
-
-/// The unit that performs node `row.index` of `graph`, if any (pooling, ReLU, residual adds,
-/// views have none).
-///
-/// # Errors
-/// [`HwError::UnmappedOp`] when the node's operation has no unit in `catalog`.
-pub fn node_unit(graph: &QGraph, row: &NodeCounts, catalog: &[Unit]) -> Result<Option<Costed>> {
-    let node = &graph.nodes[row.index];
-    Ok(match (&node.op, &row.mac_kind) {
-        (Op::Requant(r), _) => Some(Costed {
-            kind: format!("requant:{}", r.requant.kind_name()),
-            unit: requant_unit(graph, row.index, &r.requant, catalog)?,
-            category: Category::Requantization,
-            ops: row.requant_ops,
-            per_op: 1,
-        }),
-        (_, Some(key)) => {
-            let (unit, per_op) = mac_unit(key, catalog)?;
-            Some(Costed {
-                kind: format!("mac:{key}"),
-                unit,
-                category: Category::Compute,
-                ops: row.macs,
-                per_op,
-            })
-        }
-        _ => None,
-    })
-}
-
-/// The unit of `catalog` for a MAC count key (`w<weights>_a<activations>`) and how many MACs one
-/// unit operation performs.
-///
-/// # Errors
-/// [`HwError::UnmappedOp`] naming the key when no unit performs it.
-pub fn mac_unit(key: &str, catalog: &[Unit]) -> Result<(String, u64)> {
-    let unmapped = |why: &str| HwError::UnmappedOp {
-        kind: format!("mac:{key}"),
-        detail: why.to_string(),
-    };
-    let (w, a) = key
-        .strip_prefix('w')
-        .and_then(|k| k.split_once("_a"))
-        .ok_or_else(|| unmapped("not a `w<weights>_a<activations>` key"))?;
-    if w == "bin" && a == "bin" {
-        return catalog
-            .iter()
-            .find_map(|u| match u.kind {
-                UnitKind::XnorPopcount { n } => Some((u.name.clone(), u64::from(n))),
-                _ => None,
-            })
-            .ok_or_else(|| unmapped("no xnor-popcount unit in the catalog"));
-    }
-    let act_bits: u32 = a
-        .strip_prefix(['u', 'i'])
-        .and_then(|b| b.parse().ok())
-        .ok_or_else(|| unmapped("activations are not a narrow integer"))?;
-    let found = match w {
-        // +-1 or {-1, 0, +1} weights over integer activations: add, subtract or skip.
-        "ter" | "bin" => catalog
-            .iter()
-            .filter(|u| u.kind == UnitKind::TernaryAcc && act_bits <= unit_act_bits(u))
-            .map(|u| (u.name.clone(), 1))
-            .next(),
-        _ => {
-            let bits: u32 = w
-                .strip_prefix("int")
-                .and_then(|b| b.parse().ok())
-                .ok_or_else(|| unmapped("unknown weight kind"))?;
-            catalog
-                .iter()
-                .filter_map(|u| match u.kind {
-                    UnitKind::Mac {
-                        act_bits: ua,
-                        weight_bits: uw,
-                    } if bits <= uw && act_bits <= ua => Some((uw, ua, &u.name)),
-                    _ => None,
-                })
-                .min()
-                .map(|(_, _, name)| (name.clone(), 1))
-        }
-    };
-    found.ok_or_else(|| unmapped("no unit in the catalog is wide enough"))
-}
-
-/// Activation width of a unit (its `AW` parameter; 8 when it has none).
-fn unit_act_bits(u: &Unit) -> u32 {
-    u.params
-        .get("AW")
-        .and_then(|&b| u32::try_from(b).ok())
-        .unwrap_or(8)
-}
-
-/// The unit of `catalog` for the requantizer of node `index` of `graph`.
-///
-/// # Errors
-/// [`HwError::UnmappedOp`] when no catalog unit implements it (e.g. a multi-threshold whose `k`
-/// has no unit).
-pub fn requant_unit(graph: &QGraph, index: usize, r: &Requant, catalog: &[Unit]) -> Result<String> {
-    let name = match r {
-        Requant::Shift { shift, .. } if shift.len() == 1 => "shift_const".to_string(),
-        Requant::Shift { .. } => "shift_var".to_string(),
-        Requant::FixedPoint { .. } if after_ternary(graph, index) => "tnt_requant".to_string(),
-        Requant::FixedPoint { .. } => "fixed_point".to_string(),
-        Requant::Threshold { .. } => "threshold".to_string(),
-        Requant::MultiThreshold { thresholds, flip } => {
-            let levels = thresholds.len() / flip.len().max(1);
-            if levels == 0 || !(levels + 1).is_power_of_two() {
-                return Err(HwError::UnmappedOp {
-                    kind: "requant:multi_threshold".into(),
-                    detail: format!("{levels} thresholds per channel is not 2^k - 1"),
-                });
-            }
-            format!("multi_threshold_k{}", (levels + 1).trailing_zeros())
-        }
-    };
-    if catalog.iter().any(|u| u.name == name) {
-        Ok(name)
-    } else {
-        Err(HwError::UnmappedOp {
-            kind: format!("requant:{}", r.kind_name()),
-            detail: format!("its unit `{name}` is not in the catalog"),
-        })
-    }
-}
-
-/// Whether node `index` requantizes the accumulators of a ternary-weight layer (TNT's path, whose
-/// accumulators are narrow enough for the 21-bit `tnt_requant`: at most 4096 taps).
-fn after_ternary(graph: &QGraph, index: usize) -> bool {
-    let Some(&p) = graph.nodes[index].inputs.first() else {
-        return false;
-    };
-    match &graph.nodes[p].op {
-        Op::Conv2d(c) => {
-            c.weight_kind == WeightKind::Ternary
-                && c.in_channels / c.groups * c.kernel_h * c.kernel_w <= 4096
-        }
-        Op::Dense(d) => d.weight_kind == WeightKind::Ternary && d.in_features <= 4096,
-        _ => false,
-    }
 }
 
 /// Energy per inference of `graph`: every costed node's unit operations times that unit's energy
@@ -646,33 +476,5 @@ impl EnergyReport {
         )
         .ok();
         s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mac_keys_map_to_the_narrowest_fitting_unit() {
-        let c = units::catalog();
-        let m = |k| mac_unit(k, &c).unwrap();
-        assert_eq!(m("wint8_au8"), ("mac_int8".into(), 1));
-        assert_eq!(m("wint4_au4"), ("mac_int4".into(), 1));
-        assert_eq!(m("wint3_au4"), ("mac_int4".into(), 1));
-        assert_eq!(m("wint4_au8"), ("mac_int8".into(), 1));
-        assert_eq!(m("wint2_au2"), ("mac_int2".into(), 1));
-        assert_eq!(m("wter_au8"), ("ternary_acc".into(), 1));
-        assert_eq!(m("wbin_au8"), ("ternary_acc".into(), 1));
-        assert_eq!(m("wbin_abin"), ("xnor_popcount64".into(), 64));
-    }
-
-    #[test]
-    fn unmapped_mac_keys_are_errors_naming_them() {
-        let c = units::catalog();
-        for key in ["wint16_au8", "wint8_ai32", "wfoo_au8", "garbage"] {
-            let err = mac_unit(key, &c).unwrap_err().to_string();
-            assert!(err.contains(key), "{err}");
-        }
     }
 }

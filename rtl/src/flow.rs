@@ -30,7 +30,7 @@ use crate::sta::{self, Design, NetActivity};
 use crate::synth;
 use crate::table::{CosimSummary, HwTable, OpenRoad, Provenance, UnitResult};
 use crate::tools::{self, Tool};
-use crate::units::{Unit, UnitKind, UnitRole};
+use crate::units::{Unit, UnitKind};
 use crate::vectors::VectorSet;
 
 /// Default clock of the power figures: 25 MHz (40 ns), met by every unit in OSU 0.18 um (the
@@ -528,10 +528,7 @@ fn measure(
     };
     Ok(UnitResult {
         unit: unit.name.clone(),
-        role: match unit.role {
-            UnitRole::Requantizer => "requantizer".into(),
-            UnitRole::ProcessingElement => "processing_element".into(),
-        },
+        role: unit.role,
         params: unit.params.clone(),
         cells: netlist.cell_count,
         area_um2: netlist.area_um2,

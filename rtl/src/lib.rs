@@ -12,11 +12,12 @@ pub mod sim;
 pub mod units;
 pub mod vectors;
 
-// Tools, synthesis, timing/power, the cached flow, tables, per-graph activity, memory and energy
-// per inference.
+// Tools, synthesis, timing/power, the cached flow, tables, the mapping of engine operations to
+// units, per-graph activity, memory and energy per inference.
 pub mod activity;
 pub mod energy;
 pub mod flow;
+pub mod mapping;
 pub mod memory;
 pub mod source_hash;
 pub mod sta;

@@ -71,8 +71,14 @@ pub fn ports(kind: UnitKind) -> (Vec<Port>, u32) {
         UnitKind::XnorPopcount { n } => {
             (vec![p("clr", 1), p("bias", 32), p("a", n), p("w", n)], 32)
         }
-        UnitKind::TernaryAcc => (
-            vec![p("clr", 1), p("bias", 32), p("a", 8), p("za", 8), p("w", 2)],
+        UnitKind::TernaryAcc { act_bits } => (
+            vec![
+                p("clr", 1),
+                p("bias", 32),
+                p("a", act_bits),
+                p("za", act_bits),
+                p("w", 2),
+            ],
             32,
         ),
     }
@@ -246,7 +252,7 @@ fn dot_fits(kind: UnitKind, zero_point: i32, wk: WeightKind, act: &[u8], weights
             act_bits,
             weight_bits,
         } => (act_bits, false, weight_bits),
-        UnitKind::TernaryAcc => (8, true, 2),
+        UnitKind::TernaryAcc { act_bits } => (act_bits, true, 2),
         _ => return false,
     };
     // Binary weights over integer activations (a BNN's first layer) are add/subtract: the ternary
@@ -371,7 +377,7 @@ pub fn stimulus(unit: &Unit, vectors: &VectorSet) -> Result<Vec<Cycle>> {
                     act,
                     weights,
                 },
-                UnitKind::Mac { .. } | UnitKind::TernaryAcc,
+                UnitKind::Mac { .. } | UnitKind::TernaryAcc { .. },
             ) if dot_fits(unit.kind, *zero_point, *weight_kind, act, weights) => {
                 let (ports, _) = ports(unit.kind);
                 let (aw, ww) = (ports[2].width, ports[4].width);

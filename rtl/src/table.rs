@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{HwError, Result};
 use crate::sta::{Power, Timing};
+use crate::units::UnitRole;
 
 /// Unit the ratios are taken against: the deployed power-of-two requantizer (constant shift).
 pub const SHIFT_CONST: &str = "shift_const";
@@ -89,8 +90,8 @@ pub struct CosimSummary {
 pub struct UnitResult {
     /// Unit name (e.g. `fixed_point`, `mac_int8`).
     pub unit: String,
-    /// `requantizer` or `processing_element`.
-    pub role: String,
+    /// Requantizer or processing element (stored as `requantizer` or `processing_element`).
+    pub role: UnitRole,
     /// Verilog parameters the unit was built with.
     pub params: BTreeMap<String, i64>,
     /// Standard cells after synthesis.
@@ -167,7 +168,7 @@ impl HwTable {
             .filter_map(|n| self.rows.iter().find(|r| r.unit == *n))
             .collect();
         let mut out = Vec::new();
-        for r in self.rows.iter().filter(|r| r.role == "requantizer") {
+        for r in self.rows.iter().filter(|r| r.role == UnitRole::Requantizer) {
             for base in refs.iter().filter(|b| b.unit != r.unit) {
                 out.push(Ratio {
                     unit: r.unit.clone(),
@@ -227,7 +228,7 @@ impl HwTable {
         for r in &self.rows {
             let mut rec = vec![
                 r.unit.clone(),
-                r.role.clone(),
+                r.role.name().to_string(),
                 r.cells.to_string(),
                 format!("{:.1}", r.area_um2),
                 format!("{:.4}", r.timing.critical_path_ns),
@@ -279,7 +280,7 @@ impl HwTable {
                 s,
                 "| {} | {} | {} | {:.0} | {:.3} | {:.1}{met} | {:.3} | {:.3} |",
                 r.unit,
-                r.role.replace('_', " "),
+                r.role.name().replace('_', " "),
                 r.cells,
                 r.area_um2,
                 r.timing.critical_path_ns,

@@ -13,7 +13,7 @@ use crate::error::{HwError, Result};
 
 use sha2::{Digest, Sha256};
 
-/// What a unit does in a network.
+/// What a unit does in a network (the role column of the hardware table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnitRole {
@@ -21,6 +21,16 @@ pub enum UnitRole {
     Requantizer,
     /// Multiply-accumulates operands into an accumulator (one op per MAC).
     ProcessingElement,
+}
+
+impl UnitRole {
+    /// The name in tables and records (`requantizer`, `processing_element`; as serialised).
+    pub fn name(self) -> &'static str {
+        match self {
+            UnitRole::Requantizer => "requantizer",
+            UnitRole::ProcessingElement => "processing_element",
+        }
+    }
 }
 
 /// The arithmetic a unit implements, with its shape parameters; decides ports and reference.
@@ -61,8 +71,11 @@ pub enum UnitKind {
         /// Word width.
         n: u32,
     },
-    /// `acc += (a - za) * w` with `w` in {-1, 0, +1} as add/subtract/skip; 8-bit activations.
-    TernaryAcc,
+    /// `acc += (a - za) * w` with `w` in {-1, 0, +1} as add/subtract/skip.
+    TernaryAcc {
+        /// Activation bits (unsigned, zero point subtracted in the unit).
+        act_bits: u32,
+    },
 }
 
 /// One hardware unit: a Verilog top module, its parameters and what it computes.
@@ -118,9 +131,20 @@ const SOURCES: &[(&str, &str)] = &[
 /// shifter is wiring whatever the value; only the rounding bit's position moves.
 pub const SHIFT_CONST_S: u32 = 8;
 
-/// Accumulator bits of the TNT requantizer: a ternary x u8 dot product over up to 4096 taps with an
-/// i32 bias of the same magnitude fits 21-bit two's complement (|acc| <= 255 * 4096 < 2^20).
+/// Accumulator bits of the TNT requantizer (`tnt_requant`): wide enough for the ternary x u8 dot
+/// products of up to [`TNT_MAX_TAPS`] taps.
 pub const TNT_ACC_BITS: u32 = 21;
+
+/// Activation bits of the TNT path: ternary weights over u8 activations.
+pub const TNT_ACT_BITS: u32 = u8::BITS;
+
+/// Most taps of a ternary-weight layer whose accumulators `tnt_requant` takes, derived from
+/// [`TNT_ACC_BITS`] by bit growth: a term `(a - za) * w` with `|a - za| <= 2^8 - 1` and `w` in
+/// {-1, 0, +1} has 8 magnitude bits, a sum of `n` terms `log2(n)` more, plus the sign bit, so
+/// `n = 2^(TNT_ACC_BITS - 1 - 8)` = 4096 taps keep `|dot| <= 255 * n < 2^(TNT_ACC_BITS - 1)`,
+/// the 21-bit two's-complement range; the bias has the remaining `2^20 - 255 * 4096` of headroom
+/// (an accumulator outside the range is not simulated on the unit, see [`crate::sim`]).
+pub const TNT_MAX_TAPS: usize = 1 << (TNT_ACC_BITS - 1 - TNT_ACT_BITS);
 
 /// Directory of the Verilog sources.
 pub fn verilog_dir() -> PathBuf {
@@ -137,7 +161,7 @@ impl Unit {
         desc: &str,
     ) -> Self {
         let role = match kind {
-            UnitKind::Mac { .. } | UnitKind::XnorPopcount { .. } | UnitKind::TernaryAcc => {
+            UnitKind::Mac { .. } | UnitKind::XnorPopcount { .. } | UnitKind::TernaryAcc { .. } => {
                 UnitRole::ProcessingElement
             }
             _ => UnitRole::Requantizer,
@@ -305,8 +329,10 @@ pub fn catalog() -> Vec<Unit> {
             "ternary_acc",
             "ternary_acc.v",
             "ternary_acc",
-            TernaryAcc,
-            &[("AW", 8), ("ACCW", 32)],
+            TernaryAcc {
+                act_bits: TNT_ACT_BITS,
+            },
+            &[("AW", i64::from(TNT_ACT_BITS)), ("ACCW", 32)],
             "TNT ternary-weight add/subtract/skip accumulate over u8 activations",
         ),
     ]
@@ -336,6 +362,16 @@ mod tests {
                 u.name
             );
         }
+    }
+
+    #[test]
+    fn tnt_tap_limit_is_the_largest_power_of_two_whose_dot_fits() {
+        let range = 1i64 << (TNT_ACC_BITS - 1);
+        let max_term = (1i64 << TNT_ACT_BITS) - 1;
+        let taps = TNT_MAX_TAPS as i64;
+        assert!(max_term * taps < range);
+        assert!(max_term * 2 * taps >= range);
+        assert_eq!(TNT_MAX_TAPS, 4096);
     }
 
     #[test]

@@ -14,7 +14,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
+use crate::activity;
 use crate::error::{HwError, Result};
+use crate::units::{self, UnitKind};
 
 /// One engine operation a unit executes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -124,8 +126,20 @@ pub struct VectorSet {
 /// Longest dot-product row taken from a graph (rows are prefixes of the real dot products).
 pub const MAX_ROW: usize = 16;
 
-/// Widths (activation bits, weight bits) of the integer MAC rows generated at random.
-const MAC_WIDTHS: &[(u32, u32)] = &[(8, 8), (4, 4), (2, 2)];
+/// Widths (activation bits, weight bits) of the catalog's integer MAC units, in catalog order: the
+/// widths of the edge-case and random MAC rows.
+fn mac_widths() -> Vec<(u32, u32)> {
+    units::catalog()
+        .iter()
+        .filter_map(|u| match u.kind {
+            UnitKind::Mac {
+                act_bits,
+                weight_bits,
+            } => Some((act_bits, weight_bits)),
+            _ => None,
+        })
+        .collect()
+}
 
 impl VectorSet {
     /// sha256 over the canonical JSON of the vectors (cache key and provenance).
@@ -318,7 +332,7 @@ impl VectorSet {
             }
         }
         // MAC rows at operand extremes, including accumulator wrap-around from the bias.
-        for &(aw, ww) in MAC_WIDTHS {
+        for (aw, ww) in mac_widths() {
             let amax = ((1u32 << aw) - 1) as u8;
             let wmin = (-(1i32 << (ww - 1))) as i8;
             let wmax = ((1i32 << (ww - 1)) - 1) as i8;
@@ -428,7 +442,7 @@ impl VectorSet {
             }
         }
         // MAC rows: about n steps per width.
-        for &(aw, ww) in MAC_WIDTHS {
+        for (aw, ww) in mac_widths() {
             let mut steps = 0;
             while steps < n {
                 let len = rng.random_range(1..=8usize);
@@ -482,21 +496,19 @@ impl VectorSet {
         set
     }
 
-    /// Real operand streams: the operations of [`node_streams`] on `images`, at most `n` of each
-    /// kind (rows count their steps), spread evenly over the layers and positions that have them.
+    /// Real operand streams: every unit's stream of [`crate::activity::graph_streams`] (the
+    /// operations of [`node_streams`] on `images`, grouped by the unit the one mapping
+    /// [`crate::mapping::node_unit`] assigns each node to), at most `n` unit operations per unit
+    /// (rows count their steps) spread evenly over the layers and positions that have them.
     ///
     /// # Errors
-    /// As [`node_streams`].
+    /// As [`crate::activity::graph_streams`].
     pub fn from_graph(graph: &QGraph, images: &[u8], n: usize) -> Result<VectorSet> {
-        let mut cands: BTreeMap<String, Vec<Operands>> = BTreeMap::new();
-        for ops in node_streams(graph, images)?.into_values() {
-            for op in ops {
-                cands.entry(op.slot()).or_default().push(op);
-            }
+        let mut set = VectorSet::default();
+        for stream in activity::graph_streams(graph, images, n)?.into_values() {
+            set.extend(stream);
         }
-        Ok(VectorSet::graph(
-            cands.into_values().flat_map(|list| spread(list, n)),
-        ))
+        Ok(set)
     }
 
     /// A set of operations captured from a graph ([`Source::Graph`]).
@@ -515,23 +527,6 @@ impl VectorSet {
     /// Operations of all vectors, in order.
     pub fn ops(&self) -> impl Iterator<Item = &Operands> {
         self.vectors.iter().map(|v| &v.op)
-    }
-}
-
-impl Operands {
-    /// The kind of operation (requantizer kind, or the weights of a dot row), for sampling each
-    /// kind separately.
-    fn slot(&self) -> String {
-        match self {
-            Operands::Shift { .. } => "shift".into(),
-            Operands::FixedPoint { .. } => "fixed_point".into(),
-            Operands::Threshold { .. } => "threshold".into(),
-            Operands::MultiThreshold { thresholds, .. } => {
-                format!("multi_threshold_{}", thresholds.len())
-            }
-            Operands::Dot { weight_kind, .. } => format!("dot_{}", weight_kind.label()),
-            Operands::BinaryDot { .. } => "binary_dot".into(),
-        }
     }
 }
 

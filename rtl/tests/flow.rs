@@ -159,7 +159,7 @@ fn row(unit: &Unit, simulated_pj: f64, vectorless_pj: f64) -> UnitResult {
     };
     UnitResult {
         unit: unit.name.clone(),
-        role: "requantizer".into(),
+        role: unit.role,
         params: unit.params.clone(),
         cells: 1,
         area_um2: 1.0,

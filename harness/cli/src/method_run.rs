@@ -54,7 +54,7 @@ pub struct MethodResult {
     /// Weight memory in bits (engine count).
     pub weight_bits: u64,
     /// MACs per inference by kind (engine count).
-    pub macs_by_kind: std::collections::BTreeMap<String, u64>,
+    pub macs_by_kind: std::collections::BTreeMap<qbench_engine::MacKind, u64>,
     /// Seconds spent quantizing (0 when cached).
     pub quantize_seconds: f64,
 }

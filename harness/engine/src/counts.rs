@@ -2,10 +2,10 @@
 //! the raw material of energy estimates.
 //!
 //! Conventions: a convolution counts every kernel tap of every output, padded taps included (the
-//! hardware computes them); a dense layer `F x O` counts `F * O`. Integer-path MACs (incl. binary or
-//! ternary weights over narrow activations) are keyed `w<weights>_a<activations>`, e.g. `wint8_au8`,
-//! `wter_au8`, `wbin_au8`; xnor-popcount MACs are keyed `wbin_abin` and also totalled as
-//! `binary_macs`. A requantizer counts one op per output element, by kind. Weight memory is
+//! hardware computes them); a dense layer `F x O` counts `F * O`. MACs are keyed by their
+//! [`MacKind`] (the layer's weight kind and its input dtype; written `w<weights>_a<activations>`,
+//! e.g. `wint8_au8`, `wter_au8`, `wbin_au8`); xnor-popcount MACs are [`MacKind::xnor`] (`wbin_abin`)
+//! and also totalled as `binary_macs`. A requantizer counts one op per output element, by kind. Weight memory is
 //! `count * bits` of the declared weight kind (binary 1, ternary 2); other parameters (bias,
 //! thresholds, multipliers as 32 bits, shifts as 8 bits) go to `param_bits`. Activation memory is
 //! each node output's `numel * bits` (i32 = 32, binary = 1); the peak is the largest sum of tensors
@@ -16,9 +16,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::graph::QGraph;
+use crate::mac_kind::MacKind;
 use crate::node::Op;
 use crate::requant::Requant;
-use crate::types::{DType, WeightKind};
+use crate::types::DType;
 
 /// Counts of one node, per image.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,8 +32,8 @@ pub struct NodeCounts {
     pub op: String,
     /// MACs (integer and binary) of this node.
     pub macs: u64,
-    /// Their key (see the module doc), if the node does MACs.
-    pub mac_kind: Option<String>,
+    /// Their kind (see the module doc), if the node does MACs.
+    pub mac_kind: Option<MacKind>,
     /// Requantization ops (one per output element).
     pub requant_ops: u64,
     /// Requantizer kind, if any.
@@ -52,8 +53,8 @@ pub struct NodeCounts {
 pub struct OpCounts {
     /// The input shape the counts are for.
     pub input_shape: Vec<usize>,
-    /// MACs by `w<weights>_a<activations>` key (binary xnor MACs under `wbin_abin`).
-    pub macs_by_kind: BTreeMap<String, u64>,
+    /// MACs by kind (binary xnor MACs under [`MacKind::xnor`], `wbin_abin`).
+    pub macs_by_kind: BTreeMap<MacKind, u64>,
     /// All MACs (integer and binary).
     pub total_macs: u64,
     /// xnor-popcount MACs.
@@ -80,10 +81,6 @@ fn bias_bits(b: &Option<Vec<i32>>) -> u64 {
     b.as_ref().map_or(0, |b| 32 * b.len() as u64)
 }
 
-fn mac_key(w: WeightKind, a: DType) -> String {
-    format!("w{}_a{}", w.label(), a.label())
-}
-
 /// Counts the operations and memory of `graph` for one image of its declared input shape.
 pub fn count_ops(graph: &QGraph) -> OpCounts {
     let mut total = OpCounts {
@@ -105,26 +102,26 @@ pub fn count_ops(graph: &QGraph) -> OpCounts {
             Op::Conv2d(c) => {
                 let taps = (c.in_channels / c.groups * c.kernel_h * c.kernel_w) as u64;
                 row.macs = out_elems * taps;
-                row.mac_kind = Some(mac_key(c.weight_kind, in_dtype));
+                row.mac_kind = Some(MacKind::new(c.weight_kind, in_dtype));
                 row.weight_bits = c.weights.len() as u64 * c.weight_kind.storage_bits();
                 row.param_bits = bias_bits(&c.bias);
             }
             Op::Dense(d) => {
                 row.macs = (d.in_features * d.out_features) as u64;
-                row.mac_kind = Some(mac_key(d.weight_kind, in_dtype));
+                row.mac_kind = Some(MacKind::new(d.weight_kind, in_dtype));
                 row.weight_bits = d.weights.len() as u64 * d.weight_kind.storage_bits();
                 row.param_bits = bias_bits(&d.bias);
             }
             Op::BinaryConv2d(c) => {
                 row.macs = out_elems * (c.in_channels * c.kernel_h * c.kernel_w) as u64;
-                row.mac_kind = Some(mac_key(WeightKind::Binary, DType::Binary));
+                row.mac_kind = Some(MacKind::xnor());
                 row.weight_bits = c.weights.len() as u64;
                 row.param_bits = bias_bits(&c.bias);
                 total.binary_macs += row.macs;
             }
             Op::BinaryDense(d) => {
                 row.macs = (d.in_features * d.out_features) as u64;
-                row.mac_kind = Some(mac_key(WeightKind::Binary, DType::Binary));
+                row.mac_kind = Some(MacKind::xnor());
                 row.weight_bits = d.weights.len() as u64;
                 row.param_bits = bias_bits(&d.bias);
                 total.binary_macs += row.macs;

@@ -13,7 +13,8 @@
 //! - [`graph`] and [`builder`]: the graph, its validation, and [`GraphBuilder`] for lowering.
 //! - [`format`](mod@format): the `qbench-graph` file (safetensors + JSON header); see `FORMAT.md`.
 //! - [`exec`]: the reference executor (the oracle) and the fast executor; [`tensor`]: runtime tensors.
-//! - [`counts`]: MACs, requantization ops and memory; [`eval`]: accuracy and throughput.
+//! - [`counts`]: MACs, requantization ops and memory; [`mac_kind`]: the typed MAC kind they are
+//!   keyed by (shared with the hardware crate); [`eval`]: accuracy and throughput.
 //!
 //! # Lowering conventions
 //!
@@ -47,6 +48,7 @@ pub mod exec;
 pub mod format;
 pub mod graph;
 mod infer;
+pub mod mac_kind;
 pub mod node;
 pub mod requant;
 pub mod tensor;
@@ -61,6 +63,7 @@ pub use eval::{EvalReport, accuracy, agreement, argmax_rows, evaluate, predict};
 pub use exec::Logits;
 pub use exec::fast::FastExecutor;
 pub use graph::QGraph;
+pub use mac_kind::MacKind;
 pub use node::{
     Add, AddAlign, BinaryConv2d, BinaryDense, Conv2d, Dense, Node, NodeId, Op, Pool, RequantNode,
 };

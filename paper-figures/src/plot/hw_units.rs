@@ -5,7 +5,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{AXIS_PX, CAPTION_PX, DrawResult, Figure, POINT_PX, TICK_PX, de, font::FAMILY};
-use crate::input::{FigureInput, HwUnitRow};
+use crate::input::{FigureInput, HwRole, HwUnitRow};
 
 /// The requantizer area/energy figure.
 #[derive(Debug, Clone)]
@@ -14,16 +14,13 @@ pub struct QuantOpCost {
     skipped: Vec<String>,
 }
 
-/// Role name of the units this figure shows.
-pub const REQUANTIZER: &str = "requantizer";
-
 impl QuantOpCost {
-    /// Builds the figure from the units with role `requantizer`; `None` when there are none.
+    /// Builds the figure from the requantizer units; `None` when there are none.
     pub fn new(input: &FigureInput) -> (Option<Self>, Vec<String>) {
         let units: Vec<HwUnitRow> = input
             .hw_units
             .iter()
-            .filter(|u| u.role == REQUANTIZER)
+            .filter(|u| u.role == HwRole::Requantizer)
             .cloned()
             .collect();
         if units.is_empty() {

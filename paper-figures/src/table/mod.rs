@@ -364,7 +364,7 @@ pub fn hw_table(input: &FigureInput) -> Table {
         .map(|u| {
             vec![
                 Value::Text(u.unit.clone()),
-                Value::Text(u.role.clone()),
+                Value::Text(u.role.name().to_string()),
                 Value::Int(u.cells),
                 Value::Float(u.area_um2),
                 Value::Float(u.critical_path_ns),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use qbench_figures::{FigureInput, HwUnitRow, LayerEnergy, MethodRow};
+use qbench_figures::{FigureInput, HwRole, HwUnitRow, LayerEnergy, MethodRow};
 
 /// A method row with the given identity and numbers; energy and area optional.
 #[allow(clippy::too_many_arguments)]
@@ -48,10 +48,16 @@ pub fn row(
     }
 }
 
-fn unit(name: &str, role: &str, area: f64, sim: Option<f64>, vectorless: Option<f64>) -> HwUnitRow {
+fn unit(
+    name: &str,
+    role: HwRole,
+    area: f64,
+    sim: Option<f64>,
+    vectorless: Option<f64>,
+) -> HwUnitRow {
     HwUnitRow {
         unit: name.to_string(),
-        role: role.to_string(),
+        role,
         cells: (area / 10.0) as u64,
         area_um2: area,
         critical_path_ns: 1.234,
@@ -136,10 +142,22 @@ pub fn input() -> FigureInput {
             ),
         ],
         hw_units: vec![
-            unit("shift_const", "requantizer", 100.0, Some(0.05), Some(0.07)),
-            unit("fixed_point", "requantizer", 1500.0, Some(0.45), None),
-            unit("threshold", "requantizer", 300.0, Some(0.1), Some(0.12)),
-            unit("pe_int8", "pe", 5000.0, None, None),
+            unit(
+                "shift_const",
+                HwRole::Requantizer,
+                100.0,
+                Some(0.05),
+                Some(0.07),
+            ),
+            unit("fixed_point", HwRole::Requantizer, 1500.0, Some(0.45), None),
+            unit(
+                "threshold",
+                HwRole::Requantizer,
+                300.0,
+                Some(0.1),
+                Some(0.12),
+            ),
+            unit("pe_int8", HwRole::ProcessingElement, 5000.0, None, None),
         ],
         layer_energy: Some(LayerEnergy {
             label: "DJQ W4A4 unified".to_string(),

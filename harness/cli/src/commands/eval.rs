@@ -69,12 +69,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
 
 /// Prints the per-image totals, and with `per_node` one line per graph node.
 fn print_counts(c: &qbench_engine::OpCounts, per_node: bool) {
-    let join = |m: &std::collections::BTreeMap<String, u64>| {
+    fn join<K: std::fmt::Display>(m: &std::collections::BTreeMap<K, u64>) -> String {
         m.iter()
             .map(|(k, v)| format!("{k}: {v}"))
             .collect::<Vec<_>>()
             .join(", ")
-    };
+    }
     println!("MACs         {} ({})", c.total_macs, join(&c.macs_by_kind));
     println!("binary MACs  {}", c.binary_macs);
     println!(
@@ -103,7 +103,7 @@ fn print_counts(c: &qbench_engine::OpCounts, per_node: bool) {
                 n.name,
                 n.op,
                 n.macs,
-                n.mac_kind.as_deref().unwrap_or("-"),
+                n.mac_kind.as_ref().map_or("-", |k| k.key()),
                 n.requant_ops,
                 n.requant_kind.as_deref().unwrap_or("-")
             );

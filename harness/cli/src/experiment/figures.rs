@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use qbench_figures::{FigureInput, HwUnitRow, LayerEnergy, MethodRow};
+use qbench_figures::{FigureInput, HwRole, HwUnitRow, LayerEnergy, MethodRow};
 use qbench_hw::energy::{self, EnergyReport};
+use qbench_hw::units::UnitRole;
 
 use super::aggregate::AggregateRow;
 use super::hardware::HardwareResults;
@@ -112,10 +113,9 @@ pub fn input(
             .iter()
             .map(|u| HwUnitRow {
                 unit: u.unit.clone(),
-                role: if u.role == "requantizer" {
-                    "requantizer".into()
-                } else {
-                    "pe".into()
+                role: match u.role {
+                    UnitRole::Requantizer => HwRole::Requantizer,
+                    UnitRole::ProcessingElement => HwRole::ProcessingElement,
                 },
                 cells: u.cells,
                 area_um2: u.area_um2,
