@@ -802,7 +802,7 @@ fn measure_stream(
 ) -> Result<(sim::Activity, sta::Power)> {
     let activity = sim::gate_activity(unit, netlist, stream, workdir)?;
     let nets = net_activity(&activity);
-    let design = design(config, &netlist);
+    let design = design(config, netlist);
     let simulated = sta::simulated_power(
         tools.get("sta"),
         &design,
