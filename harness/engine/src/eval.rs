@@ -29,7 +29,7 @@ pub fn predict(graph: &QGraph, images: &[u8], batch_size: usize) -> Result<Vec<u
     if batch_size == 0 {
         return Err(EngineError::Input("batch size must be positive".into()));
     }
-    if per == 0 || images.len() % per != 0 {
+    if per == 0 || !images.len().is_multiple_of(per) {
         return Err(EngineError::Input(format!(
             "{} image bytes are not a whole number of {per}-byte images",
             images.len()
