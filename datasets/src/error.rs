@@ -268,6 +268,17 @@ pub enum DatasetError {
     },
 }
 
+/// A write or hash of the shared I/O layer, in this crate's form (`<path>: cannot <action>`).
+impl From<qbench_io::IoError> for DatasetError {
+    fn from(e: qbench_io::IoError) -> Self {
+        DatasetError::Io {
+            path: e.path,
+            action: e.action,
+            source: e.cause,
+        }
+    }
+}
+
 impl DatasetError {
     /// Builds an [`DatasetError::Io`] for `path`.
     pub(crate) fn io(

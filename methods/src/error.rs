@@ -18,6 +18,9 @@ pub enum MethodError {
         #[source]
         source: std::io::Error,
     },
+    /// Writing or hashing a file failed (the message names it).
+    #[error(transparent)]
+    File(#[from] qbench_io::IoError),
     /// A checkpoint file does not match the model or is not a valid safetensors file.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {

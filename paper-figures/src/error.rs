@@ -16,6 +16,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Writing an output file failed (the message names it).
+    #[error(transparent)]
+    File(#[from] qbench_io::IoError),
     /// A JSON input file is malformed (serde's message carries line and column).
     #[error("{}: {source}", path.display())]
     Json {

@@ -21,6 +21,9 @@ pub enum HwError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Writing or hashing a file failed (the message names it).
+    #[error(transparent)]
+    File(#[from] qbench_io::IoError),
     /// An EDA tool ran but failed; `detail` holds its exit status and the tail of its log.
     #[error("{tool} failed: {detail}")]
     ToolFailed {

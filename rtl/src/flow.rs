@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use qbench_io::{sha256_file, sha256_hex, write_atomic};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::error::{HwError, Result};
 use crate::sim;
@@ -284,16 +284,7 @@ pub fn unit_cache_key(
         openroad,
     };
     let json = serde_json::to_vec(&inputs).unwrap_or_default();
-    hex::encode(Sha256::digest(&json))
-}
-
-/// sha256 of a file.
-pub fn file_sha256(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|source| HwError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+    sha256_hex(&json)
 }
 
 /// What every unit of a run shares.
@@ -359,7 +350,7 @@ pub fn run(
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        library_sha256: file_sha256(&config.liberty)?,
+        library_sha256: sha256_file(&config.liberty)?,
         vectors_sha256: config.vectors.sha256(),
     };
     // Longest first (the fixed-point multipliers take minutes to synthesize), for better packing.
@@ -784,12 +775,7 @@ fn stream_energy(
         path: cached.clone(),
         detail: e.to_string(),
     })?;
-    let mut file = tempfile::NamedTempFile::new_in(&streams).map_err(io(&streams))?;
-    std::io::Write::write_all(&mut file, json.as_bytes()).map_err(io(&cached))?;
-    file.persist(&cached).map_err(|e| HwError::Io {
-        path: cached.clone(),
-        source: e.error,
-    })?;
+    write_atomic(&cached, json)?;
     Ok(result)
 }
 

@@ -18,7 +18,6 @@ pub mod activity;
 pub mod energy;
 pub mod flow;
 pub mod memory;
-pub mod source_hash;
 pub mod sta;
 pub mod synth;
 pub mod table;

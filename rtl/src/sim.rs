@@ -16,9 +16,10 @@ use std::process::Command;
 
 use qbench_engine::exec::reference;
 use qbench_engine::{BinaryDense, DType, Dense, GraphBuilder, Requant, WeightKind};
+use qbench_io::write_atomic;
 
 use crate::error::{HwError, Result};
-use crate::synth::{Netlist, log_tail, write_atomic};
+use crate::synth::{Netlist, log_tail};
 use crate::tools;
 use crate::units::{Unit, UnitKind};
 use crate::vectors::{Operands, Source, VectorSet};

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use qbench_io::write_atomic;
+
 use crate::error::{HwError, Result};
 use crate::tools;
 use crate::units::Unit;
@@ -69,19 +71,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HwError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Writes `text` to `path` atomically (temporary file in the same directory, then rename).
-pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io(path))?;
-    tmp.persist(path).map_err(|e| HwError::Io {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
 }
 
 /// Tail of a log file for error messages.

@@ -9,9 +9,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::{HwError, Result};
+use qbench_io::Sha256;
 
-use sha2::{Digest, Sha256};
+use crate::error::{HwError, Result};
 
 /// What a unit does in a network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -186,7 +186,7 @@ impl Unit {
         for (k, v) in &self.params {
             h.update(format!("\n{k}={v}").as_bytes());
         }
-        hex::encode(h.finalize())
+        h.finish()
     }
 }
 

@@ -33,6 +33,9 @@ pub enum EngineError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Writing a graph file failed (the message names it).
+    #[error(transparent)]
+    File(#[from] qbench_io::IoError),
     /// The input handed to an executor or to `evaluate` does not fit the graph.
     #[error("input: {0}")]
     Input(String),

@@ -6,8 +6,9 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use common::{random_case, small_cnn};
-use qbench_engine::format::{METADATA_KEY, sha256_hex};
+use qbench_engine::format::METADATA_KEY;
 use qbench_engine::*;
+use qbench_io::sha256_hex;
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::{Value, json};

@@ -12,15 +12,15 @@ use tempfile::NamedTempFile;
 
 use crate::IoError;
 
-/// Writes `bytes` to `path` atomically, creating its folder if needed; the file has mode 0644.
+/// Writes `bytes` (text or binary) to `path` atomically, creating its folder if needed; the file has mode 0644.
 ///
 /// # Errors
 /// [`IoError`] naming `path` (or its folder) when the folder cannot be created or the file
 /// cannot be written or moved into place.
-pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), IoError> {
+pub fn write_atomic(path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> Result<(), IoError> {
     let path = path.as_ref();
     let mut file = AtomicFile::create(path)?;
-    file.write_all(bytes)
+    file.write_all(bytes.as_ref())
         .map_err(|e| IoError::new("write", path, e))?;
     file.commit()
 }
