@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use qbench_io::{sha256_hex, write_atomic};
+use qbench_io::{IoError, sha256_hex, write_atomic};
 
 use crate::error::{MethodError, Result};
 
@@ -22,10 +22,7 @@ pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<St
 
 /// Loads every tensor of a safetensors file (converted to f32 on the CPU) and the file's sha256.
 pub fn load_tensors(path: &Path) -> Result<(BTreeMap<String, Tensor>, String)> {
-    let bytes = std::fs::read(path).map_err(|e| MethodError::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| IoError::new("read", path, e))?;
     let bad = |reason: String| MethodError::Checkpoint {
         path: path.display().to_string(),
         reason,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
 use qbench_datasets::{ImageSet, shuffled_indices};
-use qbench_io::{sha256_hex, write_atomic};
+use qbench_io::{IoError, sha256_hex, write_atomic};
 use serde::{Deserialize, Serialize};
 
 use crate::data;
@@ -302,10 +302,7 @@ fn resume(
         path: path.display().to_string(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| MethodError::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| IoError::new("read", path, e))?;
     let (_, header) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
     let meta = header.metadata().clone().unwrap_or_default();

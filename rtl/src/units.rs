@@ -9,9 +9,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use qbench_io::Sha256;
+use qbench_io::{IoError, Sha256};
 
-use crate::error::{HwError, Result};
+use crate::error::Result;
 
 /// What a unit does in a network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -169,10 +169,7 @@ impl Unit {
     /// # Errors
     /// [`HwError::Io`] when the file cannot be read.
     pub fn with_verilog(mut self, path: &Path) -> Result<Unit> {
-        let text = std::fs::read_to_string(path).map_err(|source| HwError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| IoError::new("read", path, e))?;
         self.text = Cow::Owned(text);
         self.verilog = path.to_path_buf();
         Ok(self)

@@ -28,7 +28,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use qbench_io::{sha256_hex, write_atomic};
+use qbench_io::{IoError, sha256_hex, write_atomic};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::{SafeTensors, View};
 use serde::{Deserialize, Serialize};
@@ -322,10 +322,7 @@ impl QGraph {
     /// Reads and validates a graph file; returns the graph and the sha256 of its bytes.
     pub fn load(path: impl AsRef<Path>) -> Result<(QGraph, String)> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| EngineError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|e| IoError::new("read", path, e))?;
         let graph = QGraph::from_bytes(&bytes)?;
         Ok((graph, sha256_hex(&bytes)))
     }

@@ -229,7 +229,7 @@ fn save_is_atomic_and_returns_the_sha256() {
     assert_eq!(names.len(), 1);
     assert!(matches!(
         QGraph::load(dir.path().join("missing")),
-        Err(EngineError::Io { .. })
+        Err(EngineError::Io(_))
     ));
 }
 

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-/// An operating-system error while writing or hashing a file.
+/// An operating-system error on a path: the one form of a file error in qbench, which every
+/// crate's error type wraps.
 ///
 /// The message names the path once and carries the OS's reason once (`cannot write
 /// results/x.json: No such file or directory (os error 2)`). The reason is part of the message
@@ -11,21 +12,17 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {action} {}: {cause}", path.display())]
 pub struct IoError {
-    /// What was being done, e.g. "write", "create the folder of", "read".
-    pub action: &'static str,
+    /// What was being done, e.g. "write", "create the folder", "read".
+    pub(crate) action: &'static str,
     /// The file or folder concerned.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The operating system's error.
-    pub cause: std::io::Error,
+    pub(crate) cause: std::io::Error,
 }
 
 impl IoError {
-    /// An error doing `action` to `path`.
-    pub(crate) fn new(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        cause: std::io::Error,
-    ) -> Self {
+    /// An error doing `action` (a verb phrase: "read", "create the folder") to `path`.
+    pub fn new(action: &'static str, path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         IoError {
             action,
             path: path.into(),
