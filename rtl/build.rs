@@ -3,9 +3,6 @@
 //! parsing, energy) and the engine whose arithmetic every unit is checked against. The flow's cache
 //! key includes it, so an edit to any of them can never serve a stale cached number.
 
-#[path = "src/source_hash.rs"]
-mod source_hash;
-
 /// Source trees, relative to the workspace root.
 const HW_SOURCES: &[&str] = &[
     "rtl/verilog",
@@ -17,7 +14,7 @@ const HW_SOURCES: &[&str] = &[
 
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let hash = source_hash::tree_hash(&root, HW_SOURCES, |p| {
+    let hash = qbench_io::tree_hash(&root, HW_SOURCES, |p| {
         println!("cargo:rerun-if-changed={}", p.display());
     });
     println!("cargo:rustc-env=QBENCH_HW_SOURCE={hash}");

@@ -16,17 +16,10 @@ pub type Result<T, E = DatasetError> = std::result::Result<T, E>;
 /// dataset: any inconsistency in a file is one of these variants.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    /// An operating-system error while opening, reading, writing or listing a path.
-    #[error("{path}: cannot {action}: {source}")]
-    Io {
-        /// The file or directory concerned.
-        path: PathBuf,
-        /// What was being done, e.g. "open", "read", "list directory".
-        action: &'static str,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// An operating-system error while opening, reading, writing or listing a path (the
+    /// message names the path, what was being done and the reason).
+    #[error(transparent)]
+    Io(#[from] qbench_io::IoError),
 
     /// A gzip stream could not be decompressed (truncated or corrupt).
     #[error(
@@ -269,16 +262,12 @@ pub enum DatasetError {
 }
 
 impl DatasetError {
-    /// Builds an [`DatasetError::Io`] for `path`.
+    /// Builds a [`DatasetError::Io`]: `action` (e.g. "open") failed on `path`.
     pub(crate) fn io(
         path: impl Into<PathBuf>,
         action: &'static str,
         source: std::io::Error,
     ) -> Self {
-        DatasetError::Io {
-            path: path.into(),
-            action,
-            source,
-        }
+        DatasetError::Io(qbench_io::IoError::new(action, path, source))
     }
 }

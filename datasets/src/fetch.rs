@@ -13,7 +13,7 @@ use std::io::{BufReader, Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use qbench_io::{AtomicFile, Sha256};
 
 use crate::error::{DatasetError, Result};
 use crate::registry::{DATA_ENV, DataFile, DatasetEntry, Unpack};
@@ -102,11 +102,9 @@ fn download(
     let mut reasons = Vec::new();
     for url in file.urls() {
         let start = *done;
-        match attempt(agent, url, file, dest_dir, done, total, progress) {
+        match attempt(agent, url, file, &target, done, total, progress) {
             Ok((tmp, status)) => {
-                tmp.persist(&target).map_err(|e| {
-                    DatasetError::io(&target, "move the download into place", e.error)
-                })?;
+                tmp.commit()?;
                 return Ok(FileCheck {
                     role: file.role.clone(),
                     path: target,
@@ -127,17 +125,17 @@ fn download(
     })
 }
 
-/// One download from `url` into a temporary file in `dest_dir`, hashed on
-/// the way. The temporary file is deleted when dropped unless persisted.
+/// One download from `url` into a temporary file beside `target`, hashed on
+/// the way. The temporary file is deleted when dropped unless committed.
 fn attempt(
     agent: &ureq::Agent,
     url: &str,
     file: &DataFile,
-    dest_dir: &Path,
+    target: &Path,
     done: &mut u64,
     total: Option<u64>,
     progress: &dyn Fn(u64, Option<u64>),
-) -> std::result::Result<(tempfile::NamedTempFile, FileStatus), AttemptError> {
+) -> std::result::Result<(AtomicFile, FileStatus), AttemptError> {
     let remote = |m: String| AttemptError::Remote(m);
     let mut response = agent.get(url).call().map_err(|e| remote(e.to_string()))?;
     let announced = response.body().content_length();
@@ -146,15 +144,9 @@ fn attempt(
     {
         return Err(remote(format!("server announces {a} bytes, expected {s}")));
     }
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", file.name))
-        .suffix(".part")
-        .tempfile_in(dest_dir)
-        .map_err(|e| {
-            AttemptError::Local(DatasetError::io(dest_dir, "create a temporary file in", e))
-        })?;
+    let mut tmp = AtomicFile::create(target).map_err(|e| AttemptError::Local(e.into()))?;
     let local =
-        |e| AttemptError::Local(DatasetError::io(tmp_path_hint(dest_dir, file), "write", e));
+        |tmp: &AtomicFile, e| AttemptError::Local(DatasetError::io(tmp.temp_path(), "write", e));
     let mut reader = response.body_mut().as_reader();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -171,18 +163,17 @@ fn attempt(
             }
         };
         hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n]).map_err(local)?;
+        tmp.write_all(&buf[..n]).map_err(|e| local(&tmp, e))?;
         received += n as u64;
         *done += n as u64;
         progress(*done, total);
     }
-    tmp.as_file().sync_all().map_err(local)?;
     if let Some(s) = file.size
         && received != s
     {
         return Err(remote(format!("received {received} bytes, expected {s}")));
     }
-    let sha256 = hex::encode(hasher.finalize());
+    let sha256 = hasher.finish();
     let status = if let Some(matched) = matches(file, &sha256) {
         FileStatus::Ok { sha256, matched }
     } else if file.sha256.is_none() && file.also_accepted.is_empty() {
@@ -198,10 +189,6 @@ fn attempt(
         )));
     };
     Ok((tmp, status))
-}
-
-fn tmp_path_hint(dest_dir: &Path, file: &DataFile) -> std::path::PathBuf {
-    dest_dir.join(format!(".{}.*.part", file.name))
 }
 
 /// Extracts a `.tar.gz` into `dest_dir`: first into a temporary folder
@@ -363,7 +350,7 @@ datasets:
         let gz = builder.into_inner().unwrap().finish().unwrap();
         std::fs::write(dest.path().join("data.tar.gz"), &gz).unwrap();
         let mut entry = entry_with_url("http://127.0.0.1:9/data.tar.gz");
-        entry.files[0].sha256 = Some(crate::checksum::sha256_bytes(&gz));
+        entry.files[0].sha256 = Some(qbench_io::sha256_hex(&gz));
         entry.files[0].size = Some(gz.len() as u64);
         let seen = Cell::new((0, None));
         let checks = fetch(&entry, dest.path(), &|d, t| seen.set((d, t))).unwrap();

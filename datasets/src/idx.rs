@@ -495,7 +495,7 @@ mod tests {
     #[test]
     fn missing_file() {
         let e = read_idx_labels("/nonexistent/labels.idx").unwrap_err();
-        assert!(matches!(e, DatasetError::Io { .. }), "{e}");
+        assert!(matches!(e, DatasetError::Io(_)), "{e}");
         assert!(e.to_string().contains("/nonexistent/labels.idx"), "{e}");
     }
 }

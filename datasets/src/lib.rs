@@ -18,11 +18,10 @@
 //!   ships as `dataset-fashion-mnist`).
 //! - Splits: [`shuffled_indices`] and [`train_val_split`], the same on every
 //!   machine for a given seed.
-//! - Provenance: [`sha256_file`].
+//! - Checksums: every file is hashed by `qbench_io::sha256_file`.
 
 #![warn(missing_docs)]
 
-mod checksum;
 mod cifar;
 mod error;
 mod fetch;
@@ -34,7 +33,6 @@ mod set;
 mod split;
 mod verify;
 
-pub use checksum::{sha256_bytes, sha256_file};
 pub use cifar::{
     CIFAR_IMAGE_BYTES, CIFAR10_RECORD, CIFAR100_RECORD, Cifar100Label, load_cifar10, load_cifar100,
 };

@@ -10,9 +10,9 @@ use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 use std::sync::OnceLock;
 
+use qbench_io::is_sha256_hex;
 use serde::Deserialize;
 
-use crate::checksum::is_sha256_hex;
 use crate::error::{DatasetError, Result};
 
 /// The dataset used when none is named: Fashion-MNIST, installable offline

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::checksum::sha256_file;
+use qbench_io::sha256_file;
+
 use crate::error::Result;
 use crate::registry::{DataFile, DatasetEntry, locate};
 
@@ -151,8 +152,8 @@ pub fn verify_in(entry: &DatasetEntry, dir: &Path) -> Result<Vec<FileCheck>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checksum::sha256_bytes;
     use crate::registry::Registry;
+    use qbench_io::sha256_hex;
 
     fn entry(sha_a: &str) -> DatasetEntry {
         let yaml = format!(
@@ -172,7 +173,7 @@ datasets:
     splits:
       train: {{images: a, labels: b}}
 ",
-            sha256_bytes(b"repacked")
+            sha256_hex(b"repacked")
         );
         Registry::from_yaml_str(&yaml).unwrap().entries()[0].clone()
     }
@@ -183,7 +184,7 @@ datasets:
         std::fs::write(dir.path().join("a"), b"right").unwrap();
         std::fs::write(dir.path().join("b"), b"anything").unwrap();
         std::fs::write(dir.path().join("c"), b"repacked").unwrap();
-        let e = entry(&sha256_bytes(b"right"));
+        let e = entry(&sha256_hex(b"right"));
         let checks = verify_in(&e, dir.path()).unwrap();
         assert!(checks[0].is_ok());
         assert!(matches!(
@@ -202,14 +203,14 @@ datasets:
         let checks = verify_in(&e, dir.path()).unwrap();
         match &checks[0].status {
             FileStatus::Mismatch { expected, found } => {
-                assert_eq!(expected, &vec![sha256_bytes(b"right")]);
-                assert_eq!(found, &sha256_bytes(b"wrong"));
+                assert_eq!(expected, &vec![sha256_hex(b"right")]);
+                assert_eq!(found, &sha256_hex(b"wrong"));
             }
             s => panic!("expected mismatch, got {s:?}"),
         }
         let line = checks[0].to_string();
         assert!(
-            line.starts_with("MISMATCH") && line.contains(&sha256_bytes(b"wrong")),
+            line.starts_with("MISMATCH") && line.contains(&sha256_hex(b"wrong")),
             "{line}"
         );
     }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::thread;
 
 use flate2::{Compression, write::GzEncoder};
-use qbench_datasets::{DatasetError, Registry, Split, fetch, load_from, sha256_bytes, verify_in};
+use qbench_datasets::{DatasetError, Registry, Split, fetch, load_from, verify_in};
+use qbench_io::sha256_hex;
 
 /// Serves `routes` (path -> body; any other path is 404) for at most
 /// `max_requests` connections, then stops. Returns the base URL.
@@ -109,8 +110,8 @@ fn download_verifies_and_lands_atomically() {
     );
     let reg = registry(
         &base,
-        &sha256_bytes(&images),
-        &sha256_bytes(&labels),
+        &sha256_hex(&images),
+        &sha256_hex(&labels),
         (images.len(), labels.len()),
     );
     let entry = reg.get("tiny").unwrap();
@@ -144,11 +145,11 @@ fn checksum_mismatch_leaves_no_file() {
         vec![("/i.gz", images.clone()), ("/l.gz", labels.clone())],
         4,
     );
-    let wrong = sha256_bytes(b"something else");
+    let wrong = sha256_hex(b"something else");
     let reg = registry(
         &base,
         &wrong,
-        &sha256_bytes(&labels),
+        &sha256_hex(&labels),
         (images.len(), labels.len()),
     );
     let dest = tempfile::tempdir().unwrap();

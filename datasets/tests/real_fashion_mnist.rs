@@ -8,7 +8,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use qbench_datasets::{DEFAULT_DATASET, Registry, Split, load, load_from, sha256_bytes, verify_in};
+use qbench_datasets::{DEFAULT_DATASET, Registry, Split, load, load_from, verify_in};
+use qbench_io::sha256_hex;
 
 const SYSTEM_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
@@ -57,7 +58,7 @@ fn real_fashion_mnist_loads_and_verifies() {
     assert_eq!(&train.labels[..10], &[9, 0, 0, 3, 0, 2, 7, 2, 5, 5]);
     // SHA-256 of the decompressed pixel bytes, computed independently (Python gzip).
     assert_eq!(
-        sha256_bytes(&train.images),
+        sha256_hex(&train.images),
         "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012"
     );
     assert_eq!(

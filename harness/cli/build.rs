@@ -3,9 +3,6 @@
 
 use std::path::Path;
 
-#[path = "../../rtl/src/source_hash.rs"]
-mod source_hash;
-
 /// Source trees (relative to the workspace root) whose code computes a cell's numbers: data
 /// loading, float models and methods, the engine and its kernels, plus the locked dependency
 /// versions (candle's arithmetic, for one).
@@ -51,9 +48,9 @@ fn main() {
     );
 }
 
-/// [`source_hash::tree_hash`], telling cargo to rerun when any of `sources` changes.
+/// [`qbench_io::tree_hash`], telling cargo to rerun when any of `sources` changes.
 fn tree_hash(root: &Path, sources: &[&str]) -> String {
-    source_hash::tree_hash(root, sources, |p| {
+    qbench_io::tree_hash(root, sources, |p| {
         println!("cargo:rerun-if-changed={}", p.display());
     })
 }

@@ -9,15 +9,9 @@ pub enum MethodError {
     /// The integer engine rejected a graph or an input.
     #[error("integer engine: {0}")]
     Engine(#[from] qbench_engine::EngineError),
-    /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// Reading or writing a file failed (the message names it and the reason).
+    #[error(transparent)]
+    Io(#[from] qbench_io::IoError),
     /// A checkpoint file does not match the model or is not a valid safetensors file.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {

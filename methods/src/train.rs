@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
 use qbench_datasets::{ImageSet, shuffled_indices};
+use qbench_io::{IoError, sha256_hex, write_atomic};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint;
 use crate::data;
 use crate::error::{MethodError, Result};
 use crate::model::arch::Architecture;
@@ -254,7 +254,7 @@ pub fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
 /// Identifies what a checkpoint was made for, so a resume never mixes two different runs.
 fn fingerprint(arch: &Architecture, config: &TrainConfig) -> String {
     let text = serde_json::to_string(&(arch, config)).expect("architecture and config serialise");
-    checkpoint::sha256_hex(text.as_bytes())
+    sha256_hex(text.as_bytes())
 }
 
 fn save_state(
@@ -285,7 +285,7 @@ fn save_state(
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-    checkpoint::write_atomic(path, &bytes)
+    Ok(write_atomic(path, &bytes)?)
 }
 
 /// Loads a training checkpoint if one exists for this run; returns the number of epochs done.
@@ -302,10 +302,7 @@ fn resume(
         path: path.display().to_string(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| MethodError::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| IoError::new("read", path, e))?;
     let (_, header) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
     let meta = header.metadata().clone().unwrap_or_default();

@@ -155,7 +155,7 @@ fn saved_weights_round_trip_and_a_wrong_file_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
     let sha = params.save(&path).unwrap();
-    assert_eq!(sha, qbench_datasets::sha256_file(&path).unwrap());
+    assert_eq!(sha, qbench_io::sha256_file(&path).unwrap());
     let mut loaded = Params::init(&arch, 2).unwrap();
     assert_eq!(loaded.load(&path).unwrap(), sha);
     assert_eq!(weights_bytes(&loaded), weights_bytes(&params));

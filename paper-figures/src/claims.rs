@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use qbench_io::IoError;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -166,10 +167,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<ClaimSpec>> {
 
 /// Reads and parses a claims file.
 pub fn load(path: &Path) -> Result<Vec<ClaimSpec>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| IoError::new("read", path, e))?;
     parse(&text, path)
 }
 

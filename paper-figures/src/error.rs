@@ -8,14 +8,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong while loading input or writing outputs.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file concerned.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    /// Reading or writing a file failed (the message names it and the reason).
+    #[error(transparent)]
+    Io(#[from] qbench_io::IoError),
     /// A JSON input file is malformed (serde's message carries line and column).
     #[error("{}: {source}", path.display())]
     Json {

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use qbench_io::IoError;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -183,10 +184,7 @@ pub struct Claim {
 impl FigureInput {
     /// Reads a `FigureInput` from a JSON file; errors name the file, line and column.
     pub fn from_json_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| IoError::new("read", path, e))?;
         let input: Self = serde_json::from_str(&text).map_err(|source| Error::Json {
             path: path.to_path_buf(),
             source,

@@ -1,7 +1,7 @@
 //! Paper-ready tables and figures from one qbench run.
 //!
 //! The input is plain data ([`FigureInput`]): this crate does not depend on the methods, engine
-//! or hardware crates and never derives a number beyond formatting, the Pareto front and the
+//! or hardware crates (only on the bottom layer `qbench-io` for atomic writes and sha256) and never derives a number beyond formatting, the Pareto front and the
 //! claims' ratios. [`render`] writes, atomically, into one folder:
 //!
 //! - tables `methods.{md,tex,csv,parquet}` and `hw_units.{md,tex,csv,parquet}`;
@@ -12,7 +12,6 @@
 //!
 //! A missing value (`None`) renders as `n/a` with a footnote; figures leave it out and say so.
 
-pub mod atomic;
 pub mod claims;
 pub mod error;
 pub mod input;
@@ -23,10 +22,11 @@ pub mod table;
 
 use std::path::{Path, PathBuf};
 
+use qbench_io::{sha256_hex, write_atomic};
+
 pub use error::{Error, Result};
 pub use input::{Claim, ENERGY_CATEGORIES, FigureInput, HwRole, HwUnitRow, LayerEnergy, MethodRow};
 
-use atomic::write_atomic;
 use plot::{Figure, PlotFiles};
 use table::Table;
 
@@ -149,7 +149,7 @@ pub fn render(input: &FigureInput, out_dir: &Path) -> Result<Rendered> {
         what: "figure input (for its sha256)".to_string(),
         reason: e.to_string(),
     })?;
-    let index = report::index_markdown(input, &report::sha256_hex(&json), &rendered);
+    let index = report::index_markdown(input, &sha256_hex(&json), &rendered);
     write_atomic(&rendered.index, index.as_bytes())?;
     Ok(rendered)
 }

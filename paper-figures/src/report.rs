@@ -2,8 +2,6 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use crate::Rendered;
 use crate::input::FigureInput;
 use crate::table::markdown::escape;
@@ -55,11 +53,6 @@ pub fn claims_markdown(input: &FigureInput) -> String {
         );
     }
     out
-}
-
-/// sha256 of `bytes`, hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Renders the index: provenance, then every table, figure and report with links.

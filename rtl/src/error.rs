@@ -13,14 +13,9 @@ pub enum HwError {
         /// Debian package that provides it.
         package: String,
     },
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    /// A file could not be read, written or run (the message names it and the reason).
+    #[error(transparent)]
+    Io(#[from] qbench_io::IoError),
     /// An EDA tool ran but failed; `detail` holds its exit status and the tail of its log.
     #[error("{tool} failed: {detail}")]
     ToolFailed {

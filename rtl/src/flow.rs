@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use qbench_io::{IoError, sha256_file, sha256_hex, write_atomic};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::error::{HwError, Result};
 use crate::sim;
@@ -284,16 +284,7 @@ pub fn unit_cache_key(
         openroad,
     };
     let json = serde_json::to_vec(&inputs).unwrap_or_default();
-    hex::encode(Sha256::digest(&json))
-}
-
-/// sha256 of a file.
-pub fn file_sha256(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|source| HwError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+    sha256_hex(&json)
 }
 
 /// What every unit of a run shares.
@@ -359,7 +350,7 @@ pub fn run(
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        library_sha256: file_sha256(&config.liberty)?,
+        library_sha256: sha256_file(&config.liberty)?,
         vectors_sha256: config.vectors.sha256(),
     };
     // Longest first (the fixed-point multipliers take minutes to synthesize), for better packing.
@@ -435,15 +426,7 @@ fn unit_result(
             return Ok(row);
         }
     }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| HwError::Io { path, source }
-    };
-    std::fs::create_dir_all(&unit_dir).map_err(io(&unit_dir))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".build-")
-        .tempdir_in(&unit_dir)
-        .map_err(io(&unit_dir))?;
+    let tmp = build_dir(&unit_dir)?;
     let row = match measure(ctx, unit, &key, tmp.path(), progress) {
         Ok(row) => row,
         Err(e) => {
@@ -462,7 +445,7 @@ fn unit_result(
     })?;
     json.push('\n');
     let tmp_result = tmp.path().join("result.json");
-    std::fs::write(&tmp_result, json).map_err(io(&tmp_result))?;
+    std::fs::write(&tmp_result, json).map_err(|e| IoError::new("write", &tmp_result, e))?;
     let built = tmp.keep();
     if std::fs::rename(&built, &entry).is_err() {
         // Another run stored the same entry first (same key, same figures): keep theirs.
@@ -473,6 +456,16 @@ fn unit_result(
         step: Step::Done,
     });
     Ok(row)
+}
+
+/// A fresh `.build-*` work folder in `dir` (created if needed), removed when dropped unless kept.
+fn build_dir(dir: &Path) -> Result<tempfile::TempDir> {
+    std::fs::create_dir_all(dir).map_err(|e| IoError::new("create the folder", dir, e))?;
+    let work = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(dir)
+        .map_err(|e| IoError::new("create a work folder in", dir, e))?;
+    Ok(work)
 }
 
 /// Runs every step for `unit` in `workdir`.
@@ -734,10 +727,7 @@ fn stream_energy(
         .join(&unit.name)
         .join(&row.provenance.cache_key);
     // The simulator runs in a work folder: every path it is given must be absolute.
-    let entry = std::path::absolute(&entry).map_err(|source| HwError::Io {
-        path: entry.clone(),
-        source,
-    })?;
+    let entry = std::path::absolute(&entry).map_err(|e| IoError::new("resolve", &entry, e))?;
     let stream_sha256 = job.stream.sha256();
     let streams = entry.join("streams");
     let cached = streams.join(format!("{stream_sha256}.json"));
@@ -746,16 +736,8 @@ fn stream_energy(
     {
         return Ok(e);
     }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| HwError::Io { path, source }
-    };
-    std::fs::create_dir_all(&streams).map_err(io(&streams))?;
     let netlist = synth::load(unit, &entry)?;
-    let work = tempfile::Builder::new()
-        .prefix(".build-")
-        .tempdir_in(&streams)
-        .map_err(io(&streams))?;
+    let work = build_dir(&streams)?;
     let measured = measure_stream(config, tools, unit, &netlist, &job.stream, work.path());
     let (activity, simulated) = match measured {
         Ok(m) => m,
@@ -781,12 +763,7 @@ fn stream_energy(
         path: cached.clone(),
         detail: e.to_string(),
     })?;
-    let mut file = tempfile::NamedTempFile::new_in(&streams).map_err(io(&streams))?;
-    std::io::Write::write_all(&mut file, json.as_bytes()).map_err(io(&cached))?;
-    file.persist(&cached).map_err(|e| HwError::Io {
-        path: cached.clone(),
-        source: e.error,
-    })?;
+    write_atomic(&cached, json)?;
     Ok(result)
 }
 

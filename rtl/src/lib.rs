@@ -19,7 +19,6 @@ pub mod energy;
 pub mod flow;
 pub mod mapping;
 pub mod memory;
-pub mod source_hash;
 pub mod sta;
 pub mod synth;
 pub mod table;

@@ -16,9 +16,10 @@ use std::process::Command;
 
 use qbench_engine::exec::reference;
 use qbench_engine::{BinaryDense, DType, Dense, GraphBuilder, Requant, WeightKind};
+use qbench_io::{IoError, write_atomic};
 
 use crate::error::{HwError, Result};
-use crate::synth::{Netlist, log_tail, write_atomic};
+use crate::synth::{Netlist, log_tail};
 use crate::tools;
 use crate::units::{Unit, UnitKind};
 use crate::vectors::{Operands, Source, VectorSet};
@@ -566,10 +567,7 @@ fn run_icarus(sources: &[PathBuf], dir: &Path, name: &str) -> Result<String> {
         .args(sources)
         .current_dir(dir)
         .output()
-        .map_err(|e| HwError::Io {
-            path: iverilog.path.clone(),
-            source: e,
-        })?;
+        .map_err(|e| IoError::new("run", &iverilog.path, e))?;
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     write_atomic(&log, &text)?;
@@ -589,10 +587,7 @@ fn run_icarus(sources: &[PathBuf], dir: &Path, name: &str) -> Result<String> {
         .arg(&exe)
         .current_dir(dir)
         .output()
-        .map_err(|e| HwError::Io {
-            path: vvp.path.clone(),
-            source: e,
-        })?;
+        .map_err(|e| IoError::new("run", &vvp.path, e))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         return Err(HwError::ToolFailed {
@@ -619,10 +614,7 @@ fn simulate(
             detail: "the vector set has no operation this unit executes".into(),
         });
     }
-    std::fs::create_dir_all(dir).map_err(|e| HwError::Io {
-        path: dir.to_path_buf(),
-        source: e,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|e| IoError::new("create the folder", dir, e))?;
     let hex: String = cycles.iter().map(|c| c.hex.clone() + "\n").collect();
     write_atomic(&dir.join("stim.hex"), &hex)?;
     let level = if netlist.is_some() {
@@ -779,10 +771,7 @@ pub fn gate_activity(
             detail: format!("gate-level simulation diverged from the engine: {d}"),
         });
     }
-    let text = std::fs::read_to_string(&vcd).map_err(|e| HwError::Io {
-        path: vcd.clone(),
-        source: e,
-    })?;
+    let text = std::fs::read_to_string(&vcd).map_err(|e| IoError::new("read", &vcd, e))?;
     let counts = vcd::toggle_counts(&text).map_err(|detail| HwError::Parse {
         what: "VCD".into(),
         path: vcd.clone(),

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use qbench_io::IoError;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HwError, Result};
@@ -283,10 +284,9 @@ fn tcl_word(name: &str) -> Result<String> {
 /// Runs `sta` on `script` (saved as `<stem>.tcl` in `workdir`, output in `<stem>.log`) and returns
 /// its output; any `Error:` line is a failure quoting the tool's text.
 fn run(sta: &Tool, script: &str, workdir: &Path, stem: &str) -> Result<String> {
-    let io = |path: PathBuf| move |source| HwError::Io { path, source };
-    std::fs::create_dir_all(workdir).map_err(io(workdir.to_path_buf()))?;
+    std::fs::create_dir_all(workdir).map_err(|e| IoError::new("create the folder", workdir, e))?;
     let tcl = workdir.join(format!("{stem}.tcl"));
-    std::fs::write(&tcl, script).map_err(io(tcl.clone()))?;
+    std::fs::write(&tcl, script).map_err(|e| IoError::new("write", &tcl, e))?;
     let out = sta
         .command()
         .args(["-no_init", "-no_splash", "-exit"])
@@ -294,11 +294,11 @@ fn run(sta: &Tool, script: &str, workdir: &Path, stem: &str) -> Result<String> {
         .current_dir(workdir)
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(io(sta.path.clone()))?;
+        .map_err(|e| IoError::new("run", &sta.path, e))?;
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let log = workdir.join(format!("{stem}.log"));
-    std::fs::write(&log, &text).map_err(io(log.clone()))?;
+    std::fs::write(&log, &text).map_err(|e| IoError::new("write", &log, e))?;
     let errors: Vec<&str> = text
         .lines()
         .filter(|l| l.trim_start().starts_with("Error"))

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use qbench_io::{IoError, write_atomic};
+
 use crate::error::{HwError, Result};
 use crate::tools;
 use crate::units::Unit;
@@ -64,26 +66,6 @@ fn quote(p: &Path) -> String {
     format!("\"{}\"", p.display())
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HwError + '_ {
-    move |source| HwError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Writes `text` to `path` atomically (temporary file in the same directory, then rename).
-pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io(path))?;
-    tmp.persist(path).map_err(|e| HwError::Io {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
-}
-
 /// Tail of a log file for error messages.
 pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -101,7 +83,7 @@ pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
 pub fn synthesize(unit: &Unit, liberty: &Path, workdir: &Path) -> Result<Netlist> {
     let yosys = tools::require("yosys")?;
     tools::require_file(liberty)?;
-    std::fs::create_dir_all(workdir).map_err(io(workdir))?;
+    std::fs::create_dir_all(workdir).map_err(|e| IoError::new("create the folder", workdir, e))?;
     let source = workdir.join(format!("{}.rtl.v", unit.name));
     write_atomic(&source, unit.source())?;
     let netlist = workdir.join(format!("{}.netlist.v", unit.name));
@@ -118,7 +100,7 @@ pub fn synthesize(unit: &Unit, liberty: &Path, workdir: &Path) -> Result<Netlist
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
-        .map_err(io(&yosys.path))?;
+        .map_err(|e| IoError::new("run", &yosys.path, e))?;
     if !status.success() {
         return Err(HwError::ToolFailed {
             tool: "yosys".into(),
@@ -130,7 +112,7 @@ pub fn synthesize(unit: &Unit, liberty: &Path, workdir: &Path) -> Result<Netlist
             ),
         });
     }
-    let text = std::fs::read_to_string(&log).map_err(io(&log))?;
+    let text = std::fs::read_to_string(&log).map_err(|e| IoError::new("read", &log, e))?;
     let stat = parse_stat(&text, &unit.top).map_err(|detail| HwError::Parse {
         what: "yosys stat report".into(),
         path: log.clone(),
@@ -157,12 +139,10 @@ pub fn load(unit: &Unit, workdir: &Path) -> Result<Netlist> {
     let netlist = workdir.join(format!("{}.netlist.v", unit.name));
     let log = workdir.join(format!("{}.synth.log", unit.name));
     if !netlist.is_file() {
-        return Err(HwError::Io {
-            path: netlist,
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        return Err(IoError::new("find", netlist, missing).into());
     }
-    let text = std::fs::read_to_string(&log).map_err(io(&log))?;
+    let text = std::fs::read_to_string(&log).map_err(|e| IoError::new("read", &log, e))?;
     let parse = |detail: String| HwError::Parse {
         what: "yosys stat report".into(),
         path: log.clone(),

@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use qbench_io::IoError;
+
 use crate::error::{HwError, Result};
 
 /// An EDA tool found on `PATH`.
@@ -85,10 +87,7 @@ pub fn require(binary: &str) -> Result<Tool> {
         .arg(version_flag(binary))
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|e| HwError::Io {
-            path: path.clone(),
-            source: e,
-        })?;
+        .map_err(|e| IoError::new("run", &path, e))?;
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     let version = text

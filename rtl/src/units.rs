@@ -9,9 +9,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::{HwError, Result};
+use qbench_io::{IoError, Sha256};
 
-use sha2::{Digest, Sha256};
+use crate::error::Result;
 
 /// What a unit does in a network (the role column of the hardware table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -193,10 +193,7 @@ impl Unit {
     /// # Errors
     /// [`HwError::Io`] when the file cannot be read.
     pub fn with_verilog(mut self, path: &Path) -> Result<Unit> {
-        let text = std::fs::read_to_string(path).map_err(|source| HwError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| IoError::new("read", path, e))?;
         self.text = Cow::Owned(text);
         self.verilog = path.to_path_buf();
         Ok(self)
@@ -210,7 +207,7 @@ impl Unit {
         for (k, v) in &self.params {
             h.update(format!("\n{k}={v}").as_bytes());
         }
-        hex::encode(h.finalize())
+        h.finish()
     }
 }
 

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use qbench_engine::exec::reference;
 use qbench_engine::{DType, Op, QGraph, Requant, WeightKind};
+use qbench_io::sha256_hex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sha2::{Digest, Sha256};
 
 use crate::activity;
 use crate::error::{HwError, Result};
@@ -145,7 +145,7 @@ impl VectorSet {
     /// sha256 over the canonical JSON of the vectors (cache key and provenance).
     pub fn sha256(&self) -> String {
         let json = serde_json::to_vec(&self.vectors).unwrap_or_default();
-        hex::encode(Sha256::digest(&json))
+        sha256_hex(&json)
     }
 
     /// Appends another set's vectors.

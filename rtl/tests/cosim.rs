@@ -16,9 +16,9 @@ use qbench_hw::synth::{Netlist, load, script, synthesize};
 use qbench_hw::tools;
 use qbench_hw::units::{Unit, by_name, catalog};
 use qbench_hw::vectors::{Source, VectorSet};
+use qbench_io::Sha256;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sha2::{Digest, Sha256};
 
 /// True when the tools are present; panics with the MissingTool message otherwise, unless the
 /// environment allows skipping.
@@ -315,7 +315,7 @@ fn netlist_dir(unit: &Unit, lib: &Path) -> PathBuf {
     h.update(script(unit, Path::new("src.v"), lib, Path::new("net.v")));
     h.update(std::fs::read(lib).unwrap());
     h.update(yosys.version);
-    let key = hex::encode(h.finalize());
+    let key = h.finish();
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("qbench-hw-netlists")
         .join(format!("{}-{}", unit.name, &key[..16]))

@@ -14,11 +14,11 @@ use qbench_hw::energy::{self, Category, GraphActivity, per_inference};
 use qbench_hw::error::HwError;
 use qbench_hw::flow::{self, FlowConfig, Step, StreamEnergy};
 use qbench_hw::memory::MemoryModel;
-use qbench_hw::source_hash::tree_hash;
 use qbench_hw::sta::{self, Power, Timing};
 use qbench_hw::table::{CosimSummary, HwTable, OpenRoad, Provenance, UnitResult};
 use qbench_hw::units::{Unit, by_name, catalog};
 use qbench_hw::{activity, units};
+use qbench_io::tree_hash;
 
 use energy::ActivitySource;
 

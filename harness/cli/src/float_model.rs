@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use qbench_datasets::{ImageSet, Registry, Split, train_val_split, verify};
-use qbench_methods::checkpoint::sha256_hex;
+use qbench_io::{sha256_file, sha256_hex};
 use qbench_methods::model::arch::Architecture;
 use qbench_methods::model::params::Params;
 use qbench_methods::model::zoo;
@@ -342,8 +342,7 @@ pub fn cached(
 
 /// `spec` keyed by the sha256 of the imported weights file, which addresses its cache folder.
 fn imported_spec(spec: &FloatSpec, weights: &Path) -> Result<FloatSpec> {
-    let sha = qbench_datasets::sha256_file(weights)
-        .with_context(|| format!("reading weights {}", weights.display()))?;
+    let sha = sha256_file(weights).context("hashing the imported weights")?;
     Ok(FloatSpec {
         weights_sha256: Some(sha),
         ..spec.clone()
@@ -460,7 +459,7 @@ fn cached_record(record_path: &Path, weights: &Path) -> Result<Option<FloatRecor
         .with_context(|| format!("reading {}", record_path.display()))?;
     let record: FloatRecord = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a valid model record", record_path.display()))?;
-    let actual = qbench_datasets::sha256_file(weights)?;
+    let actual = sha256_file(weights)?;
     if actual != record.weights_sha256 {
         bail!(
             "{} has sha256 {actual}, but its record says {}; delete the folder {} to retrain",

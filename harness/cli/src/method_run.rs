@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use qbench_datasets::ImageSet;
 use qbench_engine::count_ops;
-use qbench_methods::checkpoint::sha256_hex;
+use qbench_io::{sha256_file, sha256_hex};
 use qbench_methods::method::config::RawMethodConfig;
 use qbench_methods::method::conformance;
 use qbench_methods::method::{MethodReport, QuantInput, registry};
@@ -94,10 +94,7 @@ pub fn run_method(
     // A finished result whose graph file still matches its hash is reused; anything else reruns.
     if let Ok(text) = std::fs::read_to_string(&record_path)
         && let Ok(result) = serde_json::from_str::<MethodResult>(&text)
-        && qbench_datasets::sha256_file(&result.graph_path)
-            .ok()
-            .as_deref()
-            == Some(&result.graph_sha256)
+        && sha256_file(&result.graph_path).ok().as_deref() == Some(&result.graph_sha256)
     {
         return Ok((result, Origin::Cached));
     }
@@ -127,7 +124,7 @@ pub fn run_method(
     let graph_sha256 = quantized
         .graph
         .save(&graph_path)
-        .with_context(|| format!("writing {}", graph_path.display()))?;
+        .context("saving the integer graph")?;
     let counts = count_ops(&quantized.graph);
     // The integer graph runs on every test image; the fake-quant cross-check on a sample when
     // the f64 reference forward would take long (see `fake_quant_sample`).

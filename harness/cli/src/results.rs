@@ -21,12 +21,10 @@ pub fn root(explicit: Option<&Path>) -> PathBuf {
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value).context("serialising a record")?;
     text.push('\n');
-    qbench_methods::checkpoint::write_atomic(path, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+    Ok(qbench_io::write_atomic(path, text)?)
 }
 
 /// Writes text atomically.
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
-    qbench_methods::checkpoint::write_atomic(path, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+    Ok(qbench_io::write_atomic(path, text)?)
 }

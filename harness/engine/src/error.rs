@@ -1,8 +1,6 @@
 //! The engine's error type: every failure names what went wrong and, where there is one, the node and
 //! field at fault, so a bad graph file or a bad builder call can be fixed without a debugger.
 
-use std::path::PathBuf;
-
 /// Everything that can go wrong while building, validating, loading, saving or running a graph.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -25,14 +23,9 @@ pub enum EngineError {
     /// missing or extra tensors.
     #[error("graph file: {0}")]
     Format(String),
-    /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    /// Reading or writing a file failed (the message names it and the reason).
+    #[error(transparent)]
+    Io(#[from] qbench_io::IoError),
     /// The input handed to an executor or to `evaluate` does not fit the graph.
     #[error("input: {0}")]
     Input(String),

@@ -26,13 +26,12 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use qbench_io::{IoError, sha256_hex, write_atomic};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::{SafeTensors, View};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{EngineError, Result};
 use crate::graph::QGraph;
@@ -312,55 +311,21 @@ impl QGraph {
         Ok(graph)
     }
 
-    /// Writes the graph atomically (temporary file in the same directory, then rename) and returns
-    /// the sha256 of the bytes written, as lowercase hex.
+    /// Writes the graph atomically (`qbench_io::write_atomic`: temporary file in the same
+    /// directory, then rename) and returns the sha256 of the bytes written, as lowercase hex.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<String> {
-        let path = path.as_ref();
         let bytes = self.to_bytes()?;
-        let io = |source| EngineError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "graph".into());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let tmp = dir.join(format!(".{file_name}.{}.{nanos}.tmp", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io(e));
-        }
+        write_atomic(path, &bytes)?;
         Ok(sha256_hex(&bytes))
     }
 
     /// Reads and validates a graph file; returns the graph and the sha256 of its bytes.
     pub fn load(path: impl AsRef<Path>) -> Result<(QGraph, String)> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| EngineError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|e| IoError::new("read", path, e))?;
         let graph = QGraph::from_bytes(&bytes)?;
         Ok((graph, sha256_hex(&bytes)))
     }
-}
-
-/// Lowercase hex sha256 of `bytes` (the identity of a graph file).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Slots a node must have: those of its kind except `bias` (array fields are still empty here).

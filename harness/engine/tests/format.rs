@@ -6,8 +6,9 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use common::{random_case, small_cnn};
-use qbench_engine::format::{METADATA_KEY, sha256_hex};
+use qbench_engine::format::METADATA_KEY;
 use qbench_engine::*;
+use qbench_io::sha256_hex;
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::{Value, json};
@@ -228,7 +229,7 @@ fn save_is_atomic_and_returns_the_sha256() {
     assert_eq!(names.len(), 1);
     assert!(matches!(
         QGraph::load(dir.path().join("missing")),
-        Err(EngineError::Io { .. })
+        Err(EngineError::Io(_))
     ));
 }
 

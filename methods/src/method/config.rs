@@ -11,6 +11,7 @@
 
 use std::path::Path;
 
+use qbench_io::IoError;
 use serde::de::DeserializeOwned;
 
 use crate::error::{MethodError, Result};
@@ -73,10 +74,7 @@ impl RawMethodConfig {
 
     /// Reads and parses a YAML file.
     pub fn from_path(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| MethodError::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| IoError::new("read", path, e))?;
         Self::from_yaml(&text, &path.display().to_string())
     }
 

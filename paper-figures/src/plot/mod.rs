@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
+use qbench_io::write_atomic;
 
-use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::input::FigureInput;
 

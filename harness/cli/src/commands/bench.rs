@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Subcommand;
 
 /// Benchmark subcommands.
@@ -53,8 +53,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             let report = qbench_kernels::bench::run(&config);
             println!("{report}");
             if let Some(path) = json {
-                crate::results::write_text(&path, &report.to_json())
-                    .with_context(|| format!("writing {}", path.display()))?;
+                crate::results::write_text(&path, &report.to_json())?;
                 println!("JSON written to {}", path.display());
             }
             Ok(())

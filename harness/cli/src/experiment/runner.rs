@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow};
 use indicatif::MultiProgress;
-use qbench_methods::checkpoint::sha256_hex;
+use qbench_io::sha256_hex;
 use serde::Serialize;
 
 use super::manifest::{self, DatasetRef, Manifest, ModelRef};

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use qbench_methods::checkpoint::sha256_hex;
+use qbench_io::{sha256_file, sha256_hex};
 use serde::{Deserialize, Serialize};
 
 use super::manifest::Manifest;
@@ -141,7 +141,7 @@ impl RunDir {
     pub fn finished_cell(&self, cell_id: &str) -> Option<CellRecord> {
         let text = std::fs::read_to_string(self.cell_path(cell_id)).ok()?;
         let record: CellRecord = serde_json::from_str(&text).ok()?;
-        let graph_ok = qbench_datasets::sha256_file(&record.result.graph_path)
+        let graph_ok = sha256_file(&record.result.graph_path)
             .ok()
             .is_some_and(|h| h == record.result.graph_sha256);
         (record.cell_id == cell_id && graph_ok).then_some(record)
