@@ -616,14 +616,14 @@ fn simulate(
     }
     std::fs::create_dir_all(dir).map_err(|e| IoError::new("create the folder", dir, e))?;
     let hex: String = cycles.iter().map(|c| c.hex.clone() + "\n").collect();
-    write_atomic(&dir.join("stim.hex"), &hex)?;
+    write_atomic(dir.join("stim.hex"), &hex)?;
     let level = if netlist.is_some() {
         Level::Netlist
     } else {
         Level::Rtl
     };
     let tb = dir.join("tb.v");
-    write_atomic(&tb, &testbench(unit, level, cycles.len(), vcd))?;
+    write_atomic(&tb, testbench(unit, level, cycles.len(), vcd))?;
     let sources = match netlist {
         Some(n) => {
             let models = tools::cell_models();

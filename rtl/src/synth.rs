@@ -89,7 +89,7 @@ pub fn synthesize(unit: &Unit, liberty: &Path, workdir: &Path) -> Result<Netlist
     let netlist = workdir.join(format!("{}.netlist.v", unit.name));
     let ys = workdir.join(format!("{}.synth.ys", unit.name));
     let log = workdir.join(format!("{}.synth.log", unit.name));
-    write_atomic(&ys, &script(unit, &source, liberty, &netlist))?;
+    write_atomic(&ys, script(unit, &source, liberty, &netlist))?;
     let status = yosys
         .command()
         .arg("-q")

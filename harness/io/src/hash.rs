@@ -76,7 +76,7 @@ mod tests {
         );
         let mut h = Sha256::new();
         h.update("a");
-        h.update(b"bc".to_vec());
+        h.update(b"bc");
         assert_eq!(h.finish(), ABC);
     }
 
