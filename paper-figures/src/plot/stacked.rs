@@ -89,27 +89,13 @@ fn draw_vertical<DB: DrawingBackend>(s: &Stacked<'_>, root: &DrawingArea<DB, Shi
         .axis_desc_style((FAMILY, AXIS_PX))
         .draw()
         .map_err(de)?;
-    for (k, kind) in s.kinds.iter().enumerate() {
-        let c = super::colour(k);
-        let bars = (0..s.bars.len()).filter_map(|i| {
-            let (lo, hi) = s.segment(i, k)?;
-            let mut r = Rectangle::new(
-                [
-                    (SegmentValue::Exact(i), lo),
-                    (SegmentValue::Exact(i + 1), hi),
-                ],
-                c.filled(),
-            );
-            r.set_margin(0, 0, 6, 6);
-            Some(r)
-        });
-        chart
-            .draw_series(bars)
-            .map_err(de)?
-            .label(kind.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 8), (x + 24, y + 8)], c.filled()));
-    }
-    legend(&mut chart)
+    let bar = |i, lo, hi| {
+        [
+            (SegmentValue::Exact(i), lo),
+            (SegmentValue::Exact(i + 1), hi),
+        ]
+    };
+    draw_bars(&mut chart, s, bar, (0, 0, 6, 6))
 }
 
 fn draw_horizontal<DB: DrawingBackend>(
@@ -142,19 +128,36 @@ fn draw_horizontal<DB: DrawingBackend>(
         .axis_desc_style((FAMILY, AXIS_PX))
         .draw()
         .map_err(de)?;
+    let bar = |i: usize, lo, hi| {
+        let j = n - 1 - i;
+        [
+            (lo, SegmentValue::Exact(j)),
+            (hi, SegmentValue::Exact(j + 1)),
+        ]
+    };
+    draw_bars(&mut chart, s, bar, (3, 3, 0, 0))
+}
+
+/// One series per kind: the segment of kind `k` of bar `i` spans `corners(i, lo, hi)`, inset
+/// by `margin` (top, bottom, left, right, pixels); then the kinds' legend in the upper right
+/// corner, kept free of bars by [`Stacked::value_range`].
+fn draw_bars<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    s: &Stacked<'_>,
+    corners: impl Fn(usize, f64, f64) -> [(X::ValueType, Y::ValueType); 2],
+    margin: (u32, u32, u32, u32),
+) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged,
+    Y: Ranged,
+{
     for (k, kind) in s.kinds.iter().enumerate() {
         let c = super::colour(k);
         let bars = (0..s.bars.len()).filter_map(|i| {
             let (lo, hi) = s.segment(i, k)?;
-            let j = n - 1 - i;
-            let mut r = Rectangle::new(
-                [
-                    (lo, SegmentValue::Exact(j)),
-                    (hi, SegmentValue::Exact(j + 1)),
-                ],
-                c.filled(),
-            );
-            r.set_margin(3, 3, 0, 0);
+            let mut r = Rectangle::new(corners(i, lo, hi), c.filled());
+            r.set_margin(margin.0, margin.1, margin.2, margin.3);
             Some(r)
         });
         chart
@@ -163,13 +166,6 @@ fn draw_horizontal<DB: DrawingBackend>(
             .label(kind.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 8), (x + 24, y + 8)], c.filled()));
     }
-    legend(&mut chart)
-}
-
-/// The kinds' legend in the upper right corner, kept free of bars by [`Stacked::value_range`].
-fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
-) -> DrawResult {
     chart
         .configure_series_labels()
         .label_font((FAMILY, TICK_PX))
