@@ -111,18 +111,18 @@ pub fn evaluate(
         )));
     }
     let with_top5 = classes > 10;
-    let (mut top1, mut top5, mut done) = (0usize, 0usize, 0usize);
+    let mut predictions = Vec::with_capacity(labels.len());
+    let (mut top5, mut done) = (0usize, 0usize);
     let start = Instant::now();
     for (chunk, lab) in images
         .chunks(batch_size * per)
         .zip(labels.chunks(batch_size))
     {
         let logits = exec.run(chunk, lab.len())?;
-        for (i, (&label, pred)) in lab.iter().zip(logits.argmax()).enumerate() {
-            let label = usize::from(label);
-            top1 += usize::from(pred == label);
-            if with_top5 {
-                top5 += usize::from(logits.top_k(i, 5).contains(&label));
+        predictions.extend(logits.argmax());
+        if with_top5 {
+            for (i, &label) in lab.iter().enumerate() {
+                top5 += usize::from(logits.top_k(i, 5).contains(&usize::from(label)));
             }
         }
         done += lab.len();
@@ -134,7 +134,7 @@ pub fn evaluate(
     Ok(EvalReport {
         images: n,
         classes,
-        top1: frac(top1),
+        top1: accuracy(&predictions, labels),
         top5: with_top5.then(|| frac(top5)),
         seconds,
         images_per_second: if seconds > 0.0 {
