@@ -12,11 +12,11 @@ use qbench_methods::method::act_range::{ActivationCalibration, Calibration};
 use qbench_methods::method::calibrate::{self, TapKind, TensorStats, tap_key};
 use qbench_methods::method::config::RawMethodConfig;
 use qbench_methods::method::conformance;
+use qbench_methods::method::fixed_point::{
+    OutQuant, QuantWeights, Scheme, build, quantize_weights,
+};
 use qbench_methods::method::fold::{FoldedModel, MacGeometry, MacModule, Module};
 use qbench_methods::method::int8::{Int8, Int8Options};
-use qbench_methods::method::intnet::{
-    IntModule, OutQuant, QuantWeights, Scheme, build, quantize_weights,
-};
 use qbench_methods::method::qat::Finetune;
 use qbench_methods::method::{QuantMethod, registry};
 use qbench_methods::model::arch::Layer;
@@ -168,20 +168,24 @@ fn fixed_point_parameters_equal_tflite_for_known_multipliers() {
             dtype: DType::Unsigned { bits: 8 },
         };
         let net = build(&model, &cal, &Fixed(out)).unwrap();
-        let IntModule::Layer(layer) = &net.modules[1] else {
-            panic!("layer expected");
+        let node = |name: &str| {
+            let node = net.graph.nodes.iter().find(|n| n.name == name);
+            &node.unwrap_or_else(|| panic!("no node {name}")).op
+        };
+        let Op::Dense(layer) = node("m") else {
+            panic!("dense layer expected");
         };
         assert_eq!(layer.weights, vec![127, -64, 32, 16]);
-        let Some((
-            Requant::FixedPoint {
-                multiplier,
-                shift,
-                min,
-                max,
-                ..
-            },
-            _,
-        )) = &layer.requant
+        let Op::Requant(rq) = node("m.requant") else {
+            panic!("requantizer expected");
+        };
+        let Requant::FixedPoint {
+            multiplier,
+            shift,
+            min,
+            max,
+            ..
+        } = &rq.requant
         else {
             panic!("fixed point expected");
         };

@@ -33,10 +33,11 @@ use super::act_range::{
 };
 use super::calibrate::{self, TensorStats};
 use super::config::{RawMethodConfig, Validate};
-use super::fold::{FoldedModel, MacModule, fold};
-use super::intnet::{
-    OutQuant, QuantWeights, ReportHead, Scheme, activation_params, build, quantize_weights,
+use super::fixed_point::{
+    OutQuant, QuantWeights, Scheme, activation_params, build, quantize_weights,
 };
+use super::fold::{FoldedModel, MacModule, fold};
+use super::intnet::ReportHead;
 use super::qat::{self, Finetune};
 use super::{QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
@@ -172,6 +173,7 @@ impl QuantMethod for Int8 {
                 a.calibration_batch
             ),
             finetune_epochs: o.finetune.epochs,
+            variant: None,
             notes,
         })
     }

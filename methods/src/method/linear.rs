@@ -12,7 +12,7 @@
 //!   `S_a = max |x| / (2^(k-1) - 1)`; the block's sum (after its ReLU) is unsigned again.
 //! - Bias: i32 at scale `S_in * S_w`. Requantization: the engine's `Requant::FixedPoint` with
 //!   `(M0, shift) = quantize_multiplier(S_in * S_w / S_out)`, clamp `[0, 2^k - 1]` (the ReLU).
-//!   Residual adds: TFLite's ADD, shared with `int8` ([`super::intnet`]).
+//!   Residual adds: TFLite's ADD, shared with `int8` ([`super::fixed_point`]).
 //! - The last layer's i32 accumulators are the logits (scale `S_in * S_w`).
 //! - Fake-quant forward: [`super::intnet::IntMirror`], the exact integer mirror (logit bound 0).
 
@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use super::act_range::calibrate_model;
 use super::calibrate::TensorStats;
 use super::config::{RawMethodConfig, Validate, check_range};
+use super::fixed_point::{OutQuant, QuantWeights, Scheme, build, quantize_weights};
 use super::fold::{MacModule, Module, fold};
-use super::intnet::{OutQuant, QuantWeights, ReportHead, Scheme, build, quantize_weights};
+use super::intnet::ReportHead;
 use super::{QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
 use crate::train::TrainObserver;
@@ -124,6 +125,7 @@ impl QuantMethod for Linear {
                 .map_err(|e| MethodError::Config(e.to_string()))?,
             calibration: format!("max over {n} calibration images"),
             finetune_epochs: 0,
+            variant: None,
             notes,
         })
     }

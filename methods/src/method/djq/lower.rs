@@ -1,16 +1,20 @@
-//! From a folded model and calibration statistics to a DJQ [`Plan`]: power-of-two exponents,
-//! quantized weights and biases, and the steps of the unified modules or of the ablation.
+//! From a folded model and calibration statistics to DJQ's [`IntNet`]: power-of-two exponents,
+//! quantized weights and biases, and the engine nodes of the unified modules or of the ablation.
+//! Every requantizer is the engine's `Requant::Shift` (zero point 0), every residual add an
+//! `AddAlign::PowerOfTwo`.
 
 use std::collections::BTreeMap;
 
-use qbench_engine::DType;
+use qbench_engine::{
+    Add, AddAlign, Conv2d, DType, Dense, GraphBuilder, NodeId, Pool, Requant, WeightKind,
+};
 
 use super::options::{CalibrationKind, DjqOptions};
-use super::plan::{Plan, StepOp};
 use crate::error::{MethodError, Result};
 use crate::method::LayerReport;
 use crate::method::calibrate::{Calibration, TapKind, TensorStats};
-use crate::method::fold::{FoldedModel, MacGeometry, MacModule, Module};
+use crate::method::fold::{FoldedModel, MacGeometry, MacModule, Module, PoolSpec};
+use crate::method::intnet::{IntNet, Mac, push_mac};
 
 /// Exponents below/above these are clamped (a range of `2^±24` is far outside any trained model).
 const EXP_LIMIT: i32 = 24;
@@ -89,20 +93,18 @@ pub fn weight_exponents(w: &[f64], channels: usize, bits: u8, per_channel: bool)
     }
 }
 
-/// The current activation: step id, exponent, dtype.
+/// The current activation: node id, exponent, dtype.
 #[derive(Clone, Copy, Debug)]
 struct Act {
-    id: usize,
+    id: NodeId,
     exp: i32,
     dtype: DType,
-    /// Whether the tensor is an `[F]` vector (else a `[C, H, W]` map).
-    vector: bool,
 }
 
 struct Lowering<'a> {
     opts: &'a DjqOptions,
     cal: &'a Calibration,
-    plan: Plan,
+    graph: GraphBuilder,
     layers: Vec<LayerReport>,
     exps: Exponents,
     notes: Vec<String>,
@@ -114,6 +116,15 @@ fn unsigned(bits: u8) -> DType {
 
 fn signed(bits: u8) -> DType {
     DType::Signed { bits }
+}
+
+fn pool(p: PoolSpec) -> Pool {
+    Pool {
+        kernel_h: p.kernel,
+        kernel_w: p.kernel,
+        stride: p.stride,
+        pad: p.pad,
+    }
 }
 
 impl Lowering<'_> {
@@ -147,7 +158,7 @@ impl Lowering<'_> {
         exp_out: i32,
         acc_exp: &[i32],
         relu: bool,
-    ) -> Act {
+    ) -> Result<Act> {
         let shifts: Vec<u8> = acc_exp
             .iter()
             .map(|e| (e - exp_out).clamp(0, 31) as u8)
@@ -158,25 +169,25 @@ impl Lowering<'_> {
             shifts
         };
         let min = if relu { 0 } else { out.min_value() as i32 };
-        let id = self.plan.push(
-            name,
-            vec![x.id],
-            StepOp::Shift {
+        let id = self.graph.requant(
+            &name,
+            x.id,
+            out,
+            Requant::Shift {
                 shift,
-                out,
+                zero_point: 0,
                 min,
                 max: out.max_value() as i32,
             },
-        );
-        Act {
+        )?;
+        Ok(Act {
             id,
             exp: exp_out,
             dtype: out,
-            vector: x.vector,
-        }
+        })
     }
 
-    /// Pushes the conv/dense step with the given integer weights and bias.
+    /// Appends the conv/dense node with the given integer weights and bias.
     fn mac_step(
         &mut self,
         name: String,
@@ -184,40 +195,21 @@ impl Lowering<'_> {
         x: Act,
         weights: Vec<i8>,
         bias: Vec<i32>,
-    ) -> usize {
-        let bits = self.opts.weight_bits;
-        let op = match m.geometry {
-            MacGeometry::Conv {
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                pad,
-            } => StepOp::Conv {
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                pad,
-                groups: 1,
+    ) -> Result<NodeId> {
+        push_mac(
+            &mut self.graph,
+            &name,
+            x.id,
+            Mac {
+                geometry: m.geometry,
                 weights,
-                bias,
-                zero_point: m.input_zero_point,
-                bits,
+                weight_kind: WeightKind::Int {
+                    bits: self.opts.weight_bits,
+                },
+                bias: Some(bias),
+                input_zero_point: m.input_zero_point,
             },
-            MacGeometry::Dense {
-                in_features,
-                out_features,
-            } => StepOp::Dense {
-                in_features,
-                out_features,
-                weights,
-                bias,
-                zero_point: m.input_zero_point,
-                bits,
-            },
-        };
-        self.plan.push(name, vec![x.id], op)
+        )
     }
 
     fn report(&mut self, name: &str, output_bits: u8) {
@@ -256,12 +248,11 @@ impl Lowering<'_> {
         let acc_exp: Vec<i32> = fw.iter().map(|e| e + x.exp).collect();
         let weights = quantize_weights(&m.weight, &fw, self.opts.weight_bits);
         let bias = quantize_bias(&m.bias, &acc_exp);
-        let id = self.mac_step(m.name.clone(), m, x, weights, bias);
+        let id = self.mac_step(m.name.clone(), m, x, weights, bias)?;
         let acc = Act {
             id,
             exp: acc_exp[0],
             dtype: DType::I32,
-            vector: x.vector,
         };
         let lohi = exp_out.map(|f| {
             let lo = if m.relu { 0 } else { out.min_value() as i32 };
@@ -280,11 +271,11 @@ impl Lowering<'_> {
             return Ok(acc);
         };
         self.report(&m.name, a);
-        let mut y = self.shift(format!("{}.requant", m.name), acc, out, f, &acc_exp, m.relu);
+        let mut y = self.shift(format!("{}.requant", m.name), acc, out, f, &acc_exp, m.relu)?;
         if let Some(p) = m.pool {
             y.id = self
-                .plan
-                .push(format!("{}.pool", m.name), vec![y.id], StepOp::MaxPool(p));
+                .graph
+                .max_pool(&format!("{}.pool", m.name), y.id, pool(p))?;
         }
         Ok(y)
     }
@@ -324,32 +315,38 @@ impl Lowering<'_> {
                 x,
                 quantize_weights(&raw, &fw, wb),
                 vec![0; o],
-            );
+            )?;
             let acc = Act {
                 id,
                 exp: 0,
                 dtype: DType::I32,
-                vector: x.vector,
             };
-            let conv_q = self.shift(format!("{}.requant", m.name), acc, out, f, &acc_exp, false);
+            let conv_q = self.shift(format!("{}.requant", m.name), acc, out, f, &acc_exp, false)?;
             // Batch norm as a per-channel integer affine map.
             let fb = weight_exponents(scale, o, wb, per_channel && !last);
             let bn_acc: Vec<i32> = fb.iter().map(|e| e + f).collect();
             let bw = quantize_weights(scale, &fb, wb);
             let bb = quantize_bias(&m.bias, &bn_acc);
-            let op = match m.geometry {
-                MacGeometry::Conv { .. } => StepOp::Conv {
-                    in_channels: o,
-                    out_channels: o,
-                    kernel: 1,
-                    stride: 1,
-                    pad: 0,
-                    groups: o,
-                    weights: bw,
-                    bias: bb,
-                    zero_point: 0,
-                    bits: wb,
-                },
+            let bn = format!("{}.bn", m.name);
+            let weight_kind = WeightKind::Int { bits: wb };
+            let id = match m.geometry {
+                MacGeometry::Conv { .. } => self.graph.conv2d(
+                    &bn,
+                    conv_q.id,
+                    Conv2d {
+                        in_channels: o,
+                        out_channels: o,
+                        kernel_h: 1,
+                        kernel_w: 1,
+                        stride: 1,
+                        pad: 0,
+                        groups: o,
+                        weight_kind,
+                        input_zero_point: 0,
+                        weights: bw,
+                        bias: Some(bb),
+                    },
+                )?,
                 MacGeometry::Dense { .. } => {
                     let mut diag = vec![0i8; o * o];
                     for (c, w) in bw.iter().enumerate() {
@@ -358,24 +355,24 @@ impl Lowering<'_> {
                     if !self.notes.iter().any(|n| n.contains("diagonal")) {
                         self.notes.push("the ablation runs a batch norm after a dense layer as a diagonal dense layer (F^2 MACs counted, F nonzero)".into());
                     }
-                    StepOp::Dense {
-                        in_features: o,
-                        out_features: o,
-                        weights: diag,
-                        bias: bb,
-                        zero_point: 0,
-                        bits: wb,
-                    }
+                    self.graph.dense(
+                        &bn,
+                        conv_q.id,
+                        Dense {
+                            in_features: o,
+                            out_features: o,
+                            weight_kind,
+                            input_zero_point: 0,
+                            weights: diag,
+                            bias: Some(bb),
+                        },
+                    )?
                 }
             };
-            let id = self
-                .plan
-                .push(format!("{}.bn", m.name), vec![conv_q.id], op);
             y = Act {
                 id,
                 exp: 0,
                 dtype: DType::I32,
-                vector: x.vector,
             };
             final_exp = bn_acc;
         } else {
@@ -383,12 +380,11 @@ impl Lowering<'_> {
             let acc_exp: Vec<i32> = fw.iter().map(|e| e + x.exp).collect();
             let w = quantize_weights(&m.weight, &fw, wb);
             let b = quantize_bias(&m.bias, &acc_exp);
-            let id = self.mac_step(m.name.clone(), m, x, w, b);
+            let id = self.mac_step(m.name.clone(), m, x, w, b)?;
             y = Act {
                 id,
                 exp: 0,
                 dtype: DType::I32,
-                vector: x.vector,
             };
             final_exp = acc_exp;
         }
@@ -407,11 +403,9 @@ impl Lowering<'_> {
         } else {
             format!("{}.requant", m.name)
         };
-        y = self.shift(name, y, out, f, &final_exp, false);
+        y = self.shift(name, y, out, f, &final_exp, false)?;
         if m.relu {
-            let id = self
-                .plan
-                .push(format!("{}.relu", m.name), vec![y.id], StepOp::Relu);
+            let id = self.graph.relu(&format!("{}.relu", m.name), y.id, 0)?;
             let out = unsigned(a);
             let range = self.range(&m.name, TapKind::Output)?;
             let f = self.out_exponent(range, out, y.exp);
@@ -423,12 +417,12 @@ impl Lowering<'_> {
                 f,
                 &[y.exp],
                 true,
-            );
+            )?;
         }
         if let Some(p) = m.pool {
             let id = self
-                .plan
-                .push(format!("{}.pool", m.name), vec![y.id], StepOp::MaxPool(p));
+                .graph
+                .max_pool(&format!("{}.pool", m.name), y.id, pool(p))?;
             let range = self.range(&m.name, TapKind::Output)?;
             let f = self.out_exponent(range, y.dtype, y.exp);
             let r = Act { id, ..y };
@@ -439,7 +433,7 @@ impl Lowering<'_> {
                 f,
                 &[y.exp],
                 m.relu,
-            );
+            )?;
         }
         Ok(y)
     }
@@ -453,7 +447,7 @@ impl Lowering<'_> {
         let range = self.range(name, TapKind::Output)?;
         let f = self.out_exponent(range, y.dtype, y.exp);
         let relu = matches!(y.dtype, DType::Unsigned { .. });
-        Ok(self.shift(format!("{name}.requant"), y, y.dtype, f, &[y.exp], relu))
+        self.shift(format!("{name}.requant"), y, y.dtype, f, &[y.exp], relu)
     }
 
     fn modules(
@@ -480,45 +474,26 @@ impl Lowering<'_> {
                         self.mac_ablation(mac, x, is_last && top)?
                     }
                 }
-                Module::Flatten if x.vector => x,
+                Module::Flatten if !self.graph.ty(x.id).is_map() => x,
                 Module::Flatten => {
-                    let id =
-                        self.plan
-                            .push(format!("{prefix}flatten{i}"), vec![x.id], StepOp::Flatten);
-                    Act {
-                        id,
-                        vector: true,
-                        ..x
-                    }
+                    let id = self.graph.flatten(&format!("{prefix}flatten{i}"), x.id)?;
+                    Act { id, ..x }
                 }
                 Module::MaxPool(p) => {
                     let name = format!("{prefix}pool{i}");
-                    let id = self
-                        .plan
-                        .push(name.clone(), vec![x.id], StepOp::MaxPool(*p));
+                    let id = self.graph.max_pool(&name, x.id, pool(*p))?;
                     self.after_pool(&name, Act { id, ..x })?
                 }
                 Module::AvgPool(p) => {
                     let name = format!("{prefix}pool{i}");
-                    let id = self
-                        .plan
-                        .push(name.clone(), vec![x.id], StepOp::AvgPool(*p));
+                    let id = self.graph.avg_pool(&name, x.id, pool(*p))?;
                     self.after_pool(&name, Act { id, ..x })?
                 }
                 Module::GlobalAvgPool => {
                     let name = format!("{prefix}pool{i}");
-                    let id = self
-                        .plan
-                        .push(name.clone(), vec![x.id], StepOp::GlobalAvgPool);
+                    let id = self.graph.global_avg_pool(&name, x.id)?;
                     // The engine's global pool gives a [C] vector; a following flatten is skipped.
-                    self.after_pool(
-                        &name,
-                        Act {
-                            id,
-                            vector: true,
-                            ..x
-                        },
-                    )?
+                    self.after_pool(&name, Act { id, ..x })?
                 }
                 Module::Residual {
                     name,
@@ -553,19 +528,23 @@ impl Lowering<'_> {
                 main.exp, short.exp
             )));
         }
-        let id = self.plan.push(
-            format!("{name}.add"),
-            vec![main.id, short.id],
-            StepOp::Add {
-                shift_a: sa as u8,
-                shift_b: sb as u8,
+        let id = self.graph.add(
+            &format!("{name}.add"),
+            main.id,
+            short.id,
+            Add {
+                zero_point_a: 0,
+                zero_point_b: 0,
+                align: AddAlign::PowerOfTwo {
+                    shift_a: sa as u8,
+                    shift_b: sb as u8,
+                },
             },
-        );
+        )?;
         let sum = Act {
             id,
             exp: e,
             dtype: DType::I32,
-            vector: main.vector,
         };
         let out = unsigned(a);
         if unified {
@@ -579,33 +558,29 @@ impl Lowering<'_> {
                     output: Some((f, 0, out.max_value() as i32)),
                 },
             );
-            return Ok(self.shift(format!("{name}.requant"), sum, out, f, &[e], true));
+            return self.shift(format!("{name}.requant"), sum, out, f, &[e], true);
         }
         let range = self.range(name, TapKind::Sum)?;
         let f = self.out_exponent(range, signed(a), e).max(e - 31);
-        let s = self.shift(format!("{name}.requant"), sum, signed(a), f, &[e], false);
-        let id = self
-            .plan
-            .push(format!("{name}.relu"), vec![s.id], StepOp::Relu);
+        let s = self.shift(format!("{name}.requant"), sum, signed(a), f, &[e], false)?;
+        let id = self.graph.relu(&format!("{name}.relu"), s.id, 0)?;
         let range = self.range(name, TapKind::Output)?;
         let f2 = self.out_exponent(range, out, f);
-        Ok(self.shift(
+        self.shift(
             format!("{name}.relu.requant"),
             Act { id, ..s },
             out,
             f2,
             &[f],
             true,
-        ))
+        )
     }
 }
 
 /// What [`lower`] produces.
 pub struct Lowered {
-    /// The integer plan.
-    pub plan: Plan,
-    /// Per-layer report rows.
-    pub layers: Vec<LayerReport>,
+    /// The integer network (logits worth `2^-exponent` each).
+    pub net: IntNet,
     /// Exponents of every unified module (empty entries for the ablation's extra steps).
     pub exponents: Exponents,
     /// Approximations worth reporting.
@@ -614,23 +589,19 @@ pub struct Lowered {
 
 /// Lowers `model` with activation ranges from `cal` as `opts` say.
 pub fn lower(model: &FoldedModel, cal: &Calibration, opts: &DjqOptions) -> Result<Lowered> {
+    let graph = GraphBuilder::new(&model.input);
+    let x = Act {
+        id: graph.input(),
+        exp: 0,
+        dtype: DType::U8,
+    };
     let mut l = Lowering {
         opts,
         cal,
-        plan: Plan {
-            input: model.input,
-            steps: Vec::new(),
-            logit_exponent: 0,
-        },
+        graph,
         layers: Vec::new(),
         exps: Exponents::new(),
         notes: Vec::new(),
-    };
-    let x = Act {
-        id: 0,
-        exp: 0,
-        dtype: DType::U8,
-        vector: false,
     };
     let y = l.modules(&model.modules, x, "", true, true)?;
     if y.dtype != DType::I32 {
@@ -638,10 +609,8 @@ pub fn lower(model: &FoldedModel, cal: &Calibration, opts: &DjqOptions) -> Resul
             "DJQ expects the model to end in a conv or dense layer (logits as i32)".into(),
         ));
     }
-    l.plan.logit_exponent = y.exp;
     Ok(Lowered {
-        plan: l.plan,
-        layers: l.layers,
+        net: IntNet::finish(l.graph, y.id, pow2(-y.exp), l.layers)?,
         exponents: l.exps,
         notes: l.notes,
     })

@@ -37,21 +37,21 @@
 //!   recalibrated, since its extra quantizers were not part of the training). Activation exponents
 //!   stay those calibrated before fine-tuning (unified); weight exponents are recomputed from the
 //!   fine-tuned weights. 0 epochs is plain post-training quantization.
-//! - **Fake quant** ([`fake`]): exact in f64 on the same integers as the graph; documented bound 0.
+//! - **Fake quant**: the exact f64 mirror of the graph every method shares
+//!   ([`crate::method::intnet::IntMirror`]); documented bound 0.
 //!
 //! Quantization operations are counted from the graph (one per requantizer output element), the
 //! same count the engine makes.
 
-pub mod fake;
 pub mod finetune;
 pub mod lower;
 pub mod options;
-pub mod plan;
 
 use crate::error::Result;
 use crate::method::calibrate::{Calibration, FoldedTensors, calibrate};
 use crate::method::fold::{FoldedModel, fold};
-use crate::method::{MethodReport, QuantInput, QuantMethod, Quantized};
+use crate::method::intnet::ReportHead;
+use crate::method::{QuantInput, QuantMethod, Quantized};
 use crate::train::TrainObserver;
 
 pub use options::{CalibrationKind, CalibrationOptions, DjqOptions, FinetuneOptions};
@@ -119,29 +119,20 @@ impl QuantMethod for Djq {
         }
         let lowered = lower::lower(&model, &cal, o)?;
         notes.extend(lowered.notes);
-        let graph = lowered.plan.to_graph()?;
-        let quant_ops = lowered.plan.quant_ops(&graph);
         let kind = match o.calibration.kind {
             CalibrationKind::Minmax => "min/max".to_string(),
             CalibrationKind::Percentile => {
                 format!("{} percentile of |x|", o.calibration.percentile)
             }
         };
-        let report = MethodReport {
-            method: "djq".into(),
+        lowered.net.into_quantized(ReportHead {
+            method: "djq",
             label: self.label(),
             config: serde_json::to_value(o).unwrap_or(serde_json::Value::Null),
-            layers: lowered.layers,
-            quant_ops,
             calibration: format!("{kind} over {} images", cal.images),
             finetune_epochs: o.finetune.epochs,
             variant: Some(self.variant().to_string()),
             notes,
-        };
-        Ok(Quantized {
-            graph,
-            fake_quant: Box::new(fake::DjqFakeQuant::new(lowered.plan)),
-            report,
         })
     }
 }

@@ -1,113 +1,166 @@
-//! The exact fake-quant mirror of an [`IntNet`].
+//! The exact f64 mirror of an engine graph: every method's fake-quant forward.
 //!
-//! Activations are f64 tensors holding the engine's integers `q`. Every convolution and dense
-//! layer runs in candle on `q - z` and the integer weights: all products and partial sums are
-//! integers below 2^53, so they are exact whatever the summation order, and padding with 0 after
-//! the zero point is removed is the engine's padding with the zero point. Requantizers, residual
-//! adds and average pools call the engine's own functions ([`qbench_engine::Requant::apply`], [`residual_add`],
-//! [`avg_round`]); max pools compare the same integers. So the mirror's logits equal the engine's
-//! times [`IntNet::logit_scale`], and the documented logit bound is 0.
-
-use std::collections::BTreeMap;
+//! Activations are f64 tensors `[N, ...]` holding the engine's integers (binary activations as
+//! -1 and +1). Convolutions and dense layers run in candle on `x - z` and the integer weights:
+//! all products and partial sums are integers below 2^53, so they are exact whatever the summation
+//! order, and zero padding after the zero point is removed is the engine's padding with the zero
+//! point (and, on +-1 inputs, the binary ops' rule that padded taps contribute 0). Accumulators
+//! then wrap to i32 as the engine's do. Requantizers, residual adds and average pools call the
+//! engine's own arithmetic ([`qbench_engine::Requant::apply`], [`residual_add`], [`avg_round`]);
+//! max pools and ReLUs compare the same integers. So the mirror's logits equal the engine's times
+//! the logit scale, and the documented bound is 0.
 
 use candle_core::{Device, Tensor};
-use qbench_engine::Pool;
 use qbench_engine::requant::{avg_round, residual_add};
+use qbench_engine::{Op, Pool, QGraph};
 
-use super::{IntLayer, IntModule, IntNet, IntResidual};
 use crate::error::{MethodError, Result};
 use crate::method::FakeQuant;
 use crate::method::calibrate::max_pool;
-use crate::method::fold::{MacGeometry, PoolSpec};
+use crate::method::fold::PoolSpec;
 
-/// The exact fake-quant mirror of an [`IntNet`] (see the module documentation); logit bound 0.
+/// The exact fake-quant mirror of a graph (see the module documentation); logit bound 0.
 pub struct IntMirror {
-    net: IntNet,
-    /// Per layer name: the weights as f64 `[O, C, k, k]` or transposed `[F, O]`, and the bias.
-    tensors: BTreeMap<String, (Tensor, Tensor)>,
+    graph: QGraph,
+    logit_scale: f64,
+    /// Per node: the weights of a conv (`[O, C/groups, kh, kw]`) or dense layer (transposed,
+    /// `[F, O]`) as f64, and its bias as `[O]`.
+    weights: Vec<Option<(Tensor, Option<Tensor>)>>,
+    /// Per node: the last node reading its output (so values are dropped after it).
+    last_use: Vec<usize>,
+}
+
+fn f64_tensor(v: &[i8], shape: &[usize]) -> Result<Tensor> {
+    let data: Vec<f64> = v.iter().map(|&w| f64::from(w)).collect();
+    Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
+}
+
+fn bias_tensor(bias: &Option<Vec<i32>>) -> Result<Option<Tensor>> {
+    bias.as_ref()
+        .map(|b| {
+            let data: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
+            let n = data.len();
+            Ok(Tensor::from_vec(data, n, &Device::Cpu)?)
+        })
+        .transpose()
+}
+
+fn dense_weights(w: &[i8], out: usize, inp: usize) -> Result<Tensor> {
+    Ok(f64_tensor(w, &[out, inp])?.t()?.contiguous()?)
 }
 
 impl IntMirror {
-    /// Prepares the mirror of `net`.
-    pub fn new(net: IntNet) -> Result<Self> {
-        let dev = Device::Cpu;
-        let mut tensors = BTreeMap::new();
-        for l in net.layers() {
-            let o = l.geometry.out_channels();
-            let w: Vec<f64> = l.weights.iter().map(|&w| f64::from(w)).collect();
-            let b: Vec<f64> = l.bias.iter().map(|&b| f64::from(b)).collect();
-            let w = match l.geometry {
-                MacGeometry::Conv {
-                    in_channels,
-                    kernel,
-                    ..
-                } => Tensor::from_vec(w, (o, in_channels, kernel, kernel), &dev)?,
-                MacGeometry::Dense { in_features, .. } => {
-                    Tensor::from_vec(w, (o, in_features), &dev)?
-                        .t()?
-                        .contiguous()?
-                }
-            };
-            tensors.insert(l.name.clone(), (w, Tensor::from_vec(b, o, &dev)?));
+    /// Prepares the mirror of `graph`, whose integer logits are worth `logit_scale` each.
+    pub fn new(graph: &QGraph, logit_scale: f64) -> Result<Self> {
+        let mut weights = Vec::with_capacity(graph.nodes.len());
+        let mut last_use: Vec<usize> = (0..graph.nodes.len()).collect();
+        for (i, node) in graph.nodes.iter().enumerate() {
+            for &p in &node.inputs {
+                last_use[p] = i;
+            }
+            weights.push(match &node.op {
+                Op::Conv2d(c) => Some((
+                    f64_tensor(
+                        &c.weights,
+                        &[
+                            c.out_channels,
+                            c.in_channels / c.groups,
+                            c.kernel_h,
+                            c.kernel_w,
+                        ],
+                    )?,
+                    bias_tensor(&c.bias)?,
+                )),
+                Op::BinaryConv2d(c) => Some((
+                    f64_tensor(
+                        &c.weights,
+                        &[c.out_channels, c.in_channels, c.kernel_h, c.kernel_w],
+                    )?,
+                    bias_tensor(&c.bias)?,
+                )),
+                Op::Dense(d) => Some((
+                    dense_weights(&d.weights, d.out_features, d.in_features)?,
+                    bias_tensor(&d.bias)?,
+                )),
+                Op::BinaryDense(d) => Some((
+                    dense_weights(&d.weights, d.out_features, d.in_features)?,
+                    bias_tensor(&d.bias)?,
+                )),
+                _ => None,
+            });
         }
-        Ok(IntMirror { net, tensors })
-    }
-
-    /// The mirrored network.
-    pub fn net(&self) -> &IntNet {
-        &self.net
-    }
-
-    fn modules(&self, modules: &[IntModule], mut x: Tensor) -> Result<Tensor> {
-        for m in modules {
-            x = match m {
-                IntModule::Layer(l) => self.layer(l, x)?,
-                IntModule::MaxPool(p) => max_pool(&x, spec(p))?,
-                IntModule::AvgPool(p) => avg_pool(&x, p)?,
-                IntModule::GlobalAvgPool => global_avg_pool(&x)?,
-                IntModule::Flatten => x.flatten_from(1)?,
-                IntModule::Residual(r) => self.residual(r, x)?,
-            };
-        }
-        Ok(x)
-    }
-
-    fn layer(&self, l: &IntLayer, x: Tensor) -> Result<Tensor> {
-        let (w, b) = &self.tensors[&l.name];
-        let o = l.geometry.out_channels();
-        let x = (x - f64::from(l.input_zero_point))?;
-        let acc = match l.geometry {
-            MacGeometry::Conv { stride, pad, .. } => x
-                .conv2d(w, pad, stride, 1, 1)?
-                .broadcast_add(&b.reshape((1, o, 1, 1))?)?,
-            MacGeometry::Dense { .. } => x
-                .flatten_from(1)?
-                .matmul(w)?
-                .broadcast_add(&b.reshape((1, o))?)?,
-        };
-        let Some((rq, _)) = &l.requant else {
-            // Logits: wrap as the engine's i32 accumulators do.
-            return map(&acc, |_, a| f64::from(a as i64 as i32));
-        };
-        let spatial: usize = l.acc_shape.iter().skip(1).product();
-        let q = map(&acc, |i, a| {
-            f64::from(rq.apply(a as i64 as i32, (i / spatial.max(1)) % o))
-        })?;
-        match l.pool {
-            Some(p) => max_pool(&q, spec(&p)),
-            None => Ok(q),
-        }
-    }
-
-    fn residual(&self, r: &IntResidual, x: Tensor) -> Result<Tensor> {
-        let a = self.modules(&r.body, x.clone())?;
-        let b = self.modules(&r.shortcut, x)?;
-        let bv = b.flatten_all()?.to_vec1::<f64>()?;
-        map(&a, |i, av| {
-            let sum = residual_add(av as i32, bv[i] as i32, &r.add);
-            f64::from(r.requant.apply(sum, 0))
+        Ok(IntMirror {
+            graph: graph.clone(),
+            logit_scale,
+            weights,
+            last_use,
         })
     }
+
+    /// The output of node `i` for the batch, given the values of its inputs.
+    fn node(&self, i: usize, x: &[&Tensor]) -> Result<Tensor> {
+        let node = &self.graph.nodes[i];
+        let weights = || {
+            self.weights[i]
+                .as_ref()
+                .ok_or_else(|| MethodError::Config(format!("node {}: no weights", node.name)))
+        };
+        Ok(match &node.op {
+            Op::Input => unreachable!("the input is not computed"),
+            Op::Conv2d(c) => {
+                let (w, b) = weights()?;
+                let x = (x[0] - f64::from(c.input_zero_point))?;
+                accumulate(x.conv2d(w, c.pad, c.stride, 1, c.groups)?, b.as_ref())?
+            }
+            Op::BinaryConv2d(c) => {
+                let (w, b) = weights()?;
+                accumulate(x[0].conv2d(w, c.pad, c.stride, 1, 1)?, b.as_ref())?
+            }
+            Op::Dense(d) => {
+                let (w, b) = weights()?;
+                let x = (x[0].flatten_from(1)? - f64::from(d.input_zero_point))?;
+                accumulate(x.matmul(w)?, b.as_ref())?
+            }
+            Op::BinaryDense(_) => {
+                let (w, b) = weights()?;
+                accumulate(x[0].flatten_from(1)?.matmul(w)?, b.as_ref())?
+            }
+            Op::Requant(r) => {
+                let dims = x[0].dims();
+                let channels = dims[1];
+                let spatial: usize = dims[2..].iter().product();
+                map(x[0], |k, a| {
+                    f64::from(r.requant.apply(a as i32, (k / spatial) % channels))
+                })?
+            }
+            Op::MaxPool(p) => max_pool(x[0], spec(p))?,
+            Op::AvgPool(p) => avg_pool(x[0], p)?,
+            Op::GlobalAvgPool => global_avg_pool(x[0])?,
+            Op::Relu { zero_point } => x[0].maximum(f64::from(*zero_point))?,
+            Op::Add(add) => {
+                let b = x[1].flatten_all()?.to_vec1::<f64>()?;
+                map(x[0], |k, a| {
+                    f64::from(residual_add(a as i32, b[k] as i32, add))
+                })?
+            }
+            Op::Flatten => x[0].flatten_from(1)?,
+            Op::Output => x[0].clone(),
+        })
+    }
+}
+
+/// Adds the per-channel bias to exact accumulators `[N, O, ...]` and wraps them to i32 as the
+/// engine's wrapping arithmetic does.
+fn accumulate(acc: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let acc = match bias {
+        Some(b) => {
+            let mut shape = vec![1; acc.rank()];
+            shape[1] = b.dim(0)?;
+            acc.broadcast_add(&b.reshape(shape)?)?
+        }
+        None => acc,
+    };
+    map(&acc, |_, a| f64::from(a as i64 as i32))
 }
 
 fn spec(p: &Pool) -> PoolSpec {
@@ -148,26 +201,52 @@ fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
 
 impl FakeQuant for IntMirror {
     fn logits(&self, images: &[u8], n: usize) -> Result<Vec<f64>> {
-        let [c, h, w] = self.net.input;
-        if images.len() != n * c * h * w {
+        let input = &self.graph.nodes[0].output.shape;
+        let per: usize = input.iter().product();
+        if images.len() != n * per {
             return Err(MethodError::Config(format!(
-                "{} bytes for {n} images of {c}x{h}x{w}",
+                "{} bytes for {n} images of {input:?}",
                 images.len()
             )));
         }
+        let mut shape = vec![n];
+        shape.extend_from_slice(input);
         let data: Vec<f64> = images.iter().map(|&p| f64::from(p)).collect();
-        let x = Tensor::from_vec(data, (n, c, h, w), &Device::Cpu)?;
-        let logits = self.modules(&self.net.modules, x)?;
+        let mut values: Vec<Option<Tensor>> = vec![None; self.graph.nodes.len()];
+        values[0] = Some(Tensor::from_vec(data, shape, &Device::Cpu)?);
+        for i in 1..self.graph.nodes.len() {
+            let node = &self.graph.nodes[i];
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|&p| {
+                    values[p].as_ref().ok_or_else(|| {
+                        MethodError::Config(format!("node {}: input {p} missing", node.name))
+                    })
+                })
+                .collect::<Result<Vec<&Tensor>>>()?;
+            let y = self.node(i, &inputs)?;
+            for &p in &node.inputs {
+                if self.last_use[p] == i {
+                    values[p] = None;
+                }
+            }
+            values[i] = Some(y);
+        }
+        let logits = values
+            .pop()
+            .flatten()
+            .ok_or_else(|| MethodError::Config("the graph has no output".into()))?;
         Ok(logits
             .flatten_all()?
             .to_vec1::<f64>()?
             .iter()
-            .map(|&a| a * self.net.logit_scale)
+            .map(|&a| a * self.logit_scale)
             .collect())
     }
 
     fn logit_scale(&self) -> f64 {
-        self.net.logit_scale
+        self.logit_scale
     }
 
     fn logit_bound(&self) -> f64 {

@@ -1,148 +1,87 @@
-//! A fixed-point network (the common lowering of `linear`, `int8` and `tnt`): the folded model's
-//! module tree with, per conv/dense layer, integer weights, an i32 bias, the input zero point and a
-//! `FixedPoint` requantizer, and per residual block a TFLite ADD (`AddAlign::FixedPoint`) with its
-//! output requantizer. [`build`] quantizes a [`FoldedModel`](super::fold::FoldedModel) with a
-//! method's [`Scheme`]; [`IntNet::lower`] emits the engine graph and [`IntMirror`] is its exact
-//! f64 mirror, the methods' fake-quant forward (logit bound 0).
+//! The one integer form every method lowers through.
+//!
+//! A lowering appends nodes to the engine's [`GraphBuilder`] (which infers every shape and checks
+//! every parameter as the node is appended), using [`push_mac`] for its conv and dense layers, and
+//! wraps the finished graph in an [`IntNet`] with the real value of one logit unit and its layer
+//! rows. From there every method gets the same three things: the engine graph, the exact f64
+//! mirror of that graph as its fake-quant forward ([`IntMirror`], logit bound 0) and a report
+//! whose quantization counts are the engine's own ([`IntNet::into_quantized`]).
+//!
+//! Requantizers (`Shift`, `FixedPoint`, `Threshold`, `MultiThreshold`), binary, ternary and k-bit
+//! weights and residual adds are all engine nodes, so there is no second integer form to keep in
+//! step with the engine: a new layer kind is an engine op, a case of [`push_mac`] (or a builder
+//! call) in the lowerings that use it, and a case of the mirror.
 
-mod build;
 mod mirror;
 
-pub use build::{
-    ADD_LEFT_SHIFT, OutQuant, QuantWeights, Scheme, activation_params, build, quantize_weights,
-};
 pub use mirror::IntMirror;
 
-use std::collections::BTreeMap;
-
 use qbench_engine::{
-    Add, Conv2d, DType, Dense, GraphBuilder, NodeId, Pool, QGraph, Requant, WeightKind,
+    BinaryConv2d, BinaryDense, Conv2d, DType, Dense, GraphBuilder, NodeId, QGraph, WeightKind,
+    count_ops,
 };
 
 use super::fold::MacGeometry;
 use super::{LayerReport, MethodReport, Quantized};
-use crate::error::Result;
+use crate::error::{MethodError, Result};
 
-/// One integer conv or dense layer: `pool(requant(sum (x - z) * w + bias))`, or raw i32 logits.
-#[derive(Clone, Debug)]
-pub struct IntLayer {
-    /// Node name prefix (the float layer's name).
-    pub name: String,
+/// A conv or dense layer in integers: `acc = sum (x - z) * w + bias` in wrapping i32.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mac {
     /// Convolution or dense geometry.
     pub geometry: MacGeometry,
-    /// Integer weights, same layout as the float ones.
+    /// Integer weights, `[O][C][k][k]` or `[O][F]`.
     pub weights: Vec<i8>,
-    /// Their kind (`Int { bits }` or `Ternary`).
+    /// What the weight integers mean (`Int { bits }`, `Binary`, `Ternary`).
     pub weight_kind: WeightKind,
-    /// How the layer was lowered, as reported (`int8`, `ternary`).
-    pub path: String,
-    /// Bias at scale `S_in * S_w[o]`.
-    pub bias: Vec<i32>,
-    /// Zero point of the input activations.
+    /// Per-output-channel bias in accumulator units, if any.
+    pub bias: Option<Vec<i32>>,
+    /// Zero point `z` of the input (0 for a binary input).
     pub input_zero_point: i32,
-    /// Requantizer and output dtype; `None` for the logits layer.
-    pub requant: Option<(Requant, DType)>,
-    /// Max pool after the requantizer.
-    pub pool: Option<Pool>,
-    /// Per-image accumulator shape (`[O, H, W]` or `[O]`).
-    pub acc_shape: Vec<usize>,
 }
 
-/// A residual block: `requant(add(body(x), shortcut(x)))`, the shortcut empty for the identity.
-#[derive(Clone, Debug)]
-pub struct IntResidual {
-    /// Node name prefix.
-    pub name: String,
-    /// Main branch.
-    pub body: Vec<IntModule>,
-    /// Projection branch, or empty.
-    pub shortcut: Vec<IntModule>,
-    /// The TFLite ADD of the two branches (body is input a).
-    pub add: Add,
-    /// Output multiplier, zero point and clamp of the sum (the ReLU is the clamp).
-    pub requant: Requant,
-    /// Output dtype.
-    pub out: DType,
-    /// Per-image shape of the sum.
-    pub shape: Vec<usize>,
-}
-
-/// One step of an [`IntNet`].
-#[derive(Clone, Debug)]
-pub enum IntModule {
-    /// Conv or dense layer.
-    Layer(IntLayer),
-    /// Max pool not preceded by a layer.
-    MaxPool(Pool),
-    /// Average pool (no padding), rounding as the engine's `AvgPool`.
-    AvgPool(Pool),
-    /// Global average pool, `[C, H, W] -> [C]`.
-    GlobalAvgPool,
-    /// `[C, H, W] -> [C H W]` (nothing on a vector).
-    Flatten,
-    /// Residual block.
-    Residual(IntResidual),
-}
-
-/// A lowering-ready fixed-point network over raw u8 pixels.
-#[derive(Clone, Debug)]
-pub struct IntNet {
-    /// Input `[C, H, W]` (raw u8 pixels).
-    pub input: [usize; 3],
-    /// Modules in order; the last one is the logits layer.
-    pub modules: Vec<IntModule>,
-    /// Real value of one unit of the integer logits.
-    pub logit_scale: f64,
-}
-
-fn walk_layers<'a>(ms: &'a [IntModule], out: &mut Vec<&'a IntLayer>) {
-    for m in ms {
-        match m {
-            IntModule::Layer(l) => out.push(l),
-            IntModule::Residual(r) => {
-                walk_layers(&r.body, out);
-                walk_layers(&r.shortcut, out);
-            }
-            _ => {}
-        }
+/// Appends the engine node(s) of `mac` reading `x`: a `{name}.flatten` first when a dense layer
+/// reads a map, then the layer named `name`. A binary (+-1) input selects the xnor-popcount ops
+/// and needs binary weights and zero point 0; any other input the integer ops.
+pub fn push_mac(b: &mut GraphBuilder, name: &str, mut x: NodeId, mac: Mac) -> Result<NodeId> {
+    let Mac {
+        geometry,
+        weights,
+        weight_kind,
+        bias,
+        input_zero_point,
+    } = mac;
+    if matches!(geometry, MacGeometry::Dense { .. }) && b.ty(x).is_map() {
+        x = b.flatten(&format!("{name}.flatten"), x)?;
     }
-}
-
-fn lower_modules(
-    b: &mut GraphBuilder,
-    modules: &[IntModule],
-    mut x: NodeId,
-    prefix: &str,
-) -> Result<NodeId> {
-    for (i, m) in modules.iter().enumerate() {
-        x = match m {
-            IntModule::Layer(l) => lower_layer(b, l, x)?,
-            IntModule::MaxPool(p) => b.max_pool(&format!("{prefix}pool{i}"), x, *p)?,
-            IntModule::AvgPool(p) => b.avg_pool(&format!("{prefix}pool{i}"), x, *p)?,
-            IntModule::GlobalAvgPool => b.global_avg_pool(&format!("{prefix}pool{i}"), x)?,
-            IntModule::Flatten if b.ty(x).shape.len() == 1 => x,
-            IntModule::Flatten => b.flatten(&format!("{prefix}flatten{i}"), x)?,
-            IntModule::Residual(r) => {
-                let main = lower_modules(b, &r.body, x, &format!("{}.", r.name))?;
-                let short = lower_modules(b, &r.shortcut, x, &format!("{}.short.", r.name))?;
-                let sum = b.add(&format!("{}.add", r.name), main, short, r.add)?;
-                b.requant(
-                    &format!("{}.requant", r.name),
-                    sum,
-                    r.out,
-                    r.requant.clone(),
-                )?
-            }
-        };
+    let binary = b.ty(x).dtype == DType::Binary;
+    if binary && (weight_kind != WeightKind::Binary || input_zero_point != 0) {
+        return Err(MethodError::Config(format!(
+            "layer {name}: a binary input needs binary weights and zero point 0, got {weight_kind:?} \
+             weights and zero point {input_zero_point}"
+        )));
     }
-    Ok(x)
-}
-
-fn lower_layer(b: &mut GraphBuilder, l: &IntLayer, mut x: NodeId) -> Result<NodeId> {
-    if matches!(l.geometry, MacGeometry::Dense { .. }) && b.ty(x).shape.len() == 3 {
-        x = b.flatten(&format!("{}.flatten", l.name), x)?;
-    }
-    x = match l.geometry {
+    let id = match geometry {
+        MacGeometry::Conv {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            pad,
+        } if binary => b.binary_conv2d(
+            name,
+            x,
+            BinaryConv2d {
+                in_channels,
+                out_channels,
+                kernel_h: kernel,
+                kernel_w: kernel,
+                stride,
+                pad,
+                weights,
+                bias,
+            },
+        )?,
         MacGeometry::Conv {
             in_channels,
             out_channels,
@@ -150,7 +89,7 @@ fn lower_layer(b: &mut GraphBuilder, l: &IntLayer, mut x: NodeId) -> Result<Node
             stride,
             pad,
         } => b.conv2d(
-            &l.name,
+            name,
             x,
             Conv2d {
                 in_channels,
@@ -160,38 +99,57 @@ fn lower_layer(b: &mut GraphBuilder, l: &IntLayer, mut x: NodeId) -> Result<Node
                 stride,
                 pad,
                 groups: 1,
-                weight_kind: l.weight_kind,
-                input_zero_point: l.input_zero_point,
-                weights: l.weights.clone(),
-                bias: Some(l.bias.clone()),
+                weight_kind,
+                input_zero_point,
+                weights,
+                bias,
+            },
+        )?,
+        MacGeometry::Dense {
+            in_features,
+            out_features,
+        } if binary => b.binary_dense(
+            name,
+            x,
+            BinaryDense {
+                in_features,
+                out_features,
+                weights,
+                bias,
             },
         )?,
         MacGeometry::Dense {
             in_features,
             out_features,
         } => b.dense(
-            &l.name,
+            name,
             x,
             Dense {
                 in_features,
                 out_features,
-                weight_kind: l.weight_kind,
-                input_zero_point: l.input_zero_point,
-                weights: l.weights.clone(),
-                bias: Some(l.bias.clone()),
+                weight_kind,
+                input_zero_point,
+                weights,
+                bias,
             },
         )?,
     };
-    if let Some((rq, dtype)) = &l.requant {
-        x = b.requant(&format!("{}.requant", l.name), x, *dtype, rq.clone())?;
-    }
-    if let Some(p) = l.pool {
-        x = b.max_pool(&format!("{}.pool", l.name), x, p)?;
-    }
-    Ok(x)
+    Ok(id)
 }
 
-/// What a fixed-point method says about its result beyond what the [`IntNet`] knows.
+/// A lowered model: the engine graph, the real value of one logit unit, and how each layer was
+/// lowered.
+#[derive(Clone, Debug)]
+pub struct IntNet {
+    /// The validated engine graph.
+    pub graph: QGraph,
+    /// Real value of one unit of the integer logits.
+    pub logit_scale: f64,
+    /// One row per conv/dense layer (or unified module), in order.
+    pub layers: Vec<LayerReport>,
+}
+
+/// What a method says about its result beyond what the [`IntNet`] knows.
 pub struct ReportHead {
     /// The method's registry name.
     pub method: &'static str,
@@ -201,92 +159,54 @@ pub struct ReportHead {
     pub config: serde_json::Value,
     /// How activations were calibrated.
     pub calibration: String,
-    /// Fine-tuning epochs run (0 for post-training quantization).
+    /// Fine-tuning or training epochs run (0 for post-training quantization).
     pub finetune_epochs: usize,
+    /// The structural variant of the method, if it has one (see [`MethodReport::variant`]).
+    pub variant: Option<String>,
     /// Notes for the report.
     pub notes: Vec<String>,
 }
 
 impl IntNet {
-    /// Every conv/dense layer, depth first (body before shortcut).
-    pub fn layers(&self) -> Vec<&IntLayer> {
-        let mut out = Vec::new();
-        walk_layers(&self.modules, &mut out);
-        out
-    }
-
-    /// The engine graph: per layer an optional flatten, the conv or dense node (named like the
-    /// float layer), a `{name}.requant` node and a `{name}.pool` max pool; per residual block the
-    /// branches, `{block}.add` and `{block}.requant`.
-    pub fn lower(&self) -> Result<QGraph> {
-        let mut b = GraphBuilder::new(&self.input);
-        let x = b.input();
-        let x = lower_modules(&mut b, &self.modules, x, "")?;
-        Ok(b.finish(x)?)
+    /// Finishes `builder` with `logits` as the output node.
+    pub fn finish(
+        builder: GraphBuilder,
+        logits: NodeId,
+        logit_scale: f64,
+        layers: Vec<LayerReport>,
+    ) -> Result<Self> {
+        if !(logit_scale.is_finite() && logit_scale > 0.0) {
+            return Err(MethodError::Config(format!(
+                "logit scale {logit_scale} is not a positive number"
+            )));
+        }
+        Ok(IntNet {
+            graph: builder.finish(logits)?,
+            logit_scale,
+            layers,
+        })
     }
 
     /// The method result of this network: its engine graph, its exact mirror as the fake-quant
-    /// forward, and a report whose layers and quantization counts come from the network; the
-    /// method supplies the rest of the report.
+    /// forward, and a report whose layers come from the lowering and whose quantization counts
+    /// are the engine's count of the graph.
     pub fn into_quantized(self, head: ReportHead) -> Result<Quantized> {
         let report = MethodReport {
             method: head.method.into(),
             label: head.label,
             config: head.config,
-            layers: self.layer_reports(),
-            quant_ops: self.requant_ops(),
+            layers: self.layers,
+            quant_ops: count_ops(&self.graph).requant_by_kind,
             calibration: head.calibration,
             finetune_epochs: head.finetune_epochs,
-            variant: None,
+            variant: head.variant,
             notes: head.notes,
         };
+        let fake_quant = Box::new(IntMirror::new(&self.graph, self.logit_scale)?);
         Ok(Quantized {
-            graph: self.lower()?,
-            fake_quant: Box::new(IntMirror::new(self)?),
+            graph: self.graph,
+            fake_quant,
             report,
         })
-    }
-
-    /// Requantization operations per inference by kind (one per requantized value: every layer's
-    /// accumulator and every residual sum).
-    pub fn requant_ops(&self) -> BTreeMap<String, u64> {
-        fn walk(ms: &[IntModule], ops: &mut BTreeMap<String, u64>) {
-            for m in ms {
-                let (rq, shape) = match m {
-                    IntModule::Layer(IntLayer {
-                        requant: Some((rq, _)),
-                        acc_shape,
-                        ..
-                    }) => (rq, acc_shape),
-                    IntModule::Residual(r) => {
-                        walk(&r.body, ops);
-                        walk(&r.shortcut, ops);
-                        (&r.requant, &r.shape)
-                    }
-                    _ => continue,
-                };
-                let n: usize = shape.iter().product();
-                *ops.entry(rq.kind_name().to_string()).or_insert(0) += n as u64;
-            }
-        }
-        let mut ops = BTreeMap::new();
-        walk(&self.modules, &mut ops);
-        ops
-    }
-
-    /// How each layer was lowered.
-    pub fn layer_reports(&self) -> Vec<LayerReport> {
-        self.layers()
-            .into_iter()
-            .map(|l| LayerReport {
-                name: l.name.clone(),
-                path: l.path.clone(),
-                weight_bits: l.weight_kind.storage_bits() as u8,
-                output_bits: l
-                    .requant
-                    .as_ref()
-                    .map_or(32, |(_, d)| d.storage_bits() as u8),
-            })
-            .collect()
     }
 }

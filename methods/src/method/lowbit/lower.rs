@@ -1,36 +1,34 @@
-//! From the trained network to integers: quantized weights, folded thresholds, the score layer's
-//! integer bias, and the engine graph.
+//! From the trained network to the integer form: quantized weights, folded thresholds, the score
+//! layer's integer bias, and the engine nodes.
 //!
-//! - The first layer reads the u8 pixels (input zero point 0) with an integer [`Conv2d`]/[`Dense`]
-//!   whose weights are `WeightKind::Binary` (BNN, QNN W1) or `WeightKind::Int { bits }`.
-//! - A hidden layer over +-1 activations with +-1 weights is a [`BinaryConv2d`]/[`BinaryDense`]
-//!   (xnor-popcount); over k-bit levels it is an integer layer with zero point 0.
-//! - Max pools between a layer and its batch norm run on the i32 accumulators; batch norm +
-//!   activation is one [`Requant::Threshold`] (sign) or [`Requant::MultiThreshold`] (levels) per
-//!   channel ([`super::thresholds`]); max pools after the activation run on the binary or k-bit
-//!   values.
+//! - The first layer reads the u8 pixels (input zero point 0) with an integer conv/dense whose
+//!   weights are `WeightKind::Binary` (BNN, QNN W1) or `WeightKind::Int { bits }`.
+//! - A hidden layer over +-1 activations (with +-1 weights) runs on the xnor-popcount ops; over
+//!   k-bit levels it is an integer layer with zero point 0 ([`push_mac`] picks the op from the
+//!   input's type).
+//! - Max pools between a layer and its batch norm (`{layer}.acc_pool{i}`) run on the i32
+//!   accumulators; batch norm + activation is one `Requant::Threshold` (sign) or
+//!   `Requant::MultiThreshold` (levels) per channel (`{layer}.threshold`,
+//!   [`super::thresholds`]); max pools after the activation (`{layer}.pool{i}`) run on the binary
+//!   or k-bit values.
 //! - The score layer has no requantizer: its i32 accumulators plus the bias
 //!   `round(b / (alpha s_w s_in))` are the logits, in units of `alpha s_w s_in`.
 
-use std::collections::BTreeMap;
+use qbench_engine::{DType, GraphBuilder, NodeId, Pool, WeightKind};
 
-use qbench_engine::{
-    BinaryConv2d, BinaryDense, Conv2d, DType, Dense, GraphBuilder, Pool, QGraph, Requant,
-    WeightKind,
-};
-
-use super::net::{Block, Net};
+use super::net::Net;
 use super::quant::{ActQuant, WeightQuant};
 use super::thresholds::{BnFold, acc_ranges};
 use super::train::{Precision, Trainable};
 use crate::error::{MethodError, Result};
 use crate::method::LayerReport;
-use crate::method::fold::{MacGeometry, PoolSpec};
+use crate::method::fold::PoolSpec;
+use crate::method::intnet::{IntNet, Mac, push_mac};
 use crate::model::params::Params;
 
 /// What a layer reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Input {
+enum Input {
     /// Raw u8 pixels.
     Pixels,
     /// The previous layer's quantized activations.
@@ -50,34 +48,19 @@ impl Input {
     }
 }
 
-/// One lowered layer.
-#[derive(Clone, Debug, PartialEq)]
-pub struct IntLayer {
-    /// The block it came from.
-    pub block: Block,
-    /// What it reads.
-    pub input: Input,
-    /// How its weights are quantized.
-    pub weights_kind: WeightQuant,
-    /// Integer weights `[O, fan_in]` row-major (`[O][C][k][k]` for convs).
-    pub weights: Vec<i8>,
-    /// Hidden layers: the folded batch norm and the activation it feeds.
-    pub fold: Option<(BnFold, ActQuant)>,
-    /// Hidden layers: the engine requantizer (thresholds) computed from `fold`.
-    pub requant: Option<Requant>,
-    /// Score layer: the integer bias.
-    pub score_bias: Option<Vec<i32>>,
+fn engine_pool(p: &PoolSpec) -> Pool {
+    Pool {
+        kernel_h: p.kernel,
+        kernel_w: p.kernel,
+        stride: p.stride,
+        pad: p.pad,
+    }
 }
 
-/// The whole lowered network.
-#[derive(Clone, Debug, PartialEq)]
-pub struct IntNet {
-    /// Input channels, height, width.
-    pub input: [usize; 3],
-    /// Layers in order; the last produces the scores.
-    pub layers: Vec<IntLayer>,
-    /// Real value of one unit of the integer scores.
-    pub logit_scale: f64,
+fn max_pools(b: &mut GraphBuilder, x: NodeId, name: &str, pools: &[PoolSpec]) -> Result<NodeId> {
+    pools.iter().enumerate().try_fold(x, |x, (i, p)| {
+        Ok(b.max_pool(&format!("{name}{i}"), x, engine_pool(p))?)
+    })
 }
 
 fn f64s(params: &Params, name: &str) -> Result<Vec<f64>> {
@@ -92,6 +75,8 @@ fn f64s(params: &Params, name: &str) -> Result<Vec<f64>> {
 pub fn lower(net: &Net, prec: Precision, t: &Trainable) -> Result<IntNet> {
     let params = &t.params;
     let alpha = f64::from(t.log_alpha.as_tensor().exp()?.to_scalar::<f32>()?);
+    let mut g = GraphBuilder::new(&net.input);
+    let mut x = g.input();
     let mut layers = Vec::with_capacity(net.blocks.len());
     let mut input = Input::Pixels;
     let mut logit_scale = 1.0;
@@ -107,14 +92,26 @@ pub fn lower(net: &Net, prec: Precision, t: &Trainable) -> Result<IntNet> {
             vec![0.0; rows]
         };
         let acc_scale: Vec<f64> = w_scale.iter().map(|s| s * unit).collect();
-        let mut layer = IntLayer {
-            block: block.clone(),
-            input,
-            weights_kind: prec.weights,
+        let mut mac = Mac {
+            geometry: block.geometry,
             weights,
-            fold: None,
-            requant: None,
-            score_bias: None,
+            weight_kind: match prec.weights {
+                WeightQuant::Binary => WeightKind::Binary,
+                WeightQuant::Linear { bits } => WeightKind::Int { bits },
+            },
+            bias: None,
+            input_zero_point: 0,
+        };
+        let mut report = LayerReport {
+            name: block.name.clone(),
+            path: if input == Input::Act(ActQuant::Sign) && prec.weights == WeightQuant::Binary {
+                "binary"
+            } else {
+                "int8"
+            }
+            .into(),
+            weight_bits: prec.weights.bits(),
+            output_bits: 32,
         };
         if last {
             let s = alpha * acc_scale[0];
@@ -132,7 +129,7 @@ pub fn lower(net: &Net, prec: Precision, t: &Trainable) -> Result<IntNet> {
                     }
                 })
                 .collect::<Result<Vec<i32>>>()?;
-            layer.score_bias = block.bias.then_some(b);
+            mac.bias = block.bias.then_some(b);
             logit_scale = s;
         } else {
             let bn = block
@@ -147,178 +144,33 @@ pub fn lower(net: &Net, prec: Precision, t: &Trainable) -> Result<IntNet> {
                 &f64s(params, &format!("{bn}.running_mean"))?,
                 &f64s(params, &format!("{bn}.running_var"))?,
             )?;
-            let ranges = acc_ranges(&layer.weights, rows, amin, amax);
-            layer.requant = Some(fold.requant(prec.activations, &ranges)?);
-            layer.fold = Some((fold, prec.activations));
-            input = Input::Act(prec.activations);
-        }
-        layers.push(layer);
-    }
-    Ok(IntNet {
-        input: net.input,
-        layers,
-        logit_scale,
-    })
-}
-
-fn engine_pool(p: &PoolSpec) -> Pool {
-    Pool {
-        kernel_h: p.kernel,
-        kernel_w: p.kernel,
-        stride: p.stride,
-        pad: p.pad,
-    }
-}
-
-impl IntLayer {
-    /// Whether it runs on the xnor-popcount kernels.
-    pub fn is_binary(&self) -> bool {
-        self.input == Input::Act(ActQuant::Sign) && self.weights_kind == WeightQuant::Binary
-    }
-
-    fn weight_kind(&self) -> WeightKind {
-        match self.weights_kind {
-            WeightQuant::Binary => WeightKind::Binary,
-            WeightQuant::Linear { bits } => WeightKind::Int { bits },
-        }
-    }
-
-    /// The engine dtype of its activations, if hidden.
-    fn out_dtype(&self) -> Option<DType> {
-        self.fold.as_ref().map(|(_, a)| match a {
-            ActQuant::Sign => DType::Binary,
-            ActQuant::Levels { bits } => DType::Unsigned { bits: *bits },
-        })
-    }
-}
-
-impl IntNet {
-    /// The engine graph and its quantization operations per inference by requantizer kind (one
-    /// per thresholded activation, counted before any pool that follows).
-    pub fn to_graph(&self) -> Result<(QGraph, BTreeMap<String, u64>)> {
-        let mut ops = BTreeMap::new();
-        let [c, h, w] = self.input;
-        let mut b = GraphBuilder::new(&[c, h, w]);
-        let mut x = b.input();
-        for l in &self.layers {
-            let name = l.block.name.as_str();
-            if l.block.flatten_before && b.ty(x).is_map() {
-                x = b.flatten(&format!("{name}.flatten"), x)?;
-            }
-            let bias = l.score_bias.clone();
-            x = match (l.block.geometry, l.is_binary()) {
-                (
-                    MacGeometry::Conv {
-                        in_channels,
-                        out_channels,
-                        kernel,
-                        stride,
-                        pad,
-                    },
-                    true,
-                ) => b.binary_conv2d(
-                    name,
-                    x,
-                    BinaryConv2d {
-                        in_channels,
-                        out_channels,
-                        kernel_h: kernel,
-                        kernel_w: kernel,
-                        stride,
-                        pad,
-                        weights: l.weights.clone(),
-                        bias,
-                    },
-                )?,
-                (
-                    MacGeometry::Conv {
-                        in_channels,
-                        out_channels,
-                        kernel,
-                        stride,
-                        pad,
-                    },
-                    false,
-                ) => b.conv2d(
-                    name,
-                    x,
-                    Conv2d {
-                        in_channels,
-                        out_channels,
-                        kernel_h: kernel,
-                        kernel_w: kernel,
-                        stride,
-                        pad,
-                        groups: 1,
-                        weight_kind: l.weight_kind(),
-                        input_zero_point: 0,
-                        weights: l.weights.clone(),
-                        bias,
-                    },
-                )?,
-                (
-                    MacGeometry::Dense {
-                        in_features,
-                        out_features,
-                    },
-                    true,
-                ) => b.binary_dense(
-                    name,
-                    x,
-                    BinaryDense {
-                        in_features,
-                        out_features,
-                        weights: l.weights.clone(),
-                        bias,
-                    },
-                )?,
-                (
-                    MacGeometry::Dense {
-                        in_features,
-                        out_features,
-                    },
-                    false,
-                ) => b.dense(
-                    name,
-                    x,
-                    Dense {
-                        in_features,
-                        out_features,
-                        weight_kind: l.weight_kind(),
-                        input_zero_point: 0,
-                        weights: l.weights.clone(),
-                        bias,
-                    },
-                )?,
+            let ranges = acc_ranges(&mac.weights, rows, amin, amax);
+            let requant = fold.requant(prec.activations, &ranges)?;
+            x = push_mac(&mut g, &block.name, x, mac)?;
+            x = max_pools(
+                &mut g,
+                x,
+                &format!("{}.acc_pool", block.name),
+                &block.pre_pools,
+            )?;
+            let (out, bits) = match prec.activations {
+                ActQuant::Sign => (DType::Binary, 1),
+                ActQuant::Levels { bits } => (DType::Unsigned { bits }, bits),
             };
-            for (i, p) in l.block.pre_pools.iter().enumerate() {
-                x = b.max_pool(&format!("{name}.acc_pool{i}"), x, engine_pool(p))?;
-            }
-            if let (Some(rq), Some(out)) = (&l.requant, l.out_dtype()) {
-                x = b.requant(&format!("{name}.threshold"), x, out, rq.clone())?;
-                *ops.entry(rq.kind_name().to_string()).or_insert(0) += b.ty(x).numel() as u64;
-            }
-            for (i, p) in l.block.post_pools.iter().enumerate() {
-                x = b.max_pool(&format!("{name}.pool{i}"), x, engine_pool(p))?;
-            }
+            x = g.requant(&format!("{}.threshold", block.name), x, out, requant)?;
+            x = max_pools(
+                &mut g,
+                x,
+                &format!("{}.pool", block.name),
+                &block.post_pools,
+            )?;
+            report.output_bits = bits;
+            layers.push(report);
+            input = Input::Act(prec.activations);
+            continue;
         }
-        Ok((b.finish(x)?, ops))
+        x = push_mac(&mut g, &block.name, x, mac)?;
+        layers.push(report);
     }
-
-    /// How each layer was lowered.
-    pub fn layer_reports(&self) -> Vec<LayerReport> {
-        self.layers
-            .iter()
-            .map(|l| LayerReport {
-                name: l.block.name.clone(),
-                path: if l.is_binary() { "binary" } else { "int8" }.into(),
-                weight_bits: l.weights_kind.bits(),
-                output_bits: match l.fold {
-                    Some((_, ActQuant::Sign)) => 1,
-                    Some((_, ActQuant::Levels { bits })) => bits,
-                    None => 32,
-                },
-            })
-            .collect()
-    }
+    IntNet::finish(g, x, logit_scale, layers)
 }

@@ -6,13 +6,13 @@
 //! - [`quant`]: the weight and activation quantizers, as integers and as STE fake quantizers.
 //! - [`train`]: the training forward and loop.
 //! - [`thresholds`]: batch norm + activation as exact integer thresholds (gamma < 0 flips).
-//! - [`lower`]: integer weights, thresholds and the engine graph; [`fake`]: the f64 forward.
+//! - [`lower`]: integer weights, thresholds and the engine graph, in the integer form every
+//!   method shares ([`super::intnet`], whose exact mirror is the fake-quant forward).
 //!
 //! The network either continues from the trained float model (`model: float`: its architecture
 //! and parameters are the starting point) or is a built-in architecture trained from scratch
 //! (`model: <zoo name>`, seeded initialisation).
 
-pub mod fake;
 pub mod lower;
 pub mod net;
 pub mod quant;
@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use super::config::check_range;
 use super::fold::PoolSpec;
-use super::{MethodReport, QuantInput, Quantized};
+use super::intnet::ReportHead;
+use super::{QuantInput, Quantized};
 use crate::error::{MethodError, Result};
 use crate::model::arch::Architecture;
 use crate::model::params::Params;
@@ -33,7 +34,7 @@ use crate::train::TrainObserver;
 use net::Net;
 use train::{Precision, Settings, Trainable};
 
-/// Max pooling of an f64 or f32 tensor by a block's pool spec (training and fake-quant forward).
+/// Max pooling of an f32 tensor by a block's pool spec (the training forward).
 fn pool(x: &Tensor, p: &PoolSpec) -> Result<Tensor> {
     super::calibrate::max_pool(x, *p)
 }
@@ -146,7 +147,7 @@ fn start(model: &str, input: &QuantInput) -> Result<(Architecture, Params)> {
 /// What a BNN/QNN run is, besides its precision.
 pub struct Run<'a> {
     /// Method name (`bnn`, `qnn`).
-    pub method: &'a str,
+    pub method: &'static str,
     /// Table label.
     pub label: String,
     /// The validated options as JSON, for the report.
@@ -180,8 +181,6 @@ pub fn quantize(
     };
     let steps = train::train(&net, prec, &mut t, &settings, input, observer)?;
     let int_net = lower::lower(&net, prec, &t)?;
-    let (graph, quant_ops) = int_net.to_graph()?;
-    let layers = int_net.layer_reports();
     let images = if settings.images == 0 {
         input.train_idx.len()
     } else {
@@ -212,20 +211,13 @@ pub fn quantize(
             b.name
         ));
     }
-    let report = MethodReport {
-        method: run.method.into(),
+    int_net.into_quantized(ReportHead {
+        method: run.method,
         label: run.label.clone(),
         config: run.config.clone(),
-        layers,
-        quant_ops,
         calibration: "batch-norm running statistics from training (no separate calibration)".into(),
         finetune_epochs: settings.epochs,
         variant: None,
         notes,
-    };
-    Ok(Quantized {
-        graph,
-        fake_quant: Box::new(fake::LowBitFake::new(int_net)?),
-        report,
     })
 }

@@ -32,8 +32,9 @@ use candle_core::Tensor;
 use super::act_range::{RangeRule, calibrate_model};
 use super::calibrate::TensorStats;
 use super::config::RawMethodConfig;
+use super::fixed_point::{OutQuant, QuantWeights, Scheme, activation_params, build};
 use super::fold::{FoldedModel, MacModule, fold};
-use super::intnet::{OutQuant, QuantWeights, ReportHead, Scheme, activation_params, build};
+use super::intnet::ReportHead;
 use super::qat;
 use super::{QuantInput, QuantMethod, Quantized};
 use crate::error::{MethodError, Result};
@@ -142,6 +143,7 @@ impl QuantMethod for Tnt {
                 a.calibration_batch
             ),
             finetune_epochs: o.finetune.epochs,
+            variant: None,
             notes,
         })
     }

@@ -1,5 +1,6 @@
-//! Quantizes a [`FoldedModel`] into an [`IntNet`] with a method's [`Scheme`] (how weights and
-//! activations are quantized) and calibration statistics.
+//! The fixed-point lowering shared by `linear`, `int8` and `tnt`: quantizes a [`FoldedModel`] into
+//! an [`IntNet`] with a method's [`Scheme`] (how weights and activations are quantized) and
+//! calibration statistics.
 //!
 //! - Every conv/dense layer but the logits layer requantizes its accumulator with
 //!   `Requant::FixedPoint`, `(M0, shift) = quantize_multiplier(S_in S_w[c] / S_out)` (TFLite's
@@ -19,12 +20,13 @@
 //!   `q` is an average of `q - Z` plus `Z`).
 
 use qbench_engine::requant::quantize_multiplier;
-use qbench_engine::{Add, AddAlign, DType, Pool, Requant, WeightKind};
+use qbench_engine::{Add, AddAlign, DType, GraphBuilder, NodeId, Pool, Requant, WeightKind};
 
-use super::{IntLayer, IntModule, IntNet, IntResidual};
+use super::LayerReport;
+use super::calibrate::{Calibration, TapKind, TensorStats};
+use super::fold::{FoldedModel, MacModule, Module, PoolSpec};
+use super::intnet::{IntNet, Mac, push_mac};
 use crate::error::{MethodError, Result};
-use crate::method::calibrate::{Calibration, TapKind, TensorStats};
-use crate::method::fold::{FoldedModel, MacGeometry, MacModule, Module, PoolSpec};
 
 /// Left shift of TFLite's 8-bit ADD inputs.
 pub const ADD_LEFT_SHIFT: u8 = 20;
@@ -113,19 +115,21 @@ pub fn activation_params(lo: f64, hi: f64, bits: u8) -> OutQuant {
     }
 }
 
-/// The activation flowing between modules while building.
-#[derive(Clone, Debug)]
+/// The activation flowing between modules while building: its node, scale and zero point.
+#[derive(Clone, Copy, Debug)]
 struct Act {
+    id: NodeId,
     scale: f64,
     zero_point: i32,
-    /// Per-image shape.
-    shape: Vec<usize>,
 }
 
 struct Builder<'a> {
     cal: &'a Calibration,
     scheme: &'a dyn Scheme,
     logits: &'a str,
+    graph: GraphBuilder,
+    layers: Vec<LayerReport>,
+    logit_scale: f64,
 }
 
 fn engine_pool(p: PoolSpec) -> Pool {
@@ -137,14 +141,14 @@ fn engine_pool(p: PoolSpec) -> Pool {
     }
 }
 
-fn pooled(shape: &[usize], p: PoolSpec) -> Vec<usize> {
-    let side = |n: usize| (n + 2 * p.pad).saturating_sub(p.kernel) / p.stride + 1;
-    vec![shape[0], side(shape[1]), side(shape[2])]
-}
-
 /// Quantizes `model` with `scheme` and the statistics `cal` (see the module docs). The last
 /// top-level module must be a conv or dense layer without ReLU or pool: its i32 accumulators are
 /// the logits.
+///
+/// Node names: each layer is named like the float layer, with `{name}.requant` and `{name}.pool`
+/// after it; standalone pools and flattens are `{prefix}pool{i}` and `{prefix}flatten{i}`; a
+/// residual block's body is prefixed `{block}.`, its shortcut `{block}.short.`, and it ends in
+/// `{block}.add` and `{block}.requant`.
 pub fn build(model: &FoldedModel, cal: &Calibration, scheme: &dyn Scheme) -> Result<IntNet> {
     let logits = match model.modules.last() {
         Some(Module::Mac(m)) if !m.relu && m.pool.is_none() => m.name.as_str(),
@@ -155,23 +159,22 @@ pub fn build(model: &FoldedModel, cal: &Calibration, scheme: &dyn Scheme) -> Res
             )));
         }
     };
-    let b = Builder {
+    let graph = GraphBuilder::new(&model.input);
+    let input = Act {
+        id: graph.input(),
+        scale: 1.0,
+        zero_point: 0,
+    };
+    let mut b = Builder {
         cal,
         scheme,
         logits,
+        graph,
+        layers: Vec::new(),
+        logit_scale: 1.0,
     };
-    let input = Act {
-        scale: 1.0,
-        zero_point: 0,
-        shape: model.input.to_vec(),
-    };
-    let mut logit_scale = 1.0;
-    let (modules, _) = b.modules(&model.modules, input, &mut logit_scale)?;
-    Ok(IntNet {
-        input: model.input,
-        modules,
-        logit_scale,
-    })
+    let out = b.modules(&model.modules, input, "")?;
+    IntNet::finish(b.graph, out.id, b.logit_scale, b.layers)
 }
 
 impl Builder<'_> {
@@ -201,52 +204,37 @@ impl Builder<'_> {
         )))
     }
 
-    fn modules(
-        &self,
-        modules: &[Module],
-        mut act: Act,
-        logit_scale: &mut f64,
-    ) -> Result<(Vec<IntModule>, Act)> {
-        let mut out = Vec::with_capacity(modules.len());
-        for m in modules {
-            let step = match m {
+    fn modules(&mut self, modules: &[Module], mut act: Act, prefix: &str) -> Result<Act> {
+        for (i, m) in modules.iter().enumerate() {
+            let g = &mut self.graph;
+            act.id = match m {
                 Module::Mac(mac) => {
-                    let (layer, next) = self.layer(mac, &act, logit_scale)?;
-                    act = next;
-                    IntModule::Layer(layer)
+                    act = self.layer(mac, act)?;
+                    continue;
                 }
                 Module::MaxPool(p) => {
-                    act.shape = pooled(&act.shape, *p);
-                    IntModule::MaxPool(engine_pool(*p))
+                    g.max_pool(&format!("{prefix}pool{i}"), act.id, engine_pool(*p))?
                 }
                 Module::AvgPool(p) => {
-                    act.shape = pooled(&act.shape, *p);
-                    IntModule::AvgPool(engine_pool(*p))
+                    g.avg_pool(&format!("{prefix}pool{i}"), act.id, engine_pool(*p))?
                 }
-                Module::GlobalAvgPool => {
-                    act.shape.truncate(1);
-                    IntModule::GlobalAvgPool
-                }
-                Module::Flatten => {
-                    act.shape = vec![act.shape.iter().product()];
-                    IntModule::Flatten
-                }
+                Module::GlobalAvgPool => g.global_avg_pool(&format!("{prefix}pool{i}"), act.id)?,
+                Module::Flatten if !g.ty(act.id).is_map() => act.id,
+                Module::Flatten => g.flatten(&format!("{prefix}flatten{i}"), act.id)?,
                 Module::Residual {
                     name,
                     body,
                     shortcut,
                 } => {
-                    let (residual, next) = self.residual(name, body, shortcut, act, logit_scale)?;
-                    act = next;
-                    IntModule::Residual(residual)
+                    act = self.residual(name, body, shortcut, act)?;
+                    continue;
                 }
             };
-            out.push(step);
         }
-        Ok((out, act))
+        Ok(act)
     }
 
-    fn layer(&self, m: &MacModule, act: &Act, logit_scale: &mut f64) -> Result<(IntLayer, Act)> {
+    fn layer(&mut self, m: &MacModule, act: Act) -> Result<Act> {
         let is_logits = m.name == self.logits;
         let o = m.out_channels();
         let w = self.scheme.weights(m, is_logits)?;
@@ -266,42 +254,35 @@ impl Builder<'_> {
                     .clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
             })
             .collect();
-        let acc_shape = match m.geometry {
-            MacGeometry::Conv {
-                kernel,
-                stride,
-                pad,
-                ..
-            } => {
-                if act.shape.len() != 3 {
-                    return Err(self.error(format!("layer {}: convolution of a vector", m.name)));
-                }
-                let side = |n: usize| (n + 2 * pad).saturating_sub(kernel) / stride + 1;
-                vec![o, side(act.shape[1]), side(act.shape[2])]
-            }
-            MacGeometry::Dense { .. } => vec![o],
-        };
-        let mut layer = IntLayer {
+        let weight_bits = w.kind.storage_bits() as u8;
+        let acc = push_mac(
+            &mut self.graph,
+            &m.name,
+            act.id,
+            Mac {
+                geometry: m.geometry,
+                weights: w.weights,
+                weight_kind: w.kind,
+                bias: Some(bias),
+                // The folded module's own offset (nonzero only on raw pixels, whose zero point
+                // is 0).
+                input_zero_point: act.zero_point + m.input_zero_point,
+            },
+        )?;
+        let mut report = LayerReport {
             name: m.name.clone(),
-            geometry: m.geometry,
-            weights: w.weights,
-            weight_kind: w.kind,
             path: w.path,
-            bias,
-            // The folded module's own offset (nonzero only on raw pixels, whose zero point is 0).
-            input_zero_point: act.zero_point + m.input_zero_point,
-            requant: None,
-            pool: m.pool.map(engine_pool),
-            acc_shape: acc_shape.clone(),
+            weight_bits,
+            output_bits: 32,
         };
         if is_logits {
-            *logit_scale = in_scale * at(0);
-            let next = Act {
-                scale: *logit_scale,
+            self.layers.push(report);
+            self.logit_scale = in_scale * at(0);
+            return Ok(Act {
+                id: acc,
+                scale: self.logit_scale,
                 zero_point: 0,
-                shape: acc_shape,
-            };
-            return Ok((layer, next));
+            });
         }
         let q = self.scheme.activation(
             &m.name,
@@ -315,44 +296,39 @@ impl Builder<'_> {
             shift.push(e);
         }
         let (lo, hi) = (q.dtype.min_value() as i32, q.dtype.max_value() as i32);
-        layer.requant = Some((
-            Requant::FixedPoint {
-                multiplier,
-                shift,
-                zero_point: q.zero_point,
-                min: if m.relu { q.zero_point.max(lo) } else { lo },
-                max: hi,
-            },
-            q.dtype,
-        ));
-        let shape = match m.pool {
-            Some(p) => pooled(&acc_shape, p),
-            None => acc_shape,
+        let requant = Requant::FixedPoint {
+            multiplier,
+            shift,
+            zero_point: q.zero_point,
+            min: if m.relu { q.zero_point.max(lo) } else { lo },
+            max: hi,
         };
-        let next = Act {
+        let mut id = self
+            .graph
+            .requant(&format!("{}.requant", m.name), acc, q.dtype, requant)?;
+        if let Some(p) = m.pool {
+            id = self
+                .graph
+                .max_pool(&format!("{}.pool", m.name), id, engine_pool(p))?;
+        }
+        report.output_bits = q.dtype.storage_bits() as u8;
+        self.layers.push(report);
+        Ok(Act {
+            id,
             scale: q.scale,
             zero_point: q.zero_point,
-            shape,
-        };
-        Ok((layer, next))
+        })
     }
 
     fn residual(
-        &self,
+        &mut self,
         name: &str,
         body: &[Module],
         shortcut: &[Module],
         act: Act,
-        logit_scale: &mut f64,
-    ) -> Result<(IntResidual, Act)> {
-        let (body, a) = self.modules(body, act.clone(), logit_scale)?;
-        let (shortcut, b) = self.modules(shortcut, act, logit_scale)?;
-        if a.shape != b.shape {
-            return Err(self.error(format!(
-                "residual block {name}: body {:?} and shortcut {:?} shapes differ",
-                a.shape, b.shape
-            )));
-        }
+    ) -> Result<Act> {
+        let a = self.modules(body, act, &format!("{name}."))?;
+        let b = self.modules(shortcut, act, &format!("{name}.short."))?;
         let q = self
             .scheme
             .activation(name, self.stats(name, TapKind::Sum)?, true)?;
@@ -363,36 +339,33 @@ impl Builder<'_> {
         let (m0, e) =
             self.multiplier(twice / (f64::from(1u32 << ADD_LEFT_SHIFT) * q.scale), &what)?;
         let (lo, hi) = (q.dtype.min_value() as i32, q.dtype.max_value() as i32);
-        let residual = IntResidual {
-            name: name.to_string(),
-            body,
-            shortcut,
-            add: Add {
-                zero_point_a: a.zero_point,
-                zero_point_b: b.zero_point,
-                align: AddAlign::FixedPoint {
-                    left_shift: ADD_LEFT_SHIFT,
-                    multiplier_a,
-                    shift_a,
-                    multiplier_b,
-                    shift_b,
-                },
+        let add = Add {
+            zero_point_a: a.zero_point,
+            zero_point_b: b.zero_point,
+            align: AddAlign::FixedPoint {
+                left_shift: ADD_LEFT_SHIFT,
+                multiplier_a,
+                shift_a,
+                multiplier_b,
+                shift_b,
             },
-            requant: Requant::FixedPoint {
-                multiplier: vec![m0],
-                shift: vec![e],
-                zero_point: q.zero_point,
-                min: q.zero_point.max(lo),
-                max: hi,
-            },
-            out: q.dtype,
-            shape: a.shape.clone(),
         };
-        let next = Act {
+        // The engine checks that both branches have the same shape.
+        let sum = self.graph.add(&format!("{name}.add"), a.id, b.id, add)?;
+        let requant = Requant::FixedPoint {
+            multiplier: vec![m0],
+            shift: vec![e],
+            zero_point: q.zero_point,
+            min: q.zero_point.max(lo),
+            max: hi,
+        };
+        let id = self
+            .graph
+            .requant(&format!("{name}.requant"), sum, q.dtype, requant)?;
+        Ok(Act {
+            id,
             scale: q.scale,
             zero_point: q.zero_point,
-            shape: a.shape,
-        };
-        Ok((residual, next))
+        })
     }
 }
