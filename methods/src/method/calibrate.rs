@@ -76,18 +76,7 @@ impl FoldedTensors {
         let mut biases = BTreeMap::new();
         for m in model.mac_modules() {
             let w: Vec<f32> = m.weight.iter().map(|&v| v as f32).collect();
-            let shape: Vec<usize> = match m.geometry {
-                MacGeometry::Conv {
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    ..
-                } => vec![out_channels, in_channels, kernel, kernel],
-                MacGeometry::Dense {
-                    in_features,
-                    out_features,
-                } => vec![out_features, in_features],
-            };
+            let shape = m.geometry.weight_shape();
             let b: Vec<f32> = m.bias.iter().map(|&v| v as f32).collect();
             let nb = b.len();
             weights.insert(
@@ -186,7 +175,7 @@ fn run_mac(
         x.clone()
     };
     let acc = match m.geometry {
-        MacGeometry::Conv { stride, pad, .. } => conv2d(&x, &w, stride, pad)?,
+        MacGeometry::Conv(c) => conv2d(&x, &w, &c)?,
         MacGeometry::Dense { .. } => x.matmul(&w.t()?)?,
     };
     hooks.accumulator(m, &acc)?;

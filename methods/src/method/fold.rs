@@ -27,7 +27,7 @@ use candle_core::DType;
 use qbench_datasets::Normalization;
 
 use crate::error::{MethodError, Result};
-use crate::model::arch::{Architecture, Layer};
+use crate::model::arch::{Architecture, ConvShape, Layer};
 use crate::model::params::{BN_EPS, Params};
 
 /// Window of a pooling module.
@@ -45,18 +45,7 @@ pub struct PoolSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MacGeometry {
     /// 2-D convolution, weights `[O, C, k, k]`.
-    Conv {
-        /// Input channels.
-        in_channels: usize,
-        /// Output channels.
-        out_channels: usize,
-        /// Square kernel size.
-        kernel: usize,
-        /// Stride.
-        stride: usize,
-        /// Zero padding (applied after the input zero point is removed).
-        pad: usize,
-    },
+    Conv(ConvShape),
     /// Fully connected, weights `[O, F]`.
     Dense {
         /// Input features.
@@ -69,21 +58,28 @@ pub enum MacGeometry {
 impl MacGeometry {
     /// Output channels (or features).
     pub fn out_channels(&self) -> usize {
-        match *self {
-            MacGeometry::Conv { out_channels, .. } => out_channels,
-            MacGeometry::Dense { out_features, .. } => out_features,
+        match self {
+            MacGeometry::Conv(c) => c.out_channels,
+            MacGeometry::Dense { out_features, .. } => *out_features,
         }
     }
 
     /// Weights per output channel (`C k k` or `F`).
     pub fn fan_in(&self) -> usize {
-        match *self {
-            MacGeometry::Conv {
-                in_channels,
-                kernel,
-                ..
-            } => in_channels * kernel * kernel,
-            MacGeometry::Dense { in_features, .. } => in_features,
+        match self {
+            MacGeometry::Conv(c) => c.fan_in(),
+            MacGeometry::Dense { in_features, .. } => *in_features,
+        }
+    }
+
+    /// Shape of the weight tensor (`[O, C, k, k]` or `[O, F]`).
+    pub fn weight_shape(&self) -> Vec<usize> {
+        match self {
+            MacGeometry::Conv(c) => c.weight_shape().to_vec(),
+            MacGeometry::Dense {
+                in_features,
+                out_features,
+            } => vec![*out_features, *in_features],
         }
     }
 }
@@ -229,25 +225,7 @@ fn bn_affine(params: &Params, name: &str) -> Result<(Vec<f64>, Vec<f64>)> {
 
 fn mac_from_layer(layer: &Layer, params: &Params) -> Result<MacModule> {
     let (name, geometry, has_bias) = match layer {
-        Layer::Conv {
-            name,
-            in_channels,
-            out_channels,
-            kernel,
-            stride,
-            pad,
-            bias,
-        } => (
-            name,
-            MacGeometry::Conv {
-                in_channels: *in_channels,
-                out_channels: *out_channels,
-                kernel: *kernel,
-                stride: *stride,
-                pad: *pad,
-            },
-            *bias,
-        ),
+        Layer::Conv { name, shape, bias } => (name, MacGeometry::Conv(*shape), *bias),
         Layer::Dense {
             name,
             in_features,
@@ -428,16 +406,16 @@ fn fold_normalization(
         ));
     };
     let plane = h * w;
-    // Channel of each input element of one output row.
-    let channel_of = |j: usize| -> usize {
+    // Input channel that weight `j` of output row `o` reads.
+    let channel_of = |o: usize, j: usize| -> usize {
         match mac.geometry {
-            MacGeometry::Conv { kernel, .. } => j / (kernel * kernel),
+            MacGeometry::Conv(c) => c.input_channel(o, j),
             MacGeometry::Dense { .. } => j / plane,
         }
     };
     let per = mac.geometry.fan_in();
     let pixel_mean: Vec<f64> = norm.mean.iter().map(|m| 255.0 * f64::from(*m)).collect();
-    let padded = matches!(mac.geometry, MacGeometry::Conv { pad, .. } if pad > 0);
+    let padded = matches!(mac.geometry, MacGeometry::Conv(c) if c.pad > 0);
     let zp = if padded {
         let avg = pixel_mean.iter().sum::<f64>() / c as f64;
         let z = avg.round().clamp(0.0, 255.0);
@@ -456,7 +434,7 @@ fn fold_normalization(
         let mut shift = 0.0;
         let mut sum = 0.0;
         for (j, wv) in row.iter_mut().enumerate() {
-            let ch = channel_of(j);
+            let ch = channel_of(o, j);
             let std = f64::from(norm.std[ch]);
             shift += *wv * f64::from(norm.mean[ch]) / std;
             *wv /= 255.0 * std;

@@ -13,16 +13,9 @@ pub enum Layer {
     Conv {
         /// Parameter name prefix.
         name: String,
-        /// Input channels.
-        in_channels: usize,
-        /// Output channels.
-        out_channels: usize,
-        /// Kernel size.
-        kernel: usize,
-        /// Stride.
-        stride: usize,
-        /// Zero padding on each side.
-        pad: usize,
+        /// Channels, kernel, stride and padding (the same keys in the JSON form).
+        #[serde(flatten)]
+        shape: ConvShape,
         /// Whether the layer has a bias (false when a batch norm follows).
         bias: bool,
     },
@@ -111,21 +104,84 @@ pub struct ArchError {
     pub reason: String,
 }
 
+/// The geometry of a 2-D convolution, carried whole from the architecture through folding to the
+/// integer lowering, so a new convolution parameter is added here once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvShape {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel size.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub pad: usize,
+}
+
+impl ConvShape {
+    /// Output height and width for an `h x w` input (the input must fit the kernel).
+    pub fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
+        (
+            (h + 2 * self.pad - self.kernel) / self.stride + 1,
+            (w + 2 * self.pad - self.kernel) / self.stride + 1,
+        )
+    }
+
+    /// Weights per output channel.
+    pub fn fan_in(&self) -> usize {
+        self.in_channels * self.kernel * self.kernel
+    }
+
+    /// The input channel that weight `j` of output channel `o`'s row (`[C][k][k]`) reads.
+    pub fn input_channel(&self, _o: usize, j: usize) -> usize {
+        j / (self.kernel * self.kernel)
+    }
+
+    /// Shape of the weight tensor, `[O, C, k, k]`.
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [
+            self.out_channels,
+            self.in_channels,
+            self.kernel,
+            self.kernel,
+        ]
+    }
+
+    /// `[C, H, W] -> [O, OH, OW]`, or why the input does not fit.
+    pub fn output(&self, c: usize, h: usize, w: usize) -> Result<(usize, usize, usize), String> {
+        let ConvShape {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            pad,
+        } = *self;
+        if c != in_channels {
+            return Err(format!("expects {in_channels} input channels, gets {c}"));
+        }
+        if h + 2 * pad < kernel || w + 2 * pad < kernel || stride == 0 {
+            return Err(format!("kernel {kernel} does not fit a {h}x{w} input"));
+        }
+        let (oh, ow) = self.out_hw(h, w);
+        Ok((out_channels, oh, ow))
+    }
+
+    /// Short description (`3->8 k3 s1 p1`).
+    pub fn describe(&self) -> String {
+        format!(
+            "{}->{} k{} s{} p{}",
+            self.in_channels, self.out_channels, self.kernel, self.stride, self.pad
+        )
+    }
+}
+
 impl Layer {
     /// Short human-readable description, used in errors and summaries.
     pub fn describe(&self) -> String {
         match self {
-            Layer::Conv {
-                name,
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                pad,
-                ..
-            } => {
-                format!("conv {name} {in_channels}->{out_channels} k{kernel} s{stride} p{pad}")
-            }
+            Layer::Conv { name, shape, .. } => format!("conv {name} {}", shape.describe()),
             Layer::Dense {
                 name,
                 in_features,
@@ -152,28 +208,9 @@ impl Layer {
     pub fn output_shape(&self, input: Shape) -> Result<Shape, String> {
         use Shape::*;
         match (self, input) {
-            (
-                Layer::Conv {
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    stride,
-                    pad,
-                    ..
-                },
-                Spatial(c, h, w),
-            ) => {
-                if c != *in_channels {
-                    return Err(format!("expects {in_channels} input channels, gets {c}"));
-                }
-                if h + 2 * pad < *kernel || w + 2 * pad < *kernel || *stride == 0 {
-                    return Err(format!("kernel {kernel} does not fit a {h}x{w} input"));
-                }
-                Ok(Spatial(
-                    *out_channels,
-                    (h + 2 * pad - kernel) / stride + 1,
-                    (w + 2 * pad - kernel) / stride + 1,
-                ))
+            (Layer::Conv { shape, .. }, Spatial(c, h, w)) => {
+                let (o, oh, ow) = shape.output(c, h, w)?;
+                Ok(Spatial(o, oh, ow))
             }
             (
                 Layer::Dense {

@@ -8,6 +8,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::arch::ConvShape;
 use crate::error::Result;
 
 /// Geometry of one im2col: input `C x H x W`, square kernel, stride, zero padding.
@@ -140,17 +141,17 @@ impl CustomOp1 for Col2Im {
     }
 }
 
-/// Convolution of `x` (N, C, H, W) with `w` (O, C, k, k), unit dilation, one group.
-pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
+/// Convolution of `x` (N, C, H, W) with `w` (O, C, k, k) of the given geometry, unit dilation.
+pub fn conv2d(x: &Tensor, w: &Tensor, shape: &ConvShape) -> Result<Tensor> {
     let (n, c, h, wd) = x.dims4()?;
-    let (o, _, k, _) = w.dims4()?;
+    let o = shape.out_channels;
     let g = Geometry {
         c,
         h,
         w: wd,
-        k,
-        stride,
-        pad,
+        k: shape.kernel,
+        stride: shape.stride,
+        pad: shape.pad,
     };
     let (oh, ow) = g.out_hw();
     let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
@@ -195,7 +196,14 @@ mod tests {
         for (stride, pad, k) in [(1, 1, 3), (2, 1, 3), (1, 0, 5), (2, 3, 7), (2, 0, 1)] {
             let x = Var::from_tensor(&rand(&[2, 3, 11, 9], 1)).unwrap();
             let w = Var::from_tensor(&rand(&[4, 3, k, k], 2)).unwrap();
-            let ours = conv2d(x.as_tensor(), w.as_tensor(), stride, pad).unwrap();
+            let shape = ConvShape {
+                in_channels: 3,
+                out_channels: 4,
+                kernel: k,
+                stride,
+                pad,
+            };
+            let ours = conv2d(x.as_tensor(), w.as_tensor(), &shape).unwrap();
             let theirs = x
                 .as_tensor()
                 .conv2d(w.as_tensor(), pad, stride, 1, 1)

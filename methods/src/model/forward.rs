@@ -32,15 +32,9 @@ fn run_layers(layers: &[Layer], params: &mut Params, mut x: Tensor, mode: Mode) 
 
 fn run_layer(layer: &Layer, params: &mut Params, x: Tensor, mode: Mode) -> Result<Tensor> {
     Ok(match layer {
-        Layer::Conv {
-            name,
-            stride,
-            pad,
-            bias,
-            ..
-        } => {
+        Layer::Conv { name, shape, bias } => {
             let w = params.get(&format!("{name}.weight"))?;
-            let y = conv2d(&x, &w, *stride, *pad)?;
+            let y = conv2d(&x, &w, shape)?;
             if *bias {
                 let b = params.get(&format!("{name}.bias"))?;
                 y.broadcast_add(&b.reshape((1, (), 1, 1))?)?

@@ -36,24 +36,16 @@ impl Params {
         let dev = Device::Cpu;
         for layer in arch.param_layers() {
             match layer {
-                Layer::Conv {
-                    name,
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    bias,
-                    ..
-                } => {
-                    let fan_in = in_channels * kernel * kernel;
-                    let shape = [*out_channels, *in_channels, *kernel, *kernel];
+                Layer::Conv { name, shape, bias } => {
+                    let fan_in = shape.fan_in();
                     vars.insert(
                         format!("{name}.weight"),
-                        uniform_var(&mut rng, &shape, fan_in)?,
+                        uniform_var(&mut rng, &shape.weight_shape(), fan_in)?,
                     );
                     if *bias {
                         vars.insert(
                             format!("{name}.bias"),
-                            uniform_var(&mut rng, &[*out_channels], fan_in)?,
+                            uniform_var(&mut rng, &[shape.out_channels], fan_in)?,
                         );
                     }
                 }

@@ -1,7 +1,7 @@
 //! The built-in architectures, by name. Parameter names follow torchvision where a torchvision
 //! model exists (ResNet-18), so its pretrained weights import without renaming.
 
-use super::arch::{Architecture, Layer};
+use super::arch::{Architecture, ConvShape, Layer};
 
 /// Names of the built-in architectures, with one line each for `--help` and `qbench models`.
 pub const ARCHITECTURES: &[(&str, &str)] = &[
@@ -56,11 +56,13 @@ pub fn build(name: &str, input: [usize; 3], num_classes: usize) -> Option<Archit
 fn conv(name: &str, cin: usize, cout: usize, kernel: usize, stride: usize, pad: usize) -> Layer {
     Layer::Conv {
         name: name.into(),
-        in_channels: cin,
-        out_channels: cout,
-        kernel,
-        stride,
-        pad,
+        shape: ConvShape {
+            in_channels: cin,
+            out_channels: cout,
+            kernel,
+            stride,
+            pad,
+        },
         bias: false,
     }
 }

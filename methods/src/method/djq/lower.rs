@@ -330,7 +330,7 @@ impl Lowering<'_> {
             let bn = format!("{}.bn", m.name);
             let weight_kind = WeightKind::Int { bits: wb };
             let id = match m.geometry {
-                MacGeometry::Conv { .. } => self.graph.conv2d(
+                MacGeometry::Conv(_) => self.graph.conv2d(
                     &bn,
                     conv_q.id,
                     Conv2d {

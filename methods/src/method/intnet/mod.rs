@@ -62,42 +62,30 @@ pub fn push_mac(b: &mut GraphBuilder, name: &str, mut x: NodeId, mac: Mac) -> Re
         )));
     }
     let id = match geometry {
-        MacGeometry::Conv {
-            in_channels,
-            out_channels,
-            kernel,
-            stride,
-            pad,
-        } if binary => b.binary_conv2d(
+        MacGeometry::Conv(c) if binary => b.binary_conv2d(
             name,
             x,
             BinaryConv2d {
-                in_channels,
-                out_channels,
-                kernel_h: kernel,
-                kernel_w: kernel,
-                stride,
-                pad,
+                in_channels: c.in_channels,
+                out_channels: c.out_channels,
+                kernel_h: c.kernel,
+                kernel_w: c.kernel,
+                stride: c.stride,
+                pad: c.pad,
                 weights,
                 bias,
             },
         )?,
-        MacGeometry::Conv {
-            in_channels,
-            out_channels,
-            kernel,
-            stride,
-            pad,
-        } => b.conv2d(
+        MacGeometry::Conv(c) => b.conv2d(
             name,
             x,
             Conv2d {
-                in_channels,
-                out_channels,
-                kernel_h: kernel,
-                kernel_w: kernel,
-                stride,
-                pad,
+                in_channels: c.in_channels,
+                out_channels: c.out_channels,
+                kernel_h: c.kernel,
+                kernel_w: c.kernel,
+                stride: c.stride,
+                pad: c.pad,
                 groups: 1,
                 weight_kind,
                 input_zero_point,

@@ -73,11 +73,7 @@ impl Net {
             match layer {
                 Layer::Conv {
                     name: n,
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    stride,
-                    pad,
+                    shape,
                     bias,
                 } => {
                     if stage != Stage::Activation && !blocks.is_empty() {
@@ -89,13 +85,7 @@ impl Net {
                     }
                     blocks.push(Block {
                         name: n.clone(),
-                        geometry: MacGeometry::Conv {
-                            in_channels: *in_channels,
-                            out_channels: *out_channels,
-                            kernel: *kernel,
-                            stride: *stride,
-                            pad: *pad,
-                        },
+                        geometry: MacGeometry::Conv(*shape),
                         bias: *bias,
                         flatten_before: std::mem::take(&mut flatten),
                         pre_pools: Vec::new(),

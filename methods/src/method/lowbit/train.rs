@@ -71,13 +71,13 @@ fn mac(block: &Block, params: &Params, wq: WeightQuant, last: bool, x: &Tensor) 
     let w = params.get(&format!("{}.weight", block.name))?;
     let wq = wq.ste(&w, !last)?;
     let mut y = match block.geometry {
-        MacGeometry::Conv { stride, pad, .. } => conv2d(x, &wq, stride, pad)?,
+        MacGeometry::Conv(c) => conv2d(x, &wq, &c)?,
         MacGeometry::Dense { .. } => x.matmul(&wq.t()?)?,
     };
     if block.bias && !last {
         let b = params.get(&format!("{}.bias", block.name))?;
         y = match block.geometry {
-            MacGeometry::Conv { .. } => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+            MacGeometry::Conv(_) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
             MacGeometry::Dense { .. } => y.broadcast_add(&b.reshape((1, ()))?)?,
         };
     }

@@ -34,7 +34,7 @@ pub fn ternarize_layer(
     scales: Scales,
 ) -> TernaryLayer {
     let group = match (granularity, kind) {
-        (Granularity::PerKernel, MacGeometry::Conv { kernel, .. }) => kernel * kernel,
+        (Granularity::PerKernel, MacGeometry::Conv(c)) => c.kernel * c.kernel,
         (Granularity::PerChannel, _) => weight.len() / kind.out_channels().max(1),
         (Granularity::PerKernel, MacGeometry::Dense { .. }) | (Granularity::PerLayer, _) => {
             weight.len()
@@ -150,13 +150,13 @@ fn unit_scales(units: usize, scale: impl Fn(usize) -> f64) -> Vec<f64> {
 mod tests {
     use super::*;
 
-    const CONV: MacGeometry = MacGeometry::Conv {
+    const CONV: MacGeometry = MacGeometry::Conv(crate::model::arch::ConvShape {
         in_channels: 2,
         out_channels: 2,
         kernel: 2,
         stride: 1,
         pad: 0,
-    };
+    });
 
     fn weights() -> Vec<f32> {
         // Channel 0: slices [1, -1, 0.1, 0] and [0.5, 0.5, -0.5, 0.01]; channel 1 all 0.2.
