@@ -203,11 +203,13 @@ fn paths_match_the_graph(
             "{note}"
         );
         let row = counts.nodes.iter().find(|n| n.name == layer.name).unwrap();
-        let mac_kind = row.mac_kind.as_deref().unwrap_or("");
-        assert!(
-            mac_kind.starts_with(if path == "ternary" { "wter" } else { "wint8" }),
-            "{mac_kind}"
-        );
+        let weights = row.mac_kind.as_ref().map(|k| k.weights());
+        let expected = if path == "ternary" {
+            WeightKind::Ternary
+        } else {
+            WeightKind::Int { bits: 8 }
+        };
+        assert_eq!(weights, Some(expected), "{}", layer.name);
         paths.push(layer.path.clone());
     }
     (report, paths)

@@ -9,7 +9,6 @@ use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::ops::Deref;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -62,15 +61,6 @@ impl MacKind {
 impl fmt::Display for MacKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.key)
-    }
-}
-
-/// A MAC kind reads as its key text, so callers that only print or compare keys need no change.
-impl Deref for MacKind {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        &self.key
     }
 }
 

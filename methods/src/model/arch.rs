@@ -118,6 +118,19 @@ pub struct ConvShape {
     pub stride: usize,
     /// Zero padding on each side.
     pub pad: usize,
+    /// Channel groups: input and output channels split into `groups` independent convolutions
+    /// (`groups == in_channels == out_channels` is MobileNet's depthwise convolution). 1 when
+    /// absent from the JSON form, and left out of it then.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub groups: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl ConvShape {
@@ -129,21 +142,27 @@ impl ConvShape {
         )
     }
 
+    /// Input channels each output channel reads (`C / groups`).
+    pub fn group_in_channels(&self) -> usize {
+        self.in_channels / self.groups
+    }
+
     /// Weights per output channel.
     pub fn fan_in(&self) -> usize {
-        self.in_channels * self.kernel * self.kernel
+        self.group_in_channels() * self.kernel * self.kernel
     }
 
-    /// The input channel that weight `j` of output channel `o`'s row (`[C][k][k]`) reads.
-    pub fn input_channel(&self, _o: usize, j: usize) -> usize {
-        j / (self.kernel * self.kernel)
+    /// The input channel that weight `j` of output channel `o`'s row (`[C/groups][k][k]`) reads.
+    pub fn input_channel(&self, o: usize, j: usize) -> usize {
+        let group = o / (self.out_channels / self.groups);
+        group * self.group_in_channels() + j / (self.kernel * self.kernel)
     }
 
-    /// Shape of the weight tensor, `[O, C, k, k]`.
+    /// Shape of the weight tensor, `[O, C/groups, k, k]`.
     pub fn weight_shape(&self) -> [usize; 4] {
         [
             self.out_channels,
-            self.in_channels,
+            self.group_in_channels(),
             self.kernel,
             self.kernel,
         ]
@@ -157,9 +176,18 @@ impl ConvShape {
             kernel,
             stride,
             pad,
+            groups,
         } = *self;
         if c != in_channels {
             return Err(format!("expects {in_channels} input channels, gets {c}"));
+        }
+        if groups == 0
+            || !in_channels.is_multiple_of(groups)
+            || !out_channels.is_multiple_of(groups)
+        {
+            return Err(format!(
+                "{groups} groups do not divide {in_channels} input and {out_channels} output channels"
+            ));
         }
         if h + 2 * pad < kernel || w + 2 * pad < kernel || stride == 0 {
             return Err(format!("kernel {kernel} does not fit a {h}x{w} input"));
@@ -168,10 +196,15 @@ impl ConvShape {
         Ok((out_channels, oh, ow))
     }
 
-    /// Short description (`3->8 k3 s1 p1`).
+    /// Short description (`3->8 k3 s1 p1`, with ` g4` for 4 groups).
     pub fn describe(&self) -> String {
+        let groups = if self.groups == 1 {
+            String::new()
+        } else {
+            format!(" g{}", self.groups)
+        };
         format!(
-            "{}->{} k{} s{} p{}",
+            "{}->{} k{} s{} p{}{groups}",
             self.in_channels, self.out_channels, self.kernel, self.stride, self.pad
         )
     }

@@ -141,7 +141,9 @@ impl CustomOp1 for Col2Im {
     }
 }
 
-/// Convolution of `x` (N, C, H, W) with `w` (O, C, k, k) of the given geometry, unit dilation.
+/// Convolution of `x` (N, C, H, W) with `w` (O, C/groups, k, k) of the given geometry, unit
+/// dilation. Groups need no second kernel: im2col's rows are channel-major, so group `g`'s rows
+/// are one contiguous block and the product is a batch of `groups` matrix products.
 pub fn conv2d(x: &Tensor, w: &Tensor, shape: &ConvShape) -> Result<Tensor> {
     let (n, c, h, wd) = x.dims4()?;
     let o = shape.out_channels;
@@ -155,7 +157,14 @@ pub fn conv2d(x: &Tensor, w: &Tensor, shape: &ConvShape) -> Result<Tensor> {
     };
     let (oh, ow) = g.out_hw();
     let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
-    let wm = w.reshape((o, g.rows()))?;
+    if shape.groups == 1 {
+        let wm = w.reshape((o, g.rows()))?;
+        return Ok(wm.broadcast_matmul(&cols)?.reshape((n, o, oh, ow))?);
+    }
+    let groups = shape.groups;
+    let rows = g.rows() / groups;
+    let cols = cols.reshape((n, groups, rows, oh * ow))?;
+    let wm = w.reshape((groups, o / groups, rows))?;
     Ok(wm.broadcast_matmul(&cols)?.reshape((n, o, oh, ow))?)
 }
 
@@ -193,25 +202,35 @@ mod tests {
 
     #[test]
     fn matches_candle_convolution_and_its_gradients() {
-        for (stride, pad, k) in [(1, 1, 3), (2, 1, 3), (1, 0, 5), (2, 3, 7), (2, 0, 1)] {
-            let x = Var::from_tensor(&rand(&[2, 3, 11, 9], 1)).unwrap();
-            let w = Var::from_tensor(&rand(&[4, 3, k, k], 2)).unwrap();
+        // (stride, pad, kernel, input channels, output channels, groups)
+        for (stride, pad, k, c, o, groups) in [
+            (1, 1, 3, 3, 4, 1),
+            (2, 1, 3, 3, 4, 1),
+            (1, 0, 5, 3, 4, 1),
+            (2, 3, 7, 3, 4, 1),
+            (2, 0, 1, 3, 4, 1),
+            (1, 1, 3, 4, 4, 4),
+            (2, 1, 3, 6, 12, 3),
+        ] {
+            let x = Var::from_tensor(&rand(&[2, c, 11, 9], 1)).unwrap();
+            let w = Var::from_tensor(&rand(&[o, c / groups, k, k], 2)).unwrap();
             let shape = ConvShape {
-                in_channels: 3,
-                out_channels: 4,
+                in_channels: c,
+                out_channels: o,
                 kernel: k,
                 stride,
                 pad,
+                groups,
             };
             let ours = conv2d(x.as_tensor(), w.as_tensor(), &shape).unwrap();
             let theirs = x
                 .as_tensor()
-                .conv2d(w.as_tensor(), pad, stride, 1, 1)
+                .conv2d(w.as_tensor(), pad, stride, 1, groups)
                 .unwrap();
             assert_eq!(ours.dims(), theirs.dims());
             assert!(
                 max_diff(&ours, &theirs) < 1e-4,
-                "forward s{stride} p{pad} k{k}"
+                "forward s{stride} p{pad} k{k} g{groups}"
             );
             let probe = rand(ours.dims(), 3);
             let g1 = (&ours * &probe)
@@ -231,7 +250,10 @@ mod tests {
                     g1.get(v.as_tensor()).unwrap(),
                     g2.get(v.as_tensor()).unwrap(),
                 );
-                assert!(max_diff(a, b) < 1e-3, "gradient s{stride} p{pad} k{k}");
+                assert!(
+                    max_diff(a, b) < 1e-3,
+                    "gradient s{stride} p{pad} k{k} g{groups}"
+                );
             }
         }
     }

@@ -23,6 +23,10 @@ pub const ARCHITECTURES: &[(&str, &str)] = &[
         "the BNN paper's CIFAR-10 net: 2x128C3-MP2-2x256C3-MP2-2x512C3-MP2-1024FC-1024FC-10FC",
     ),
     (
+        "mobilenet_small",
+        "MobileNet-style: conv 3x3 16, three depthwise-separable blocks (dw 3x3 + BN + ReLU, pw 1x1 + BN + ReLU) to 32/64/64 channels, dense (28x28 input)",
+    ),
+    (
         "resnet20",
         "ResNet-20 for 32x32 inputs (16/32/64 channels, projection shortcuts)",
     ),
@@ -41,6 +45,7 @@ pub fn build(name: &str, input: [usize; 3], num_classes: usize) -> Option<Archit
         "mlp" => mlp(input, &[256, 256], num_classes),
         "bnn-mlp" => mlp(input, &[4096, 4096, 4096], num_classes),
         "bnn-vgg" => bnn_vgg(input, num_classes),
+        "mobilenet_small" => mobilenet_small(input, num_classes),
         "resnet20" => resnet20(input, num_classes),
         "resnet18" => resnet18(input, num_classes),
         _ => return None,
@@ -62,6 +67,23 @@ fn conv(name: &str, cin: usize, cout: usize, kernel: usize, stride: usize, pad: 
             kernel,
             stride,
             pad,
+            groups: 1,
+        },
+        bias: false,
+    }
+}
+
+/// A 3x3 depthwise convolution: one filter per channel (`groups == channels`).
+fn depthwise(name: &str, channels: usize, stride: usize) -> Layer {
+    Layer::Conv {
+        name: name.into(),
+        shape: ConvShape {
+            in_channels: channels,
+            out_channels: channels,
+            kernel: 3,
+            stride,
+            pad: 1,
+            groups: channels,
         },
         bias: false,
     }
@@ -226,6 +248,35 @@ fn resnet20([c, _, _]: [usize; 3], classes: usize) -> Vec<Layer> {
         Layer::GlobalAvgPool,
         Layer::Flatten,
         dense("fc", cout, classes, true),
+    ]);
+    layers
+}
+
+/// A small MobileNet (Howard et al. 2017, the networks of Jacob et al. 2018's main results): a 3x3
+/// convolution, then depthwise-separable blocks, each a 3x3 depthwise convolution and a 1x1
+/// pointwise convolution, both with batch norm and ReLU (MobileNet's ReLU6 is a ReLU here: every
+/// method's integer activations clamp at their own range anyway). The head is flatten + dense
+/// instead of MobileNet's global average pool, so BNN and QNN, whose threshold lowering has no
+/// average pools, run it too.
+fn mobilenet_small([c, h, w]: [usize; 3], classes: usize) -> Vec<Layer> {
+    let mut layers = vec![conv("conv1", c, 16, 3, 1, 1), bn("bn1", 16), Layer::Relu];
+    let (mut cin, mut side) = (16, (h, w));
+    for (i, (cout, stride)) in [(32, 2), (64, 2), (64, 1)].into_iter().enumerate() {
+        let block = format!("block{}", i + 1);
+        layers.extend([
+            depthwise(&format!("{block}.dw"), cin, stride),
+            bn(&format!("{block}.dw_bn"), cin),
+            Layer::Relu,
+            conv(&format!("{block}.pw"), cin, cout, 1, 1, 0),
+            bn(&format!("{block}.pw_bn"), cout),
+            Layer::Relu,
+        ]);
+        side = (side.0.div_ceil(stride), side.1.div_ceil(stride));
+        cin = cout;
+    }
+    layers.extend([
+        Layer::Flatten,
+        dense("fc", cin * side.0 * side.1, classes, true),
     ]);
     layers
 }

@@ -156,6 +156,7 @@ mod tests {
         kernel: 2,
         stride: 1,
         pad: 0,
+        groups: 1,
     });
 
     fn weights() -> Vec<f32> {
