@@ -223,24 +223,31 @@ fn bn_affine(params: &Params, name: &str) -> Result<(Vec<f64>, Vec<f64>)> {
     Ok((scale, shift))
 }
 
-fn mac_from_layer(layer: &Layer, params: &Params) -> Result<MacModule> {
-    let (name, geometry, has_bias) = match layer {
-        Layer::Conv { name, shape, bias } => (name, MacGeometry::Conv(*shape), *bias),
+/// A conv or dense layer's parameter name, geometry and whether it has a bias; `None` for any
+/// other layer.
+pub fn mac_of(layer: &Layer) -> Option<(&String, MacGeometry, bool)> {
+    match layer {
+        Layer::Conv { name, shape, bias } => Some((name, MacGeometry::Conv(*shape), *bias)),
         Layer::Dense {
             name,
             in_features,
             out_features,
             bias,
-        } => (
+        } => Some((
             name,
             MacGeometry::Dense {
                 in_features: *in_features,
                 out_features: *out_features,
             },
             *bias,
-        ),
-        other => return Err(unsupported(other, "not a conv or dense layer")),
-    };
+        )),
+        _ => None,
+    }
+}
+
+fn mac_from_layer(layer: &Layer, params: &Params) -> Result<MacModule> {
+    let (name, geometry, has_bias) =
+        mac_of(layer).ok_or_else(|| unsupported(layer, "not a conv or dense layer"))?;
     let weight = tensor_f64(params, &format!("{name}.weight"))?;
     let bias = if has_bias {
         tensor_f64(params, &format!("{name}.bias"))?

@@ -8,7 +8,7 @@
 //! integer thresholds are folded from.
 
 use crate::error::{MethodError, Result};
-use crate::method::fold::{MacGeometry, PoolSpec};
+use crate::method::fold::{MacGeometry, PoolSpec, mac_of};
 use crate::model::arch::{Architecture, Layer};
 
 /// One conv/dense layer with what follows it up to the next one.
@@ -71,11 +71,7 @@ impl Net {
         let mut flatten = false;
         for layer in &arch.layers {
             match layer {
-                Layer::Conv {
-                    name: n,
-                    shape,
-                    bias,
-                } => {
+                Layer::Conv { .. } | Layer::Dense { .. } => {
                     if stage != Stage::Activation && !blocks.is_empty() {
                         return Err(unsupported(
                             name,
@@ -83,37 +79,11 @@ impl Net {
                             "the previous layer needs batch norm and ReLU before it",
                         ));
                     }
+                    let (n, geometry, bias) = mac_of(layer).expect("a conv or dense layer");
                     blocks.push(Block {
                         name: n.clone(),
-                        geometry: MacGeometry::Conv(*shape),
-                        bias: *bias,
-                        flatten_before: std::mem::take(&mut flatten),
-                        pre_pools: Vec::new(),
-                        batch_norm: None,
-                        post_pools: Vec::new(),
-                    });
-                    stage = Stage::Mac;
-                }
-                Layer::Dense {
-                    name: n,
-                    in_features,
-                    out_features,
-                    bias,
-                } => {
-                    if stage != Stage::Activation && !blocks.is_empty() {
-                        return Err(unsupported(
-                            name,
-                            layer,
-                            "the previous layer needs batch norm and ReLU before it",
-                        ));
-                    }
-                    blocks.push(Block {
-                        name: n.clone(),
-                        geometry: MacGeometry::Dense {
-                            in_features: *in_features,
-                            out_features: *out_features,
-                        },
-                        bias: *bias,
+                        geometry,
+                        bias,
                         flatten_before: std::mem::take(&mut flatten),
                         pre_pools: Vec::new(),
                         batch_norm: None,
