@@ -1,5 +1,6 @@
 //! Depthwise-separable convolution end to end: the `mobilenet_small` float model trains, and every
-//! method lowers it to a graph with depthwise `Conv2d` nodes that passes the conformance suite.
+//! method lowers it to a graph with depthwise convolutions (`Conv2d`, or BNN's `BinaryConv2d`)
+//! that passes the conformance suite.
 
 mod common;
 
@@ -58,13 +59,16 @@ fn trained() -> &'static Trained {
 /// The 3x3 depthwise convolutions of a graph (DJQ's per-op ablation adds 1x1 ones for its batch
 /// norms, which are not counted).
 fn depthwise_convs(graph: &QGraph) -> usize {
+    let depthwise = |k: usize, groups: usize, c: usize, o: usize| {
+        k == 3 && groups > 1 && groups == c && groups == o
+    };
     graph
         .nodes
         .iter()
-        .filter(|n| {
-            matches!(&n.op, Op::Conv2d(c)
-                if c.kernel_h == 3 && c.groups > 1
-                    && c.groups == c.in_channels && c.groups == c.out_channels)
+        .filter(|n| match &n.op {
+            Op::Conv2d(c) => depthwise(c.kernel_h, c.groups, c.in_channels, c.out_channels),
+            Op::BinaryConv2d(c) => depthwise(c.kernel_h, c.groups, c.in_channels, c.out_channels),
+            _ => false,
         })
         .count()
 }
@@ -129,6 +133,8 @@ fn linear_and_tnt_conform() {
 }
 
 #[test]
-fn qnn_conforms() {
+fn qnn_and_bnn_conform() {
     conforms("{method: qnn, weight_bits: 2, activation_bits: 2, train: {images: 500}}");
+    // Binary activations: the depthwise layers run on the engine's grouped xnor convolution.
+    conforms("{method: bnn, train: {images: 500}}");
 }

@@ -620,30 +620,36 @@ pub fn node_streams(graph: &QGraph, images: &[u8]) -> Result<BTreeMap<usize, Vec
                 }
             }
             Op::BinaryConv2d(cv) if ty.is_map() => {
-                let taps = cv.in_channels * cv.kernel_h * cv.kernel_w;
+                // A row of whole 64-tap words per output; a group of fewer taps (a depthwise
+                // layer's 9) fills no word and reaches no xnor unit.
+                let cin_g = cv.in_channels / cv.groups;
+                let cout_g = cv.out_channels / cv.groups;
+                let taps = cin_g * cv.kernel_h * cv.kernel_w;
                 let words = (taps / 64).min(MAX_ROW);
                 let window = Window::new(ty, cv.kernel_h, cv.kernel_w, cv.stride, cv.pad);
-                for b in 0..batch {
+                for b in (0..batch).filter(|_| words > 0) {
                     let image = &x[b * numel..][..numel];
                     for (y, xo) in window.positions() {
-                        // Every tap in bounds: padded taps count 0, which no bit holds.
-                        let Some(act) = (0..words * 64)
-                            .map(|t| window.tap(image, 0, y, xo, t))
-                            .collect::<Option<Vec<i32>>>()
-                        else {
-                            continue;
-                        };
-                        let act = pack(&act);
-                        for o in 0..cv.out_channels {
-                            let wts: Vec<i32> = cv.weights[o * taps..][..words * 64]
-                                .iter()
-                                .map(|&v| i32::from(v))
-                                .collect();
-                            ops.push(Operands::BinaryDot {
-                                bias: cv.bias.as_ref().map_or(0, |v| v[o]),
-                                act: act.clone(),
-                                weights: pack(&wts),
-                            });
+                        for group in 0..cv.groups {
+                            // Every tap in bounds: padded taps count 0, which no bit holds.
+                            let Some(act) = (0..words * 64)
+                                .map(|t| window.tap(image, group * cin_g, y, xo, t))
+                                .collect::<Option<Vec<i32>>>()
+                            else {
+                                continue;
+                            };
+                            let act = pack(&act);
+                            for o in group * cout_g..(group + 1) * cout_g {
+                                let wts: Vec<i32> = cv.weights[o * taps..][..words * 64]
+                                    .iter()
+                                    .map(|&v| i32::from(v))
+                                    .collect();
+                                ops.push(Operands::BinaryDot {
+                                    bias: cv.bias.as_ref().map_or(0, |v| v[o]),
+                                    act: act.clone(),
+                                    weights: pack(&wts),
+                                });
+                            }
                         }
                     }
                 }

@@ -113,7 +113,7 @@ pub fn count_ops(graph: &QGraph) -> OpCounts {
                 row.param_bits = bias_bits(&d.bias);
             }
             Op::BinaryConv2d(c) => {
-                row.macs = out_elems * (c.in_channels * c.kernel_h * c.kernel_w) as u64;
+                row.macs = out_elems * (c.in_channels / c.groups * c.kernel_h * c.kernel_w) as u64;
                 row.mac_kind = Some(MacKind::xnor());
                 row.weight_bits = c.weights.len() as u64;
                 row.param_bits = bias_bits(&c.bias);

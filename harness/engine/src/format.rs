@@ -11,7 +11,7 @@
 //! | --- | --- | --- | --- |
 //! | conv2d | `weight` | I8 | `[O, C/groups, kh, kw]` |
 //! | dense | `weight` | I8 | `[O, F]` |
-//! | binary_conv2d | `weight` (+-1) | I8 | `[O, C, kh, kw]` |
+//! | binary_conv2d | `weight` (+-1) | I8 | `[O, C/groups, kh, kw]` |
 //! | binary_dense | `weight` (+-1) | I8 | `[O, F]` |
 //! | the four above | `bias` (optional) | I32 | `[O]` |
 //! | requant shift | `shift` | U8 | `[sets]` |
@@ -141,7 +141,12 @@ fn arrays(op: &Op) -> Vec<(&'static str, Array)> {
             bias(&d.bias, &mut out);
         }
         Op::BinaryConv2d(c) => {
-            let shape = vec![c.out_channels, c.in_channels, c.kernel_h, c.kernel_w];
+            let shape = vec![
+                c.out_channels,
+                c.in_channels / c.groups.max(1),
+                c.kernel_h,
+                c.kernel_w,
+            ];
             out.push(("weight", a_i8(&c.weights, shape)));
             bias(&c.bias, &mut out);
         }
@@ -415,7 +420,12 @@ fn load_slot(op: &mut Op, slot: &str, v: &TensorView<'_>) -> Result<(), String> 
         },
         Op::BinaryConv2d(c) => match slot {
             "weight" => {
-                let shape = [c.out_channels, c.in_channels, c.kernel_h, c.kernel_w];
+                let shape = [
+                    c.out_channels,
+                    c.in_channels / c.groups.max(1),
+                    c.kernel_h,
+                    c.kernel_w,
+                ];
                 c.weights = read_i8(v, Some(&shape))?;
             }
             "bias" => c.bias = Some(read_i32(v, Some(&[c.out_channels]))?),

@@ -388,9 +388,23 @@ fn infer_unchecked(op: &Op, inputs: &[&TensorType]) -> Checked<TensorType> {
                 c.in_channels
             );
             ensure!(c.out_channels >= 1, "out_channels", "must be >= 1");
+            ensure!(c.groups >= 1, "groups", "must be >= 1");
+            ensure!(
+                c.in_channels.is_multiple_of(c.groups) && c.out_channels.is_multiple_of(c.groups),
+                "groups",
+                "{} does not divide {} input and {} output channels",
+                c.groups,
+                c.in_channels,
+                c.out_channels
+            );
             let oh = window_out(h, c.kernel_h, c.stride, c.pad, "kernel_h")?;
             let ow = window_out(w, c.kernel_w, c.stride, c.pad, "kernel_w")?;
-            let n = weight_count(&[c.out_channels, c.in_channels, c.kernel_h, c.kernel_w])?;
+            let n = weight_count(&[
+                c.out_channels,
+                c.in_channels / c.groups,
+                c.kernel_h,
+                c.kernel_w,
+            ])?;
             check_weights(&c.weights, n, |v| v == 1 || v == -1, "+-1")?;
             check_bias(&c.bias, c.out_channels)?;
             Ok(TensorType::new(DType::I32, &[c.out_channels, oh, ow]))

@@ -63,7 +63,8 @@ pub struct Dense {
     pub bias: Option<Vec<i32>>,
 }
 
-/// Binary (+-1 x +-1) convolution, `groups == 1`: `acc = sum over in-bounds taps of a * w + bias`.
+/// Binary (+-1 x +-1) convolution: `acc = sum over in-bounds taps of a * w + bias`, each output
+/// channel reading the `C / groups` input channels of its group.
 /// Padding rule: a tap outside the input contributes 0 (neither +1 nor -1), which is what a float
 /// convolution with zero padding computes on a +-1 tensor. Input: binary map; output: i32 map.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,12 +81,24 @@ pub struct BinaryConv2d {
     pub stride: usize,
     /// Padding (taps there contribute 0).
     pub pad: usize,
-    /// Weights `[O][C][kh][kw]`, each -1 or +1.
+    /// Groups (C and O are multiples; `groups == C == O` is depthwise). Written to the graph
+    /// header only when not 1, so graphs without groups keep their bytes.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub groups: usize,
+    /// Weights `[O][C/groups][kh][kw]`, each -1 or +1.
     #[serde(skip)]
     pub weights: Vec<i8>,
     /// Optional bias `[O]`.
     #[serde(skip)]
     pub bias: Option<Vec<i32>>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// Binary fully connected layer: `acc[o] = sum_i a[i] * w[o][i] + bias[o]` over +-1 values, computed

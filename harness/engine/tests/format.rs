@@ -166,6 +166,7 @@ fn rich_graph() -> QGraph {
                 kernel_w: 2,
                 stride: 2,
                 pad: 0,
+                groups: 1,
                 weights: (0..24).map(|i| if i % 3 == 0 { 1 } else { -1 }).collect(),
                 bias: Some(vec![0, 7]),
             },

@@ -86,6 +86,7 @@ fn bnn() {
                 kernel_w: 3,
                 stride: 1,
                 pad: 1,
+                groups: 1,
                 weights: random_weights(&mut r, WeightKind::Binary, 8 * 16 * 9),
                 bias: None,
             },

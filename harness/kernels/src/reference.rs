@@ -79,18 +79,24 @@ pub fn binary_gemm(a: &[u64], b: &[u64], c: &mut [i32], m: usize, n: usize, bits
     }
 }
 
-/// Binary (+-1) convolution, `groups == 1`. Input is bit-packed along channels per pixel,
-/// `[N][H][W][words]` with `words = words_for_bits(in_channels)`; weights are `[O][kh][kw][words]`.
+/// Binary (+-1) convolution. Input is bit-packed along channels per pixel, `[N][H][W][words]`
+/// with `words = words_for_bits(in_channels)`; weights are `[O][kh][kw][wwords]` with
+/// `wwords = words_for_bits(in_channels / groups)`, bit `i` of an output channel's taps standing
+/// for input channel `i` of its group. With `groups > 1` each tap's bits are taken one by one.
 ///
 /// Padding rule: a kernel tap that falls outside the input contributes 0 (it is neither +1 nor -1),
 /// so a border output is the dot product over the taps inside the input only. This is what a float
 /// convolution with zero padding computes on a +-1 tensor, so training and the integer engine agree.
 pub fn binary_conv2d(input: &[u64], weights: &[u64], out: &mut [i32], g: &ConvGeometry) {
-    assert_eq!(g.groups, 1, "binary convolution supports groups == 1");
     let words = words_for_bits(g.in_channels);
+    let cin_g = g.in_channels / g.groups;
+    let cout_g = g.out_channels / g.groups;
+    let wwords = words_for_bits(cin_g);
+    let bit = |v: &[u64], i: usize| (v[i / 64] >> (i % 64)) & 1;
     let (oh, ow) = (g.out_h(), g.out_w());
     for n in 0..g.batch {
         for o in 0..g.out_channels {
+            let first = o / cout_g * cin_g;
             for y in 0..oh {
                 for x in 0..ow {
                     let mut acc = 0i32;
@@ -102,12 +108,16 @@ pub fn binary_conv2d(input: &[u64], weights: &[u64], out: &mut [i32], g: &ConvGe
                                 continue;
                             }
                             let a0 = ((n * g.in_h + iy as usize) * g.in_w + ix as usize) * words;
-                            let w0 = ((o * g.kernel_h + ky) * g.kernel_w + kx) * words;
-                            let mut pop = 0u32;
-                            for w in 0..words {
-                                pop += (input[a0 + w] ^ weights[w0 + w]).count_ones();
-                            }
-                            acc += g.in_channels as i32 - 2 * pop as i32;
+                            let w0 = ((o * g.kernel_h + ky) * g.kernel_w + kx) * wwords;
+                            let (a, w) = (&input[a0..a0 + words], &weights[w0..w0 + wwords]);
+                            let pop = if g.groups == 1 {
+                                a.iter().zip(w).map(|(a, w)| (a ^ w).count_ones()).sum()
+                            } else {
+                                (0..cin_g)
+                                    .map(|i| (bit(a, first + i) ^ bit(w, i)) as u32)
+                                    .sum::<u32>()
+                            };
+                            acc += cin_g as i32 - 2 * pop as i32;
                         }
                     }
                     out[((n * g.out_channels + o) * oh + y) * ow + x] = acc;

@@ -340,7 +340,7 @@ impl<'g> FastExecutor<'g> {
                     c.kernel_w,
                     c.stride,
                     c.pad,
-                    1,
+                    c.groups,
                 );
                 match prep {
                     Prep::BinaryConv { packed } => binary_conv2d_packed(a, packed, &mut acc, &g),
@@ -451,9 +451,9 @@ fn prepare(graph: &QGraph, node: &Node) -> Prep {
             }
         }
         (Op::BinaryConv2d(c), Some(t)) => {
-            // OIHW +-1 -> [O][kh][kw][words(C)] bits.
-            let words = binary_words(c.in_channels);
-            let (kh, kw, ci) = (c.kernel_h, c.kernel_w, c.in_channels);
+            // O[C/groups]HW +-1 -> [O][kh][kw][words(C/groups)] bits.
+            let (kh, kw, ci) = (c.kernel_h, c.kernel_w, c.in_channels / c.groups);
+            let words = binary_words(ci);
             let mut bits = vec![0u64; c.out_channels * kh * kw * words];
             for o in 0..c.out_channels {
                 for ch in 0..ci {
@@ -467,7 +467,7 @@ fn prepare(graph: &QGraph, node: &Node) -> Prep {
                     }
                 }
             }
-            if kh * kw <= PACKED_BINARY_MAX_TAPS {
+            if kh * kw <= PACKED_BINARY_MAX_TAPS && c.groups == 1 {
                 let g = geometry(1, t, c.out_channels, kh, kw, c.stride, c.pad, 1);
                 Prep::BinaryConv {
                     packed: PackedBinaryConvWeights::new(&bits, &g),

@@ -165,12 +165,16 @@ fn binary_conv(c: &BinaryConv2d, x: &[i32], t: &TensorType, batch: usize) -> Vec
     let oh = (h + 2 * c.pad - c.kernel_h) / c.stride + 1;
     let ow = (w + 2 * c.pad - c.kernel_w) / c.stride + 1;
     let mut out = vec![0i32; batch * c.out_channels * oh * ow];
+    let cin_g = c.in_channels / c.groups;
+    let cout_g = c.out_channels / c.groups;
     for n in 0..batch {
         for o in 0..c.out_channels {
+            let first = o / cout_g * cin_g;
             for y in 0..oh {
                 for xo in 0..ow {
                     let mut acc = c.bias.as_ref().map_or(0, |b| b[o]);
-                    for ch in 0..c.in_channels {
+                    for ci in 0..cin_g {
+                        let ch = first + ci;
                         for ky in 0..c.kernel_h {
                             for kx in 0..c.kernel_w {
                                 let iy = (y * c.stride + ky) as isize - c.pad as isize;
@@ -180,9 +184,8 @@ fn binary_conv(c: &BinaryConv2d, x: &[i32], t: &TensorType, batch: usize) -> Vec
                                 }
                                 let v = x[((n * c.in_channels + ch) * h + iy as usize) * w
                                     + ix as usize];
-                                let wt = c.weights[((o * c.in_channels + ch) * c.kernel_h + ky)
-                                    * c.kernel_w
-                                    + kx];
+                                let wt = c.weights
+                                    [((o * cin_g + ci) * c.kernel_h + ky) * c.kernel_w + kx];
                                 acc = acc.wrapping_add(v * i32::from(wt));
                             }
                         }

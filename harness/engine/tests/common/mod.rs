@@ -237,7 +237,13 @@ impl Gen {
         let pad = r.random_range(0..=1);
         let kernel_h = r.random_range(1..=(h + 2 * pad).min(3));
         let kernel_w = r.random_range(1..=(w + 2 * pad).min(3));
-        let out_channels = r.random_range(1..=70);
+        // One in four is depthwise (one +-1 filter per channel), the rest dense over channels.
+        let groups = if r.random_range(0..4) == 0 { c } else { 1 };
+        let out_channels = if groups == 1 {
+            r.random_range(1..=70)
+        } else {
+            c
+        };
         let conv = BinaryConv2d {
             in_channels: c,
             out_channels,
@@ -245,10 +251,11 @@ impl Gen {
             kernel_w,
             stride: r.random_range(1..=2),
             pad,
+            groups,
             weights: random_weights(
                 r,
                 WeightKind::Binary,
-                out_channels * c * kernel_h * kernel_w,
+                out_channels * c / groups * kernel_h * kernel_w,
             ),
             bias: random_bias(r, out_channels),
         };

@@ -55,12 +55,6 @@ pub fn push_mac(b: &mut GraphBuilder, name: &str, mut x: NodeId, mac: Mac) -> Re
         x = b.flatten(&format!("{name}.flatten"), x)?;
     }
     let binary = b.ty(x).dtype == DType::Binary;
-    if binary && matches!(geometry, MacGeometry::Conv(c) if c.groups != 1) {
-        return Err(MethodError::Config(format!(
-            "layer {name}: the xnor-popcount convolution has no groups; a grouped (depthwise) \
-             convolution over binary activations is not supported"
-        )));
-    }
     if binary && (weight_kind != WeightKind::Binary || input_zero_point != 0) {
         return Err(MethodError::Config(format!(
             "layer {name}: a binary input needs binary weights and zero point 0, got {weight_kind:?} \
@@ -78,6 +72,7 @@ pub fn push_mac(b: &mut GraphBuilder, name: &str, mut x: NodeId, mac: Mac) -> Re
                 kernel_w: c.kernel,
                 stride: c.stride,
                 pad: c.pad,
+                groups: c.groups,
                 weights,
                 bias,
             },
