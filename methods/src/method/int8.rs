@@ -32,7 +32,7 @@ use super::act_range::{
     deserialize_with_calibration,
 };
 use super::calibrate::{self, TensorStats};
-use super::config::{RawMethodConfig, Validate};
+use super::config::Validate;
 use super::fold::{FoldedModel, MacModule, fold};
 use super::intnet::{
     OutQuant, QuantWeights, ReportHead, Scheme, activation_params, build, quantize_weights,
@@ -111,13 +111,6 @@ impl Int8 {
     pub fn new(options: Int8Options) -> Result<Self> {
         Ok(Int8 {
             options: super::config::validated("int8", options)?,
-        })
-    }
-
-    /// The method a YAML config describes (`method: int8`).
-    pub fn from_config(config: &RawMethodConfig) -> Result<Self> {
-        Ok(Int8 {
-            options: config.typed()?,
         })
     }
 }
