@@ -101,6 +101,20 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_configs_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                MethodConfig::from_path(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n > 0, "no configs in {}", dir.display());
+    }
+
+    #[test]
     fn errors_name_the_source_the_method_and_the_key() {
         let e = MethodConfig::from_yaml("method: linear\nbits: eight\n", "t.yaml")
             .unwrap_err()
