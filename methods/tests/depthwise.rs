@@ -7,9 +7,9 @@ mod common;
 use std::sync::OnceLock;
 
 use qbench_engine::{Op, QGraph};
-use qbench_methods::method::config::RawMethodConfig;
+use qbench_methods::method::QuantInput;
+use qbench_methods::method::config::MethodConfig;
 use qbench_methods::method::conformance::check;
-use qbench_methods::method::{QuantInput, registry};
 use qbench_methods::model::arch::Architecture;
 use qbench_methods::model::params::Params;
 use qbench_methods::model::zoo;
@@ -82,9 +82,9 @@ fn conforms(yaml: &str) -> f64 {
         params: &t.params,
         ..f.input()
     };
-    let raw = RawMethodConfig::from_yaml(yaml, "test.yaml").expect("parses");
-    let method = registry::build(&raw).expect("builds");
-    let report = check(method.as_ref(), &input, &f.test).expect("runs");
+    let config = MethodConfig::from_yaml(yaml, "test.yaml").expect("parses");
+    let method = config.method();
+    let report = check(method, &input, &f.test).expect("runs");
     eprintln!(
         "{yaml}: float {:.4} int {:.4} agreement {:.4}",
         t.float_accuracy, report.int_accuracy, report.agreement

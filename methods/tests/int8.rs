@@ -197,7 +197,7 @@ fn fixed_point_parameters_equal_tflite_for_known_multipliers() {
 
 fn error_of(yaml: &str) -> String {
     let raw = RawMethodConfig::from_yaml(yaml, "test.yaml").expect("parses");
-    match registry::build(&raw) {
+    match registry::parse(&raw) {
         Ok(_) => panic!("{yaml} was accepted"),
         Err(e) => e.to_string(),
     }
@@ -239,7 +239,7 @@ fn bad_configs_name_the_key() {
     )
     .unwrap();
     assert_eq!(
-        registry::build(&ok).expect("valid").label(),
+        registry::parse(&ok).expect("valid").method().label(),
         "int8 W8A8 per-channel QAT2"
     );
 }

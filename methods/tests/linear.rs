@@ -89,7 +89,7 @@ fn a_hidden_layer_without_relu_is_an_error_naming_it() {
 
 fn error_of(yaml: &str) -> String {
     let raw = RawMethodConfig::from_yaml(yaml, "test.yaml").expect("parses");
-    match registry::build(&raw) {
+    match registry::parse(&raw) {
         Ok(_) => panic!("{yaml} was accepted"),
         Err(e) => e.to_string(),
     }
@@ -108,5 +108,8 @@ fn bad_configs_name_the_key() {
     let e = error_of("method: linear\ncalibration_images: 0\n");
     assert!(e.contains("`calibration_images`"), "{e}");
     let ok = RawMethodConfig::from_yaml("method: linear\nbits: 4\n", "ok.yaml").unwrap();
-    assert_eq!(registry::build(&ok).expect("valid").label(), "linear W4A4");
+    assert_eq!(
+        registry::parse(&ok).expect("valid").method().label(),
+        "linear W4A4"
+    );
 }

@@ -286,7 +286,7 @@ fn optional_finetuning_trains_through_the_ternarizer_and_conforms() {
 
 fn error_of(yaml: &str) -> String {
     let raw = RawMethodConfig::from_yaml(yaml, "test.yaml").expect("parses");
-    match registry::build(&raw) {
+    match registry::parse(&raw) {
         Ok(_) => panic!("{yaml} was accepted"),
         Err(e) => e.to_string(),
     }
@@ -319,7 +319,7 @@ fn bad_configs_name_the_key() {
     )
     .unwrap();
     assert_eq!(
-        registry::build(&ok).expect("valid").label(),
+        registry::parse(&ok).expect("valid").method().label(),
         "TNT ternary/A8 per_layer symmetric"
     );
 }

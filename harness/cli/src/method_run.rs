@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 use qbench_datasets::ImageSet;
 use qbench_engine::count_ops;
 use qbench_io::{sha256_file, sha256_hex};
-use qbench_methods::method::config::RawMethodConfig;
+use qbench_methods::method::config::MethodConfig;
 use qbench_methods::method::conformance;
-use qbench_methods::method::{MethodReport, QuantInput, registry};
+use qbench_methods::method::{MethodReport, QuantInput};
 use qbench_methods::train::TrainObserver;
 use serde::{Deserialize, Serialize};
 
@@ -68,19 +68,21 @@ pub enum Origin {
     Cached,
 }
 
-/// Quantizes `model` with the method `config` describes, or loads the cached result; says which.
+/// Quantizes `model` with the method `config` built, or loads the cached result; says which.
+/// The cache is keyed by the config's canonical options (defaults filled in), the float weights,
+/// the seed and the code.
 pub fn run_method(
     results_root: &Path,
     model: &FloatModel,
     data: &Data,
-    config: &RawMethodConfig,
+    config: &MethodConfig,
     seed: u64,
     observer: &mut dyn TrainObserver,
 ) -> Result<(MethodResult, Origin)> {
-    let options = serde_json::to_string(&serde_yaml_ng::Value::Mapping(config.options.clone()))?;
+    let options = serde_json::to_string(config.options())?;
     let key = format!(
         "{}\n{}\n{}\n{seed}\n{}\n{}",
-        config.method,
+        config.name(),
         options,
         model.record.weights_sha256,
         env!("CARGO_PKG_VERSION"),
@@ -89,7 +91,7 @@ pub fn run_method(
     let hash = sha256_hex(key.as_bytes());
     let dir = results_root
         .join("methods")
-        .join(format!("{}-{}", config.method, &hash[..12]));
+        .join(format!("{}-{}", config.name(), &hash[..12]));
     let record_path = dir.join("result.json");
     // A finished result whose graph file still matches its hash is reused; anything else reruns.
     if let Ok(text) = std::fs::read_to_string(&record_path)
@@ -98,7 +100,7 @@ pub fn run_method(
     {
         return Ok((result, Origin::Cached));
     }
-    let method = registry::build(config)?;
+    let method = config.method();
     let calib: Vec<usize> = data
         .train_idx
         .iter()

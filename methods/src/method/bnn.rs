@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::config::{RawMethodConfig, Validate};
+use super::config::Validate;
 use super::lowbit::quant::{ActQuant, WeightQuant};
 use super::lowbit::train::Precision;
 use super::lowbit::{FLOAT_MODEL, Run, TrainOptions, quantize, validate_model};
@@ -61,13 +61,6 @@ pub struct Bnn {
 }
 
 impl Bnn {
-    /// Builds the method from its YAML config.
-    pub fn from_config(config: &RawMethodConfig) -> Result<Self> {
-        Ok(Bnn {
-            options: config.typed()?,
-        })
-    }
-
     /// Builds the method from options, validating them as a config would.
     pub fn new(options: BnnOptions) -> Result<Self> {
         options.validate().map_err(|(key, message)| {

@@ -8,12 +8,21 @@
 //! method: linear
 //! bits: 8
 //! ```
+//!
+//! A config is parsed once, by [`MethodConfig::from_yaml`], [`MethodConfig::from_path`] or
+//! [`MethodConfig::from_value`] (through [`super::registry::parse`]): the result holds the method
+//! built from its typed options and those options serialized back with every default filled in
+//! ([`MethodConfig::options`]). That one value is what a caller hashes, runs and stores, so
+//! `bits: 8` written out and the same default left implicit are the same config.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use qbench_io::IoError;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::QuantMethod;
 use crate::error::{MethodError, Result};
 
 /// A method's name and its still-untyped options.
@@ -47,6 +56,12 @@ impl RawMethodConfig {
     pub fn from_yaml(text: &str, source: &str) -> Result<Self> {
         let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
             .map_err(|e| MethodError::Config(format!("{source}: {e}")))?;
+        Self::from_value(value, source)
+    }
+
+    /// Splits an already parsed YAML value (a mapping with a `method:` key, e.g. one entry of an
+    /// experiment spec) into the method name and its options; `source` names it in errors.
+    pub fn from_value(value: serde_yaml_ng::Value, source: &str) -> Result<Self> {
         let serde_yaml_ng::Value::Mapping(mut map) = value else {
             return Err(MethodError::Config(format!(
                 "{source}: a method config must be a mapping with a `method:` key"
@@ -79,10 +94,12 @@ impl RawMethodConfig {
     }
 
     /// The options as the method's typed struct, validated. Unknown keys, wrong types and values
-    /// out of range are errors naming the key and the file.
+    /// out of range are errors naming the key and the file. This is the one typing step of a
+    /// config; callers outside the registry want [`MethodConfig`], which keeps its result.
     pub fn typed<T: DeserializeOwned + Validate>(&self) -> Result<T> {
         // Deserializing from text (not from a `Value`) keeps the key path in type errors,
-        // e.g. "bits: invalid type: string \"eight\", expected u8".
+        // e.g. "bits: invalid type: string \"eight\", expected u8". The text never leaves this
+        // function: it is how the options are typed, not a second copy of them.
         let text = serde_yaml_ng::to_string(&self.options)
             .map_err(|e| MethodError::Config(format!("{}: {e}", self.source)))?;
         let typed: T = serde_yaml_ng::from_str(&text).map_err(|e| {
@@ -95,6 +112,84 @@ impl RawMethodConfig {
             ))
         })?;
         Ok(typed)
+    }
+}
+
+/// A method config parsed once: the method built from its typed, validated options, and those
+/// options as canonical JSON (every default filled in, keys sorted). Cheap to clone (the method is
+/// shared); equal when the method name and the canonical options are equal.
+#[derive(Clone)]
+pub struct MethodConfig {
+    name: String,
+    options: serde_json::Value,
+    method: Arc<dyn QuantMethod + Send + Sync>,
+}
+
+impl MethodConfig {
+    /// Types `raw`'s options as `T` (validated, errors naming the key and `raw.source`), builds
+    /// the method from them with `build`, and keeps both the method and `T` serialized. Each
+    /// registry arm is one call of this.
+    pub fn typed<T, M>(raw: &RawMethodConfig, build: impl FnOnce(T) -> Result<M>) -> Result<Self>
+    where
+        T: DeserializeOwned + Serialize + Validate,
+        M: QuantMethod + Send + Sync + 'static,
+    {
+        let typed: T = raw.typed()?;
+        let options = serde_json::to_value(&typed).map_err(|e| {
+            MethodError::Config(format!("{} (method {}): {e}", raw.source, raw.method))
+        })?;
+        Ok(MethodConfig {
+            name: raw.method.clone(),
+            options,
+            method: Arc::new(build(typed)?),
+        })
+    }
+
+    /// Parses YAML text (`source` names it in errors) into a built, validated config.
+    pub fn from_yaml(text: &str, source: &str) -> Result<Self> {
+        super::registry::parse(&RawMethodConfig::from_yaml(text, source)?)
+    }
+
+    /// Reads and parses a YAML file into a built, validated config.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        super::registry::parse(&RawMethodConfig::from_path(path)?)
+    }
+
+    /// Parses an already parsed YAML value (a mapping with a `method:` key) into a built,
+    /// validated config; `source` names it in errors.
+    pub fn from_value(value: serde_yaml_ng::Value, source: &str) -> Result<Self> {
+        super::registry::parse(&RawMethodConfig::from_value(value, source)?)
+    }
+
+    /// The method's registered name (the `method:` key).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The typed options serialized as JSON, defaults included: what identifies the config in
+    /// hashes and what a result records as its options.
+    pub fn options(&self) -> &serde_json::Value {
+        &self.options
+    }
+
+    /// The method built from the typed options.
+    pub fn method(&self) -> &(dyn QuantMethod + Send + Sync) {
+        self.method.as_ref()
+    }
+}
+
+impl PartialEq for MethodConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.options == other.options
+    }
+}
+
+impl std::fmt::Debug for MethodConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MethodConfig")
+            .field("name", &self.name)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 

@@ -32,7 +32,7 @@ use super::act_range::{
     deserialize_with_calibration,
 };
 use super::calibrate::{self, TensorStats};
-use super::config::{RawMethodConfig, Validate};
+use super::config::Validate;
 use super::fixed_point::{
     OutQuant, QuantWeights, Scheme, activation_params, build, quantize_weights,
 };
@@ -112,13 +112,6 @@ impl Int8 {
     pub fn new(options: Int8Options) -> Result<Self> {
         Ok(Int8 {
             options: super::config::validated("int8", options)?,
-        })
-    }
-
-    /// The method a YAML config describes (`method: int8`).
-    pub fn from_config(config: &RawMethodConfig) -> Result<Self> {
-        Ok(Int8 {
-            options: config.typed()?,
         })
     }
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::act_range::calibrate_model;
 use super::calibrate::TensorStats;
-use super::config::{RawMethodConfig, Validate, check_range};
+use super::config::{Validate, check_range};
 use super::fixed_point::{OutQuant, QuantWeights, Scheme, build, quantize_weights};
 use super::fold::{MacModule, Module, fold};
 use super::intnet::ReportHead;
@@ -78,13 +78,6 @@ impl Linear {
     pub fn new(options: LinearOptions) -> Result<Self> {
         Ok(Linear {
             options: super::config::validated("linear", options)?,
-        })
-    }
-
-    /// The method a YAML config describes (`method: linear`).
-    pub fn from_config(config: &RawMethodConfig) -> Result<Self> {
-        Ok(Linear {
-            options: config.typed()?,
         })
     }
 }

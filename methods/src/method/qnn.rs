@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::config::{RawMethodConfig, Validate, check_range};
+use super::config::{Validate, check_range};
 use super::lowbit::quant::{ActQuant, WeightQuant};
 use super::lowbit::train::Precision;
 use super::lowbit::{FLOAT_MODEL, Run, TrainOptions, quantize, validate_model};
@@ -60,13 +60,6 @@ pub struct Qnn {
 }
 
 impl Qnn {
-    /// Builds the method from its YAML config.
-    pub fn from_config(config: &RawMethodConfig) -> Result<Self> {
-        Ok(Qnn {
-            options: config.typed()?,
-        })
-    }
-
     /// Builds the method from options, validating them as a config would.
     pub fn new(options: QnnOptions) -> Result<Self> {
         options.validate().map_err(|(key, message)| {

@@ -1,7 +1,6 @@
 //! Method names to implementations: the one place a new method is registered.
 
-use super::QuantMethod;
-use super::config::RawMethodConfig;
+use super::config::{MethodConfig, RawMethodConfig};
 use crate::error::{MethodError, Result};
 
 /// Every registered method name with a one-line description (for `--help` and errors).
@@ -32,22 +31,105 @@ pub const METHODS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Builds the method a config names, with its options typed and validated.
-pub fn build(config: &RawMethodConfig) -> Result<Box<dyn QuantMethod>> {
-    match config.method.as_str() {
-        "linear" => Ok(Box::new(super::linear::Linear::from_config(config)?)),
-        "int8" => Ok(Box::new(super::int8::Int8::from_config(config)?)),
-        "djq" => Ok(Box::new(super::djq::Djq::new(config.typed()?))),
-        "tnt" => Ok(Box::new(super::tnt::Tnt::from_config(config)?)),
-        "bnn" => Ok(Box::new(super::bnn::Bnn::from_config(config)?)),
-        "qnn" => Ok(Box::new(super::qnn::Qnn::from_config(config)?)),
+/// Parses the config `raw` names: its options typed as that method's options struct, validated,
+/// and the method built from them, once (see [`MethodConfig`]). Errors name `raw.source`, the
+/// method and the key.
+pub fn parse(raw: &RawMethodConfig) -> Result<MethodConfig> {
+    use super::{bnn::Bnn, djq::Djq, int8::Int8, linear::Linear, qnn::Qnn, tnt::Tnt};
+    match raw.method.as_str() {
+        "linear" => MethodConfig::typed(raw, Linear::new),
+        "int8" => MethodConfig::typed(raw, Int8::new),
+        "djq" => MethodConfig::typed(raw, |o| Ok(Djq::new(o))),
+        "tnt" => MethodConfig::typed(raw, Tnt::new),
+        "bnn" => MethodConfig::typed(raw, Bnn::new),
+        "qnn" => MethodConfig::typed(raw, Qnn::new),
         other => {
             let known: Vec<&str> = METHODS.iter().map(|(n, _)| *n).collect();
             Err(MethodError::Config(format!(
                 "{}: unknown method `{other}`; known methods: {}",
-                config.source,
+                raw.source,
                 known.join(", ")
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method::linear::LinearOptions;
+
+    /// Every registered name parses with its defaults alone, and its canonical options are a
+    /// config of their own that parses back to the same value (what a record stores can be read
+    /// as a config again).
+    #[test]
+    fn every_method_parses_with_defaults_and_its_options_round_trip() {
+        for (name, _) in METHODS {
+            let config = MethodConfig::from_yaml(&format!("method: {name}\n"), "t.yaml")
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(config.name(), *name);
+            let serde_json::Value::Object(options) = config.options() else {
+                panic!("{name}: options {} are not a mapping", config.options());
+            };
+            assert!(!options.is_empty(), "{name}: no options recorded");
+            let mut value = serde_yaml_ng::to_value(config.options()).unwrap();
+            value
+                .as_mapping_mut()
+                .unwrap()
+                .insert("method".into(), (*name).into());
+            let again = MethodConfig::from_value(value, "again").unwrap();
+            assert_eq!(again, config, "{name}");
+            assert_eq!(again.method().label(), config.method().label(), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_default_written_out_is_the_same_config_and_a_changed_option_is_not() {
+        let default_bits = LinearOptions::default().bits;
+        let implicit = MethodConfig::from_yaml("method: linear\n", "a.yaml").unwrap();
+        let explicit =
+            MethodConfig::from_yaml(&format!("method: linear\nbits: {default_bits}\n"), "b.yaml")
+                .unwrap();
+        assert_eq!(implicit, explicit);
+        assert_eq!(implicit.options()["bits"], default_bits);
+        let other = if default_bits == 4 { 8 } else { 4 };
+        let changed =
+            MethodConfig::from_yaml(&format!("method: linear\nbits: {other}\n"), "c.yaml").unwrap();
+        assert_ne!(implicit, changed);
+        assert_eq!(changed.options()["bits"], other);
+        assert_eq!(changed.method().label(), format!("linear W{other}A{other}"));
+    }
+
+    #[test]
+    fn the_shipped_configs_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                MethodConfig::from_path(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n > 0, "no configs in {}", dir.display());
+    }
+
+    #[test]
+    fn errors_name_the_source_the_method_and_the_key() {
+        let e = MethodConfig::from_yaml("method: linear\nbits: eight\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.yaml") && e.contains("bits"), "{e}");
+        let e = MethodConfig::from_yaml("method: linear\nbits: 9\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.yaml (method linear): key `bits`"), "{e}");
+        let e = MethodConfig::from_yaml("method: nope\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.yaml") && e.contains("unknown method `nope`"),
+            "{e}"
+        );
     }
 }

@@ -7,7 +7,7 @@ use qbench_methods::method::registry;
 /// The registry's error for `yaml`; panics if the config is accepted.
 pub fn error_of(yaml: &str) -> String {
     let raw = RawMethodConfig::from_yaml(yaml, "test.yaml").expect("parses");
-    match registry::build(&raw) {
+    match registry::parse(&raw) {
         Ok(_) => panic!("{yaml} was accepted"),
         Err(e) => e.to_string(),
     }
@@ -16,8 +16,8 @@ pub fn error_of(yaml: &str) -> String {
 /// The label of the method `yaml` builds; panics if the config is rejected.
 pub fn label_of(yaml: &str) -> String {
     let raw = RawMethodConfig::from_yaml(yaml, "test.yaml").expect("parses");
-    match registry::build(&raw) {
-        Ok(m) => m.label(),
+    match registry::parse(&raw) {
+        Ok(m) => m.method().label(),
         Err(e) => panic!("{yaml} was rejected: {e}"),
     }
 }

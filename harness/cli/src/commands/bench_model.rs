@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use qbench_datasets::{ImageSet, Normalization};
 use qbench_engine::exec::fast::FastExecutor;
-use qbench_methods::method::config::RawMethodConfig;
-use qbench_methods::method::{QuantInput, registry};
+use qbench_methods::method::QuantInput;
+use qbench_methods::method::config::MethodConfig;
 use qbench_methods::model::{params::Params, zoo};
 use qbench_methods::train::Quiet;
 use rand::{Rng, SeedableRng};
@@ -22,6 +22,7 @@ const CALIBRATION_IMAGES: usize = 8;
 /// of `batch` random images at 1 and 2 threads, `seconds` each; prints images/s and the
 /// estimated time for 50,000 images.
 pub fn resnet18(batch: usize, seconds: f64, method: &str) -> Result<()> {
+    let config = MethodConfig::from_yaml(method, "--method")?;
     let arch = zoo::build("resnet18", [3, 224, 224], 1000).context("resnet18 in the zoo")?;
     let params = Params::init(&arch, 0)?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -35,8 +36,7 @@ pub fn resnet18(batch: usize, seconds: f64, method: &str) -> Result<()> {
         num_classes: 1000,
         normalization: Normalization::imagenet(),
     };
-    let config = RawMethodConfig::from_yaml(method, "--method")?;
-    let method = registry::build(&config)?;
+    let method = config.method();
     let idx: Vec<usize> = (0..CALIBRATION_IMAGES).collect();
     eprintln!("lowering ResNet-18 (224x224) with {}...", method.label());
     let quantized = method

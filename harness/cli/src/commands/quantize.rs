@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use qbench_methods::method::config::RawMethodConfig;
+use qbench_methods::method::config::MethodConfig;
 
 use crate::commands::train::TrainArgs;
 use crate::float_model;
@@ -29,7 +29,8 @@ pub struct QuantizeArgs {
 
 /// Quantizes and prints the result.
 pub fn run(args: QuantizeArgs) -> Result<()> {
-    let config = RawMethodConfig::from_path(&args.config)?;
+    // Parsed once, before any training: the value that is hashed, run and reported.
+    let config = MethodConfig::from_path(&args.config)?;
     let spec = args.float.spec()?;
     let root = results::root(args.float.results.as_deref());
     let data = float_model::load_data(&spec)?;

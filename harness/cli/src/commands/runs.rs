@@ -242,12 +242,17 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
             .iter()
             .find(|m| {
                 m.entry == cell.spec_entry
-                    && serde_json::to_value(serde_yaml_ng::Value::Mapping(m.config.options.clone()))
-                        .ok()
-                        .as_ref()
-                        == Some(&cell.options)
+                    && m.config.name() == cell.method
+                    && m.config.options() == &cell.options
             })
-            .with_context(|| format!("cell {} is not in the run's spec", cell.cell_id))?;
+            .with_context(|| {
+                format!(
+                    "cell {} ({} {}) is not in the run's spec (records store the options with \
+                     every default filled in; one written before qbench did so matches no \
+                     config: run the spec again)",
+                    cell.cell_id, cell.method, cell.options
+                )
+            })?;
         // A scratch results folder: always computed again, never read from a cache.
         let (again, _) = run_method(
             scratch.path(),

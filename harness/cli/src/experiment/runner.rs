@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use indicatif::MultiProgress;
 use qbench_io::sha256_hex;
 use serde::Serialize;
@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::manifest::{self, DatasetRef, Manifest, ModelRef};
 use super::spec::{ExperimentSpec, MethodCell, ModelEntry};
 use super::store::{CellRecord, FloatSummary, RunDir};
-use crate::float_model::{self, Data, FloatModel, FloatSpec};
+use crate::float_model::{self, Data, FloatModel, FloatRecord, FloatSpec};
 use crate::method_run::{Origin, run_method};
 use crate::progress::{self, TrainBars};
 
@@ -61,36 +61,32 @@ pub fn default_jobs() -> usize {
     cores.min(by_memory).max(1)
 }
 
-/// The content address of a cell: everything that determines its result.
-pub fn cell_id(model: &FloatModel, method: &MethodCell, seed: u64) -> Result<String> {
+/// The content address of a cell: everything that determines its result. The method enters as
+/// its parsed config's canonical options (defaults filled in), so a default written out and the
+/// same default left implicit give the same id, and a changed default changes it.
+pub fn cell_id(float: &FloatRecord, method: &MethodCell, seed: u64) -> Result<String> {
     #[derive(Serialize)]
     struct Key<'a> {
         float: &'a float_model::FloatSpec,
         dataset_sha256: &'a str,
         weights_sha256: &'a str,
         method: &'a str,
-        options: serde_json::Value,
+        options: &'a serde_json::Value,
         seed: u64,
         qbench_version: &'a str,
         numerics_source: &'a str,
     }
     let key = Key {
-        float: &model.record.spec,
-        dataset_sha256: &model.record.dataset_sha256,
-        weights_sha256: &model.record.weights_sha256,
-        method: &method.config.method,
-        options: options_json(method)?,
+        float: &float.spec,
+        dataset_sha256: &float.dataset_sha256,
+        weights_sha256: &float.weights_sha256,
+        method: method.config.name(),
+        options: method.config.options(),
         seed,
         qbench_version: env!("CARGO_PKG_VERSION"),
         numerics_source: env!("QBENCH_NUMERICS_SOURCE"),
     };
     Ok(sha256_hex(serde_json::to_string(&key)?.as_bytes())[..16].to_string())
-}
-
-/// A method cell's options as JSON (as stored in its record).
-pub fn options_json(method: &MethodCell) -> Result<serde_json::Value> {
-    serde_json::to_value(serde_yaml_ng::Value::Mapping(method.config.options.clone()))
-        .context("method options as JSON")
 }
 
 /// The float models of `spec` in grid order (seeds outer, models inner): grid position `j` of a
@@ -194,7 +190,7 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
     for (mi, model) in models.iter().enumerate() {
         let seed = model.record.spec.train.seed;
         for method in &spec.methods {
-            let id = cell_id(model, method, seed)?;
+            let id = cell_id(&model.record, method, seed)?;
             if run.finished_cell(&id).is_none() {
                 pending.push(PendingCell {
                     id: id.clone(),
@@ -285,7 +281,7 @@ fn run_pending(
                         break;
                     }
                     let cell = &pending[i];
-                    let label = format!("{} {}", cell.method.config.method, &cell.id[..8]);
+                    let label = format!("{} {}", cell.method.config.name(), &cell.id[..8]);
                     progress::say(
                         &multi,
                         &format!(
@@ -340,7 +336,9 @@ fn run_pending(
     if let Some((i, err)) = errors.pop_first() {
         return Err(err.context(format!(
             "cell {} ({} from spec line {})",
-            pending[i].id, pending[i].method.config.method, pending[i].method.line
+            pending[i].id,
+            pending[i].method.config.name(),
+            pending[i].method.line
         )));
     }
     if stop.load(Ordering::SeqCst) {
@@ -382,12 +380,12 @@ fn run_one_traced(
     let seed = model.record.spec.train.seed;
     let (result, origin) = run_method(results_root, model, data, &method.config, seed, observer)?;
     let record = CellRecord {
-        cell_id: cell_id(model, method, seed)?,
+        cell_id: cell_id(&model.record, method, seed)?,
         model: model.record.spec.model.clone(),
         dataset: model.record.spec.dataset.clone(),
         seed,
-        method: method.config.method.clone(),
-        options: options_json(method)?,
+        method: method.config.name().to_string(),
+        options: method.config.options().clone(),
         spec_entry: method.entry,
         float: FloatSummary {
             weights_sha256: model.record.weights_sha256.clone(),
@@ -399,4 +397,69 @@ fn run_one_traced(
     };
     run.write_cell(&record)?;
     Ok((record, origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use qbench_methods::method::linear::LinearOptions;
+
+    use super::*;
+
+    /// A spec with one float model and the given `methods:` entries.
+    fn spec(methods: &str) -> ExperimentSpec {
+        let text = format!("name: t\nmodels:\n  - {{model: cnn, epochs: 1}}\nmethods:\n{methods}");
+        ExperimentSpec::from_text(&text, "t.yaml", false).unwrap()
+    }
+
+    /// The ids of `spec`'s cells on one fixed float model, seed 0.
+    fn ids(spec: &ExperimentSpec) -> Vec<String> {
+        let float = FloatRecord {
+            spec: spec.float_spec(&spec.models[0], 0),
+            dataset_sha256: "d".repeat(64),
+            weights_sha256: "w".repeat(64),
+            train_images: 0,
+            val_images: 0,
+            val_accuracy: 0.0,
+            test_accuracy: 0.0,
+            train_seconds: 0.0,
+            seconds_per_epoch: 0.0,
+            qbench_version: env!("CARGO_PKG_VERSION").into(),
+            test_images: 0,
+            imported_from: None,
+        };
+        spec.methods
+            .iter()
+            .map(|m| cell_id(&float, m, 0).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_default_written_out_gives_the_same_cell_id() {
+        let bits = LinearOptions::default().bits;
+        let implicit = spec("  - {method: linear}\n");
+        let explicit = spec(&format!("  - {{method: linear, bits: {bits}}}\n"));
+        assert_eq!(ids(&implicit), ids(&explicit));
+        // Through a grid too, and the record stores the default either way.
+        let grid = spec(&format!(
+            "  - {{method: linear, grid: {{bits: [{bits}]}}}}\n"
+        ));
+        assert_eq!(ids(&grid), ids(&implicit));
+        assert_eq!(implicit.methods[0].config.options()["bits"], bits);
+    }
+
+    #[test]
+    fn a_changed_option_gives_a_different_cell_id() {
+        let bits = LinearOptions::default().bits;
+        let other = if bits == 4 { 8 } else { 4 };
+        let implicit = spec("  - {method: linear}\n");
+        let changed = spec(&format!("  - {{method: linear, bits: {other}}}\n"));
+        assert_ne!(ids(&implicit), ids(&changed));
+        let images = spec("  - {method: linear, calibration_images: 7}\n");
+        assert_ne!(ids(&implicit), ids(&images));
+        // A grid's cells are all different.
+        let grid = spec("  - {method: linear, grid: {bits: [2, 3, 4]}}\n");
+        let grid_ids = ids(&grid);
+        assert_eq!(grid_ids.len(), 3);
+        assert!(grid_ids[0] != grid_ids[1] && grid_ids[1] != grid_ids[2]);
+    }
 }

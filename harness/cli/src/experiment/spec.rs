@@ -21,8 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use qbench_methods::method::config::RawMethodConfig;
-use qbench_methods::method::registry;
+use qbench_methods::method::config::MethodConfig;
 use qbench_methods::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
@@ -170,8 +169,10 @@ fn default_seeds() -> Vec<u64> {
 /// One method configuration of the expanded grid.
 #[derive(Clone, Debug)]
 pub struct MethodCell {
-    /// The typed-checked config (method name and options).
-    pub config: RawMethodConfig,
+    /// The config, parsed once when the spec is read: typed, validated and built. Its canonical
+    /// options (defaults filled in) are what the cell id hashes and the cell record stores, and
+    /// its method is what the cell runs.
+    pub config: MethodConfig,
     /// Index of the `methods` entry it came from.
     pub entry: usize,
     /// Line of that entry in the spec.
@@ -356,12 +357,22 @@ impl ExperimentSpec {
             for options in
                 expand_grid(&entry.value).map_err(|m| SpecError(format!("{where_}: {m}")))?
             {
-                let text = serde_yaml_ng::to_string(&options)
-                    .map_err(|e| SpecError(format!("{where_}: {e}")))?;
-                let config = RawMethodConfig::from_yaml(&text, &where_)
+                // The one parse of this config: every option is typed and validated and the
+                // method built now, before any work; the cell keeps the result.
+                let config = MethodConfig::from_value(options, &where_)
                     .map_err(|e| SpecError(e.to_string()))?;
-                // Building the method types and validates every option now, before any work.
-                registry::build(&config).map_err(|e| SpecError(e.to_string()))?;
+                // Two cells of one config would share a cell id (and a record), so a config
+                // written twice, even once with its defaults spelled out, is an error.
+                if let Some(same) = methods.iter().find(|m: &&MethodCell| m.config == config) {
+                    return Err(SpecError(format!(
+                        "{where_}: the same `{}` config as methods[{}] (line {}) once defaults \
+                         are filled in: {}",
+                        config.name(),
+                        same.entry,
+                        same.line,
+                        config.options()
+                    )));
+                }
                 methods.push(MethodCell {
                     config,
                     entry: i,
@@ -473,9 +484,9 @@ mod tests {
             .map(|m| {
                 let get = |k: &str| {
                     m.config
-                        .options
+                        .options()
                         .get(k)
-                        .map(|v| serde_yaml_ng::to_string(v).unwrap().trim().to_string())
+                        .map(|v| v.to_string())
                         .unwrap_or_default()
                 };
                 (get("weight_bits"), get("activation_bits"))
@@ -492,7 +503,7 @@ mod tests {
     fn quick_keeps_only_the_listed_entries() {
         let spec = ExperimentSpec::from_text(SPEC, "t.yaml", true).unwrap();
         assert_eq!(spec.methods.len(), 4);
-        assert!(spec.methods.iter().all(|m| m.config.method == "djq"));
+        assert!(spec.methods.iter().all(|m| m.config.name() == "djq"));
     }
 
     #[test]
@@ -526,6 +537,55 @@ mod tests {
             err.contains("line 8") && err.contains("quick.methods"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_invalid_option_names_its_spec_line_and_key() {
+        let text = "name: t\nmodels:\n  - {model: cnn}\nmethods:\n  - {method: int8}\n  \
+                    - {method: linear, bits: 9}\n";
+        let err = ExperimentSpec::from_text(text, "t.yaml", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("t.yaml: line 6 (methods[1])") && err.contains("key `bits`"),
+            "{err}"
+        );
+        let text = text.replace("bits: 9", "bitz: 4");
+        let err = ExperimentSpec::from_text(&text, "t.yaml", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 6") && err.contains("bitz"), "{err}");
+    }
+
+    #[test]
+    fn a_config_written_twice_is_an_error_even_with_its_defaults_spelled_out() {
+        let bits = qbench_methods::method::linear::LinearOptions::default().bits;
+        let text = format!(
+            "name: t\nmodels:\n  - {{model: cnn}}\nmethods:\n  - {{method: linear}}\n  \
+             - {{method: linear, bits: {bits}}}\n"
+        );
+        let err = ExperimentSpec::from_text(&text, "t.yaml", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 6 (methods[1])") && err.contains("methods[0] (line 5)"),
+            "{err}"
+        );
+        // Different values are different configs.
+        let other = text.replace(&format!("bits: {bits}"), "bits: 3");
+        assert_eq!(
+            ExperimentSpec::from_text(&other, "t.yaml", false)
+                .unwrap()
+                .methods
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn the_shipped_suites_have_no_config_twice() {
+        let spec = ExperimentSpec::from_text(include_str!("../../suites/paper.yaml"), "p", false);
+        assert!(spec.is_ok(), "{}", spec.unwrap_err());
     }
 
     #[test]

@@ -39,7 +39,8 @@ pub struct CellRecord {
     pub seed: u64,
     /// Method name.
     pub method: String,
-    /// The method's options as configured.
+    /// The method's options as parsed: every option, defaults filled in (records written before
+    /// this hold only the keys the spec wrote).
     pub options: serde_json::Value,
     /// Index of the spec's `methods` entry this cell expands.
     pub spec_entry: usize,

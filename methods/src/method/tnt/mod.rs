@@ -31,7 +31,6 @@ use candle_core::Tensor;
 
 use super::act_range::{RangeRule, calibrate_model};
 use super::calibrate::TensorStats;
-use super::config::RawMethodConfig;
 use super::fixed_point::{OutQuant, QuantWeights, Scheme, activation_params, build};
 use super::fold::{FoldedModel, MacModule, fold};
 use super::intnet::ReportHead;
@@ -53,13 +52,6 @@ impl Tnt {
     pub fn new(options: TntOptions) -> Result<Self> {
         Ok(Tnt {
             options: crate::method::config::validated("tnt", options)?,
-        })
-    }
-
-    /// The method a YAML config describes (`method: tnt`).
-    pub fn from_config(config: &RawMethodConfig) -> Result<Self> {
-        Ok(Tnt {
-            options: config.typed()?,
         })
     }
 }

@@ -149,7 +149,7 @@ impl Grid {
             for method in &spec.methods {
                 cells.push(match model {
                     Some(m) => {
-                        let id = runner::cell_id(m, method, m.record.spec.train.seed)?;
+                        let id = runner::cell_id(&m.record, method, m.record.spec.train.seed)?;
                         let done = run.finished_cell(&id).is_some();
                         (Some(id), done)
                     }
@@ -397,14 +397,17 @@ pub fn run_task(run: &str, results_root: &Path, stage: Stage, index: usize) -> R
             )
         })?;
     let method = &spec.methods[index % methods];
-    let id = runner::cell_id(&model, method, float_spec.train.seed)?;
+    let id = runner::cell_id(&model.record, method, float_spec.train.seed)?;
     if run.finished_cell(&id).is_some() {
         eprintln!("cell {id} is already done");
         return Ok(());
     }
     eprintln!(
         "start cell {id}: {} seed {}, {} (spec line {})",
-        float_spec.model, float_spec.train.seed, method.config.method, method.line
+        float_spec.model,
+        float_spec.train.seed,
+        method.config.name(),
+        method.line
     );
     let record = runner::run_one(
         &run,
@@ -472,7 +475,7 @@ pub fn status(run: RunDir, results_root: &Path) -> Result<Vec<CellStatus>> {
             index: j,
             model: float_spec.model.clone(),
             seed: float_spec.train.seed,
-            method: format!("{} {}", method.config.method, runner::options_json(method)?),
+            method: format!("{} {}", method.config.name(), method.config.options()),
             cell_id: cell_id.clone(),
             state,
             task: key.map(|(job, j)| format!("{job}_{j}")),
