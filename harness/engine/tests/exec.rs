@@ -329,8 +329,13 @@ fn random_graphs_cover_every_op_and_requantizer() {
                             .to_string(),
                     );
                 }
-                Op::BinaryConv2d(c) if c.in_channels > 64 => {
-                    seen.insert("binary_conv_multiword".into());
+                Op::BinaryConv2d(c) => {
+                    if c.in_channels / c.groups > 64 {
+                        seen.insert("binary_conv_multiword".into());
+                    }
+                    if c.groups > 1 {
+                        seen.insert("binary_grouped".into());
+                    }
                 }
                 Op::MaxPool(_) if case.graph.nodes[n.inputs[0]].output.dtype == DType::Binary => {
                     seen.insert("binary_max_pool".into());
@@ -366,6 +371,7 @@ fn random_graphs_cover_every_op_and_requantizer() {
         "FixedPoint",
         "binary_max_pool",
         "binary_conv_multiword",
+        "binary_grouped",
     ] {
         assert!(
             seen.contains(want),

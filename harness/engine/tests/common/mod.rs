@@ -239,8 +239,9 @@ impl Gen {
         let kernel_w = r.random_range(1..=(w + 2 * pad).min(3));
         // One in four is depthwise (one +-1 filter per channel), the rest dense over channels.
         let groups = if r.random_range(0..4) == 0 { c } else { 1 };
+        // Up to 130 channels, so a following binary conv often spans several 64-bit words.
         let out_channels = if groups == 1 {
-            r.random_range(1..=70)
+            r.random_range(1..=130)
         } else {
             c
         };
