@@ -589,6 +589,24 @@ mod tests {
     }
 
     #[test]
+    fn the_mobilenet_suite_runs_every_method_on_mobilenet_small() {
+        let text = include_str!("../../suites/mobilenet.yaml");
+        let spec = ExperimentSpec::from_text(text, "mobilenet.yaml", false).unwrap();
+        assert_eq!(spec.models.len(), 1);
+        assert_eq!(spec.models[0].model, "mobilenet_small");
+        let methods: std::collections::BTreeSet<&str> =
+            spec.methods.iter().map(|m| m.config.name()).collect();
+        let registered: std::collections::BTreeSet<&str> =
+            qbench_methods::method::registry::METHODS
+                .iter()
+                .map(|(name, _)| *name)
+                .collect();
+        assert_eq!(methods, registered, "one row or more per registered method");
+        let quick = ExperimentSpec::from_text(text, "mobilenet.yaml", true).unwrap();
+        assert!(quick.methods.len() < spec.methods.len());
+    }
+
+    #[test]
     fn the_imagenet_suite_parses_and_resolves_weights_beside_it() {
         let text = include_str!("../../suites/imagenet-resnet18.yaml");
         let dir = tempfile::tempdir().unwrap();
