@@ -74,7 +74,12 @@ impl IntMirror {
                 Op::BinaryConv2d(c) => Some((
                     f64_tensor(
                         &c.weights,
-                        &[c.out_channels, c.in_channels, c.kernel_h, c.kernel_w],
+                        &[
+                            c.out_channels,
+                            c.in_channels / c.groups,
+                            c.kernel_h,
+                            c.kernel_w,
+                        ],
                     )?,
                     bias_tensor(&c.bias)?,
                 )),
@@ -114,7 +119,7 @@ impl IntMirror {
             }
             Op::BinaryConv2d(c) => {
                 let (w, b) = weights()?;
-                accumulate(x[0].conv2d(w, c.pad, c.stride, 1, 1)?, b.as_ref())?
+                accumulate(x[0].conv2d(w, c.pad, c.stride, 1, c.groups)?, b.as_ref())?
             }
             Op::Dense(d) => {
                 let (w, b) = weights()?;
