@@ -33,6 +33,7 @@
 pub mod bench;
 pub mod binary;
 pub mod conv;
+pub mod depthwise;
 pub mod dispatch;
 pub mod gemm;
 pub mod peak;
@@ -44,6 +45,10 @@ pub use binary::{
     binary_gemm_packed, binary_gemm_with,
 };
 pub use conv::{PackedConvWeights, conv2d_u8i8_packed, conv2d_u8i8_with};
+pub use depthwise::{
+    PackedDepthwiseWeights, depthwise_conv2d_u8i8, depthwise_conv2d_u8i8_packed,
+    depthwise_conv2d_u8i8_with, is_depthwise,
+};
 pub use dispatch::{BinaryIsa, Int8Isa};
 pub use gemm::{PackedWeightsI8, gemm_u8i8_packed, gemm_u8i8_with};
 
