@@ -114,9 +114,10 @@ pub(crate) struct Plane<'a> {
     pub out: &'a mut [i32],
 }
 
+#[cfg(target_arch = "x86_64")]
 thread_local! {
-    /// The calling thread's padded plane buffer (i16 for AVX2, reused across calls).
-    static PLANE: std::cell::RefCell<Vec<i16>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The calling thread's row buffer for the AVX2 path.
+    static ROWS: std::cell::RefCell<avx2::RowBuf> = std::cell::RefCell::new(avx2::RowBuf::default());
 }
 
 /// Depthwise convolution with prepared weights; equal bit for bit to
@@ -146,7 +147,7 @@ pub fn depthwise_conv2d_u8i8_packed(
     let (kh, kw) = (g.kernel_h, g.kernel_w);
     let kwp = kw.div_ceil(2);
     let isa = weights.isa;
-    let run_plane = |p: usize, o: &mut [i32], buf: &mut Vec<i16>| {
+    let run_plane = |p: usize, o: &mut [i32]| {
         let c = p % g.in_channels;
         let plane = Plane {
             input: &input[p * in_plane..(p + 1) * in_plane],
@@ -159,7 +160,7 @@ pub fn depthwise_conv2d_u8i8_packed(
             Int8Isa::Avx2 | Int8Isa::Avx512Vnni if g.stride <= 2 => {
                 // SAFETY: the ISA was checked available when the weights were prepared, and
                 // every CPU with AVX-512 VNNI has AVX2.
-                unsafe { avx2::plane(plane, g, pad_value, buf) }
+                ROWS.with(|b| unsafe { avx2::plane(plane, g, pad_value, &mut b.borrow_mut()) })
             }
             _ => scalar::plane(plane, g, pad_value),
         }
@@ -170,12 +171,9 @@ pub fn depthwise_conv2d_u8i8_packed(
     // bookkeeping stays small next to its work (a 56 x 56 3x3 plane is about a microsecond).
     let per_task = planes.div_ceil(threads * 8).max(1);
     let task = |t: usize, chunk: &mut [i32]| {
-        PLANE.with(|b| {
-            let mut buf = b.borrow_mut();
-            for (i, o) in chunk.chunks_mut(out_plane).enumerate() {
-                run_plane(t * per_task + i, o, &mut buf);
-            }
-        })
+        for (i, o) in chunk.chunks_mut(out_plane).enumerate() {
+            run_plane(t * per_task + i, o);
+        }
     };
     if threads <= 1 || planes <= 1 {
         task(0, out);
