@@ -3,20 +3,21 @@
 //! Every `vpmaddwd` multiplies 8 output pixels' input pairs `(x[c], x[c + 1])` (two i16 halves of
 //! a 32-bit lane) by the broadcast weight pair `(w[kx], w[kx + 1])` of one kernel row: two taps of
 //! 8 consecutive outputs per instruction (a missing last partner of an odd kernel width has weight
-//! 0). The pairs are built in registers from the u8 input row, padded with `pad_value` (as the
-//! GEMM path and the reference read the borders):
+//! 0). The pairs are built in registers from the u8 rows of the padded plane (borders hold
+//! `pad_value`, as the GEMM path and the reference read them):
 //! * stride 1: output `x0 + q` reads `(x[x0 + kx + q], x[x0 + kx + q + 1])`; the 16 bytes from
 //!   `x0` on, loaded once into both 128-bit lanes, give the pairs of 4 tap pairs through one byte
 //!   shuffle (`vpshufb`) each, which also zero-extends them to i16;
 //! * stride 2: output `x0 + q` reads `(x[2 (x0 + q) + kx], x[2 (x0 + q) + kx + 1])`, which is the
 //!   16 bytes from `2 x0 + kx` zero-extended in order (`vpmovzxbw`).
 //!
-//! Padded rows live in a small ring of row slots (u8, borders filled once per geometry and pad
-//! value); pad rows read a row of `pad_value` instead. A pass computes `ROWS` output rows: they
-//! read the same columns, so each built vector of an input row serves every row's taps on it.
-//! A row is covered by blocks of 8 outputs, the last one moved back to end at the row's end
-//! (rows narrower than 8 go through a scratch block). Input rows are copied into the ring one
-//! pass before the pass that first reads them, so that no load waits for their stores.
+//! The plane is first copied into a padded u8 buffer of the thread (input columns 64-byte
+//! aligned: misaligned copies cost about twice as much; borders filled once per geometry and pad
+//! value). Then each column of 8 outputs (the last one moved back to end at the row's end; planes
+//! narrower than 8 go through a scratch block) is swept from the top row to the bottom one,
+//! keeping the pair vectors of the last `kh` input rows in registers: each output row builds
+//! only the vectors of the `stride` input rows it adds, and the column's inputs and outputs stay
+//! in L1.
 //!
 //! Products of u8 and i8 values and their pair sums are exact in 32 bits and the i32 adds wrap,
 //! like the reference's `wrapping_add`.
@@ -28,27 +29,19 @@ use std::arch::x86_64::*;
 /// Outputs per block (one 256-bit vector of i32).
 const BLOCK: usize = 8;
 
-/// Output rows computed per pass.
-const ROWS: usize = 4;
-
 /// Weight pairs held in a fixed-size local array (larger kernels use a heap vector).
 const LOCAL_PAIRS: usize = 16;
 
-/// Input rows of one pass held in a fixed-size pointer array (taller kernels use a heap vector).
-const LOCAL_ROWS: usize = 24;
-
-/// A thread's row buffer, reused across planes and calls.
+/// A thread's padded-plane buffer, reused across planes and calls.
 #[derive(Default)]
 pub(super) struct RowBuf {
-    /// The ring of padded u8 row slots.
-    ring: Vec<u8>,
-    /// A padded row of `pad_value`: the source of pad rows.
-    pad_row: Vec<u8>,
-    /// (slot length, slots, pad, input width, pad value) whose borders the ring holds.
-    key: Option<[usize; 5]>,
+    /// The padded plane: `hp` rows of `row_len` bytes, plus room to align it.
+    buf: Vec<u8>,
+    /// (row length, rows, lead, pad, input width, pad value) whose borders the buffer holds.
+    key: Option<[usize; 6]>,
 }
 
-/// Compute one (image, channel) plane; `rb` is the thread's reusable row buffer.
+/// Compute one (image, channel) plane; `rb` is the thread's reusable buffer.
 ///
 /// # Safety
 /// The CPU must have AVX2, and `g.stride` must be 1 or 2.
@@ -57,24 +50,32 @@ pub(super) unsafe fn plane(p: Plane<'_>, g: &ConvGeometry, pad_value: u8, rb: &m
     let (kh, kw, s) = (g.kernel_h, g.kernel_w, g.stride);
     debug_assert!(s == 1 || s == 2);
     let kwp = kw.div_ceil(2);
-    let (wp, ow) = (g.in_w + 2 * g.pad, g.out_w());
-    // A block at x0 reads bytes below `s * x0 + 2 kwp + 16` (see `block`); x0 <= ow - 8 or 0.
+    let (h, w, pad) = (g.in_h, g.in_w, g.pad);
+    let (hp, wp, ow) = (h + 2 * pad, w + 2 * pad, g.out_w());
+    // A block at x0 reads bytes below `s * x0 + 2 kwp + 16` of a padded row (see `Build`);
+    // x0 <= ow - 8, or 0.
     let x0_max = ow.saturating_sub(BLOCK);
-    // Padded column c of a row sits at byte `lead + c` of its slot, with `lead` chosen so that
-    // input column 0 (padded column `pad`) starts a 64-byte line: misaligned copies cost about
-    // twice as much.
-    let lead = (64 - g.pad % 64) % 64;
+    // Padded column c of a row sits at byte `lead + c`, so that input column 0 (padded column
+    // `pad`) starts a 64-byte line.
+    let lead = (64 - pad % 64) % 64;
     let row_len = (lead + (s * x0_max + 2 * kwp + 16).max(wp)).next_multiple_of(64);
-    // A pass reads `kh + (ROWS - 1) s` rows and copies the next pass's `ROWS s` meanwhile.
-    let slots = (kh + (2 * ROWS - 1) * s).next_power_of_two();
-    let key = [row_len, slots, g.pad, g.in_w, usize::from(pad_value)];
+    let key = [row_len, hp, lead, pad, w, usize::from(pad_value)];
     if rb.key != Some(key) {
-        // Borders: copies only ever write the input columns of a slot.
-        rb.ring = vec![pad_value; slots * row_len + 64];
-        rb.pad_row = vec![pad_value; row_len];
+        // Borders: copies only ever write the input columns of a row.
+        rb.buf = vec![pad_value; hp * row_len + 64];
         rb.key = Some(key);
     }
-    let start = rb.ring.as_ptr().align_offset(64).min(63);
+    let start = rb.buf.as_ptr().align_offset(64).min(63);
+    let padded = &mut rb.buf[start..start + hp * row_len];
+    for (src, dst) in p
+        .input
+        .chunks_exact(w)
+        .zip(padded.chunks_exact_mut(row_len).skip(pad))
+        .take(h)
+    {
+        // SAFETY: AVX2 (caller); `src` holds w bytes, `dst` row_len >= lead + pad + w.
+        unsafe { copy_row(src.as_ptr(), dst.as_mut_ptr().add(lead + pad), w) };
+    }
 
     let mut local = [_mm256_setzero_si256(); LOCAL_PAIRS];
     let heap: Vec<__m256i>;
@@ -91,46 +92,28 @@ pub(super) unsafe fn plane(p: Plane<'_>, g: &ConvGeometry, pad_value: u8, rb: &m
             .collect();
         &heap
     };
-
-    let ctx = Ctx {
-        p,
-        g,
-        ring: &mut rb.ring[start..start + slots * row_len],
-        pad_row: &rb.pad_row[lead..],
-        lead,
+    let sweep = Sweep {
+        rows: padded.as_ptr().wrapping_add(lead),
         row_len,
-        slots,
+        out: p.out.as_mut_ptr(),
+        oh: g.out_h(),
+        ow,
+        kh,
+        kwp,
         wv,
+        build: Build::new(),
     };
-    // SAFETY: AVX2 (caller); the ring follows the bounds `rows` relies on.
+    // SAFETY: AVX2 (caller); the padded plane covers every read (`row_len` above).
     unsafe {
         match (s, kh, kwp) {
-            (1, 3, 2) => rows::<1, 3, 2>(ctx),
-            (2, 3, 2) => rows::<2, 3, 2>(ctx),
-            (1, 5, 3) => rows::<1, 5, 3>(ctx),
-            (2, 5, 3) => rows::<2, 5, 3>(ctx),
-            (1, _, _) => rows::<1, 0, 0>(ctx),
-            _ => rows::<2, 0, 0>(ctx),
+            (1, 3, 2) => sweep.all::<1, 3, 2>(),
+            (2, 3, 2) => sweep.all::<2, 3, 2>(),
+            (1, 5, 3) => sweep.all::<1, 5, 3>(),
+            (2, 5, 3) => sweep.all::<2, 5, 3>(),
+            (1, _, _) => sweep.all::<1, 0, 0>(),
+            _ => sweep.all::<2, 0, 0>(),
         }
     }
-}
-
-/// Everything one plane's rows need.
-struct Ctx<'a, 'p> {
-    p: Plane<'p>,
-    g: &'a ConvGeometry,
-    /// `slots` padded row slots of `row_len` bytes, 64-byte aligned, borders holding
-    /// `pad_value`.
-    ring: &'a mut [u8],
-    /// `row_len - lead` bytes of `pad_value`.
-    pad_row: &'a [u8],
-    /// Offset of padded column 0 in a slot.
-    lead: usize,
-    row_len: usize,
-    /// Ring slots, a power of two `>= kh + (2 ROWS - 1) stride`.
-    slots: usize,
-    /// `kh * kwp` broadcast weight pairs.
-    wv: &'a [__m256i],
 }
 
 /// Copy input row `src` (`w` bytes) to `dst`.
@@ -164,230 +147,180 @@ unsafe fn copy_row(src: *const u8, dst: *mut u8, w: usize) {
     }
 }
 
-/// All output rows of the plane, `ROWS` per pass. `KH`, `KWP` (when not 0) fix the kernel size
-/// at compile time so that the tap loops unroll and the weights stay in registers; else the
-/// run-time kernel size of `ctx.g` applies.
-///
-/// # Safety
-/// AVX2; `ctx.row_len >= lead + max(wp, S * max(ow - 8, 0) + 2 kwp + 16)`; `ctx.ring` holds
-/// `slots * row_len` bytes whose borders hold `pad_value`, `ctx.pad_row` `row_len - lead` bytes
-/// of it.
-#[target_feature(enable = "avx2")]
-unsafe fn rows<const S: usize, const KH: usize, const KWP: usize>(ctx: Ctx<'_, '_>) {
-    let Ctx {
-        p,
-        g,
-        ring,
-        pad_row,
-        lead,
-        row_len,
-        slots,
-        wv,
-    } = ctx;
-    let (kh, kwp) = if KH > 0 {
-        (KH, KWP)
-    } else {
-        (g.kernel_h, g.kernel_w.div_ceil(2))
-    };
-    // A local copy of the weights lets the compiler keep them in registers.
-    let mut local = [_mm256_setzero_si256(); LOCAL_PAIRS];
-    let wv: &[__m256i] = if KH > 0 && KH * KWP <= LOCAL_PAIRS {
-        local[..KH * KWP].copy_from_slice(&wv[..KH * KWP]);
-        &local[..KH * KWP]
-    } else {
-        wv
-    };
-    let (oh, ow) = (g.out_h(), g.out_w());
-    let (h, w, pad) = (g.in_h, g.in_w, g.pad);
-    let hp = h + 2 * pad;
-    let mask = slots - 1;
-    let base = ring.as_mut_ptr();
-    let input = p.input.as_ptr();
-    let is_pad = |r: usize| r < pad || r >= pad + h;
-    // Padded column 0 of row r.
-    let slot = |r: usize| base.wrapping_add((r & mask) * row_len + lead);
-    let source = |r: usize| -> *const u8 { if is_pad(r) { pad_row.as_ptr() } else { slot(r) } };
-    let copy = |r: usize| {
-        if !is_pad(r) {
-            // SAFETY: input row r - pad holds w bytes; the slot holds row_len >= lead + pad + w.
-            unsafe { copy_row(input.add((r - pad) * w), slot(r).add(pad), w) };
+/// Builds the pair vectors of one padded row for a block.
+#[derive(Clone, Copy)]
+struct Build {
+    /// Stride 1: the byte shuffles giving tap pair `j % 4` from the 16 bytes at `x0 + 8 (j / 4)`.
+    ctl: [__m256i; 4],
+}
+
+impl Build {
+    #[target_feature(enable = "avx2")]
+    fn new() -> Self {
+        let ctl = |j: i8| {
+            let mut b = [-1i8; 32];
+            for t in 0..16 {
+                // Lane t / 2 of the 16 bytes' half: bytes j + t / 2 + t % 2 ... as i16 lanes.
+                b[2 * t] = j + (t / 2 + t % 2) as i8;
+            }
+            // SAFETY: 32 bytes.
+            unsafe { _mm256_loadu_si256(b.as_ptr() as *const __m256i) }
+        };
+        Build {
+            ctl: [ctl(0), ctl(2), ctl(4), ctl(6)],
         }
-    };
-    // The first pass's rows.
-    let mut next_row = ((oh.min(ROWS) - 1) * S + kh).min(hp);
-    (0..next_row).for_each(copy);
-    let mut local_ptrs = [std::ptr::null::<u8>(); LOCAL_ROWS];
-    let mut heap_ptrs = Vec::new();
-    let nptrs = kh + (ROWS - 1) * S;
-    let ptrs: &mut [*const u8] = if nptrs <= LOCAL_ROWS {
-        &mut local_ptrs[..nptrs]
-    } else {
-        heap_ptrs.resize(nptrs, std::ptr::null());
-        &mut heap_ptrs
-    };
-    // Stride 1: the byte shuffles giving tap pair j % 4 from 16 bytes loaded at x0 + 8 (j / 4).
-    let pair_ctl = |j: i8| {
-        _mm256_setr_epi8(
-            j,
-            -1,
-            j + 1,
-            -1,
-            j + 1,
-            -1,
-            j + 2,
-            -1,
-            j + 2,
-            -1,
-            j + 3,
-            -1,
-            j + 3,
-            -1,
-            j + 4,
-            -1,
-            j + 4,
-            -1,
-            j + 5,
-            -1,
-            j + 5,
-            -1,
-            j + 6,
-            -1,
-            j + 6,
-            -1,
-            j + 7,
-            -1,
-            j + 7,
-            -1,
-            j + 8,
-            -1,
-        )
-    };
-    let ctl = [pair_ctl(0), pair_ctl(2), pair_ctl(4), pair_ctl(6)];
-    let out = p.out.as_mut_ptr();
-    let mut y = 0;
-    while y < oh {
-        let r = (oh - y).min(ROWS);
-        // Copy the rows the next pass adds (their slots are not read by this pass: the ring
-        // spans two passes).
-        let r_next = (oh - y - r).min(ROWS);
-        if r_next > 0 {
-            let lim = ((y + r + r_next - 1) * S + kh).min(hp);
-            (next_row..lim).for_each(copy);
-            next_row = lim;
-        }
-        for (i, r) in ptrs.iter_mut().enumerate() {
-            let row = y * S + i;
-            *r = if row < hp {
-                source(row)
-            } else {
-                pad_row.as_ptr()
-            };
-        }
-        // SAFETY: output row y + q reads rows[S q..S q + kh], all copied (or pad rows), each
-        // `row_len` bytes; its outputs lie in the plane.
+    }
+
+    /// The pair vector of tap pair `j` for the block at `x0` of the padded row `r`; `bytes` holds
+    /// (stride 1) the 16 bytes at `x0 + 8 (j / 4)`, loaded when `j % 4 == 0`.
+    ///
+    /// # Safety
+    /// AVX2; `r` readable for `S x0 + 2 j + 16` bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn pair<const S: usize>(
+        &self,
+        r: *const u8,
+        x0: usize,
+        j: usize,
+        bytes: &mut __m256i,
+    ) -> __m256i {
+        // SAFETY: the caller's bound.
         unsafe {
-            let row0 = out.add(y * ow);
-            match r {
-                4 => out_rows::<S, KH, KWP, 4>(ptrs, row0, ow, kh, kwp, wv, &ctl),
-                3 => {
-                    out_rows::<S, KH, KWP, 2>(ptrs, row0, ow, kh, kwp, wv, &ctl);
-                    let rest = &ptrs[2 * S..];
-                    out_rows::<S, KH, KWP, 1>(rest, row0.add(2 * ow), ow, kh, kwp, wv, &ctl);
+            if S == 1 {
+                if j % 4 == 0 {
+                    *bytes = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+                        r.add(x0 + 2 * j) as *const __m128i
+                    ));
                 }
-                2 => out_rows::<S, KH, KWP, 2>(ptrs, row0, ow, kh, kwp, wv, &ctl),
-                _ => out_rows::<S, KH, KWP, 1>(ptrs, row0, ow, kh, kwp, wv, &ctl),
+                _mm256_shuffle_epi8(*bytes, self.ctl[j % 4])
+            } else {
+                _mm256_cvtepu8_epi16(_mm_loadu_si128(r.add(2 * x0 + 2 * j) as *const __m128i))
             }
         }
-        y += r;
     }
 }
 
-/// `R` output rows starting at `row0`: blocks of 8, the last one moved back to end at the row's
-/// end; rows narrower than 8 through a scratch block.
-///
-/// # Safety
-/// AVX2; `rows[i]` for `i < kh + S (R - 1)` as for [`block`]; `row0` writable for `R * ow` i32.
-#[target_feature(enable = "avx2")]
-#[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn out_rows<const S: usize, const KH: usize, const KWP: usize, const R: usize>(
-    rows: &[*const u8],
-    row0: *mut i32,
+/// One plane's sweep: the padded rows, the output, the kernel.
+struct Sweep<'a> {
+    /// Padded column 0 of padded row 0; row r at `rows + r * row_len`.
+    rows: *const u8,
+    row_len: usize,
+    out: *mut i32,
+    oh: usize,
     ow: usize,
     kh: usize,
     kwp: usize,
-    wv: &[__m256i],
-    ctl: &[__m256i; 4],
-) {
-    // SAFETY: the caller's bounds.
-    unsafe {
-        if ow >= BLOCK {
-            let mut x0 = 0;
-            loop {
-                let acc = block::<S, KH, KWP, R>(rows, x0, kh, kwp, wv, ctl);
-                for (q, a) in acc.into_iter().enumerate() {
-                    _mm256_storeu_si256(row0.add(q * ow + x0) as *mut __m256i, a);
-                }
-                if x0 + BLOCK == ow {
-                    return;
-                }
-                x0 = (x0 + BLOCK).min(ow - BLOCK);
-            }
-        } else {
-            let mut tmp = [0i32; BLOCK];
-            for q in 0..R {
-                let [a] = block::<S, KH, KWP, 1>(&rows[S * q..], 0, kh, kwp, wv, ctl);
-                _mm256_storeu_si256(tmp.as_mut_ptr() as *mut __m256i, a);
-                std::ptr::copy_nonoverlapping(tmp.as_ptr(), row0.add(q * ow), ow);
-            }
-        }
-    }
+    /// `kh * kwp` broadcast weight pairs.
+    wv: &'a [__m256i],
+    build: Build,
 }
 
-/// The 8 outputs at columns `x0..x0 + 8` of `R` consecutive output rows, the first of which reads
-/// padded input rows `rows[0..kh]`, the second `rows[S..S + kh]`, and so on.
-///
-/// # Safety
-/// AVX2; `rows[i]` (for `i < kh + S (R - 1)`) readable for `S x0 + 2 kwp + 16` bytes; `wv` holds
-/// `kh * kwp` pairs.
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn block<const S: usize, const KH: usize, const KWP: usize, const R: usize>(
-    rows: &[*const u8],
-    x0: usize,
-    kh: usize,
-    kwp: usize,
-    wv: &[__m256i],
-    ctl: &[__m256i; 4],
-) -> [__m256i; R] {
-    let (kh, kwp) = if KH > 0 { (KH, KWP) } else { (kh, kwp) };
-    let mut acc = [_mm256_setzero_si256(); R];
-    // SAFETY: the caller's bounds: loads of 16 bytes at S x0 + 2 j (stride 2) or x0 + 8 (j / 4)
-    // (stride 1), j < kwp.
-    unsafe {
-        for (i, &r) in rows.iter().enumerate().take(kh + S * (R - 1)) {
-            let r = r.add(S * x0);
-            let mut bytes = _mm256_setzero_si256();
-            for j in 0..kwp {
-                let v = if S == 1 {
-                    if j % 4 == 0 {
-                        bytes = _mm256_broadcastsi128_si256(_mm_loadu_si128(
-                            r.add(2 * j) as *const __m128i
-                        ));
+impl Sweep<'_> {
+    /// Every column of blocks. `KH`, `KWP` (when not 0) fix the kernel size at compile time so
+    /// that the tap loops unroll and the pair vectors and weights stay in registers; else the
+    /// run-time kernel size applies.
+    ///
+    /// # Safety
+    /// AVX2; every padded row holds `S max(ow - 8, 0) + 2 kwp + 16` readable bytes from
+    /// column 0; `out` writable for `oh * ow` i32.
+    #[target_feature(enable = "avx2")]
+    unsafe fn all<const S: usize, const KH: usize, const KWP: usize>(&self) {
+        // A local copy of the weights lets the compiler keep them in registers.
+        let mut local = [_mm256_setzero_si256(); LOCAL_PAIRS];
+        let wv: &[__m256i] = if KH > 0 && KH * KWP <= LOCAL_PAIRS {
+            local[..KH * KWP].copy_from_slice(&self.wv[..KH * KWP]);
+            &local[..KH * KWP]
+        } else {
+            self.wv
+        };
+        let ow = self.ow;
+        // SAFETY: the caller's bounds; every block's 8 outputs of a row lie in that row (or in
+        // the scratch block).
+        unsafe {
+            if ow >= BLOCK {
+                let mut x0 = 0;
+                loop {
+                    self.column::<S, KH, KWP>(x0, wv, self.out.add(x0), ow);
+                    if x0 + BLOCK == ow {
+                        break;
                     }
-                    _mm256_shuffle_epi8(bytes, ctl[j % 4])
-                } else {
-                    _mm256_cvtepu8_epi16(_mm_loadu_si128(r.add(2 * j) as *const __m128i))
-                };
-                for (q, a) in acc.iter_mut().enumerate() {
-                    // Input row i is kernel row i - S q of output row q.
-                    if i >= S * q && i - S * q < kh {
-                        let m = _mm256_madd_epi16(v, wv[(i - S * q) * kwp + j]);
-                        *a = _mm256_add_epi32(*a, m);
-                    }
+                    x0 = (x0 + BLOCK).min(ow - BLOCK);
+                }
+            } else {
+                let mut tmp = vec![0i32; self.oh * BLOCK];
+                self.column::<S, KH, KWP>(0, wv, tmp.as_mut_ptr(), BLOCK);
+                for (y, t) in tmp.chunks_exact(BLOCK).enumerate() {
+                    std::ptr::copy_nonoverlapping(t.as_ptr(), self.out.add(y * ow), ow);
                 }
             }
         }
     }
-    acc
+
+    /// The column of blocks at `x0`, top to bottom; output row y's block goes to
+    /// `dst + y * dst_stride`.
+    ///
+    /// # Safety
+    /// As for [`Sweep::all`]; `dst + y * dst_stride` writable for 8 i32, `y < oh`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn column<const S: usize, const KH: usize, const KWP: usize>(
+        &self,
+        x0: usize,
+        wv: &[__m256i],
+        dst: *mut i32,
+        dst_stride: usize,
+    ) {
+        let row = |r: usize| self.rows.wrapping_add(r * self.row_len);
+        // SAFETY: the caller's bounds: output row y reads padded rows y S .. y S + kh.
+        unsafe {
+            if KH > 0 {
+                // The pair vectors of the output row's KH input rows, carried down the column:
+                // at output row y, win[i] holds padded row y S + i; the first `carry` come from
+                // the previous output row. (Constant bounds: the loops unroll and the window
+                // stays in registers.)
+                let carry = KH.saturating_sub(S);
+                let mut win = [[_mm256_setzero_si256(); KWP]; KH];
+                for (i, v) in win.iter_mut().enumerate().take(carry) {
+                    let mut bytes = _mm256_setzero_si256();
+                    for (j, vj) in v.iter_mut().enumerate() {
+                        *vj = self.build.pair::<S>(row(i), x0, j, &mut bytes);
+                    }
+                }
+                for y in 0..self.oh {
+                    for (i, v) in win.iter_mut().enumerate().skip(carry) {
+                        let r = row(y * S + i);
+                        let mut bytes = _mm256_setzero_si256();
+                        for (j, vj) in v.iter_mut().enumerate() {
+                            *vj = self.build.pair::<S>(r, x0, j, &mut bytes);
+                        }
+                    }
+                    let mut acc = _mm256_setzero_si256();
+                    for (i, v) in win.iter().enumerate() {
+                        for (j, &vj) in v.iter().enumerate() {
+                            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(vj, wv[i * KWP + j]));
+                        }
+                    }
+                    _mm256_storeu_si256(dst.add(y * dst_stride) as *mut __m256i, acc);
+                    for i in 0..carry {
+                        win[i] = win[i + S];
+                    }
+                }
+            } else {
+                for y in 0..self.oh {
+                    let mut acc = _mm256_setzero_si256();
+                    for i in 0..self.kh {
+                        let r = row(y * S + i);
+                        let mut bytes = _mm256_setzero_si256();
+                        for j in 0..self.kwp {
+                            let v = self.build.pair::<S>(r, x0, j, &mut bytes);
+                            let m = _mm256_madd_epi16(v, wv[i * self.kwp + j]);
+                            acc = _mm256_add_epi32(acc, m);
+                        }
+                    }
+                    _mm256_storeu_si256(dst.add(y * dst_stride) as *mut __m256i, acc);
+                }
+            }
+        }
+    }
 }
