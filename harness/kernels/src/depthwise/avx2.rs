@@ -188,7 +188,7 @@ impl Build {
         // SAFETY: the caller's bound.
         unsafe {
             if S == 1 {
-                if j % 4 == 0 {
+                if j.is_multiple_of(4) {
                     *bytes = _mm256_broadcastsi128_si256(_mm_loadu_si128(
                         r.add(x0 + 2 * j) as *const __m128i
                     ));

@@ -3,19 +3,20 @@
 //!
 //! The implicit-GEMM convolution ([`crate::conv`]) handles any `groups`, but a depthwise layer
 //! gives its microkernel one output channel and one input channel per group, so most of every
-//! register tile multiplies padding. This kernel works on one (image, channel) plane at a time
-//! instead: the plane is widened to i16 into a padded per-thread buffer (border = `pad_value`, as
-//! in the GEMM path and the reference), which a whole 56 x 56 plane keeps within L1, and each
-//! output row is computed by vectors of output pixels against broadcast weights.
+//! register tile multiplies padding (the 56 x 56 x 128 3x3 layer of `qbench bench kernels` runs
+//! at about 3% of the int8 peak there). This kernel works on one (image, channel) plane at a time
+//! instead, with the padding rule of the GEMM path and the reference: taps outside the input read
+//! `pad_value`.
 //!
-//! AVX2 (`avx2.rs`): a 32-bit lane loaded at column `c` of the i16 plane holds the two inputs at
-//! `c` and `c + 1`, so one `vpmaddwd` against the broadcast weight pair `(w[kx], w[kx + 1])`
-//! applies two horizontal taps to 8 output pixels whose inputs are 2 columns apart: 8 consecutive
-//! outputs at stride 2, and the even or the odd outputs of 16 at stride 1 (interleaved again
-//! before the store). Odd kernel widths pair the last column with a zero weight. Products of u8
-//! and i8 values and their pair sums are exact in 32 bits (`2 * 255 * 128 < 2^31`) and the i32
-//! accumulation wraps (`vpaddd`) like the reference's `wrapping_add`, so the result equals
-//! [`crate::reference::conv2d_u8i8`] bit for bit. Strides other than 1 and 2 use the scalar path.
+//! AVX2 (`avx2.rs`, also used on AVX-512 VNNI CPUs; strides 1 and 2): each `vpmaddwd` applies two
+//! horizontal taps `(w[kx], w[kx + 1])` of one kernel row to 8 consecutive outputs, the input
+//! pairs being built in registers from u8 rows by a byte shuffle (stride 1) or a zero extension
+//! (stride 2); each 8-wide column of outputs is swept top to bottom keeping the last `kh` rows'
+//! pair vectors in registers. See that module for the layout. Products of u8 and i8 values and
+//! their pair sums are exact in 32 bits (`2 * 255 * 128 < 2^31`) and the i32 accumulation wraps
+//! (`vpaddd`) like the reference's `wrapping_add`, so the result equals
+//! [`crate::reference::conv2d_u8i8`] bit for bit. Other strides and the portable ISA run the
+//! scalar code (`scalar.rs`).
 //!
 //! Work is split over (image, channel) planes on the calling rayon pool, capped by
 //! [`crate::threads::max_threads`].
