@@ -257,6 +257,92 @@ impl Sweep<'_> {
         }
     }
 
+    /// [`Sweep::column`] for 3x3 kernels, unrolled over the rows that share input rows (3 at
+    /// stride 1, 2 at stride 2) so that the carried pair vectors need no register moves: the loop
+    /// body is then little more than the loads, shuffles, multiply-adds and stores themselves.
+    ///
+    /// # Safety
+    /// As for [`Sweep::column`]; `wv` holds 6 pairs.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn column3x3<const S: usize>(
+        &self,
+        x0: usize,
+        wv: &[__m256i],
+        dst: *mut i32,
+        dst_stride: usize,
+    ) {
+        let w: [__m256i; 6] = std::array::from_fn(|i| wv[i]);
+        let len = self.row_len;
+        // SAFETY: the caller's bounds (each row read holds the block's bytes; rows below
+        // (oh - 1) S + 3 are never read).
+        unsafe {
+            let mut r = self.rows;
+            let mut d = dst;
+            let build = |r: *const u8| {
+                let mut bytes = _mm256_setzero_si256();
+                [
+                    self.build.pair::<S>(r, x0, 0, &mut bytes),
+                    self.build.pair::<S>(r, x0, 1, &mut bytes),
+                ]
+            };
+            // Output row from input rows (a, b, c): a tree of adds over the six products.
+            let out = |a: [__m256i; 2], b: [__m256i; 2], c: [__m256i; 2]| {
+                let ab = _mm256_add_epi32(
+                    _mm256_add_epi32(_mm256_madd_epi16(a[0], w[0]), _mm256_madd_epi16(a[1], w[1])),
+                    _mm256_add_epi32(_mm256_madd_epi16(b[0], w[2]), _mm256_madd_epi16(b[1], w[3])),
+                );
+                let c =
+                    _mm256_add_epi32(_mm256_madd_epi16(c[0], w[4]), _mm256_madd_epi16(c[1], w[5]));
+                _mm256_add_epi32(ab, c)
+            };
+            let mut y = 0;
+            if S == 1 {
+                let mut a = build(r);
+                let mut b = build(r.add(len));
+                while y + 3 <= self.oh {
+                    let c = build(r.add(2 * len));
+                    _mm256_storeu_si256(d as *mut __m256i, out(a, b, c));
+                    let e = build(r.add(3 * len));
+                    _mm256_storeu_si256(d.add(dst_stride) as *mut __m256i, out(b, c, e));
+                    let f = build(r.add(4 * len));
+                    _mm256_storeu_si256(d.add(2 * dst_stride) as *mut __m256i, out(c, e, f));
+                    (a, b) = (e, f);
+                    r = r.add(3 * len);
+                    d = d.add(3 * dst_stride);
+                    y += 3;
+                }
+                while y < self.oh {
+                    let c = build(r.add(2 * len));
+                    _mm256_storeu_si256(d as *mut __m256i, out(a, b, c));
+                    (a, b) = (b, c);
+                    r = r.add(len);
+                    d = d.add(dst_stride);
+                    y += 1;
+                }
+            } else {
+                let mut a = build(r);
+                while y + 2 <= self.oh {
+                    let b = build(r.add(len));
+                    let c = build(r.add(2 * len));
+                    _mm256_storeu_si256(d as *mut __m256i, out(a, b, c));
+                    let e = build(r.add(3 * len));
+                    let f = build(r.add(4 * len));
+                    _mm256_storeu_si256(d.add(dst_stride) as *mut __m256i, out(c, e, f));
+                    a = f;
+                    r = r.add(4 * len);
+                    d = d.add(2 * dst_stride);
+                    y += 2;
+                }
+                if y < self.oh {
+                    let b = build(r.add(len));
+                    let c = build(r.add(2 * len));
+                    _mm256_storeu_si256(d as *mut __m256i, out(a, b, c));
+                }
+            }
+        }
+    }
+
     /// The column of blocks at `x0`, top to bottom; output row y's block goes to
     /// `dst + y * dst_stride`.
     ///
@@ -274,7 +360,9 @@ impl Sweep<'_> {
         let row = |r: usize| self.rows.wrapping_add(r * self.row_len);
         // SAFETY: the caller's bounds: output row y reads padded rows y S .. y S + kh.
         unsafe {
-            if KH > 0 {
+            if KH == 3 && KWP == 2 {
+                self.column3x3::<S>(x0, wv, dst, dst_stride);
+            } else if KH > 0 {
                 // The pair vectors of the output row's KH input rows, carried down the column:
                 // at output row y, win[i] holds padded row y S + i; the first `carry` come from
                 // the previous output row. (Constant bounds: the loops unroll and the window
