@@ -77,21 +77,6 @@ pub(super) unsafe fn plane(p: Plane<'_>, g: &ConvGeometry, pad_value: u8, rb: &m
         unsafe { copy_row(src.as_ptr(), dst.as_mut_ptr().add(lead + pad), w) };
     }
 
-    let mut local = [_mm256_setzero_si256(); LOCAL_PAIRS];
-    let heap: Vec<__m256i>;
-    let wv: &[__m256i] = if p.pairs.len() <= LOCAL_PAIRS {
-        for (v, &w) in local.iter_mut().zip(p.pairs) {
-            *v = _mm256_set1_epi32(w as i32);
-        }
-        &local[..p.pairs.len()]
-    } else {
-        heap = p
-            .pairs
-            .iter()
-            .map(|&w| _mm256_set1_epi32(w as i32))
-            .collect();
-        &heap
-    };
     let sweep = Sweep {
         rows: padded.as_ptr().wrapping_add(lead),
         row_len,
@@ -100,7 +85,7 @@ pub(super) unsafe fn plane(p: Plane<'_>, g: &ConvGeometry, pad_value: u8, rb: &m
         ow,
         kh,
         kwp,
-        wv,
+        pairs: p.pairs,
         build: Build::new(),
     };
     // SAFETY: AVX2 (caller); the padded plane covers every read (`row_len` above).
@@ -147,6 +132,22 @@ unsafe fn copy_row(src: *const u8, dst: *mut u8, w: usize) {
     }
 }
 
+/// Stride 1: the byte shuffles giving tap pair `j % 4` from the 16 bytes at `x0 + 8 (j / 4)`:
+/// i16 lane t takes byte `2 (j % 4) + t / 2 + t % 2`, zero-extended (high byte 0x80).
+static PAIR_CTL: [[u8; 32]; 4] = {
+    let mut c = [[0x80u8; 32]; 4];
+    let mut j = 0;
+    while j < 4 {
+        let mut t = 0;
+        while t < 16 {
+            c[j][2 * t] = (2 * j + t / 2 + t % 2) as u8;
+            t += 1;
+        }
+        j += 1;
+    }
+    c
+};
+
 /// Builds the pair vectors of one padded row for a block.
 #[derive(Clone, Copy)]
 struct Build {
@@ -157,17 +158,10 @@ struct Build {
 impl Build {
     #[target_feature(enable = "avx2")]
     fn new() -> Self {
-        let ctl = |j: i8| {
-            let mut b = [-1i8; 32];
-            for t in 0..16 {
-                // Lane t / 2 of the 16 bytes' half: bytes j + t / 2 + t % 2 ... as i16 lanes.
-                b[2 * t] = j + (t / 2 + t % 2) as i8;
-            }
-            // SAFETY: 32 bytes.
-            unsafe { _mm256_loadu_si256(b.as_ptr() as *const __m256i) }
-        };
+        // SAFETY: 32 bytes each.
+        let ctl = |j: usize| unsafe { _mm256_loadu_si256(PAIR_CTL[j].as_ptr() as *const __m256i) };
         Build {
-            ctl: [ctl(0), ctl(2), ctl(4), ctl(6)],
+            ctl: [ctl(0), ctl(1), ctl(2), ctl(3)],
         }
     }
 
@@ -211,8 +205,8 @@ struct Sweep<'a> {
     ow: usize,
     kh: usize,
     kwp: usize,
-    /// `kh * kwp` broadcast weight pairs.
-    wv: &'a [__m256i],
+    /// `kh * kwp` weight pairs (i16 halves of a u32).
+    pairs: &'a [u32],
     build: Build,
 }
 
@@ -226,13 +220,22 @@ impl Sweep<'_> {
     /// column 0; `out` writable for `oh * ow` i32.
     #[target_feature(enable = "avx2")]
     unsafe fn all<const S: usize, const KH: usize, const KWP: usize>(&self) {
-        // A local copy of the weights lets the compiler keep them in registers.
+        // The broadcast weight pairs, in a local array the compiler keeps in registers for the
+        // fixed kernel sizes.
         let mut local = [_mm256_setzero_si256(); LOCAL_PAIRS];
-        let wv: &[__m256i] = if KH > 0 && KH * KWP <= LOCAL_PAIRS {
-            local[..KH * KWP].copy_from_slice(&self.wv[..KH * KWP]);
-            &local[..KH * KWP]
+        let heap: Vec<__m256i>;
+        let wv: &[__m256i] = if self.pairs.len() <= LOCAL_PAIRS {
+            for (v, &p) in local.iter_mut().zip(self.pairs) {
+                *v = _mm256_set1_epi32(p as i32);
+            }
+            &local[..self.pairs.len()]
         } else {
-            self.wv
+            heap = self
+                .pairs
+                .iter()
+                .map(|&p| _mm256_set1_epi32(p as i32))
+                .collect();
+            &heap
         };
         let ow = self.ow;
         // SAFETY: the caller's bounds; every block's 8 outputs of a row lie in that row (or in
