@@ -79,6 +79,25 @@ fn benches(c: &mut Criterion) {
             });
         }
 
+        let g = ConvGeometry {
+            in_channels: 128,
+            out_channels: 128,
+            groups: 128,
+            ..conv(1, 128, 56)
+        };
+        let input = bytes(128 * 56 * 56, 7);
+        let w: Vec<i8> = bytes(128 * 9, 8).into_iter().map(|v| v as i8).collect();
+        let pw = PackedDepthwiseWeights::new(&w, &g);
+        let mut out = vec![0i32; 128 * 56 * 56];
+        group.throughput(Throughput::Elements((128 * 56 * 56 * 9) as u64));
+        group.bench_function("depthwise3x3_128_56x56_n1", |bch| {
+            bch.iter(|| {
+                pool.install(|| {
+                    depthwise_conv2d_u8i8_packed(black_box(&input), &pw, &mut out, &g, 3)
+                })
+            })
+        });
+
         let g = conv(1, 64, 56);
         let input = words(56 * 56, 5);
         let pw = PackedBinaryConvWeights::new(&words(64 * 9, 6), &g);

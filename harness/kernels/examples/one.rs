@@ -1,6 +1,7 @@
 //! Profiling helper: run one benchmark shape in a loop on one thread, e.g.
 //! `perf record target/release/examples/one gemm`. Shapes: `gemm`, `c64`, `c32`, `bin`, or
 //! `cfg:BATCH:CIN:HW:COUT:STRIDE` (a 3x3 convolution with pad 1), `gcfg:M:N:K` (int8 GEMM),
+//! `dwcfg:BATCH:C:HW:K:STRIDE` (a KxK depthwise convolution with pad K/2),
 //! `bcfg:BATCH:CIN:HW:COUT` (binary 3x3), `bgemm`.
 use qbench_kernels::*;
 
@@ -72,6 +73,25 @@ fn main() {
             let mut c = vec![0; m * n];
             eprintln!("{:.1} MMAC per call", (m * n * k) as f64 / 1e6);
             Box::new(move || gemm_u8i8_packed(&a, &pb, &mut c, m))
+        }
+        x if x.starts_with("dwcfg:") => {
+            // dwcfg:batch:c:hw:k:stride (depthwise KxK, pad K/2).
+            let v: Vec<usize> = x.split(':').skip(1).map(|t| t.parse().unwrap()).collect();
+            let g = ConvGeometry {
+                out_channels: v[1],
+                groups: v[1],
+                kernel_h: v[3],
+                kernel_w: v[3],
+                stride: v[4],
+                pad: v[3] / 2,
+                ..conv(v[0], v[1], v[2])
+            };
+            let input = vec![3u8; g.batch * g.in_channels * g.in_h * g.in_w];
+            let pw = PackedDepthwiseWeights::new(&vec![-3i8; v[1] * v[3] * v[3]], &g);
+            let mut out = vec![0; g.batch * v[1] * g.out_h() * g.out_w()];
+            let macs = g.batch * v[1] * g.out_h() * g.out_w() * v[3] * v[3];
+            eprintln!("{:.1} MMAC per call", macs as f64 / 1e6);
+            Box::new(move || depthwise_conv2d_u8i8_packed(&input, &pw, &mut out, &g, 0))
         }
         x if x.starts_with("cfg:") => {
             // cfg:batch:cin:hw:cout:stride (3x3, pad 1).

@@ -12,7 +12,7 @@
 //! (`CLOCK_THREAD_CPUTIME_ID`), which excludes time the threads spent preempted.
 
 use crate::peak::{self, Peaks};
-use crate::{ConvGeometry, PackedConvWeights, PackedWeightsI8, binary};
+use crate::{ConvGeometry, PackedConvWeights, PackedDepthwiseWeights, PackedWeightsI8, binary};
 use serde::Serialize;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -250,8 +250,29 @@ fn conv_case(name: &str, g: ConvGeometry) -> Case {
     }
 }
 
+/// A depthwise convolution through the depthwise kernel; ops are the useful MACs
+/// (`N * C * out_h * out_w * kh * kw`), no padding of the kernel's weight pairs counted.
+fn depthwise_case(name: &str, g: ConvGeometry) -> Case {
+    let input = lcg_bytes(g.batch * g.in_channels * g.in_h * g.in_w, 7);
+    let w: Vec<i8> = lcg_bytes(g.out_channels * g.kernel_h * g.kernel_w, 8)
+        .into_iter()
+        .map(|v| v as i8)
+        .collect();
+    let pw = PackedDepthwiseWeights::new(&w, &g);
+    let mut out = vec![0i32; g.batch * g.out_channels * g.out_h() * g.out_w()];
+    let ops = (g.batch * g.out_channels * g.out_h() * g.out_w() * g.kernel_h * g.kernel_w) as u64;
+    Case {
+        name: name.into(),
+        kind: Kind::Int8,
+        ops,
+        isa: format!("{:?}", pw.isa()),
+        run: Box::new(move || crate::depthwise_conv2d_u8i8_packed(&input, &pw, &mut out, &g, 3)),
+    }
+}
+
 /// The benchmark shapes: int8 GEMM 1024^3, ResNet-18 3x3 64->64 on 56x56, 3x3 32->64 on 14x14 with
-/// batch 64, and the binary 3x3 64->64 convolution on 56x56.
+/// batch 64, a MobileNet-style 3x3 depthwise convolution over 128 channels of 56x56, and the binary
+/// 3x3 64->64 convolution on 56x56.
 fn cases() -> Vec<Case> {
     let mut v = Vec::new();
     {
@@ -282,6 +303,13 @@ fn cases() -> Vec<Case> {
     };
     v.push(conv_case("conv3x3 64->64 56x56 N=1", conv(1, 64, 56, 64)));
     v.push(conv_case("conv3x3 32->64 14x14 N=64", conv(64, 32, 14, 64)));
+    v.push(depthwise_case(
+        "depthwise3x3 128 56x56 N=1",
+        ConvGeometry {
+            groups: 128,
+            ..conv(1, 128, 56, 128)
+        },
+    ));
     {
         let g = conv(1, 64, 56, 64);
         let words = crate::words_for_bits(g.in_channels);

@@ -6,17 +6,20 @@
 //!
 //! # API
 //! * One-shot kernels with the reference signatures: [`gemm_u8i8`], [`conv2d_u8i8`],
+//!   [`depthwise_conv2d_u8i8`] (`groups == in_channels == out_channels`, see [`is_depthwise`]),
 //!   [`binary_gemm`], [`binary_conv2d`] (they pack the weights on every call).
 //! * Constant weights packed once (at model load): [`PackedWeightsI8`] + [`gemm_u8i8_packed`],
-//!   [`PackedConvWeights`] + [`conv2d_u8i8_packed`], [`PackedBinaryWeights`] +
-//!   [`binary_gemm_packed`], [`PackedBinaryConvWeights`] + [`binary_conv2d_packed`]. A packing
-//!   is laid out for the ISA chosen when it was made.
+//!   [`PackedConvWeights`] + [`conv2d_u8i8_packed`], [`PackedDepthwiseWeights`] +
+//!   [`depthwise_conv2d_u8i8_packed`], [`PackedBinaryWeights`] + [`binary_gemm_packed`],
+//!   [`PackedBinaryConvWeights`] + [`binary_conv2d_packed`]. A packing is laid out for the ISA
+//!   chosen when it was made.
 //! * Explicit ISA (tests, benchmarks): `*_with(isa, ...)` and `Packed*::new_for(isa, ...)`;
 //!   they panic if the CPU lacks the ISA.
 //! * Dispatch ([`dispatch`]): `is_x86_feature_detected!`, cached. int8: AVX-512 VNNI, else AVX2,
 //!   else portable; binary: AVX-512 VPOPCNTDQ, else AVX2, else scalar `popcnt`.
 //! * Threads ([`threads`]): kernels run on the calling rayon pool (`ThreadPool::install`),
-//!   capped by [`threads::set_max_threads`]; work is split over batch/pixels and output blocks.
+//!   capped by [`threads::set_max_threads`]; work is split over batch/pixels and output blocks
+//!   (depthwise: over (image, channel) planes).
 //! * [`peak`] measures the machine's own peak for each instruction sequence; [`mod@bench`] is
 //!   `qbench bench kernels`.
 //!
@@ -33,6 +36,7 @@
 pub mod bench;
 pub mod binary;
 pub mod conv;
+pub mod depthwise;
 pub mod dispatch;
 pub mod gemm;
 pub mod peak;
@@ -44,6 +48,10 @@ pub use binary::{
     binary_gemm_packed, binary_gemm_with,
 };
 pub use conv::{PackedConvWeights, conv2d_u8i8_packed, conv2d_u8i8_with};
+pub use depthwise::{
+    PackedDepthwiseWeights, depthwise_conv2d_u8i8, depthwise_conv2d_u8i8_packed,
+    depthwise_conv2d_u8i8_with, is_depthwise,
+};
 pub use dispatch::{BinaryIsa, Int8Isa};
 pub use gemm::{PackedWeightsI8, gemm_u8i8_packed, gemm_u8i8_with};
 

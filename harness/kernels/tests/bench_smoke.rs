@@ -11,13 +11,17 @@ fn bench_report_smoke() {
         threads: vec![1, 2],
     };
     let report = run(&cfg);
-    assert_eq!(report.cases.len(), 4);
+    assert_eq!(report.cases.len(), 5);
     for c in &report.cases {
         assert_eq!(c.results.len(), 2);
         assert!(c.results.iter().all(|r| r.runs >= 3 && r.ops_per_sec > 0.0));
     }
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
-    assert_eq!(json["cases"].as_array().unwrap().len(), 4);
+    assert_eq!(json["cases"].as_array().unwrap().len(), 5);
     let table = report.to_string();
-    assert!(table.contains("gemm u8i8 M=N=K=1024") && table.contains("binary conv3x3"));
+    assert!(
+        table.contains("gemm u8i8 M=N=K=1024")
+            && table.contains("depthwise3x3")
+            && table.contains("binary conv3x3")
+    );
 }

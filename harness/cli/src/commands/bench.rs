@@ -8,8 +8,9 @@ use clap::Subcommand;
 /// Benchmark subcommands.
 #[derive(Subcommand)]
 pub enum BenchCommand {
-    /// Integer kernels (int8 GEMM and convolutions, binary convolution) at 1 and 2 threads,
-    /// as GMAC/s and as a fraction of the peak that short SIMD loops measure on this core.
+    /// Integer kernels (int8 GEMM and convolutions, depthwise convolution, binary convolution) at
+    /// 1 and 2 threads, as GMAC/s and as a fraction of the peak that short SIMD loops measure on
+    /// this core.
     Kernels {
         /// Also write the report as JSON (read by harness/engine/benches/onnxruntime_compare.py).
         #[arg(long)]
@@ -48,7 +49,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             };
             eprintln!(
                 "measuring peaks and kernels (about {:.0} s)...",
-                12.0 * seconds_per_case + 2.0
+                15.0 * seconds_per_case + 2.0
             );
             let report = qbench_kernels::bench::run(&config);
             println!("{report}");

@@ -1,7 +1,9 @@
 //! The fast executor: multiply-accumulate layers run on the kernels crate with weights pre-packed once
-//! per graph (`conv2d_u8i8_packed`, `gemm_u8i8_packed`, `binary_conv2d_packed`, `binary_gemm`; binary
-//! convolutions with more than 64 kernel taps, which the packed kernel does not take, fall back to
-//! the kernels crate's reference), zero-point corrections are precomputed, and batches are split into
+//! per graph (`conv2d_u8i8_packed`, `depthwise_conv2d_u8i8_packed` for depthwise convolutions
+//! (`groups == in_channels == out_channels > 1`, whose one channel per group would waste most of
+//! the implicit GEMM's register tile), `gemm_u8i8_packed`, `binary_conv2d_packed`, `binary_gemm`;
+//! binary convolutions with more than 64 kernel taps, which the packed kernel does not take, fall
+//! back to the kernels crate's reference), zero-point corrections are precomputed, and batches are split into
 //! chunks that rayon runs in parallel, each chunk through the whole graph so its activations stay in
 //! cache (the kernels may split their own work further on the same pool).
 //!
@@ -17,8 +19,9 @@
 //! where the CPU has it. Traced runs materialize every node's output exactly as the reference does.
 
 use qbench_kernels::{
-    ConvGeometry, PackedBinaryConvWeights, PackedConvWeights, PackedWeightsI8,
-    binary_conv2d_packed, binary_gemm, conv2d_u8i8_packed, gemm_u8i8_packed,
+    ConvGeometry, PackedBinaryConvWeights, PackedConvWeights, PackedDepthwiseWeights,
+    PackedWeightsI8, binary_conv2d_packed, binary_gemm, conv2d_u8i8_packed,
+    depthwise_conv2d_u8i8_packed, gemm_u8i8_packed, is_depthwise,
 };
 use rayon::prelude::*;
 
@@ -37,7 +40,7 @@ enum Prep {
     /// Integer convolution: packed weights, u8 pad value (zero point + signed offset) and the
     /// per-channel correction `bias - pad * sum(w)`.
     Conv {
-        packed: PackedConvWeights,
+        packed: ConvWeights,
         pad_value: u8,
         correction: Vec<i32>,
     },
@@ -58,6 +61,15 @@ enum Prep {
     BinaryDense {
         bits: Vec<u64>,
     },
+}
+
+/// An integer convolution's weights, packed for the kernel that runs it.
+#[derive(Debug)]
+enum ConvWeights {
+    /// The implicit-GEMM convolution (any groups).
+    Gemm(PackedConvWeights),
+    /// The depthwise kernel (`groups == in_channels == out_channels > 1`).
+    Depthwise(PackedDepthwiseWeights),
 }
 
 /// Most kernel taps the packed binary convolution takes.
@@ -300,7 +312,12 @@ impl<'g> FastExecutor<'g> {
                     c.pad,
                     c.groups,
                 );
-                conv2d_u8i8_packed(a, packed, &mut acc, &g, *pad_value);
+                match packed {
+                    ConvWeights::Gemm(w) => conv2d_u8i8_packed(a, w, &mut acc, &g, *pad_value),
+                    ConvWeights::Depthwise(w) => {
+                        depthwise_conv2d_u8i8_packed(a, w, &mut acc, &g, *pad_value)
+                    }
+                }
                 correction
             }
             (Op::Dense(_), Prep::Dense { packed, correction }) => {
@@ -436,8 +453,13 @@ fn prepare(graph: &QGraph, node: &Node) -> Prep {
                 c.pad,
                 c.groups,
             );
+            let packed = if is_depthwise(&g) {
+                ConvWeights::Depthwise(PackedDepthwiseWeights::new(&c.weights, &g))
+            } else {
+                ConvWeights::Gemm(PackedConvWeights::new(&c.weights, &g))
+            };
             Prep::Conv {
-                packed: PackedConvWeights::new(&c.weights, &g),
+                packed,
                 pad_value,
                 correction,
             }

@@ -1,0 +1,417 @@
+//! AVX2 depthwise plane (strides 1 and 2).
+//!
+//! Every `vpmaddwd` multiplies 8 output pixels' input pairs `(x[c], x[c + 1])` (two i16 halves of
+//! a 32-bit lane) by the broadcast weight pair `(w[kx], w[kx + 1])` of one kernel row: two taps of
+//! 8 consecutive outputs per instruction (a missing last partner of an odd kernel width has weight
+//! 0). The pairs are built in registers from the u8 rows of the padded plane (borders hold
+//! `pad_value`, as the GEMM path and the reference read them):
+//! * stride 1: output `x0 + q` reads `(x[x0 + kx + q], x[x0 + kx + q + 1])`; the 16 bytes from
+//!   `x0` on, loaded once into both 128-bit lanes, give the pairs of 4 tap pairs through one byte
+//!   shuffle (`vpshufb`) each, which also zero-extends them to i16;
+//! * stride 2: output `x0 + q` reads `(x[2 (x0 + q) + kx], x[2 (x0 + q) + kx + 1])`, which is the
+//!   16 bytes from `2 x0 + kx` zero-extended in order (`vpmovzxbw`).
+//!
+//! The plane is first copied into a padded u8 buffer of the thread (input columns 64-byte
+//! aligned: misaligned copies cost about twice as much; borders filled once per geometry and pad
+//! value). Then each column of 8 outputs (the last one moved back to end at the row's end; planes
+//! narrower than 8 go through a scratch block) is swept from the top row to the bottom one,
+//! keeping the pair vectors of the last `kh` input rows in registers: each output row builds
+//! only the vectors of the `stride` input rows it adds, and the column's inputs and outputs stay
+//! in L1.
+//!
+//! Products of u8 and i8 values and their pair sums are exact in 32 bits and the i32 adds wrap,
+//! like the reference's `wrapping_add`.
+
+use super::Plane;
+use crate::ConvGeometry;
+use std::arch::x86_64::*;
+
+/// Outputs per block (one 256-bit vector of i32).
+const BLOCK: usize = 8;
+
+/// Weight pairs held in a fixed-size local array (larger kernels use a heap vector).
+const LOCAL_PAIRS: usize = 16;
+
+/// A thread's padded-plane buffer, reused across planes and calls.
+#[derive(Default)]
+pub(super) struct RowBuf {
+    /// The padded plane: `hp` rows of `row_len` bytes, plus room to align it.
+    buf: Vec<u8>,
+    /// (row length, rows, lead, pad, input width, pad value) whose borders the buffer holds.
+    key: Option<[usize; 6]>,
+}
+
+/// Compute one (image, channel) plane; `rb` is the thread's reusable buffer.
+///
+/// # Safety
+/// The CPU must have AVX2, and `g.stride` must be 1 or 2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn plane(p: Plane<'_>, g: &ConvGeometry, pad_value: u8, rb: &mut RowBuf) {
+    let (kh, kw, s) = (g.kernel_h, g.kernel_w, g.stride);
+    debug_assert!(s == 1 || s == 2);
+    let kwp = kw.div_ceil(2);
+    let (h, w, pad) = (g.in_h, g.in_w, g.pad);
+    let (hp, wp, ow) = (h + 2 * pad, w + 2 * pad, g.out_w());
+    // A block at x0 reads bytes below `s * x0 + 2 kwp + 16` of a padded row (see `Build`);
+    // x0 <= ow - 8, or 0.
+    let x0_max = ow.saturating_sub(BLOCK);
+    // Padded column c of a row sits at byte `lead + c`, so that input column 0 (padded column
+    // `pad`) starts a 64-byte line.
+    let lead = (64 - pad % 64) % 64;
+    let row_len = (lead + (s * x0_max + 2 * kwp + 16).max(wp)).next_multiple_of(64);
+    let key = [row_len, hp, lead, pad, w, usize::from(pad_value)];
+    if rb.key != Some(key) {
+        // Borders: copies only ever write the input columns of a row.
+        rb.buf = vec![pad_value; hp * row_len + 64];
+        rb.key = Some(key);
+    }
+    let start = rb.buf.as_ptr().align_offset(64).min(63);
+    let padded = &mut rb.buf[start..start + hp * row_len];
+    for (src, dst) in p
+        .input
+        .chunks_exact(w)
+        .zip(padded.chunks_exact_mut(row_len).skip(pad))
+        .take(h)
+    {
+        // SAFETY: AVX2 (caller); `src` holds w bytes, `dst` row_len >= lead + pad + w.
+        unsafe { copy_row(src.as_ptr(), dst.as_mut_ptr().add(lead + pad), w) };
+    }
+
+    let sweep = Sweep {
+        rows: padded.as_ptr().wrapping_add(lead),
+        row_len,
+        out: p.out.as_mut_ptr(),
+        oh: g.out_h(),
+        ow,
+        kh,
+        kwp,
+        pairs: p.pairs,
+        build: Build::new(),
+    };
+    // SAFETY: AVX2 (caller); the padded plane covers every read (`row_len` above).
+    unsafe {
+        match (s, kh, kwp) {
+            (1, 3, 2) => sweep.all::<1, 3, 2>(),
+            (2, 3, 2) => sweep.all::<2, 3, 2>(),
+            (1, 5, 3) => sweep.all::<1, 5, 3>(),
+            (2, 5, 3) => sweep.all::<2, 5, 3>(),
+            (1, _, _) => sweep.all::<1, 0, 0>(),
+            _ => sweep.all::<2, 0, 0>(),
+        }
+    }
+}
+
+/// Copy input row `src` (`w` bytes) to `dst`.
+///
+/// # Safety
+/// AVX2; `src` readable and `dst` writable for `w` bytes.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn copy_row(src: *const u8, dst: *mut u8, w: usize) {
+    // SAFETY: every load and store below stays within the `w` bytes.
+    unsafe {
+        if w >= 32 {
+            // 32-byte pieces, the last one overlapping its predecessor.
+            let mut x = 0;
+            loop {
+                let v = _mm256_loadu_si256(src.add(x) as *const __m256i);
+                _mm256_storeu_si256(dst.add(x) as *mut __m256i, v);
+                if x + 32 == w {
+                    break;
+                }
+                x = (x + 32).min(w - 32);
+            }
+        } else if w >= 16 {
+            let a = _mm_loadu_si128(src as *const __m128i);
+            let b = _mm_loadu_si128(src.add(w - 16) as *const __m128i);
+            _mm_storeu_si128(dst as *mut __m128i, a);
+            _mm_storeu_si128(dst.add(w - 16) as *mut __m128i, b);
+        } else {
+            std::ptr::copy_nonoverlapping(src, dst, w);
+        }
+    }
+}
+
+/// Stride 1: the byte shuffles giving tap pair `j % 4` from the 16 bytes at `x0 + 8 (j / 4)`:
+/// i16 lane t takes byte `2 (j % 4) + t / 2 + t % 2`, zero-extended (high byte 0x80).
+static PAIR_CTL: [[u8; 32]; 4] = {
+    let mut c = [[0x80u8; 32]; 4];
+    let mut j = 0;
+    while j < 4 {
+        let mut t = 0;
+        while t < 16 {
+            c[j][2 * t] = (2 * j + t / 2 + t % 2) as u8;
+            t += 1;
+        }
+        j += 1;
+    }
+    c
+};
+
+/// Builds the pair vectors of one padded row for a block.
+#[derive(Clone, Copy)]
+struct Build {
+    /// Stride 1: the byte shuffles giving tap pair `j % 4` from the 16 bytes at `x0 + 8 (j / 4)`.
+    ctl: [__m256i; 4],
+}
+
+impl Build {
+    #[target_feature(enable = "avx2")]
+    fn new() -> Self {
+        // SAFETY: 32 bytes each.
+        let ctl = |j: usize| unsafe { _mm256_loadu_si256(PAIR_CTL[j].as_ptr() as *const __m256i) };
+        Build {
+            ctl: [ctl(0), ctl(1), ctl(2), ctl(3)],
+        }
+    }
+
+    /// The pair vector of tap pair `j` for the block at `x0` of the padded row `r`; `bytes` holds
+    /// (stride 1) the 16 bytes at `x0 + 8 (j / 4)`, loaded when `j % 4 == 0`.
+    ///
+    /// # Safety
+    /// AVX2; `r` readable for `S x0 + 2 j + 16` bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn pair<const S: usize>(
+        &self,
+        r: *const u8,
+        x0: usize,
+        j: usize,
+        bytes: &mut __m256i,
+    ) -> __m256i {
+        // SAFETY: the caller's bound.
+        unsafe {
+            if S == 1 {
+                if j.is_multiple_of(4) {
+                    *bytes = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+                        r.add(x0 + 2 * j) as *const __m128i
+                    ));
+                }
+                _mm256_shuffle_epi8(*bytes, self.ctl[j % 4])
+            } else {
+                _mm256_cvtepu8_epi16(_mm_loadu_si128(r.add(2 * x0 + 2 * j) as *const __m128i))
+            }
+        }
+    }
+}
+
+/// One plane's sweep: the padded rows, the output, the kernel.
+struct Sweep<'a> {
+    /// Padded column 0 of padded row 0; row r at `rows + r * row_len`.
+    rows: *const u8,
+    row_len: usize,
+    out: *mut i32,
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kwp: usize,
+    /// `kh * kwp` weight pairs (i16 halves of a u32).
+    pairs: &'a [u32],
+    build: Build,
+}
+
+impl Sweep<'_> {
+    /// Every column of blocks. `KH`, `KWP` (when not 0) fix the kernel size at compile time so
+    /// that the tap loops unroll and the pair vectors and weights stay in registers; else the
+    /// run-time kernel size applies.
+    ///
+    /// # Safety
+    /// AVX2; every padded row holds `S max(ow - 8, 0) + 2 kwp + 16` readable bytes from
+    /// column 0; `out` writable for `oh * ow` i32.
+    #[target_feature(enable = "avx2")]
+    unsafe fn all<const S: usize, const KH: usize, const KWP: usize>(&self) {
+        // The broadcast weight pairs, in a local array the compiler keeps in registers for the
+        // fixed kernel sizes.
+        let mut local = [_mm256_setzero_si256(); LOCAL_PAIRS];
+        let heap: Vec<__m256i>;
+        let wv: &[__m256i] = if self.pairs.len() <= LOCAL_PAIRS {
+            for (v, &p) in local.iter_mut().zip(self.pairs) {
+                *v = _mm256_set1_epi32(p as i32);
+            }
+            &local[..self.pairs.len()]
+        } else {
+            heap = self
+                .pairs
+                .iter()
+                .map(|&p| _mm256_set1_epi32(p as i32))
+                .collect();
+            &heap
+        };
+        let ow = self.ow;
+        // SAFETY: the caller's bounds; every block's 8 outputs of a row lie in that row (or in
+        // the scratch block).
+        unsafe {
+            if ow >= BLOCK {
+                let mut x0 = 0;
+                loop {
+                    self.column::<S, KH, KWP>(x0, wv, self.out.add(x0), ow);
+                    if x0 + BLOCK == ow {
+                        break;
+                    }
+                    x0 = (x0 + BLOCK).min(ow - BLOCK);
+                }
+            } else {
+                let mut tmp = vec![0i32; self.oh * BLOCK];
+                self.column::<S, KH, KWP>(0, wv, tmp.as_mut_ptr(), BLOCK);
+                for (y, t) in tmp.chunks_exact(BLOCK).enumerate() {
+                    std::ptr::copy_nonoverlapping(t.as_ptr(), self.out.add(y * ow), ow);
+                }
+            }
+        }
+    }
+
+    /// [`Sweep::column`] for 3x3 kernels, unrolled over the rows that share input rows (3 at
+    /// stride 1, 2 at stride 2) so that the carried pair vectors need no register moves: the loop
+    /// body is then little more than the loads, shuffles, multiply-adds and stores themselves.
+    ///
+    /// # Safety
+    /// As for [`Sweep::column`]; `wv` holds 6 pairs.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn column3x3<const S: usize>(
+        &self,
+        x0: usize,
+        wv: &[__m256i],
+        dst: *mut i32,
+        dst_stride: usize,
+    ) {
+        let w: [__m256i; 6] = std::array::from_fn(|i| wv[i]);
+        let len = self.row_len;
+        // SAFETY: the caller's bounds (each row read holds the block's bytes; rows below
+        // (oh - 1) S + 3 are never read).
+        unsafe {
+            let mut r = self.rows;
+            let mut d = dst;
+            let build = |r: *const u8| {
+                let mut bytes = _mm256_setzero_si256();
+                [
+                    self.build.pair::<S>(r, x0, 0, &mut bytes),
+                    self.build.pair::<S>(r, x0, 1, &mut bytes),
+                ]
+            };
+            // Output row from input rows (a, b, c): a tree of adds over the six products.
+            let out = |a: [__m256i; 2], b: [__m256i; 2], c: [__m256i; 2]| {
+                let ab = _mm256_add_epi32(
+                    _mm256_add_epi32(_mm256_madd_epi16(a[0], w[0]), _mm256_madd_epi16(a[1], w[1])),
+                    _mm256_add_epi32(_mm256_madd_epi16(b[0], w[2]), _mm256_madd_epi16(b[1], w[3])),
+                );
+                let c =
+                    _mm256_add_epi32(_mm256_madd_epi16(c[0], w[4]), _mm256_madd_epi16(c[1], w[5]));
+                _mm256_add_epi32(ab, c)
+            };
+            let mut y = 0;
+            if S == 1 {
+                let mut a = build(r);
+                let mut b = build(r.add(len));
+                while y + 3 <= self.oh {
+                    let c = build(r.add(2 * len));
+                    _mm256_storeu_si256(d as *mut __m256i, out(a, b, c));
+                    let e = build(r.add(3 * len));
+                    _mm256_storeu_si256(d.add(dst_stride) as *mut __m256i, out(b, c, e));
+                    let f = build(r.add(4 * len));
+                    _mm256_storeu_si256(d.add(2 * dst_stride) as *mut __m256i, out(c, e, f));
+                    (a, b) = (e, f);
+                    r = r.add(3 * len);
+                    d = d.add(3 * dst_stride);
+                    y += 3;
+                }
+                while y < self.oh {
+                    let c = build(r.add(2 * len));
+                    _mm256_storeu_si256(d as *mut __m256i, out(a, b, c));
+                    (a, b) = (b, c);
+                    r = r.add(len);
+                    d = d.add(dst_stride);
+                    y += 1;
+                }
+            } else {
+                let mut a = build(r);
+                while y + 2 <= self.oh {
+                    let b = build(r.add(len));
+                    let c = build(r.add(2 * len));
+                    _mm256_storeu_si256(d as *mut __m256i, out(a, b, c));
+                    let e = build(r.add(3 * len));
+                    let f = build(r.add(4 * len));
+                    _mm256_storeu_si256(d.add(dst_stride) as *mut __m256i, out(c, e, f));
+                    a = f;
+                    r = r.add(4 * len);
+                    d = d.add(2 * dst_stride);
+                    y += 2;
+                }
+                if y < self.oh {
+                    let b = build(r.add(len));
+                    let c = build(r.add(2 * len));
+                    _mm256_storeu_si256(d as *mut __m256i, out(a, b, c));
+                }
+            }
+        }
+    }
+
+    /// The column of blocks at `x0`, top to bottom; output row y's block goes to
+    /// `dst + y * dst_stride`.
+    ///
+    /// # Safety
+    /// As for [`Sweep::all`]; `dst + y * dst_stride` writable for 8 i32, `y < oh`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn column<const S: usize, const KH: usize, const KWP: usize>(
+        &self,
+        x0: usize,
+        wv: &[__m256i],
+        dst: *mut i32,
+        dst_stride: usize,
+    ) {
+        let row = |r: usize| self.rows.wrapping_add(r * self.row_len);
+        // SAFETY: the caller's bounds: output row y reads padded rows y S .. y S + kh.
+        unsafe {
+            if KH == 3 && KWP == 2 {
+                self.column3x3::<S>(x0, wv, dst, dst_stride);
+            } else if KH > 0 {
+                // The pair vectors of the output row's KH input rows, carried down the column:
+                // at output row y, win[i] holds padded row y S + i; the first `carry` come from
+                // the previous output row. (Constant bounds: the loops unroll and the window
+                // stays in registers.)
+                let carry = KH.saturating_sub(S);
+                let mut win = [[_mm256_setzero_si256(); KWP]; KH];
+                for (i, v) in win.iter_mut().enumerate().take(carry) {
+                    let mut bytes = _mm256_setzero_si256();
+                    for (j, vj) in v.iter_mut().enumerate() {
+                        *vj = self.build.pair::<S>(row(i), x0, j, &mut bytes);
+                    }
+                }
+                for y in 0..self.oh {
+                    for (i, v) in win.iter_mut().enumerate().skip(carry) {
+                        let r = row(y * S + i);
+                        let mut bytes = _mm256_setzero_si256();
+                        for (j, vj) in v.iter_mut().enumerate() {
+                            *vj = self.build.pair::<S>(r, x0, j, &mut bytes);
+                        }
+                    }
+                    let mut acc = _mm256_setzero_si256();
+                    for (i, v) in win.iter().enumerate() {
+                        for (j, &vj) in v.iter().enumerate() {
+                            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(vj, wv[i * KWP + j]));
+                        }
+                    }
+                    _mm256_storeu_si256(dst.add(y * dst_stride) as *mut __m256i, acc);
+                    for i in 0..carry {
+                        win[i] = win[i + S];
+                    }
+                }
+            } else {
+                for y in 0..self.oh {
+                    let mut acc = _mm256_setzero_si256();
+                    for i in 0..self.kh {
+                        let r = row(y * S + i);
+                        let mut bytes = _mm256_setzero_si256();
+                        for j in 0..self.kwp {
+                            let v = self.build.pair::<S>(r, x0, j, &mut bytes);
+                            let m = _mm256_madd_epi16(v, wv[i * self.kwp + j]);
+                            acc = _mm256_add_epi32(acc, m);
+                        }
+                    }
+                    _mm256_storeu_si256(dst.add(y * dst_stride) as *mut __m256i, acc);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The depthwise kernel, on every ISA this CPU has and on 1 and 2 threads, equals the scalar
+//! reference convolution (`groups == in_channels == out_channels`) bit for bit.
+
+use proptest::prelude::*;
+use qbench_kernels::*;
+
+/// Values drawn either uniformly or from the extremes (0/255, -128/127).
+fn u8s(len: usize) -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), len),
+        prop::collection::vec(prop_oneof![Just(0u8), Just(255u8), Just(1u8)], len),
+        Just(vec![255u8; len]),
+    ]
+}
+
+fn i8s(len: usize) -> impl Strategy<Value = Vec<i8>> {
+    prop_oneof![
+        prop::collection::vec(any::<i8>(), len),
+        prop::collection::vec(prop_oneof![Just(-128i8), Just(127i8), Just(0i8)], len),
+        Just(vec![-128i8; len]),
+    ]
+}
+
+fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn geometry(
+    batch: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    pad: usize,
+) -> ConvGeometry {
+    ConvGeometry {
+        batch,
+        in_channels: c,
+        in_h: h,
+        in_w: w,
+        out_channels: c,
+        kernel_h: kh,
+        kernel_w: kw,
+        stride,
+        pad,
+        groups: c,
+    }
+}
+
+fn check(g: &ConvGeometry, input: &[u8], weights: &[i8], pad_value: u8) {
+    let n_out = g.batch * g.out_channels * g.out_h() * g.out_w();
+    let mut want = vec![0i32; n_out];
+    reference::conv2d_u8i8(input, weights, &mut want, g, pad_value);
+    for isa in Int8Isa::all_available() {
+        let packed = PackedDepthwiseWeights::new_for(isa, weights, g);
+        for threads in [1, 2] {
+            let mut got = vec![7i32; n_out];
+            in_pool(threads, || {
+                depthwise_conv2d_u8i8_packed(input, &packed, &mut got, g, pad_value)
+            });
+            assert_eq!(
+                got, want,
+                "{isa:?} threads={threads} pad_value={pad_value} {g:?}"
+            );
+        }
+    }
+    let mut got = vec![7i32; n_out];
+    depthwise_conv2d_u8i8(input, weights, &mut got, g, pad_value);
+    assert_eq!(got, want, "dispatched {g:?}");
+}
+
+/// Kernel 1/3/5 (square or not), stride 1/2 (sometimes 3, the scalar fallback), pad 0..=2, odd
+/// and even channel counts, batch 1..3, widths around the 16-output block.
+fn depthwise_case() -> impl Strategy<Value = (ConvGeometry, Vec<u8>, Vec<i8>, u8)> {
+    (
+        1usize..4,
+        prop_oneof![Just(2usize), Just(3), Just(5), Just(8), Just(13)],
+        prop_oneof![Just(1usize), Just(3), Just(5)],
+        prop_oneof![Just(1usize), Just(3), Just(5), Just(2)],
+        prop_oneof![4 => Just(1usize), 4 => Just(2), 1 => Just(3)],
+        0usize..=2,
+        (1usize..24, 1usize..40),
+    )
+        .prop_filter_map(
+            "kernel larger than padded input",
+            |(batch, c, kh, kw, stride, pad, (h, w))| {
+                (h + 2 * pad >= kh && w + 2 * pad >= kw)
+                    .then(|| geometry(batch, c, h, w, kh, kw, stride, pad))
+            },
+        )
+        .prop_flat_map(|g| {
+            let n_in = g.batch * g.in_channels * g.in_h * g.in_w;
+            let n_w = g.out_channels * g.kernel_h * g.kernel_w;
+            (Just(g), u8s(n_in), i8s(n_w), any::<u8>())
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(160))]
+
+    #[test]
+    fn depthwise_matches_reference((g, input, weights, pad_value) in depthwise_case()) {
+        check(&g, &input, &weights, pad_value);
+    }
+}
+
+fn lcg(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
+/// MobileNet-like layers (wide rows, many channels, both strides), a 7x7 kernel (the run-time
+/// tap count), repeated calls on the reused plane buffer with new pad values and sizes, and the
+/// extreme values where every pair sum is largest.
+#[test]
+fn depthwise_mobilenet_like_and_reuse() {
+    let shapes = [
+        (1, 128, 56, 56, 3, 3, 1, 1),
+        (2, 32, 30, 30, 3, 3, 2, 1),
+        (1, 17, 20, 37, 5, 5, 1, 2),
+        (1, 9, 33, 18, 5, 5, 2, 2),
+        (3, 4, 15, 15, 7, 7, 1, 3),
+        (1, 6, 16, 16, 7, 7, 2, 3),
+        (1, 3, 17, 16, 3, 1, 1, 0),
+        (1, 3, 16, 17, 1, 3, 2, 1),
+    ];
+    for (i, &(b, c, h, w, kh, kw, s, p)) in shapes.iter().enumerate() {
+        let g = geometry(b, c, h, w, kh, kw, s, p);
+        let input = lcg(b * c * h * w, i as u64);
+        let weights: Vec<i8> = lcg(c * kh * kw, 100 + i as u64)
+            .into_iter()
+            .map(|v| v as i8)
+            .collect();
+        check(&g, &input, &weights, (i * 37) as u8);
+        check(&g, &vec![255; input.len()], &vec![-128; weights.len()], 255);
+    }
+    threads::set_max_threads(1);
+    let g = geometry(2, 5, 9, 19, 3, 3, 1, 1);
+    let input = lcg(2 * 5 * 9 * 19, 7);
+    let weights: Vec<i8> = lcg(45, 8).into_iter().map(|v| v as i8).collect();
+    check(&g, &input, &weights, 3);
+    threads::set_max_threads(0);
+}
+
+/// Geometries that are not depthwise are refused; a depthwise one is recognised.
+#[test]
+fn depthwise_recognition() {
+    assert!(is_depthwise(&geometry(1, 4, 5, 5, 3, 3, 1, 1)));
+    let mut g = geometry(1, 4, 5, 5, 3, 3, 1, 1);
+    g.groups = 1;
+    assert!(!is_depthwise(&g));
+    let mut g = geometry(1, 4, 5, 5, 3, 3, 1, 1);
+    g.out_channels = 8;
+    assert!(!is_depthwise(&g));
+    assert!(!is_depthwise(&geometry(1, 1, 5, 5, 3, 3, 1, 1)));
+    let r = std::panic::catch_unwind(|| {
+        let mut g = geometry(1, 4, 5, 5, 3, 3, 1, 1);
+        g.groups = 2;
+        PackedDepthwiseWeights::new(&[0; 4 * 9], &g)
+    });
+    assert!(r.is_err());
+}
