@@ -167,6 +167,7 @@ impl QuantMethod for Int8 {
             ),
             finetune_epochs: o.finetune.epochs,
             variant: None,
+            own_model: None,
             notes,
         })
     }

@@ -119,6 +119,7 @@ impl QuantMethod for Linear {
             calibration: format!("max over {n} calibration images"),
             finetune_epochs: 0,
             variant: None,
+            own_model: None,
             notes,
         })
     }

@@ -108,6 +108,11 @@ pub struct MethodReport {
     /// pair rows of one method that differ only in it, without knowing any method's name.
     #[serde(default)]
     pub variant: Option<String>,
+    /// The architecture the method trained itself instead of quantizing the float model (e.g. a
+    /// BNN trained from scratch as `mlp`), `None` when it started from the float model. Tables
+    /// name that architecture and give such a row no float baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_model: Option<String>,
     /// Anything else a reader of the results should know.
     pub notes: Vec<String>,
 }

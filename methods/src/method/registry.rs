@@ -3,6 +3,10 @@
 use super::config::{MethodConfig, RawMethodConfig};
 use crate::error::{MethodError, Result};
 
+/// The strong baseline's config (TFLite's int8), the default wherever one method stands for all
+/// (e.g. `qbench bench resnet18`).
+pub const BASELINE_CONFIG: &str = "{method: int8}";
+
 /// Every registered method name with a one-line description (for `--help` and errors).
 pub const METHODS: &[(&str, &str)] = &[
     (
@@ -98,6 +102,12 @@ mod tests {
         assert_ne!(implicit, changed);
         assert_eq!(changed.options()["bits"], other);
         assert_eq!(changed.method().label(), format!("linear W{other}A{other}"));
+    }
+
+    #[test]
+    fn the_baseline_config_is_a_registered_method() {
+        let config = MethodConfig::from_yaml(BASELINE_CONFIG, "baseline").unwrap();
+        assert!(METHODS.iter().any(|(name, _)| *name == config.name()));
     }
 
     #[test]

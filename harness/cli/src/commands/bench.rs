@@ -31,7 +31,7 @@ pub enum BenchCommand {
         seconds: f64,
         /// Method config of the lowering (YAML), e.g. `{method: djq, weight_bits: 8,
         /// activation_bits: 8}`.
-        #[arg(long, default_value = "{method: int8}")]
+        #[arg(long, default_value = qbench_methods::method::registry::BASELINE_CONFIG)]
         method: String,
     },
 }

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use qbench_methods::method::lowbit::FLOAT_MODEL;
 use serde::Serialize;
 
 use super::store::CellRecord;
@@ -47,18 +46,12 @@ pub struct AggregateRow {
     pub cell_ids: Vec<String>,
 }
 
-/// The architecture a cell's method ran and whether it started from the float model: the
-/// method's validated config names its own `model:` when it trains one (anything but `float`).
+/// The architecture a cell's method ran and whether it started from the float model (the
+/// method's report names its own architecture when it trained one).
 pub fn ran_model(cell: &CellRecord) -> (String, bool) {
-    match cell
-        .result
-        .report
-        .config
-        .get("model")
-        .and_then(|m| m.as_str())
-    {
-        Some(own) if own != FLOAT_MODEL => (own.to_string(), false),
-        _ => (cell.model.clone(), true),
+    match &cell.result.report.own_model {
+        Some(own) => (own.clone(), false),
+        None => (cell.model.clone(), true),
     }
 }
 

@@ -218,8 +218,14 @@ mod tests {
     use crate::experiment::aggregate;
 
     /// A finished cell of `method` with `config` (its report's validated options) on the float
-    /// `cnn`.
-    fn cell(id: &str, method: &str, label: &str, config: serde_json::Value) -> CellRecord {
+    /// `cnn`, or on its own architecture `own_model`.
+    fn cell(
+        id: &str,
+        method: &str,
+        label: &str,
+        config: serde_json::Value,
+        own_model: Option<&str>,
+    ) -> CellRecord {
         serde_json::from_value(json!({
             "cell_id": id,
             "model": "cnn",
@@ -243,6 +249,7 @@ mod tests {
                     "quant_ops": {},
                     "calibration": "",
                     "finetune_epochs": 0,
+                    "own_model": own_model,
                     "notes": []
                 },
                 "graph_path": "g",
@@ -265,9 +272,9 @@ mod tests {
     #[test]
     fn rows_name_the_model_the_method_ran() {
         let cells = [
-            cell("a", "bnn", "BNN mlp", json!({"model": "mlp"})),
-            cell("b", "bnn", "BNN", json!({"model": "float"})),
-            cell("c", "int8", "int8 W8A8", json!({"per_channel": true})),
+            cell("a", "bnn", "BNN mlp", json!({"model": "mlp"}), Some("mlp")),
+            cell("b", "bnn", "BNN", json!({"model": "float"}), None),
+            cell("c", "int8", "int8 W8A8", json!({"per_channel": true}), None),
         ];
         let rows = aggregate::rows(&cells);
         let input = input("t", &Manifest::default(), &rows, &cells, None).expect("input");

@@ -132,6 +132,7 @@ impl QuantMethod for Djq {
             calibration: format!("{kind} over {} images", cal.images),
             finetune_epochs: o.finetune.epochs,
             variant: Some(self.variant().to_string()),
+            own_model: None,
             notes,
         })
     }

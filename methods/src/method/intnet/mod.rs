@@ -152,6 +152,9 @@ pub struct ReportHead {
     pub finetune_epochs: usize,
     /// The structural variant of the method, if it has one (see [`MethodReport::variant`]).
     pub variant: Option<String>,
+    /// The architecture the method trained itself, if not the float model's (see
+    /// [`MethodReport::own_model`]).
+    pub own_model: Option<String>,
     /// Notes for the report.
     pub notes: Vec<String>,
 }
@@ -189,6 +192,7 @@ impl IntNet {
             calibration: head.calibration,
             finetune_epochs: head.finetune_epochs,
             variant: head.variant,
+            own_model: head.own_model,
             notes: head.notes,
         };
         let fake_quant = Box::new(IntMirror::new(&self.graph, self.logit_scale)?);

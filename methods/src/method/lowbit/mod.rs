@@ -218,6 +218,7 @@ pub fn quantize(
         calibration: "batch-norm running statistics from training (no separate calibration)".into(),
         finetune_epochs: settings.epochs,
         variant: None,
+        own_model: (run.model != FLOAT_MODEL).then(|| arch.name.clone()),
         notes,
     })
 }

@@ -136,6 +136,7 @@ impl QuantMethod for Tnt {
             ),
             finetune_epochs: o.finetune.epochs,
             variant: None,
+            own_model: None,
             notes,
         })
     }
