@@ -3,6 +3,7 @@
 //! bad configs are errors naming the key.
 
 mod common;
+use common::config::error_of;
 
 use std::collections::BTreeMap;
 
@@ -192,14 +193,6 @@ fn fixed_point_parameters_equal_tflite_for_known_multipliers() {
         assert_eq!((multiplier[0], shift[0]), (m0, e), "multiplier {real}");
         assert_eq!((*min, *max), (3, 255), "the ReLU clamps at the zero point");
         assert!((net.logit_scale - out.scale / 127.0).abs() < 1e-15);
-    }
-}
-
-fn error_of(yaml: &str) -> String {
-    let raw = RawMethodConfig::from_yaml(yaml, "test.yaml").expect("parses");
-    match registry::parse(&raw) {
-        Ok(_) => panic!("{yaml} was accepted"),
-        Err(e) => e.to_string(),
     }
 }
 

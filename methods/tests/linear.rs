@@ -2,6 +2,7 @@
 //! ResNet-20, and bad configs are errors naming the key.
 
 mod common;
+use common::config::error_of;
 
 use qbench_engine::DType;
 use qbench_methods::method::config::RawMethodConfig;
@@ -85,14 +86,6 @@ fn a_hidden_layer_without_relu_is_an_error_naming_it() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("conv1") && err.contains("no ReLU"), "{err}");
-}
-
-fn error_of(yaml: &str) -> String {
-    let raw = RawMethodConfig::from_yaml(yaml, "test.yaml").expect("parses");
-    match registry::parse(&raw) {
-        Ok(_) => panic!("{yaml} was accepted"),
-        Err(e) => e.to_string(),
-    }
 }
 
 #[test]

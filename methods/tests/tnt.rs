@@ -3,6 +3,7 @@
 //! graph, and config errors that name the key.
 
 mod common;
+use common::config::error_of;
 
 use qbench_datasets::ImageSet;
 use qbench_engine::{Op, WeightKind, count_ops};
@@ -282,14 +283,6 @@ fn optional_finetuning_trains_through_the_ternarizer_and_conforms() {
     assert_eq!(q.report.label, "TNT ternary/A8 per_kernel FT1");
     let r = conformance::compare(&q, &f.test, "tnt-ft").expect("runs");
     assert!(r.failures.is_empty() && r.int_accuracy > 0.5, "{r:?}");
-}
-
-fn error_of(yaml: &str) -> String {
-    let raw = RawMethodConfig::from_yaml(yaml, "test.yaml").expect("parses");
-    match registry::parse(&raw) {
-        Ok(_) => panic!("{yaml} was accepted"),
-        Err(e) => e.to_string(),
-    }
 }
 
 #[test]

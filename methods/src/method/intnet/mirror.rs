@@ -58,41 +58,47 @@ impl IntMirror {
             for &p in &node.inputs {
                 last_use[p] = i;
             }
-            weights.push(match &node.op {
-                Op::Conv2d(c) => Some((
-                    f64_tensor(
-                        &c.weights,
-                        &[
-                            c.out_channels,
-                            c.in_channels / c.groups,
-                            c.kernel_h,
-                            c.kernel_w,
-                        ],
-                    )?,
-                    bias_tensor(&c.bias)?,
-                )),
-                Op::BinaryConv2d(c) => Some((
-                    f64_tensor(
-                        &c.weights,
-                        &[
-                            c.out_channels,
-                            c.in_channels / c.groups,
-                            c.kernel_h,
-                            c.kernel_w,
-                        ],
-                    )?,
-                    bias_tensor(&c.bias)?,
-                )),
-                Op::Dense(d) => Some((
-                    dense_weights(&d.weights, d.out_features, d.in_features)?,
-                    bias_tensor(&d.bias)?,
-                )),
-                Op::BinaryDense(d) => Some((
-                    dense_weights(&d.weights, d.out_features, d.in_features)?,
-                    bias_tensor(&d.bias)?,
-                )),
-                _ => None,
-            });
+            // Every MAC node's weights and bias, from (O, C/groups, kh, kw) or (O, F).
+            let conv_shape =
+                |o: usize, c: usize, g: usize, kh: usize, kw: usize| [o, c / g, kh, kw];
+            let (w, shape, bias): (&[i8], Vec<usize>, &Option<Vec<i32>>) = match &node.op {
+                Op::Conv2d(c) => (
+                    &c.weights,
+                    conv_shape(
+                        c.out_channels,
+                        c.in_channels,
+                        c.groups,
+                        c.kernel_h,
+                        c.kernel_w,
+                    )
+                    .to_vec(),
+                    &c.bias,
+                ),
+                Op::BinaryConv2d(c) => (
+                    &c.weights,
+                    conv_shape(
+                        c.out_channels,
+                        c.in_channels,
+                        c.groups,
+                        c.kernel_h,
+                        c.kernel_w,
+                    )
+                    .to_vec(),
+                    &c.bias,
+                ),
+                Op::Dense(d) => (&d.weights, vec![d.out_features, d.in_features], &d.bias),
+                Op::BinaryDense(d) => (&d.weights, vec![d.out_features, d.in_features], &d.bias),
+                _ => {
+                    weights.push(None);
+                    continue;
+                }
+            };
+            let w = if shape.len() == 2 {
+                dense_weights(w, shape[0], shape[1])?
+            } else {
+                f64_tensor(w, &shape)?
+            };
+            weights.push(Some((w, bias_tensor(bias)?)));
         }
         Ok(IntMirror {
             graph: graph.clone(),
