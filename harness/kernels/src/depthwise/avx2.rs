@@ -17,7 +17,10 @@
 //! narrower than 8 go through a scratch block) is swept from the top row to the bottom one,
 //! keeping the pair vectors of the last `kh` input rows in registers: each output row builds
 //! only the vectors of the `stride` input rows it adds, and the column's inputs and outputs stay
-//! in L1.
+//! in L1. 3x3 kernels unroll the sweep over the rows that share input rows, and when the output
+//! rows start 16 bytes past a 32-byte boundary (as large allocations do) they shift the blocks by
+//! 4 outputs and cover each row's end and the next row's start with one wrapping block, so that
+//! no store straddles a 32-byte boundary.
 //!
 //! Products of u8 and i8 values and their pair sums are exact in 32 bits and the i32 adds wrap,
 //! like the reference's `wrapping_add`.
