@@ -156,6 +156,44 @@ fn depthwise_mobilenet_like_and_reuse() {
     threads::set_max_threads(0);
 }
 
+/// Every alignment of the output (the AVX2 path shifts its blocks when rows start 16 bytes past
+/// a 32-byte boundary), for widths that are multiples of 8 and not, both strides.
+#[test]
+fn depthwise_output_alignment() {
+    for (i, &(c, h, w, s, p)) in [
+        (3, 9, 16, 1, 1),
+        (2, 7, 56, 1, 1),
+        (2, 11, 24, 2, 1),
+        (2, 6, 17, 1, 1),
+        (3, 5, 8, 1, 1),
+        (2, 9, 31, 2, 0),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let g = geometry(2, c, h, w, 3, 3, s, p);
+        let input = lcg(2 * c * h * w, 200 + i as u64);
+        let weights: Vec<i8> = lcg(c * 9, 300 + i as u64)
+            .into_iter()
+            .map(|v| v as i8)
+            .collect();
+        let n_out = 2 * c * g.out_h() * g.out_w();
+        let mut want = vec![0i32; n_out];
+        reference::conv2d_u8i8(&input, &weights, &mut want, &g, 11);
+        for isa in Int8Isa::all_available() {
+            let packed = PackedDepthwiseWeights::new_for(isa, &weights, &g);
+            for offset in 0..8 {
+                let mut buf = vec![7i32; n_out + 16];
+                // Start the output `offset` i32 past a 32-byte boundary.
+                let skew = (8 - (buf.as_ptr() as usize / 4) % 8) % 8;
+                let got = &mut buf[skew + offset..skew + offset + n_out];
+                depthwise_conv2d_u8i8_packed(&input, &packed, got, &g, 11);
+                assert_eq!(&got[..], &want[..], "{isa:?} offset {offset} {g:?}");
+            }
+        }
+    }
+}
+
 /// Geometries that are not depthwise are refused; a depthwise one is recognised.
 #[test]
 fn depthwise_recognition() {

@@ -17,7 +17,10 @@
 //! narrower than 8 go through a scratch block) is swept from the top row to the bottom one,
 //! keeping the pair vectors of the last `kh` input rows in registers: each output row builds
 //! only the vectors of the `stride` input rows it adds, and the column's inputs and outputs stay
-//! in L1.
+//! in L1. 3x3 kernels unroll the sweep over the rows that share input rows, and when the output
+//! rows start 16 bytes past a 32-byte boundary (as large allocations do) they shift the blocks by
+//! 4 outputs and cover each row's end and the next row's start with one wrapping block, so that
+//! no store straddles a 32-byte boundary.
 //!
 //! Products of u8 and i8 values and their pair sums are exact in 32 bits and the i32 adds wrap,
 //! like the reference's `wrapping_add`.
@@ -148,6 +151,22 @@ static PAIR_CTL: [[u8; 32]; 4] = {
     c
 };
 
+/// Stride 1, wrapping blocks: as [`PAIR_CTL`] for tap pairs 0 and 1, but each 128-bit half
+/// reads its own 16 bytes from their start (the halves come from different rows).
+static WRAP_CTL: [[u8; 32]; 2] = {
+    let mut c = [[0x80u8; 32]; 2];
+    let mut j = 0;
+    while j < 2 {
+        let mut t = 0;
+        while t < 16 {
+            c[j][2 * t] = (2 * j + (t % 8) / 2 + (t % 8) % 2) as u8;
+            t += 1;
+        }
+        j += 1;
+    }
+    c
+};
+
 /// Builds the pair vectors of one padded row for a block.
 #[derive(Clone, Copy)]
 struct Build {
@@ -239,9 +258,19 @@ impl Sweep<'_> {
         };
         let ow = self.ow;
         // SAFETY: the caller's bounds; every block's 8 outputs of a row lie in that row (or in
-        // the scratch block).
+        // the scratch block, or, for the wrapping column, in two consecutive rows).
         unsafe {
-            if ow >= BLOCK {
+            if KH == 3 && KWP == 2 && ow.is_multiple_of(BLOCK) && (self.out as usize) % 32 == 16 {
+                // The rows start 16 bytes past a 32-byte boundary (large buffers from the system
+                // allocator do): blocks at x0 = 8 k would make every store straddle one. Shift
+                // the blocks by 4 outputs instead, and cover the last 4 outputs of a row and the
+                // first 4 of the next with one wrapping block (stores beyond the L2 cost about
+                // half as much again when misaligned).
+                for x0 in (4..ow - 4).step_by(BLOCK) {
+                    self.column::<S, KH, KWP>(x0, wv, self.out.add(x0), ow);
+                }
+                self.wrap3x3::<S>(wv);
+            } else if ow >= BLOCK {
                 let mut x0 = 0;
                 loop {
                     self.column::<S, KH, KWP>(x0, wv, self.out.add(x0), ow);
@@ -256,6 +285,101 @@ impl Sweep<'_> {
                 for (y, t) in tmp.chunks_exact(BLOCK).enumerate() {
                     std::ptr::copy_nonoverlapping(t.as_ptr(), self.out.add(y * ow), ow);
                 }
+            }
+        }
+    }
+
+    /// The blocks of 8 outputs that wrap from one row to the next: the last 4 outputs of output
+    /// row y and the first 4 of row y + 1, for y < oh - 1 (their pair vectors combine a 128-bit
+    /// half from each row), plus the first 4 outputs of row 0 and the last 4 of the last row,
+    /// computed as ordinary blocks (their other outputs are rewritten with the same values).
+    ///
+    /// # Safety
+    /// As for [`Sweep::all`], with a 3x3 kernel and `ow` a multiple of 8; `wv` holds 6 pairs.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn wrap3x3<const S: usize>(&self, wv: &[__m256i]) {
+        let w: [__m256i; 6] = std::array::from_fn(|i| wv[i]);
+        let (len, ow, oh) = (self.row_len, self.ow, self.oh);
+        // Byte offset of the row part's first column.
+        let off = S * (ow - 4);
+        // SAFETY: the loads stay within the block columns' reads (`row_len`): the row part reads
+        // like the block at ow - 8 would, the next-row part like the block at 0; output rows
+        // y and y + 1 < oh hold the 8 outputs at y * ow + ow - 4.
+        unsafe {
+            let ctl = [
+                _mm256_loadu_si256(WRAP_CTL[0].as_ptr() as *const __m256i),
+                _mm256_loadu_si256(WRAP_CTL[1].as_ptr() as *const __m256i),
+            ];
+            // The pair vectors of "row" r: padded row r's part and padded row r + S's part.
+            let build = |r: *const u8| {
+                if S == 1 {
+                    let bytes = _mm256_inserti128_si256::<1>(
+                        _mm256_castsi128_si256(_mm_loadu_si128(r.add(off) as *const __m128i)),
+                        _mm_loadu_si128(r.add(len) as *const __m128i),
+                    );
+                    [
+                        _mm256_shuffle_epi8(bytes, ctl[0]),
+                        _mm256_shuffle_epi8(bytes, ctl[1]),
+                    ]
+                } else {
+                    let half = |j: usize| {
+                        _mm256_cvtepu8_epi16(_mm_unpacklo_epi64(
+                            _mm_loadl_epi64(r.add(off + 2 * j) as *const __m128i),
+                            _mm_loadl_epi64(r.add(2 * len + 2 * j) as *const __m128i),
+                        ))
+                    };
+                    [half(0), half(1)]
+                }
+            };
+            let out = |a: [__m256i; 2], b: [__m256i; 2], c: [__m256i; 2]| {
+                let ab = _mm256_add_epi32(
+                    _mm256_add_epi32(_mm256_madd_epi16(a[0], w[0]), _mm256_madd_epi16(a[1], w[1])),
+                    _mm256_add_epi32(_mm256_madd_epi16(b[0], w[2]), _mm256_madd_epi16(b[1], w[3])),
+                );
+                let c =
+                    _mm256_add_epi32(_mm256_madd_epi16(c[0], w[4]), _mm256_madd_epi16(c[1], w[5]));
+                _mm256_add_epi32(ab, c)
+            };
+            let n = oh - 1;
+            let mut r = self.rows;
+            let mut d = self.out.add(ow - 4);
+            let mut y = 0;
+            if S == 1 {
+                let mut a = build(r);
+                let mut b = build(r.add(len));
+                while y < n {
+                    let c = build(r.add(2 * len));
+                    _mm256_storeu_si256(d as *mut __m256i, out(a, b, c));
+                    (a, b) = (b, c);
+                    r = r.add(len);
+                    d = d.add(ow);
+                    y += 1;
+                }
+            } else {
+                let mut a = build(r);
+                while y < n {
+                    let b = build(r.add(len));
+                    let c = build(r.add(2 * len));
+                    _mm256_storeu_si256(d as *mut __m256i, out(a, b, c));
+                    a = c;
+                    r = r.add(2 * len);
+                    d = d.add(ow);
+                    y += 1;
+                }
+            }
+            // The corners: row 0's first block and the last row's last block.
+            for (y, x0) in [(0, 0), (oh - 1, ow - BLOCK)] {
+                let mut acc = _mm256_setzero_si256();
+                for i in 0..3 {
+                    let r = self.rows.add((y * S + i) * len);
+                    let mut bytes = _mm256_setzero_si256();
+                    for j in 0..2 {
+                        let v = self.build.pair::<S>(r, x0, j, &mut bytes);
+                        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(v, w[2 * i + j]));
+                    }
+                }
+                _mm256_storeu_si256(self.out.add(y * ow + x0) as *mut __m256i, acc);
             }
         }
     }
