@@ -30,6 +30,28 @@ macro_rules! ensure {
     };
 }
 
+/// A convolution's channels: the input has `in_channels`, and `groups` divides both counts.
+fn check_channels(
+    ch: usize,
+    in_channels: usize,
+    out_channels: usize,
+    groups: usize,
+) -> Checked<()> {
+    ensure!(
+        ch == in_channels,
+        "in_channels",
+        "{in_channels} but the input has {ch} channels"
+    );
+    ensure!(groups >= 1, "groups", "must be >= 1");
+    ensure!(
+        in_channels.is_multiple_of(groups) && out_channels.is_multiple_of(groups),
+        "groups",
+        "{groups} does not divide in_channels {in_channels} and out_channels {out_channels}"
+    );
+    ensure!(out_channels >= 1, "out_channels", "must be >= 1");
+    Ok(())
+}
+
 /// Output size of a sliding window, or a fault if the window does not fit.
 fn window_out(len: usize, kernel: usize, stride: usize, pad: usize, field: &str) -> Checked<usize> {
     ensure!(kernel >= 1, field, "kernel size must be >= 1");
@@ -293,22 +315,7 @@ fn infer_unchecked(op: &Op, inputs: &[&TensorType]) -> Checked<TensorType> {
             let t = inputs[0];
             narrow_input(t, "conv2d")?;
             let (ch, h, w) = map(t, "conv2d")?;
-            ensure!(
-                ch == c.in_channels,
-                "in_channels",
-                "{} but the input has {ch} channels",
-                c.in_channels
-            );
-            ensure!(c.groups >= 1, "groups", "must be >= 1");
-            ensure!(
-                c.in_channels.is_multiple_of(c.groups) && c.out_channels.is_multiple_of(c.groups),
-                "groups",
-                "{} does not divide in_channels {} and out_channels {}",
-                c.groups,
-                c.in_channels,
-                c.out_channels
-            );
-            ensure!(c.out_channels >= 1, "out_channels", "must be >= 1");
+            check_channels(ch, c.in_channels, c.out_channels, c.groups)?;
             ensure!(
                 c.weight_kind.is_valid(),
                 "weight_kind",
@@ -381,22 +388,7 @@ fn infer_unchecked(op: &Op, inputs: &[&TensorType]) -> Checked<TensorType> {
                 t.dtype.label()
             );
             let (ch, h, w) = map(t, "binary_conv2d")?;
-            ensure!(
-                ch == c.in_channels,
-                "in_channels",
-                "{} but the input has {ch} channels",
-                c.in_channels
-            );
-            ensure!(c.out_channels >= 1, "out_channels", "must be >= 1");
-            ensure!(c.groups >= 1, "groups", "must be >= 1");
-            ensure!(
-                c.in_channels.is_multiple_of(c.groups) && c.out_channels.is_multiple_of(c.groups),
-                "groups",
-                "{} does not divide {} input and {} output channels",
-                c.groups,
-                c.in_channels,
-                c.out_channels
-            );
+            check_channels(ch, c.in_channels, c.out_channels, c.groups)?;
             let oh = window_out(h, c.kernel_h, c.stride, c.pad, "kernel_h")?;
             let ow = window_out(w, c.kernel_w, c.stride, c.pad, "kernel_w")?;
             let n = weight_count(&[
