@@ -20,11 +20,11 @@
 //!   `q` is an average of `q - Z` plus `Z`).
 
 use qbench_engine::requant::quantize_multiplier;
-use qbench_engine::{Add, AddAlign, DType, GraphBuilder, NodeId, Pool, Requant, WeightKind};
+use qbench_engine::{Add, AddAlign, DType, GraphBuilder, NodeId, Requant, WeightKind};
 
 use super::LayerReport;
 use super::calibrate::{Calibration, TapKind, TensorStats};
-use super::fold::{FoldedModel, MacModule, Module, PoolSpec};
+use super::fold::{FoldedModel, MacModule, Module};
 use super::intnet::{IntNet, Mac, push_mac};
 use crate::error::{MethodError, Result};
 
@@ -132,15 +132,6 @@ struct Builder<'a> {
     logit_scale: f64,
 }
 
-fn engine_pool(p: PoolSpec) -> Pool {
-    Pool {
-        kernel_h: p.kernel,
-        kernel_w: p.kernel,
-        stride: p.stride,
-        pad: p.pad,
-    }
-}
-
 /// Quantizes `model` with `scheme` and the statistics `cal` (see the module docs). The last
 /// top-level module must be a conv or dense layer without ReLU or pool: its i32 accumulators are
 /// the logits.
@@ -213,10 +204,10 @@ impl Builder<'_> {
                     continue;
                 }
                 Module::MaxPool(p) => {
-                    g.max_pool(&format!("{prefix}pool{i}"), act.id, engine_pool(*p))?
+                    g.max_pool(&format!("{prefix}pool{i}"), act.id, (*p).into())?
                 }
                 Module::AvgPool(p) => {
-                    g.avg_pool(&format!("{prefix}pool{i}"), act.id, engine_pool(*p))?
+                    g.avg_pool(&format!("{prefix}pool{i}"), act.id, (*p).into())?
                 }
                 Module::GlobalAvgPool => g.global_avg_pool(&format!("{prefix}pool{i}"), act.id)?,
                 Module::Flatten if !g.ty(act.id).is_map() => act.id,
@@ -309,7 +300,7 @@ impl Builder<'_> {
         if let Some(p) = m.pool {
             id = self
                 .graph
-                .max_pool(&format!("{}.pool", m.name), id, engine_pool(p))?;
+                .max_pool(&format!("{}.pool", m.name), id, p.into())?;
         }
         report.output_bits = q.dtype.storage_bits() as u8;
         self.layers.push(report);

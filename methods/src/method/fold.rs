@@ -41,6 +41,18 @@ pub struct PoolSpec {
     pub pad: usize,
 }
 
+/// The engine's window of the same pool.
+impl From<PoolSpec> for qbench_engine::Pool {
+    fn from(p: PoolSpec) -> Self {
+        qbench_engine::Pool {
+            kernel_h: p.kernel,
+            kernel_w: p.kernel,
+            stride: p.stride,
+            pad: p.pad,
+        }
+    }
+}
+
 /// Geometry of a multiply-accumulate module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MacGeometry {

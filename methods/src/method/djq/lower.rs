@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 
 use qbench_engine::{
-    Add, AddAlign, Conv2d, DType, Dense, GraphBuilder, NodeId, Pool, Requant, WeightKind,
+    Add, AddAlign, Conv2d, DType, Dense, GraphBuilder, NodeId, Requant, WeightKind,
 };
 
 use super::options::{CalibrationKind, DjqOptions};
 use crate::error::{MethodError, Result};
 use crate::method::LayerReport;
 use crate::method::calibrate::{Calibration, TapKind, TensorStats};
-use crate::method::fold::{FoldedModel, MacGeometry, MacModule, Module, PoolSpec};
+use crate::method::fold::{FoldedModel, MacGeometry, MacModule, Module};
 use crate::method::intnet::{IntNet, Mac, push_mac};
 
 /// Exponents below/above these are clamped (a range of `2^±24` is far outside any trained model).
@@ -116,15 +116,6 @@ fn unsigned(bits: u8) -> DType {
 
 fn signed(bits: u8) -> DType {
     DType::Signed { bits }
-}
-
-fn pool(p: PoolSpec) -> Pool {
-    Pool {
-        kernel_h: p.kernel,
-        kernel_w: p.kernel,
-        stride: p.stride,
-        pad: p.pad,
-    }
 }
 
 impl Lowering<'_> {
@@ -275,7 +266,7 @@ impl Lowering<'_> {
         if let Some(p) = m.pool {
             y.id = self
                 .graph
-                .max_pool(&format!("{}.pool", m.name), y.id, pool(p))?;
+                .max_pool(&format!("{}.pool", m.name), y.id, p.into())?;
         }
         Ok(y)
     }
@@ -422,7 +413,7 @@ impl Lowering<'_> {
         if let Some(p) = m.pool {
             let id = self
                 .graph
-                .max_pool(&format!("{}.pool", m.name), y.id, pool(p))?;
+                .max_pool(&format!("{}.pool", m.name), y.id, p.into())?;
             let range = self.range(&m.name, TapKind::Output)?;
             let f = self.out_exponent(range, y.dtype, y.exp);
             let r = Act { id, ..y };
@@ -481,12 +472,12 @@ impl Lowering<'_> {
                 }
                 Module::MaxPool(p) => {
                     let name = format!("{prefix}pool{i}");
-                    let id = self.graph.max_pool(&name, x.id, pool(*p))?;
+                    let id = self.graph.max_pool(&name, x.id, (*p).into())?;
                     self.after_pool(&name, Act { id, ..x })?
                 }
                 Module::AvgPool(p) => {
                     let name = format!("{prefix}pool{i}");
-                    let id = self.graph.avg_pool(&name, x.id, pool(*p))?;
+                    let id = self.graph.avg_pool(&name, x.id, (*p).into())?;
                     self.after_pool(&name, Act { id, ..x })?
                 }
                 Module::GlobalAvgPool => {

@@ -14,7 +14,7 @@
 //! - The score layer has no requantizer: its i32 accumulators plus the bias
 //!   `round(b / (alpha s_w s_in))` are the logits, in units of `alpha s_w s_in`.
 
-use qbench_engine::{DType, GraphBuilder, NodeId, Pool, WeightKind};
+use qbench_engine::{DType, GraphBuilder, NodeId, WeightKind};
 
 use super::net::Net;
 use super::quant::{ActQuant, WeightQuant};
@@ -48,18 +48,9 @@ impl Input {
     }
 }
 
-fn engine_pool(p: &PoolSpec) -> Pool {
-    Pool {
-        kernel_h: p.kernel,
-        kernel_w: p.kernel,
-        stride: p.stride,
-        pad: p.pad,
-    }
-}
-
 fn max_pools(b: &mut GraphBuilder, x: NodeId, name: &str, pools: &[PoolSpec]) -> Result<NodeId> {
     pools.iter().enumerate().try_fold(x, |x, (i, p)| {
-        Ok(b.max_pool(&format!("{name}{i}"), x, engine_pool(p))?)
+        Ok(b.max_pool(&format!("{name}{i}"), x, (*p).into())?)
     })
 }
 
