@@ -214,7 +214,9 @@ struct Case {
     run: Box<dyn FnMut() + Send>,
 }
 
-fn lcg_bytes(n: usize, seed: u64) -> Vec<u8> {
+/// `n` pseudo-random bytes from a 64-bit LCG seeded with `seed`: the benches' (and tests')
+/// deterministic inputs.
+pub fn lcg_bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);

@@ -4,30 +4,8 @@
 use proptest::prelude::*;
 use qbench_kernels::*;
 
-/// Values drawn either uniformly or from the extremes (0/255, -128/127).
-fn u8s(len: usize) -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        prop::collection::vec(any::<u8>(), len),
-        prop::collection::vec(prop_oneof![Just(0u8), Just(255u8), Just(1u8)], len),
-        Just(vec![255u8; len]),
-    ]
-}
-
-fn i8s(len: usize) -> impl Strategy<Value = Vec<i8>> {
-    prop_oneof![
-        prop::collection::vec(any::<i8>(), len),
-        prop::collection::vec(prop_oneof![Just(-128i8), Just(127i8), Just(0i8)], len),
-        Just(vec![-128i8; len]),
-    ]
-}
-
-fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
-}
+mod common;
+use common::{i8s, in_pool, u8s};
 
 #[allow(clippy::too_many_arguments)]
 fn geometry(
@@ -111,18 +89,6 @@ proptest! {
     }
 }
 
-fn lcg(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed;
-    (0..n)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (x >> 56) as u8
-        })
-        .collect()
-}
-
 /// MobileNet-like layers (wide rows, many channels, both strides), a 7x7 kernel (the run-time
 /// tap count), repeated calls on the reused plane buffer with new pad values and sizes, and the
 /// extreme values where every pair sum is largest.
@@ -140,8 +106,8 @@ fn depthwise_mobilenet_like_and_reuse() {
     ];
     for (i, &(b, c, h, w, kh, kw, s, p)) in shapes.iter().enumerate() {
         let g = geometry(b, c, h, w, kh, kw, s, p);
-        let input = lcg(b * c * h * w, i as u64);
-        let weights: Vec<i8> = lcg(c * kh * kw, 100 + i as u64)
+        let input = bench::lcg_bytes(b * c * h * w, i as u64);
+        let weights: Vec<i8> = bench::lcg_bytes(c * kh * kw, 100 + i as u64)
             .into_iter()
             .map(|v| v as i8)
             .collect();
@@ -150,8 +116,11 @@ fn depthwise_mobilenet_like_and_reuse() {
     }
     threads::set_max_threads(1);
     let g = geometry(2, 5, 9, 19, 3, 3, 1, 1);
-    let input = lcg(2 * 5 * 9 * 19, 7);
-    let weights: Vec<i8> = lcg(45, 8).into_iter().map(|v| v as i8).collect();
+    let input = bench::lcg_bytes(2 * 5 * 9 * 19, 7);
+    let weights: Vec<i8> = bench::lcg_bytes(45, 8)
+        .into_iter()
+        .map(|v| v as i8)
+        .collect();
     check(&g, &input, &weights, 3);
     threads::set_max_threads(0);
 }
@@ -172,8 +141,8 @@ fn depthwise_output_alignment() {
     .enumerate()
     {
         let g = geometry(2, c, h, w, 3, 3, s, p);
-        let input = lcg(2 * c * h * w, 200 + i as u64);
-        let weights: Vec<i8> = lcg(c * 9, 300 + i as u64)
+        let input = bench::lcg_bytes(2 * c * h * w, 200 + i as u64);
+        let weights: Vec<i8> = bench::lcg_bytes(c * 9, 300 + i as u64)
             .into_iter()
             .map(|v| v as i8)
             .collect();

@@ -3,30 +3,8 @@
 use proptest::prelude::*;
 use qbench_kernels::*;
 
-/// Values drawn either uniformly or from the extremes (0/255, -128/127).
-fn u8s(len: usize) -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        prop::collection::vec(any::<u8>(), len),
-        prop::collection::vec(prop_oneof![Just(0u8), Just(255u8), Just(1u8)], len),
-        Just(vec![255u8; len]),
-    ]
-}
-
-fn i8s(len: usize) -> impl Strategy<Value = Vec<i8>> {
-    prop_oneof![
-        prop::collection::vec(any::<i8>(), len),
-        prop::collection::vec(prop_oneof![Just(-128i8), Just(127i8), Just(0i8)], len),
-        Just(vec![-128i8; len]),
-    ]
-}
-
-fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
-}
+mod common;
+use common::{i8s, in_pool, u8s};
 
 fn gemm_case() -> impl Strategy<Value = (usize, usize, usize, Vec<u8>, Vec<i8>)> {
     (1usize..40, 1usize..70, 1usize..200)
