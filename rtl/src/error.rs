@@ -32,6 +32,12 @@ pub enum HwError {
         /// The Debian package (or hint) that provides it.
         package: String,
     },
+    /// A library file given by path (not the default library) does not exist.
+    #[error("library file {path} does not exist (a Liberty or cell-model file given by path)")]
+    NoSuchLibrary {
+        /// The path given.
+        path: PathBuf,
+    },
     /// A tool's output could not be understood (a Yosys report, a simulator line, a VCD).
     #[error("cannot parse {what} in {path}: {detail}")]
     Parse {

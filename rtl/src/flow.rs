@@ -32,6 +32,7 @@ use crate::table::{CosimSummary, HwTable, OpenRoad, Provenance, UnitResult};
 use crate::tools::{self, Tool};
 use crate::units::{Unit, UnitKind};
 use crate::vectors::VectorSet;
+use crate::workdir::WorkDir;
 
 /// Default clock of the power figures: 25 MHz (40 ns), met by every unit in OSU 0.18 um (the
 /// 32-bit fixed-point requantizer's critical path is about 26 ns).
@@ -186,7 +187,7 @@ impl Toolset {
         let mut missing: Vec<(String, String)> = Vec::new();
         match tools::require_file(liberty) {
             // The default library comes from a Debian package: name it with the tools.
-            Err(HwError::MissingLibrary { path, package }) if !package.starts_with('(') => {
+            Err(HwError::MissingLibrary { path, package }) => {
                 missing.push((path.display().to_string(), package));
             }
             Err(e) => return Err(e),
@@ -426,7 +427,7 @@ fn unit_result(
             return Ok(row);
         }
     }
-    let tmp = build_dir(&unit_dir)?;
+    let tmp = WorkDir::create(&unit_dir)?;
     let row = match measure(ctx, unit, &key, tmp.path(), progress) {
         Ok(row) => row,
         Err(e) => {
@@ -456,16 +457,6 @@ fn unit_result(
         step: Step::Done,
     });
     Ok(row)
-}
-
-/// A fresh `.build-*` work folder in `dir` (created if needed), removed when dropped unless kept.
-fn build_dir(dir: &Path) -> Result<tempfile::TempDir> {
-    std::fs::create_dir_all(dir).map_err(|e| IoError::new("create the folder", dir, e))?;
-    let work = tempfile::Builder::new()
-        .prefix(".build-")
-        .tempdir_in(dir)
-        .map_err(|e| IoError::new("create a work folder in", dir, e))?;
-    Ok(work)
 }
 
 /// Runs every step for `unit` in `workdir`.
@@ -737,7 +728,7 @@ fn stream_energy(
         return Ok(e);
     }
     let netlist = synth::load(unit, &entry)?;
-    let work = build_dir(&streams)?;
+    let work = WorkDir::create(&streams)?;
     let measured = measure_stream(config, tools, unit, &netlist, &job.stream, work.path());
     let (activity, simulated) = match measured {
         Ok(m) => m,

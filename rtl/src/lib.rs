@@ -23,3 +23,4 @@ pub mod sta;
 pub mod synth;
 pub mod table;
 pub mod tools;
+mod workdir;

@@ -12,7 +12,6 @@ mod vcd;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use qbench_engine::exec::reference;
 use qbench_engine::{BinaryDense, DType, Dense, GraphBuilder, Requant, WeightKind};
@@ -582,7 +581,8 @@ fn run_icarus(sources: &[PathBuf], dir: &Path, name: &str) -> Result<String> {
             ),
         });
     }
-    let out = Command::new(&vvp.path)
+    let out = vvp
+        .command()
         .arg("-n")
         .arg(&exe)
         .current_dir(dir)

@@ -24,9 +24,37 @@ pub struct Tool {
 }
 
 impl Tool {
-    /// A [`Command`] running this tool.
+    /// A [`Command`] running this tool, which ends with the process that started it (see
+    /// [`end_with_parent`]).
     pub fn command(&self) -> Command {
-        Command::new(&self.path)
+        let mut command = Command::new(&self.path);
+        end_with_parent(&mut command);
+        command
+    }
+}
+
+/// Makes the child of `command` receive SIGKILL when the thread that started it ends, so that a
+/// Yosys or simulator run never outlives a qbench process that was killed (even by SIGKILL, which
+/// qbench cannot catch). The flow starts tools from threads that live as long as the process.
+pub fn end_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs in the forked child before exec and calls only the
+        // async-signal-safe functions prctl, getppid and _exit.
+        unsafe {
+            let parent = libc::getpid();
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before the prctl took effect.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
     }
 }
 
@@ -126,18 +154,20 @@ pub fn cell_models() -> PathBuf {
 /// Checks that a library file exists, naming the package that provides the default one.
 ///
 /// # Errors
-/// [`HwError::MissingLibrary`] when `path` is not a file.
+/// [`HwError::MissingLibrary`] when a file of the default library (a Debian package) is not
+/// installed; [`HwError::NoSuchLibrary`] when any other path is not a file (the user's setting is
+/// wrong: no package would help).
 pub fn require_file(path: &Path) -> Result<()> {
     if path.is_file() {
         Ok(())
-    } else {
+    } else if path.starts_with(OSU018_DIR) {
         Err(HwError::MissingLibrary {
             path: path.to_path_buf(),
-            package: if path.starts_with(OSU018_DIR) {
-                "qflow-tech-osu018".to_string()
-            } else {
-                "(a Liberty/cell-model file given by path)".to_string()
-            },
+            package: "qflow-tech-osu018".to_string(),
+        })
+    } else {
+        Err(HwError::NoSuchLibrary {
+            path: path.to_path_buf(),
         })
     }
 }
@@ -157,6 +187,11 @@ mod tests {
 
     #[test]
     fn missing_library_names_the_package() {
+        let err = require_file(Path::new("/tmp/qbench-no-such.lib")).unwrap_err();
+        assert!(
+            matches!(&err, HwError::NoSuchLibrary { path } if path.ends_with("qbench-no-such.lib")),
+            "a path the user gave names no package: {err}"
+        );
         let err = require_file(Path::new("/usr/share/qflow/tech/osu018/none.lib")).unwrap_err();
         assert!(err.to_string().contains("qflow-tech-osu018"), "{err}");
     }

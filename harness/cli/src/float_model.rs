@@ -278,7 +278,7 @@ pub fn ensure_trained(
         test_images: data.test.len(),
         imported_from: None,
     };
-    results::write_json(&record_path, &record)?;
+    results::write_sealed(&record_path, &record)?;
     let test_predictions = float_predictions(&dir, &arch, &mut params, data)?;
     Ok(FloatModel {
         arch,
@@ -397,7 +397,7 @@ fn ensure_imported(
         test_images: data.test.len(),
         imported_from: Some(weights.to_path_buf()),
     };
-    results::write_json(&record_path, &record)?;
+    results::write_sealed(&record_path, &record)?;
     Ok(FloatModel {
         arch,
         params,
@@ -450,14 +450,32 @@ fn float_predictions(
     Ok(p)
 }
 
+/// The model's test accuracy derived again from its weights, the way its record's figure was
+/// derived: the training evaluation for a trained model, the engine's arg-max over fresh float
+/// predictions for an imported one. Reads no cached predictions.
+pub fn test_accuracy_again(model: &FloatModel, data: &Data) -> Result<f64> {
+    let mut params = model.params.clone();
+    let all: Vec<usize> = (0..data.test.len()).collect();
+    if model.record.imported_from.is_some() {
+        let p = train::predictions(&model.arch, &mut params, &data.test, &all, 64)?;
+        Ok(qbench_engine::accuracy(&p, &data.test.labels))
+    } else {
+        Ok(train::accuracy(
+            &model.arch,
+            &mut params,
+            &data.test,
+            &all,
+            500,
+        )?)
+    }
+}
+
 /// A finished model's record, if its weights are present and match the recorded hash.
 fn cached_record(record_path: &Path, weights: &Path) -> Result<Option<FloatRecord>> {
     if !record_path.exists() || !weights.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(record_path)
-        .with_context(|| format!("reading {}", record_path.display()))?;
-    let record: FloatRecord = serde_json::from_str(&text)
+    let record: FloatRecord = results::read_sealed(record_path)
         .with_context(|| format!("{} is not a valid model record", record_path.display()))?;
     let actual = sha256_file(weights)?;
     if actual != record.weights_sha256 {

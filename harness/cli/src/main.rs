@@ -56,6 +56,17 @@ enum Command {
     Hw(commands::hw::HwArgs),
 }
 
+/// The command did its work and wrote its results, but a part the user asked for could not run
+/// (only a missing Debian package may cause this); `qbench` exits with [`Incomplete::EXIT_CODE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Incomplete(pub String);
+
+impl Incomplete {
+    /// Exit code of an incomplete command (1 is an error, 2 a usage error).
+    pub const EXIT_CODE: u8 = 3;
+}
+
 fn main() -> std::process::ExitCode {
     malloc_tuning::keep_freed_memory();
     let cli = Cli::parse();
@@ -76,6 +87,10 @@ fn main() -> std::process::ExitCode {
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) if err.is::<Incomplete>() => {
+            eprintln!("incomplete: {err:#}");
+            std::process::ExitCode::from(Incomplete::EXIT_CODE)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE

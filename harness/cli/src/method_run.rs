@@ -93,12 +93,13 @@ pub fn run_method(
         .join("methods")
         .join(format!("{}-{}", config.name(), &hash[..12]));
     let record_path = dir.join("result.json");
-    // A finished result whose graph file still matches its hash is reused; anything else reruns.
-    if let Ok(text) = std::fs::read_to_string(&record_path)
-        && let Ok(result) = serde_json::from_str::<MethodResult>(&text)
-        && sha256_file(&result.graph_path).ok().as_deref() == Some(&result.graph_sha256)
-    {
-        return Ok((result, Origin::Cached));
+    // A finished result whose graph file still matches its hash is reused; a missing graph
+    // reruns; an edited or damaged result is an error naming it (never reused).
+    if record_path.exists() {
+        let result: MethodResult = results::read_sealed(&record_path)?;
+        if sha256_file(&result.graph_path).ok().as_deref() == Some(&result.graph_sha256) {
+            return Ok((result, Origin::Cached));
+        }
     }
     let method = config.method();
     let calib: Vec<usize> = data
@@ -152,7 +153,7 @@ pub fn run_method(
         macs_by_kind: counts.macs_by_kind,
         quantize_seconds,
     };
-    results::write_json(&record_path, &result)?;
+    results::write_sealed(&record_path, &result)?;
     Ok((result, Origin::Computed))
 }
 

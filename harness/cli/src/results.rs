@@ -24,6 +24,22 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     Ok(qbench_io::write_atomic(path, text)?)
 }
 
+/// Writes `value` as pretty JSON sealed with the sha256 of its content
+/// ([`qbench_io::seal_json`]), atomically: a record whose figures are published.
+pub fn write_sealed(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text =
+        qbench_io::seal_json(value).with_context(|| format!("sealing {}", path.display()))?;
+    Ok(qbench_io::write_atomic(path, text)?)
+}
+
+/// Reads a record written by [`write_sealed`]; an edited or damaged file (its seal does not
+/// match) is an error naming it.
+pub fn read_sealed<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| qbench_io::IoError::new("read", path, e))?;
+    Ok(qbench_io::open_sealed(&text, path)?)
+}
+
 /// Writes text atomically.
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
     Ok(qbench_io::write_atomic(path, text)?)

@@ -65,8 +65,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     run_spec(&spec, &results::root(args.results.as_deref()), args.jobs)
 }
 
-/// Runs a parsed spec, then aggregates it.
+/// Runs a parsed spec, then aggregates it, holding the run's lock throughout (a second `qbench
+/// run` of the same spec and results folder waits, then finds the cells done).
 pub fn run_spec(spec: &ExperimentSpec, results_root: &Path, jobs: Option<usize>) -> Result<()> {
+    let _lock = RunDir::for_spec(results_root, spec)?.lock()?;
     let outcome = runner::run(
         spec,
         &RunOptions {
@@ -88,6 +90,7 @@ pub fn run_spec(spec: &ExperimentSpec, results_root: &Path, jobs: Option<usize>)
 pub fn aggregate(args: AggregateArgs) -> Result<()> {
     let root = results::root(args.results.as_deref());
     let run = RunDir::open(&root, &args.run)?;
+    let _lock = run.lock()?;
     if experiment::slurm::is_slurm_run(&run) {
         let unfinished = experiment::slurm::finalize(&run, &root)?;
         if unfinished > 0 {
@@ -103,6 +106,8 @@ pub fn aggregate(args: AggregateArgs) -> Result<()> {
 fn write_tables(run: &RunDir, results_root: &Path, spec: &ExperimentSpec) -> Result<()> {
     let cells = run.cells()?;
     let mut manifest = run.manifest()?;
+    // Why the hardware flow did not run, when only a Debian package is missing.
+    let mut skipped_hw = None;
     let hw = if spec.hardware.enabled {
         match hardware::run(run, results_root, &spec.hardware, &cells, &spec.dataset) {
             Ok(hw) => {
@@ -124,9 +129,7 @@ fn write_tables(run: &RunDir, results_root: &Path, spec: &ExperimentSpec) -> Res
                 Some(hw)
             }
             Err(err) if is_missing_tool(&err) => {
-                eprintln!(
-                    "hardware flow not run: {err:#}\n(energy and area are left out of the tables)"
-                );
+                skipped_hw = Some(format!("{err:#}"));
                 None
             }
             Err(err) => return Err(err.context("hardware flow")),
@@ -183,6 +186,13 @@ fn write_tables(run: &RunDir, results_root: &Path, spec: &ExperimentSpec) -> Res
         ));
         md.push_str(&hw.table.to_markdown());
     }
+    if let Some(why) = &skipped_hw {
+        md.push_str(&format!(
+            "\n**Hardware flow not run**: {why}. Energy and area are left out of these tables; \
+             install the package, then `qbench aggregate {}` completes them.\n",
+            run.id
+        ));
+    }
     results::write_text(&tables.join("summary.md"), &md)?;
     print!("{md}");
     println!(
@@ -191,10 +201,14 @@ fn write_tables(run: &RunDir, results_root: &Path, spec: &ExperimentSpec) -> Res
         run.dir.display(),
         rendered.index.display()
     );
-    Ok(())
+    match skipped_hw {
+        Some(why) => Err(crate::Incomplete(format!("hardware flow not run: {why}")).into()),
+        None => Ok(()),
+    }
 }
 
-/// True when the hardware flow failed only because a tool or the Liberty file is not installed.
+/// True when the hardware flow failed only because a Debian package is not installed: a tool, or
+/// the default Liberty library (a library the user named must exist; the spec checks it).
 fn is_missing_tool(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         matches!(

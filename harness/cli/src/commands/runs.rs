@@ -62,7 +62,8 @@ pub struct DiffArgs {
 pub struct VerifyArgs {
     /// Run id (see `qbench runs list`) or run folder.
     pub run: String,
-    /// Cells to recompute, chosen at random (seeded by --seed).
+    /// Cells to recompute, chosen at random (seeded by --seed); the sample always holds at least
+    /// one cell of every method in the run, so it may be larger.
     #[arg(long, default_value_t = 2)]
     pub sample: usize,
     /// Recompute every cell.
@@ -216,10 +217,13 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     }
     cells.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(args.seed));
     if !args.all {
-        cells.truncate(args.sample);
+        cells = sample_every_method(cells, args.sample);
     }
     let scratch = tempfile::tempdir().context("creating a scratch results folder")?;
     let mut mismatches = 0;
+    let manifest = run.manifest()?;
+    // Float models whose test accuracy was derived again, by (model, seed).
+    let mut floats_checked = std::collections::BTreeSet::new();
     for cell in &cells {
         let entry = spec
             .models
@@ -237,6 +241,9 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
             entry.weights.as_deref(),
             &mut TrainBars::new(0),
         )?;
+        if floats_checked.insert((cell.model.clone(), cell.seed)) {
+            mismatches += usize::from(!verify_float(&model, &data, cell, &manifest)?);
+        }
         let method = spec
             .methods
             .iter()
@@ -287,10 +294,60 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     }
     if mismatches > 0 {
         bail!(
-            "{mismatches} of {} recomputed cells differ from the store",
-            cells.len()
+            "{mismatches} of {} recomputed cells and {} float models differ from the store",
+            cells.len(),
+            floats_checked.len()
         );
     }
-    println!("{} cells recomputed; all match", cells.len());
+    println!(
+        "{} cells and {} float models recomputed; all match",
+        cells.len(),
+        floats_checked.len()
+    );
     Ok(())
+}
+
+/// The first `n` of the shuffled `cells`, plus the first cell of every method the run has that
+/// those miss: a sample that checks every method family, whatever `n`.
+fn sample_every_method(cells: Vec<CellRecord>, n: usize) -> Vec<CellRecord> {
+    let mut methods = std::collections::BTreeSet::new();
+    let mut sample = Vec::new();
+    for (i, cell) in cells.into_iter().enumerate() {
+        if methods.insert(cell.method.clone()) || i < n {
+            sample.push(cell);
+        }
+    }
+    sample
+}
+
+/// Derives the float model's test accuracy again (the stored weights evaluated on the test split,
+/// as when it was recorded) and checks it against the model's record, the run manifest and the
+/// cell; prints the outcome and returns whether all agree.
+fn verify_float(
+    model: &float_model::FloatModel,
+    data: &float_model::Data,
+    cell: &CellRecord,
+    manifest: &crate::experiment::manifest::Manifest,
+) -> Result<bool> {
+    let again = float_model::test_accuracy_again(model, data)?;
+    let in_manifest = manifest
+        .models
+        .iter()
+        .find(|m| m.model == cell.model && m.seed == cell.seed)
+        .map(|m| m.test_accuracy);
+    let ok = again == model.record.test_accuracy
+        && again == cell.float.test_accuracy
+        && in_manifest == Some(again);
+    println!(
+        "{} float {} (seed {}): test accuracy {:.2}% vs model record {:.2}%, manifest {}, cell \
+         record {:.2}%",
+        if ok { "ok      " } else { "MISMATCH" },
+        cell.model,
+        cell.seed,
+        100.0 * again,
+        100.0 * model.record.test_accuracy,
+        in_manifest.map_or("missing".to_string(), |a| format!("{:.2}%", 100.0 * a)),
+        100.0 * cell.float.test_accuracy,
+    );
+    Ok(ok)
 }

@@ -108,10 +108,14 @@ pub fn model_entry(spec: &ExperimentSpec, k: usize) -> &ModelEntry {
 /// git state, machine and tools. The run is marked unfinished.
 pub fn start_manifest(spec: &ExperimentSpec, results_root: &Path) -> Result<(RunDir, Manifest)> {
     let run = RunDir::for_spec(results_root, spec)?;
-    let mut manifest = run.manifest().unwrap_or_else(|_| Manifest {
-        started_unix: manifest::now_unix(),
-        ..Manifest::default()
-    });
+    let mut manifest = if run.dir.join("manifest.json").exists() {
+        run.manifest()?
+    } else {
+        Manifest {
+            started_unix: manifest::now_unix(),
+            ..Manifest::default()
+        }
+    };
     manifest.run_id = run.id.clone();
     manifest.spec_source = spec.source.clone();
     manifest.spec_dir = spec.base.clone();
@@ -191,7 +195,7 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
         let seed = model.record.spec.train.seed;
         for method in &spec.methods {
             let id = cell_id(&model.record, method, seed)?;
-            if run.finished_cell(&id).is_none() {
+            if run.finished_cell(&id)?.is_none() {
                 pending.push(PendingCell {
                     id: id.clone(),
                     model: mi,
@@ -227,7 +231,7 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
     let mut cells = Vec::new();
     for id in &all_ids {
         cells.push(
-            run.finished_cell(id)
+            run.finished_cell(id)?
                 .ok_or_else(|| anyhow!("cell {id} has no valid record after the run"))?,
         );
     }

@@ -150,7 +150,7 @@ struct RawSpec {
     models: Vec<Spanned<ModelEntry>>,
     methods: Vec<Spanned<serde_yaml_ng::Value>>,
     #[serde(default)]
-    hardware: HardwareEntry,
+    hardware: Option<Spanned<HardwareEntry>>,
     #[serde(default)]
     quick: Option<Spanned<QuickEntry>>,
 }
@@ -313,11 +313,12 @@ impl ExperimentSpec {
             models.push(model);
         }
         let mut seeds = raw.seeds.clone();
-        let mut hardware = raw.hardware.clone();
-        hardware
-            .memory
-            .check()
-            .map_err(|e| SpecError(format!("{source}: `hardware`: {e}")))?;
+        let (mut hardware, hardware_at) = match &raw.hardware {
+            Some(h) => (h.value.clone(), h.referenced),
+            None => (HardwareEntry::default(), serde_saphyr::Location::UNKNOWN),
+        };
+        check_hardware(&mut hardware, base)
+            .map_err(|(field, msg)| at(&hardware_at, &format!("hardware.{field}"), msg))?;
         let mut keep: Option<Vec<usize>> = None;
         if quick && let Some(q) = &raw.quick {
             for m in &mut models {
@@ -328,6 +329,7 @@ impl ExperimentSpec {
                 seeds = s.clone();
             }
             if let Some(u) = &q.value.units {
+                check_units(u).map_err(|m| at(&q.referenced, "quick.units", m))?;
                 hardware.units = Some(u.clone());
             }
             if let Some(idx) = &q.value.methods {
@@ -370,6 +372,22 @@ impl ExperimentSpec {
                         config.name(),
                         same.entry,
                         same.line,
+                        config.options()
+                    )));
+                }
+                // Each config is one row of the tables and one point of the figures, named by
+                // its label: two configs with one label could not be told apart there.
+                let label = config.method().label();
+                if let Some(same) = methods
+                    .iter()
+                    .find(|m: &&MethodCell| m.config.method().label() == label)
+                {
+                    return Err(SpecError(format!(
+                        "{where_}: the label `{label}` is also that of methods[{}] (line {}): the \
+                         tables and figures could not tell the two apart; options {} and {}",
+                        same.entry,
+                        same.line,
+                        same.config.options(),
                         config.options()
                     )));
                 }
@@ -421,6 +439,53 @@ fn train_config(m: &ModelEntry, seed: u64) -> TrainConfig {
         train.optimizer.lr = lr;
     }
     train
+}
+
+/// Checks the hardware settings before any work, resolving a relative `liberty` path against the
+/// spec's folder; an error names the field and says what is wrong.
+fn check_hardware(h: &mut HardwareEntry, base: &Path) -> Result<(), (&'static str, String)> {
+    if !(h.clock_mhz.is_finite() && h.clock_mhz > 0.0) {
+        return Err((
+            "clock_mhz",
+            format!("{} is not a clock frequency in MHz (> 0)", h.clock_mhz),
+        ));
+    }
+    if let Some(units) = &h.units {
+        check_units(units).map_err(|m| ("units", m))?;
+    }
+    if let Some(lib) = &h.liberty {
+        let lib = base.join(lib);
+        if !lib.is_file() {
+            return Err((
+                "liberty",
+                format!(
+                    "{} is not a file (a Liberty library given by path)",
+                    lib.display()
+                ),
+            ));
+        }
+        h.liberty = Some(lib);
+    }
+    h.memory.check().map_err(|e| ("memory", e.to_string()))
+}
+
+/// Checks that every name is a unit of the hardware flow's catalog, listing the known ones.
+fn check_units(names: &[String]) -> Result<(), String> {
+    let catalog = qbench_hw::units::catalog();
+    if names.is_empty() {
+        return Err("lists no unit (leave it out to run every unit)".into());
+    }
+    match names.iter().find(|n| catalog.iter().all(|u| &u.name != *n)) {
+        Some(bad) => Err(format!(
+            "no unit `{bad}`; units: {}",
+            catalog
+                .iter()
+                .map(|u| u.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Expands a method entry's `grid:` mapping (key -> list of values) into the cartesian product of
@@ -540,6 +605,65 @@ mod tests {
     }
 
     #[test]
+    fn hardware_settings_are_checked_with_their_line_before_any_work() {
+        let with_hw = |hw: &str| format!("{SPEC}hardware: {hw}\n");
+        let line = SPEC.lines().count() + 1;
+        for (hw, field, says) in [
+            (
+                "{units: [no_such_unit]}",
+                "hardware.units",
+                "no unit `no_such_unit`",
+            ),
+            ("{units: []}", "hardware.units", "lists no unit"),
+            ("{clock_mhz: -5}", "hardware.clock_mhz", "-5"),
+            ("{clock_mhz: .nan}", "hardware.clock_mhz", "NaN"),
+            (
+                "{liberty: /no/such/osu.lib}",
+                "hardware.liberty",
+                "/no/such/osu.lib",
+            ),
+        ] {
+            let err = ExperimentSpec::from_text(&with_hw(hw), "t.yaml", false)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("t.yaml: line {line}: `{field}`")) && err.contains(says),
+                "{hw}: {err}"
+            );
+        }
+        let quick_units = SPEC.replace("methods: [1]}", "methods: [1], units: [mac_int9]}");
+        let err = ExperimentSpec::from_text(&quick_units, "t.yaml", true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 8: `quick.units`") && err.contains("mac_int9"),
+            "{err}"
+        );
+        // A real library file is accepted, relative to the spec's folder.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("my.lib"), "library (x) {}").unwrap();
+        let spec_path = dir.path().join("s.yaml");
+        std::fs::write(&spec_path, with_hw("{liberty: my.lib, clock_mhz: 50}")).unwrap();
+        let spec = ExperimentSpec::from_path(&spec_path, false).unwrap();
+        assert_eq!(spec.hardware.liberty, Some(dir.path().join("my.lib")));
+        assert_eq!(spec.hardware.clock_mhz, 50.0);
+    }
+
+    #[test]
+    fn two_configs_with_one_label_are_an_error_naming_both_lines() {
+        // Different configs (the calibration differs) that the tables would show as one row.
+        let text = "name: t\nmodels:\n  - {model: cnn}\nmethods:\n  - {method: int8}\n  \
+                    - {method: int8, calibration_images: 100}\n";
+        // (int8's label names per-channel and fine-tuning, not the calibration budget.)
+        let err = ExperimentSpec::from_text(text, "t.yaml", false).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("line 6 (methods[1])") && err.contains("methods[0] (line 5)"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn an_invalid_option_names_its_spec_line_and_key() {
         let text = "name: t\nmodels:\n  - {model: cnn}\nmethods:\n  - {method: int8}\n  \
                     - {method: linear, bits: 9}\n";
@@ -640,5 +764,93 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    /// Mutated specs (bit flips, truncation, deleted and duplicated lines, huge or negative
+    /// numbers) give a spec or an error naming the file, never a panic.
+    /// `QBENCH_FUZZ_CASES` sets the number of cases (default 256).
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        const SUITES: [&str; 2] = [
+            include_str!("../../suites/paper.yaml"),
+            include_str!("../../suites/mobilenet.yaml"),
+        ];
+
+        fn cases() -> u32 {
+            std::env::var("QBENCH_FUZZ_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(256)
+        }
+
+        /// One mutation of `text`, chosen by `kind`, at a position chosen by `at`.
+        fn mutate(text: &str, kind: u8, at: usize, bit: u8) -> String {
+            let lines: Vec<&str> = text.lines().collect();
+            let line = at % lines.len();
+            match kind % 5 {
+                0 => {
+                    let mut bytes = text.as_bytes().to_vec();
+                    let i = at % bytes.len();
+                    bytes[i] ^= 1 << (bit % 8);
+                    String::from_utf8_lossy(&bytes).into_owned()
+                }
+                1 => text[..text.floor_char_boundary(at % text.len())].to_string(),
+                2 => {
+                    let mut l = lines.clone();
+                    l.remove(line);
+                    l.join("\n")
+                }
+                3 => {
+                    let mut l = lines.clone();
+                    l.insert(line, lines[line]);
+                    l.join("\n")
+                }
+                _ => {
+                    // Every number on the line becomes a huge, negative or odd one.
+                    let odd = [
+                        "18446744073709551616",
+                        "-1",
+                        "1e308",
+                        ".nan",
+                        "0",
+                        "99999999999",
+                    ];
+                    let with = odd[usize::from(bit) % odd.len()];
+                    let mut l: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+                    let mut out = String::new();
+                    let mut digits = false;
+                    for c in l[line].chars() {
+                        if c.is_ascii_digit() {
+                            if !digits {
+                                out.push_str(with);
+                            }
+                            digits = true;
+                        } else {
+                            digits = false;
+                            out.push(c);
+                        }
+                    }
+                    l[line] = out;
+                    l.join("\n")
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(cases()))]
+            #[test]
+            fn a_mutated_spec_parses_or_names_the_file(
+                suite in 0..SUITES.len(), kind in 0u8..5, at in 0usize..1 << 20, bit in 0u8..8,
+                quick in any::<bool>(),
+            ) {
+                let text = mutate(SUITES[suite], kind, at, bit);
+                match ExperimentSpec::from_text(&text, "fuzz.yaml", quick) {
+                    Ok(spec) => prop_assert!(!spec.methods.is_empty() && !spec.models.is_empty()),
+                    Err(e) => prop_assert!(e.to_string().contains("fuzz.yaml"), "{e}"),
+                }
+            }
+        }
     }
 }

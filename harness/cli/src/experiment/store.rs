@@ -115,6 +115,50 @@ impl RunDir {
         Ok(RunDir { id, dir })
     }
 
+    /// Takes the run's lock (an advisory lock on `<run>/.lock`, which the kernel releases when
+    /// this process ends in any way), so that two qbench processes never work on one run at
+    /// once. When another process holds it, says so on stderr and waits for it.
+    ///
+    /// # Errors
+    /// When the lock file cannot be created or locked.
+    pub fn lock(&self) -> Result<RunLock> {
+        let path = self.dir.join(".lock");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| qbench_io::IoError::new("open", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                eprintln!(
+                    "run {} is in use by another qbench ({}); waiting for it to finish \
+                     (Ctrl-C to stop waiting)",
+                    self.id,
+                    match holder.trim() {
+                        "" => "pid unknown".to_string(),
+                        pid => format!("pid {pid}"),
+                    }
+                );
+                file.lock()
+                    .map_err(|e| qbench_io::IoError::new("lock", &path, e))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(qbench_io::IoError::new("lock", &path, e).into());
+            }
+        }
+        use std::io::{Seek, Write};
+        // Who holds it, for the message of a process that waits.
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()));
+        Ok(RunLock { _file: file })
+    }
+
     /// The spec text the run was made from.
     pub fn spec_text(&self) -> Result<String> {
         let path = self.dir.join("spec.yaml");
@@ -138,19 +182,34 @@ impl RunDir {
         self.dir.join("cells").join(format!("{cell_id}.json"))
     }
 
-    /// The finished record of `cell_id`, if it exists, parses, and its graph still matches.
-    pub fn finished_cell(&self, cell_id: &str) -> Option<CellRecord> {
-        let text = std::fs::read_to_string(self.cell_path(cell_id)).ok()?;
-        let record: CellRecord = serde_json::from_str(&text).ok()?;
+    /// The finished record of `cell_id`: `None` when there is none yet or its graph is gone or
+    /// changed (the cell then runs again).
+    ///
+    /// # Errors
+    /// A record that was edited or damaged (its seal does not match), or that is not this cell's,
+    /// is an error naming the file: it is never published, nor silently recomputed.
+    pub fn finished_cell(&self, cell_id: &str) -> Result<Option<CellRecord>> {
+        let path = self.cell_path(cell_id);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let record: CellRecord = results::read_sealed(&path)?;
+        if record.cell_id != cell_id {
+            bail!(
+                "{} holds the record of cell {}; delete it to recompute",
+                path.display(),
+                record.cell_id
+            );
+        }
         let graph_ok = sha256_file(&record.result.graph_path)
             .ok()
             .is_some_and(|h| h == record.result.graph_sha256);
-        (record.cell_id == cell_id && graph_ok).then_some(record)
+        Ok(graph_ok.then_some(record))
     }
 
-    /// Writes a cell's record atomically.
+    /// Writes a cell's record atomically, sealed with the sha256 of its content.
     pub fn write_cell(&self, record: &CellRecord) -> Result<()> {
-        results::write_json(&self.cell_path(&record.cell_id), record)
+        results::write_sealed(&self.cell_path(&record.cell_id), record)
     }
 
     /// The run's cell records, ordered by spec entry then id; unreadable files are errors.
@@ -166,14 +225,16 @@ impl RunDir {
         {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "json") {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let record: CellRecord = serde_json::from_str(&text)
-                    .with_context(|| format!("{} is not a cell record", path.display()))?;
+                let record: CellRecord = results::read_sealed(&path)
+                    .with_context(|| format!("{} is not a valid cell record", path.display()))?;
                 records.push(record);
             }
         }
-        if let Ok(manifest) = self.manifest()
+        let manifest = match self.dir.join("manifest.json").exists() {
+            true => Some(self.manifest()?),
+            false => None,
+        };
+        if let Some(manifest) = manifest
             && !manifest.cells.is_empty()
         {
             let current: std::collections::BTreeSet<&str> =
@@ -191,18 +252,21 @@ impl RunDir {
         Ok(records)
     }
 
-    /// Writes the manifest atomically.
+    /// Writes the manifest atomically, sealed with the sha256 of its content.
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
-        results::write_json(&self.dir.join("manifest.json"), manifest)
+        results::write_sealed(&self.dir.join("manifest.json"), manifest)
     }
 
-    /// Reads the manifest.
+    /// Reads the manifest; an edited or damaged one is an error naming it.
     pub fn manifest(&self) -> Result<Manifest> {
-        let path = self.dir.join("manifest.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not a manifest", path.display()))
+        results::read_sealed(&self.dir.join("manifest.json"))
     }
+}
+
+/// A run's lock, held until dropped (see [`RunDir::lock`]).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
 }
 
 /// Where run folders live.

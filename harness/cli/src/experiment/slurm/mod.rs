@@ -150,7 +150,7 @@ impl Grid {
                 cells.push(match model {
                     Some(m) => {
                         let id = runner::cell_id(&m.record, method, m.record.spec.train.seed)?;
-                        let done = run.finished_cell(&id).is_some();
+                        let done = run.finished_cell(&id)?.is_some();
                         (Some(id), done)
                     }
                     None => (None, false),
@@ -398,7 +398,7 @@ pub fn run_task(run: &str, results_root: &Path, stage: Stage, index: usize) -> R
         })?;
     let method = &spec.methods[index % methods];
     let id = runner::cell_id(&model.record, method, float_spec.train.seed)?;
-    if run.finished_cell(&id).is_some() {
+    if run.finished_cell(&id)?.is_some() {
         eprintln!("cell {id} is already done");
         return Ok(());
     }
