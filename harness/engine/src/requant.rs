@@ -214,7 +214,7 @@ pub fn residual_add(a: i32, b: i32, add: &Add) -> i32 {
 ///
 /// Array fields are stored as tensors in the graph file, not in the JSON header, hence `serde(skip)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Requant {
     /// DJQ power-of-two: `clamp(shift_round(acc, s_c) + zero_point, min, max)`, `s_c` in 0..=31.
     Shift {

@@ -261,7 +261,10 @@ fn unknown_format_or_version_is_rejected() {
     let e = err(&rewrite(&bytes, |h, _| {
         h["nodes"][1]["op"]["op"] = json!("softmax")
     }));
-    assert!(e.contains("malformed header"), "{e}");
+    assert!(
+        e.starts_with("node 1 (conv): op: unknown variant `softmax`"),
+        "{e}"
+    );
     // A plain safetensors file without our header.
     let plain = safetensors::serialize(Vec::<(String, TensorView<'_>)>::new(), None).unwrap();
     assert!(err(&plain).contains("header"));
@@ -544,4 +547,181 @@ fn header_matches_the_documented_layout() {
     let w = st.tensor("conv1/weight").unwrap();
     assert_eq!((w.dtype(), w.shape()), (Dtype::I8, &[2usize, 1, 3, 3][..]));
     assert_eq!(st.tensor("rq1/shift").unwrap().dtype(), Dtype::U8);
+}
+
+/// The ops `rich_graph` lacks: relu, average and global average pools, a fixed-point add, a
+/// dense layer over a vector and a grouped binary convolution.
+fn misc_graph() -> QGraph {
+    let mut b = GraphBuilder::new(&[2, 4, 4]);
+    let r = b.relu("relu", 0, 3).unwrap();
+    let p = b
+        .avg_pool(
+            "avg",
+            r,
+            Pool {
+                kernel_h: 2,
+                kernel_w: 2,
+                stride: 2,
+                pad: 0,
+            },
+        )
+        .unwrap();
+    let a = b
+        .add(
+            "add",
+            p,
+            p,
+            Add {
+                zero_point_a: 1,
+                zero_point_b: 2,
+                align: AddAlign::FixedPoint {
+                    left_shift: 20,
+                    multiplier_a: 1 << 30,
+                    shift_a: -1,
+                    multiplier_b: 3 << 29,
+                    shift_b: 0,
+                },
+            },
+        )
+        .unwrap();
+    let s = b
+        .requant(
+            "sign",
+            a,
+            DType::Binary,
+            Requant::Threshold {
+                thresholds: vec![0],
+                flip: vec![false],
+            },
+        )
+        .unwrap();
+    let bc = b
+        .binary_conv2d(
+            "dw",
+            s,
+            BinaryConv2d {
+                in_channels: 2,
+                out_channels: 2,
+                kernel_h: 1,
+                kernel_w: 1,
+                stride: 1,
+                pad: 0,
+                groups: 2,
+                weights: vec![1, -1],
+                bias: None,
+            },
+        )
+        .unwrap();
+    let q = b
+        .requant(
+            "q",
+            bc,
+            DType::Signed { bits: 4 },
+            Requant::Shift {
+                shift: vec![0],
+                zero_point: 0,
+                min: -8,
+                max: 7,
+            },
+        )
+        .unwrap();
+    let g = b.global_avg_pool("gap", q).unwrap();
+    let d = b
+        .dense(
+            "fc",
+            g,
+            Dense {
+                in_features: 2,
+                out_features: 3,
+                weight_kind: WeightKind::Int { bits: 8 },
+                input_zero_point: -1,
+                weights: vec![1, 2, 3, 4, 5, 6],
+                bias: Some(vec![0, 1, 2]),
+            },
+        )
+        .unwrap();
+    b.finish(d).unwrap()
+}
+
+/// Paths (keys and array indices) of every JSON object inside `v`, `v` itself included.
+fn object_paths(v: &Value, at: Vec<String>, out: &mut Vec<Vec<String>>) {
+    match v {
+        Value::Object(o) => {
+            out.push(at.clone());
+            for (k, x) in o {
+                let mut p = at.clone();
+                p.push(k.clone());
+                object_paths(x, p, &mut *out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                let mut p = at.clone();
+                p.push(i.to_string());
+                object_paths(x, p, &mut *out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn value_at<'a>(v: &'a mut Value, path: &[String]) -> &'a mut Value {
+    path.iter().fold(v, |v, k| match v {
+        Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+        other => &mut other[k.as_str()],
+    })
+}
+
+/// An unknown field in any object of any node (the node itself, its op, requantizer, add
+/// alignment, weight kind, output type or dtype) is rejected, and the error names the node
+/// (index and name), the node's field and the unknown key. Before issue 15 a `"dilation": 2` on a
+/// conv2d, or any extra key inside an op, loaded and ran.
+#[test]
+fn unknown_fields_anywhere_in_a_node_are_rejected_naming_the_node() {
+    for graph in [rich_graph(), misc_graph(), common::small_cnn(1, 2, 2)] {
+        let bytes = graph.to_bytes().unwrap();
+        let st = SafeTensors::read_metadata(&bytes).unwrap().1;
+        let header: Value =
+            serde_json::from_str(&st.metadata().as_ref().unwrap()[METADATA_KEY]).unwrap();
+        let mut objects = Vec::new();
+        object_paths(&header["nodes"], vec!["nodes".into()], &mut objects);
+        assert!(objects.len() > 3 * graph.nodes.len(), "{objects:?}");
+        for path in &objects {
+            let index: usize = path[1].parse().unwrap();
+            let name = &graph.nodes[index].name;
+            let corrupted = rewrite(&bytes, |h, _| {
+                value_at(h, path)
+                    .as_object_mut()
+                    .unwrap()
+                    .insert("dilation".into(), json!(2));
+            });
+            let e = match QGraph::from_bytes(&corrupted) {
+                Ok(_) => panic!("{path:?}: an unknown field was accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                e.starts_with(&format!("node {index} ({name}): ")) && e.contains("dilation"),
+                "{path:?}: {e}"
+            );
+            // The node's field that holds the unknown key is named (`op` for everything inside it).
+            if let Some(field) = path.get(2) {
+                assert!(
+                    e.starts_with(&format!("node {index} ({name}): {field}: ")),
+                    "{path:?}: {e}"
+                );
+            }
+        }
+    }
+    // The exact message for the issue's case.
+    let bytes = rich_graph().to_bytes().unwrap();
+    let e = err(&rewrite(&bytes, |h, _| {
+        h["nodes"][1]["op"]["dilation"] = json!(2)
+    }));
+    assert!(
+        e.starts_with("node 1 (conv): op: unknown field `dilation`"),
+        "{e}"
+    );
+    // Top level of the header.
+    let e = err(&rewrite(&bytes, |h, _| h["comment"] = json!("x")));
+    assert!(e.contains("unknown field `comment`"), "{e}");
 }
