@@ -725,3 +725,123 @@ fn unknown_fields_anywhere_in_a_node_are_rejected_naming_the_node() {
     let e = err(&rewrite(&bytes, |h, _| h["comment"] = json!("x")));
     assert!(e.contains("unknown field `comment`"), "{e}");
 }
+
+/// Values the format does not define, each rejected at load time with the node and field named:
+/// a negative or unnormalised Q31 multiplier (issue 15: a negative one loaded and gave 10%
+/// accuracy), in a requantizer or a fixed-point add; a convolution padded by its kernel size or
+/// more. Zero stays a valid multiplier (TFLite's `QuantizeMultiplier(0)`).
+#[test]
+fn undefined_multipliers_and_paddings_are_rejected_naming_node_and_field() {
+    let bytes = rich_graph().to_bytes().unwrap();
+    let set_multiplier = |m: i32| {
+        rewrite(&bytes, |_, t| {
+            t.get_mut("fp/multiplier").unwrap().2[4..8].copy_from_slice(&m.to_le_bytes());
+        })
+    };
+    for m in [-(1 << 30), -1, i32::MIN, 1, (1 << 30) - 1] {
+        let e = err(&set_multiplier(m));
+        assert!(
+            e.starts_with(&format!(
+                "node 2 (fp): multiplier: {m} is not a Q31 multiplier"
+            )),
+            "{e}"
+        );
+    }
+    for m in [0, 1 << 30, i32::MAX] {
+        QGraph::from_bytes(&set_multiplier(m)).unwrap();
+    }
+    let bytes = misc_graph().to_bytes().unwrap();
+    for (field, m) in [("multiplier_a", -(1 << 30)), ("multiplier_b", 12345)] {
+        let e = err(&rewrite(&bytes, |h, _| {
+            let i = node_index(h, "add");
+            h["nodes"][i]["op"]["align"][field] = json!(m);
+        }));
+        assert!(
+            e.starts_with(&format!(
+                "node 3 (add): {field}: {m} is not a Q31 multiplier"
+            )),
+            "{e}"
+        );
+    }
+    // Padding: 1x1 kernels with pad 1 (the declared output shape made consistent, so only the
+    // padding rule can reject it).
+    let bytes = rich_graph().to_bytes().unwrap();
+    let e = err(&rewrite(&bytes, |h, _| {
+        let i = node_index(h, "conv2");
+        h["nodes"][i]["op"]["pad"] = json!(1);
+        h["nodes"][i]["output"]["shape"] = json!([3, 6, 6]);
+    }));
+    assert!(
+        e.starts_with("node 3 (conv2): pad: 1 must be below the kernel size 1x1"),
+        "{e}"
+    );
+    let mut b = GraphBuilder::new(&[2, 4, 4]);
+    let s = b
+        .requant(
+            "sign",
+            0,
+            DType::Binary,
+            Requant::Threshold {
+                thresholds: vec![9],
+                flip: vec![false],
+            },
+        )
+        .unwrap();
+    let e = b
+        .binary_conv2d(
+            "bc",
+            s,
+            BinaryConv2d {
+                in_channels: 2,
+                out_channels: 2,
+                kernel_h: 3,
+                kernel_w: 2,
+                stride: 1,
+                pad: 2,
+                groups: 2,
+                weights: vec![1; 12],
+                bias: None,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "node 2 (bc): pad: 2 must be below the kernel size 3x2"
+    );
+}
+
+/// Shapes the engine could not allocate are rejected before anything is allocated: more than
+/// 2^28 elements in one image's tensor, in one layer's weights, or in a padded input (a huge
+/// padding with a huge stride gives a small output from a huge padded input).
+#[test]
+fn oversized_shapes_are_rejected() {
+    let e = GraphBuilder::new(&[(1 << 28) + 1])
+        .finish(0)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[268435457] has too many elements"), "{e}");
+    // Depthwise 128x128 kernels (2^26 weights, within the limit) over a 4096 x 3 x 3 input padded
+    // by 127 with stride 255: one output pixel, but a 4096 x 257 x 257 padded input.
+    let mut b = GraphBuilder::new(&[1 << 12, 3, 3]);
+    let e = b
+        .conv2d(
+            "c",
+            0,
+            Conv2d {
+                in_channels: 1 << 12,
+                out_channels: 1 << 12,
+                kernel_h: 128,
+                kernel_w: 128,
+                stride: 255,
+                pad: 127,
+                groups: 1 << 12,
+                weight_kind: WeightKind::Int { bits: 8 },
+                input_zero_point: 0,
+                weights: vec![],
+                bias: None,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("(c): pad: the padded input"), "{e}");
+}
