@@ -20,7 +20,8 @@
 //! | requant multi_threshold | `thresholds` I32 `[sets, 2^k-1]`, `flip` U8 `[sets]` | | |
 //!
 //! `sets` is 1 (per tensor) or the channel count. Loading checks everything [`QGraph::validate`]
-//! checks, plus: the format name and version, the header JSON, that every declared tensor exists with
+//! checks, plus: the format name and version, the header JSON (no unknown field at any depth; an
+//! error names the node and its field), that every declared tensor exists with
 //! the right dtype and shape, that no undeclared tensor exists, and that flags are 0 or 1.
 //! Saving is deterministic (same graph, same bytes, same sha256).
 

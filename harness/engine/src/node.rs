@@ -28,7 +28,7 @@ pub struct Conv2d {
     pub kernel_w: usize,
     /// Stride, both directions.
     pub stride: usize,
-    /// Padding on each side, both directions.
+    /// Padding on each side, both directions; below both kernel sizes.
     pub pad: usize,
     /// Groups (C and O are multiples; `groups == C == O` is depthwise).
     pub groups: usize,
@@ -82,7 +82,7 @@ pub struct BinaryConv2d {
     pub kernel_w: usize,
     /// Stride.
     pub stride: usize,
-    /// Padding (taps there contribute 0).
+    /// Padding (taps there contribute 0); below both kernel sizes.
     pub pad: usize,
     /// Groups (C and O are multiples; `groups == C == O` is depthwise). Written to the graph
     /// header only when not 1, so graphs without groups keep their bytes.
@@ -165,11 +165,11 @@ pub enum AddAlign {
     FixedPoint {
         /// Common left shift, 0..=30 (TFLite uses 20 for 8-bit inputs).
         left_shift: u8,
-        /// Q31 multiplier of input a.
+        /// Q31 multiplier of input a: 0 or `2^30..=2^31-1`.
         multiplier_a: i32,
         /// Exponent of input a, -31..=30.
         shift_a: i32,
-        /// Q31 multiplier of input b.
+        /// Q31 multiplier of input b: 0 or `2^30..=2^31-1`.
         multiplier_b: i32,
         /// Exponent of input b, -31..=30.
         shift_b: i32,

@@ -231,7 +231,7 @@ pub enum Requant {
     /// TFLite fixed point: `clamp(multiply_by_quantized_multiplier(acc, M0_c, shift_c) + zero_point,
     /// min, max)` with `shift_c` in -31..=30 (positive = left shift).
     FixedPoint {
-        /// Q31 multipliers `M0`, per tensor or per channel.
+        /// Q31 multipliers `M0`, per tensor or per channel: 0 or `2^30..=2^31-1`.
         #[serde(skip)]
         multiplier: Vec<i32>,
         /// TFLite exponents, per tensor or per channel.
