@@ -20,7 +20,8 @@
 //! | requant multi_threshold | `thresholds` I32 `[sets, 2^k-1]`, `flip` U8 `[sets]` | | |
 //!
 //! `sets` is 1 (per tensor) or the channel count. Loading checks everything [`QGraph::validate`]
-//! checks, plus: the format name and version, the header JSON, that every declared tensor exists with
+//! checks, plus: the format name and version, the header JSON (no unknown field at any depth; an
+//! error names the node and its field), that every declared tensor exists with
 //! the right dtype and shape, that no undeclared tensor exists, and that flags are 0 or 1.
 //! Saving is deterministic (same graph, same bytes, same sha256).
 
@@ -46,14 +47,29 @@ pub const FORMAT_VERSION: u64 = 1;
 /// The `__metadata__` key holding the JSON header.
 pub const METADATA_KEY: &str = "qbench";
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The header as written. Read back as [`RawHeader`], whose nodes are parsed one at a time by
+/// [`NodeHeader::parse`] so that an error names the node.
+#[derive(Serialize)]
 struct Header {
     format: String,
     version: u64,
     nodes: Vec<NodeHeader>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeader {
+    /// Checked before parsing (the messages are more specific).
+    #[serde(rename = "format")]
+    _format: String,
+    #[serde(rename = "version")]
+    _version: u64,
+    nodes: Vec<serde_json::Value>,
+}
+
+/// One node of the header. Every struct and enum of the header denies unknown fields (an
+/// unknown key anywhere in a node is an error); none uses `serde(flatten)`, which would silently
+/// disable that.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NodeHeader {
@@ -62,6 +78,51 @@ struct NodeHeader {
     op: Op,
     output: TensorType,
     tensors: Vec<String>,
+}
+
+impl NodeHeader {
+    /// The fields of a node, in the order they are written.
+    const FIELDS: [&'static str; 5] = ["name", "inputs", "op", "output", "tensors"];
+
+    /// Parses node `index` of the header field by field, so an error names the node (its index,
+    /// and its name when that much is readable) and the field at fault; inside a field, serde's
+    /// message names the unknown or malformed key.
+    fn parse(index: usize, value: serde_json::Value) -> Result<NodeHeader> {
+        let name = value
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or("?")
+            .to_string();
+        let err = |field: &str, msg: String| EngineError::node(index, &name, field, msg);
+        let serde_json::Value::Object(mut fields) = value else {
+            return Err(err("node", "not a JSON object".into()));
+        };
+        if let Some(unknown) = fields.keys().find(|k| !Self::FIELDS.contains(&k.as_str())) {
+            return Err(err(
+                unknown,
+                format!(
+                    "unknown field `{unknown}`, expected one of {}",
+                    Self::FIELDS.map(|f| format!("`{f}`")).join(", ")
+                ),
+            ));
+        }
+        fn take<T: serde::de::DeserializeOwned>(
+            fields: &mut serde_json::Map<String, serde_json::Value>,
+            field: &str,
+        ) -> std::result::Result<T, String> {
+            let v = fields
+                .remove(field)
+                .ok_or_else(|| format!("missing field `{field}`"))?;
+            serde_json::from_value(v).map_err(|e| e.to_string())
+        }
+        Ok(NodeHeader {
+            name: take(&mut fields, "name").map_err(|m| err("name", m))?,
+            inputs: take(&mut fields, "inputs").map_err(|m| err("inputs", m))?,
+            op: take(&mut fields, "op").map_err(|m| err("op", m))?,
+            output: take(&mut fields, "output").map_err(|m| err("output", m))?,
+            tensors: take(&mut fields, "tensors").map_err(|m| err("tensors", m))?,
+        })
+    }
 }
 
 /// One array parameter as raw little-endian bytes.
@@ -250,12 +311,18 @@ impl QGraph {
                 )));
             }
         }
-        let header: Header = serde_json::from_value(value)
+        let raw: RawHeader = serde_json::from_value(value)
             .map_err(|e| EngineError::Format(format!("malformed header: {e}")))?;
+        let header_nodes = raw
+            .nodes
+            .into_iter()
+            .enumerate()
+            .map(|(index, v)| NodeHeader::parse(index, v))
+            .collect::<Result<Vec<_>>>()?;
 
         // Names first: tensors are found by node name, so they must be unique and '/'-free.
         let mut names = BTreeSet::new();
-        for (index, nh) in header.nodes.iter().enumerate() {
+        for (index, nh) in header_nodes.iter().enumerate() {
             if nh.name.is_empty() || nh.name.contains('/') || !names.insert(nh.name.as_str()) {
                 return Err(EngineError::node(
                     index,
@@ -266,8 +333,8 @@ impl QGraph {
             }
         }
         let mut used = BTreeSet::new();
-        let mut nodes = Vec::with_capacity(header.nodes.len());
-        for (index, nh) in header.nodes.into_iter().enumerate() {
+        let mut nodes = Vec::with_capacity(header_nodes.len());
+        for (index, nh) in header_nodes.into_iter().enumerate() {
             let mut node = Node {
                 name: nh.name,
                 inputs: nh.inputs,

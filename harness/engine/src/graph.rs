@@ -21,8 +21,10 @@ pub struct QGraph {
 
 impl QGraph {
     /// Checks the whole graph: structure, shapes, dtype compatibility between producer and consumer,
-    /// bit widths, weight values within their declared bits, thresholds sorted, shifts in range and
-    /// tensor lengths. The error names the node and field at fault.
+    /// bit widths, weight values within their declared bits, thresholds sorted, shifts and Q31
+    /// multipliers in range, paddings below their kernels, sizes within the element limit and
+    /// tensor lengths (every range is listed in `FORMAT.md`). The error names the node and field at
+    /// fault.
     pub fn validate(&self) -> Result<()> {
         let n = self.nodes.len();
         if n < 2 {

@@ -52,6 +52,43 @@ fn check_channels(
     Ok(())
 }
 
+/// A convolution's padding: below the kernel size in both directions, so that every output
+/// window reads at least one input tap (a window of padding only computes nothing but the bias,
+/// and a large `pad` would make the padded input and the output arbitrarily large).
+/// The padded input the kernels build, `C x (H + 2 pad) x (W + 2 pad)`, must also stay within
+/// [`MAX_ELEMENTS`] (a large stride could otherwise pair a huge padded input with a small output).
+fn check_conv_pad(pad: usize, kernel_h: usize, kernel_w: usize, input: [usize; 3]) -> Checked<()> {
+    ensure!(
+        pad < kernel_h.min(kernel_w),
+        "pad",
+        "{pad} must be below the kernel size {kernel_h}x{kernel_w}"
+    );
+    let [c, h, w] = input;
+    let padded = [
+        c,
+        h.saturating_add(pad.saturating_mul(2)),
+        w.saturating_add(pad.saturating_mul(2)),
+    ];
+    ensure!(
+        checked_product(&padded).is_some(),
+        "pad",
+        "the padded input {padded:?} has too many elements"
+    );
+    Ok(())
+}
+
+/// A Q31 fixed-point multiplier (Jacob et al. 2018, TFLite's `QuantizeMultiplier`): 0, or in
+/// `[2^30, 2^31)`, i.e. a real multiplier in `[0.5, 1)` before its exponent. Negative and
+/// unnormalised values are not what the format defines.
+fn check_multiplier(m: i32, field: &str) -> Checked<()> {
+    ensure!(
+        m == 0 || m >= 1 << 30,
+        field,
+        "{m} is not a Q31 multiplier (0 or 2^30..=2^31-1)"
+    );
+    Ok(())
+}
+
 /// Output size of a sliding window, or a fault if the window does not fit.
 fn window_out(len: usize, kernel: usize, stride: usize, pad: usize, field: &str) -> Checked<usize> {
     ensure!(kernel >= 1, field, "kernel size must be >= 1");
@@ -68,9 +105,12 @@ fn window_out(len: usize, kernel: usize, stride: usize, pad: usize, field: &str)
     Ok((padded - kernel) / stride + 1)
 }
 
-/// Largest number of elements one image's tensor (or one layer's weights) may have: keeps every
-/// size computation far from overflow and rejects absurd shapes at load time.
-pub(crate) const MAX_ELEMENTS: usize = 1 << 32;
+/// Largest number of elements one image's tensor (or one layer's weights) may have: 2^28, about
+/// 80 times the largest activation (64 x 112 x 112) and 2.6 times the largest weight matrix
+/// (VGG-16's 25088 x 4096) of the ImageNet models. Keeps every size computation far from
+/// overflow, and a graph claiming absurd shapes (2^40 channels, a 10^9 kernel) is rejected at
+/// load time, before anything of that size is allocated.
+pub(crate) const MAX_ELEMENTS: usize = 1 << 28;
 
 /// Product of sizes, or `None` if it exceeds [`MAX_ELEMENTS`].
 pub(crate) fn checked_product(sizes: &[usize]) -> Option<usize> {
@@ -241,6 +281,9 @@ fn check_requant(out: DType, r: &Requant, channels: usize) -> Checked<()> {
                 shift.len(),
                 multiplier.len()
             );
+            for &m in multiplier {
+                check_multiplier(m, "multiplier")?;
+            }
             if let Some(s) = shift.iter().find(|s| !(-31..=30).contains(*s)) {
                 return Err(fault("shift", format!("shift {s} outside -31..=30")));
             }
@@ -331,6 +374,7 @@ fn infer_unchecked(op: &Op, inputs: &[&TensorType]) -> Checked<TensorType> {
             );
             let oh = window_out(h, c.kernel_h, c.stride, c.pad, "kernel_h")?;
             let ow = window_out(w, c.kernel_w, c.stride, c.pad, "kernel_w")?;
+            check_conv_pad(c.pad, c.kernel_h, c.kernel_w, [ch, h, w])?;
             let n = weight_count(&[
                 c.out_channels,
                 c.in_channels / c.groups,
@@ -391,6 +435,7 @@ fn infer_unchecked(op: &Op, inputs: &[&TensorType]) -> Checked<TensorType> {
             check_channels(ch, c.in_channels, c.out_channels, c.groups)?;
             let oh = window_out(h, c.kernel_h, c.stride, c.pad, "kernel_h")?;
             let ow = window_out(w, c.kernel_w, c.stride, c.pad, "kernel_w")?;
+            check_conv_pad(c.pad, c.kernel_h, c.kernel_w, [ch, h, w])?;
             let n = weight_count(&[
                 c.out_channels,
                 c.in_channels / c.groups,
@@ -489,10 +534,13 @@ fn infer_unchecked(op: &Op, inputs: &[&TensorType]) -> Checked<TensorType> {
                 }
                 AddAlign::FixedPoint {
                     left_shift,
+                    multiplier_a,
                     shift_a,
+                    multiplier_b,
                     shift_b,
-                    ..
                 } => {
+                    check_multiplier(multiplier_a, "multiplier_a")?;
+                    check_multiplier(multiplier_b, "multiplier_b")?;
                     ensure!(
                         left_shift <= 30,
                         "left_shift",

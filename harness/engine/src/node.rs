@@ -16,6 +16,7 @@ pub type NodeId = usize;
 /// taps reading `z` (so they contribute exactly 0). Input: a narrow unsigned or signed map;
 /// output: i32 accumulators `[O, OH, OW]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Conv2d {
     /// Input channels C (all groups).
     pub in_channels: usize,
@@ -27,7 +28,7 @@ pub struct Conv2d {
     pub kernel_w: usize,
     /// Stride, both directions.
     pub stride: usize,
-    /// Padding on each side, both directions.
+    /// Padding on each side, both directions; below both kernel sizes.
     pub pad: usize,
     /// Groups (C and O are multiples; `groups == C == O` is depthwise).
     pub groups: usize,
@@ -46,6 +47,7 @@ pub struct Conv2d {
 /// Integer fully connected layer: `acc[o] = sum_i (x[i] - z) * w[o][i] + bias[o]` (wrapping i32).
 /// Input: a narrow `[F]` vector; output: i32 `[O]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dense {
     /// Input features.
     pub in_features: usize,
@@ -68,6 +70,7 @@ pub struct Dense {
 /// Padding rule: a tap outside the input contributes 0 (neither +1 nor -1), which is what a float
 /// convolution with zero padding computes on a +-1 tensor. Input: binary map; output: i32 map.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BinaryConv2d {
     /// Input channels.
     pub in_channels: usize,
@@ -79,7 +82,7 @@ pub struct BinaryConv2d {
     pub kernel_w: usize,
     /// Stride.
     pub stride: usize,
-    /// Padding (taps there contribute 0).
+    /// Padding (taps there contribute 0); below both kernel sizes.
     pub pad: usize,
     /// Groups (C and O are multiples; `groups == C == O` is depthwise). Written to the graph
     /// header only when not 1, so graphs without groups keep their bytes.
@@ -104,6 +107,7 @@ fn is_one(n: &usize) -> bool {
 /// Binary fully connected layer: `acc[o] = sum_i a[i] * w[o][i] + bias[o]` over +-1 values, computed
 /// as `F - 2 * popcount(a XOR w)`. Input: binary `[F]`; output: i32 `[O]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BinaryDense {
     /// Input features.
     pub in_features: usize,
@@ -119,6 +123,7 @@ pub struct BinaryDense {
 
 /// A requantizer node: maps an integer tensor (normally i32 accumulators) to `out`, channel by channel.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RequantNode {
     /// Output dtype (narrow int for shift/fixed point, binary for threshold, unsigned k-bit for
     /// multi-threshold).
@@ -130,6 +135,7 @@ pub struct RequantNode {
 /// Window of a max or average pool. Max pool: padded taps are ignored (`pad <= kernel / 2`, so every
 /// window has an in-bounds tap). Average pool: `pad` must be 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pool {
     /// Window height.
     pub kernel_h: usize,
@@ -143,7 +149,7 @@ pub struct Pool {
 
 /// How a residual add brings its two inputs to a common i32 scale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AddAlign {
     /// `((a - za) << shift_a) + ((b - zb) << shift_b)`, wrapping, shifts 0..=31.
     PowerOfTwo {
@@ -159,11 +165,11 @@ pub enum AddAlign {
     FixedPoint {
         /// Common left shift, 0..=30 (TFLite uses 20 for 8-bit inputs).
         left_shift: u8,
-        /// Q31 multiplier of input a.
+        /// Q31 multiplier of input a: 0 or `2^30..=2^31-1`.
         multiplier_a: i32,
         /// Exponent of input a, -31..=30.
         shift_a: i32,
-        /// Q31 multiplier of input b.
+        /// Q31 multiplier of input b: 0 or `2^30..=2^31-1`.
         multiplier_b: i32,
         /// Exponent of input b, -31..=30.
         shift_b: i32,
@@ -172,6 +178,7 @@ pub enum AddAlign {
 
 /// Residual add of two integer tensors of the same shape into i32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Add {
     /// Zero point subtracted from input a.
     pub zero_point_a: i32,
@@ -183,9 +190,10 @@ pub struct Add {
 
 /// The operation a node performs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// The graph input: raw dataset bytes (u8), shape declared by the node's output type.
+    #[serde(deserialize_with = "crate::types::no_fields")]
     Input,
     /// Integer convolution (see [`Conv2d`]).
     Conv2d(Conv2d),
@@ -203,6 +211,7 @@ pub enum Op {
     /// up, with `count = kh * kw` (no padding).
     AvgPool(Pool),
     /// Global average pool `[C, H, W] -> [C]`, rounding as [`Op::AvgPool`] with `count = H * W`.
+    #[serde(deserialize_with = "crate::types::no_fields")]
     GlobalAvgPool,
     /// `max(x, zero_point)` on a non-binary tensor, same dtype.
     Relu {
@@ -212,8 +221,10 @@ pub enum Op {
     /// Residual add (see [`Add`]); two inputs, i32 output.
     Add(Add),
     /// `[C, H, W] -> [C * H * W]` in C,H,W order (for binary tensors too).
+    #[serde(deserialize_with = "crate::types::no_fields")]
     Flatten,
     /// Final logits: an `[F]` non-binary tensor reported as i32.
+    #[serde(deserialize_with = "crate::types::no_fields")]
     Output,
 }
 
@@ -249,6 +260,7 @@ impl Op {
 
 /// One node of the graph: a named operation, its inputs and its declared output type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Node {
     /// Unique name (also the prefix of its tensors in the graph file).
     pub name: String,

@@ -214,7 +214,7 @@ pub fn residual_add(a: i32, b: i32, add: &Add) -> i32 {
 ///
 /// Array fields are stored as tensors in the graph file, not in the JSON header, hence `serde(skip)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Requant {
     /// DJQ power-of-two: `clamp(shift_round(acc, s_c) + zero_point, min, max)`, `s_c` in 0..=31.
     Shift {
@@ -231,7 +231,7 @@ pub enum Requant {
     /// TFLite fixed point: `clamp(multiply_by_quantized_multiplier(acc, M0_c, shift_c) + zero_point,
     /// min, max)` with `shift_c` in -31..=30 (positive = left shift).
     FixedPoint {
-        /// Q31 multipliers `M0`, per tensor or per channel.
+        /// Q31 multipliers `M0`, per tensor or per channel: 0 or `2^30..=2^31-1`.
         #[serde(skip)]
         multiplier: Vec<i32>,
         /// TFLite exponents, per tensor or per channel.

@@ -6,9 +6,20 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Deserializes the body of a field-less variant of an internally tagged enum (`{"kind":
+/// "binary"}`, `{"op": "flatten"}`), rejecting any key besides the tag: serde's own unit variants
+/// ignore extra keys even under `deny_unknown_fields`. Use as the variant's `deserialize_with`.
+pub(crate) fn no_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+    /// An object with no fields.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NoFields {}
+    NoFields::deserialize(d).map(|_| ())
+}
+
 /// The integers a tensor holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DType {
     /// Unsigned integers in `0..2^bits`, `bits` in 1..=8; stored one per `u8`.
     Unsigned {
@@ -21,8 +32,10 @@ pub enum DType {
         bits: u8,
     },
     /// +-1 values (BNN activations); stored bit-packed in `u64` words along channels, bit 1 = +1.
+    #[serde(deserialize_with = "no_fields")]
     Binary,
     /// Raw 32-bit accumulators (conv/dense outputs, residual sums, logits).
+    #[serde(deserialize_with = "no_fields")]
     I32,
 }
 
@@ -95,6 +108,7 @@ impl DType {
 
 /// The dtype and per-image shape of a tensor: `[C, H, W]` for feature maps or `[F]` for vectors.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TensorType {
     /// Element type.
     pub dtype: DType,
@@ -144,7 +158,7 @@ impl TensorType {
 
 /// What a multiply-accumulate layer's integer weights mean. All kinds are stored as `i8`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum WeightKind {
     /// Two's-complement integers of `bits` bits (2..=8), in `-2^(bits-1)..2^(bits-1)`.
     Int {
@@ -152,9 +166,11 @@ pub enum WeightKind {
         bits: u8,
     },
     /// +-1 weights (e.g. a BNN first layer over u8 pixels); counted as 1-bit.
+    #[serde(deserialize_with = "no_fields")]
     Binary,
     /// {-1, 0, +1} weights (TNT); counted as 2-bit ternary. The ternary scales (per channel or per
     /// layer) are not part of the weights: they are folded into the following requantizer.
+    #[serde(deserialize_with = "no_fields")]
     Ternary,
 }
 

@@ -100,10 +100,12 @@ pub fn random_requant(r: &mut ChaCha8Rng, channels: usize) -> (DType, Requant) {
             let (a, b) = (in_range(r, out), in_range(r, out));
             let multiplier = (0..sets)
                 .map(|_| {
-                    if r.random_bool(0.8) {
-                        r.random_range(1 << 30..i32::MAX)
-                    } else {
-                        r.random()
+                    // Q31 multipliers: 0 or 2^30..=2^31-1, edges included.
+                    match r.random_range(0..10) {
+                        0 => 0,
+                        1 => 1 << 30,
+                        2 => i32::MAX,
+                        _ => r.random_range(1 << 30..i32::MAX),
                     }
                 })
                 .collect();
@@ -165,6 +167,20 @@ fn pick_pool(r: &mut ChaCha8Rng, h: usize, w: usize, allow_pad: bool) -> Pool {
     }
 }
 
+/// A convolution window on an `h x w` map: kernel sizes up to 3 and padding 0 or 1, below both
+/// kernel sizes (every window reads an input tap), the window fitting the padded input.
+fn pick_window(r: &mut ChaCha8Rng, h: usize, w: usize) -> (usize, usize, usize) {
+    if r.random_bool(0.5) {
+        (r.random_range(2..=3), r.random_range(2..=3), 1)
+    } else {
+        (
+            r.random_range(1..=h.min(3)),
+            r.random_range(1..=w.min(3)),
+            0,
+        )
+    }
+}
+
 struct Gen {
     r: ChaCha8Rng,
     b: GraphBuilder,
@@ -203,9 +219,7 @@ impl Gen {
         let (kernel_h, kernel_w, pad, stride, groups, out_channels) = if same {
             (3, 3, 1, 1, 1, c)
         } else {
-            let pad = r.random_range(0..=1);
-            let kh = r.random_range(1..=(h + 2 * pad).min(3));
-            let kw = r.random_range(1..=(w + 2 * pad).min(3));
+            let (kh, kw, pad) = pick_window(r, h, w);
             let divisors: Vec<usize> = (1..=c).filter(|g| c % g == 0).collect();
             let groups = divisors[r.random_range(0..divisors.len())];
             let oc = groups * r.random_range(1..=3);
@@ -234,9 +248,7 @@ impl Gen {
         let t = self.b.ty(x).clone();
         let (c, h, w) = (t.shape[0], t.shape[1], t.shape[2]);
         let r = &mut self.r;
-        let pad = r.random_range(0..=1);
-        let kernel_h = r.random_range(1..=(h + 2 * pad).min(3));
-        let kernel_w = r.random_range(1..=(w + 2 * pad).min(3));
+        let (kernel_h, kernel_w, pad) = pick_window(r, h, w);
         // One in four is depthwise (one +-1 filter per channel), the rest dense over channels.
         let groups = if r.random_range(0..4) == 0 { c } else { 1 };
         // Up to 130 channels, so a following binary conv often spans several 64-bit words.
