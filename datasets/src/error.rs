@@ -74,17 +74,18 @@ pub enum DatasetError {
         detail: String,
     },
 
-    /// A compressed file inflates to more than its header promises: reading
-    /// stopped there, so a small file cannot claim unbounded memory.
+    /// A compressed file inflates to more than its header promises (or, for
+    /// an archive, than a documented bound): reading stopped there, so a small
+    /// file cannot claim unbounded memory or disk.
     #[error(
-        "{path}: decompresses to more than the {expected} bytes its header promises{detail}; stopped reading there"
+        "{path}: decompresses to more than the {expected} bytes allowed{detail}; stopped reading there"
     )]
     Oversized {
         /// The compressed file.
         path: PathBuf,
-        /// Length implied by the header (or the documented bound), in decompressed bytes.
+        /// Length implied by the header (or the bound), in decompressed bytes.
         expected: u64,
-        /// How `expected` was computed.
+        /// How `expected` was computed, e.g. " (16-byte header + ...)".
         detail: String,
     },
 

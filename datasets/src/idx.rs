@@ -596,6 +596,30 @@ mod tests {
     }
 
     #[test]
+    fn gzip_inflating_past_the_header_stops_there() {
+        let (mut img, lab, _) = valid();
+        img.extend(std::iter::repeat_n(0u8, 1 << 20));
+        let e = err(&gzip(&img), &gzip(&lab), 10);
+        assert!(
+            matches!(&e, DatasetError::Oversized { path, expected: 34, .. } if path.ends_with("images.idx")),
+            "{e}"
+        );
+        assert!(e.to_string().contains("stopped reading"), "{e}");
+        // A labels file counting other images than the images file is caught
+        // from the two headers.
+        let (img, _, _) = valid();
+        let mut huge = images_bytes(u32::MAX, u32::MAX, u32::MAX, &[]);
+        huge.truncate(16);
+        let e = err(&gzip(&huge), &labels_bytes(&[1]), 10);
+        assert!(matches!(e, DatasetError::BadHeader { .. }), "{e}");
+        let e = err(&gzip(&img), &labels_bytes(&[1]), 10);
+        assert!(
+            matches!(e, DatasetError::CountMismatch { image_count: 3, label_count: 1, .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn garbage_after_gzip_member() {
         let (img, lab, _) = valid();
         let mut gz = gzip(&img);
