@@ -258,7 +258,9 @@ pub enum DatasetError {
     /// A dataset folder the user pointed at (`$QBENCH_DATA/<name>` or the
     /// `$QBENCH_DATA` root itself) exists but cannot be used; it is never
     /// silently passed over for another copy.
-    #[error("dataset `{dataset}`: {path} ({origin}) cannot be used: {problem}; fix or remove it{hint}")]
+    #[error(
+        "dataset `{dataset}`: {path} ({origin}) cannot be used: {problem}; fix or remove it{hint}"
+    )]
     BadFolder {
         /// The dataset.
         dataset: String,

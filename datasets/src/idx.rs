@@ -298,10 +298,7 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<IdxImages> {
     read_images_checked(path.as_ref(), |_| Ok(()))
 }
 
-fn read_images_checked(
-    path: &Path,
-    check: impl FnOnce(&[u64]) -> Result<()>,
-) -> Result<IdxImages> {
+fn read_images_checked(path: &Path, check: impl FnOnce(&[u64]) -> Result<()>) -> Result<IdxImages> {
     let (dims, pixels) = read_idx(path, &IMAGES, check)?;
     Ok(IdxImages {
         count: dims[0] as usize,
@@ -614,7 +611,14 @@ mod tests {
         assert!(matches!(e, DatasetError::BadHeader { .. }), "{e}");
         let e = err(&gzip(&img), &labels_bytes(&[1]), 10);
         assert!(
-            matches!(e, DatasetError::CountMismatch { image_count: 3, label_count: 1, .. }),
+            matches!(
+                e,
+                DatasetError::CountMismatch {
+                    image_count: 3,
+                    label_count: 1,
+                    ..
+                }
+            ),
             "{e}"
         );
     }

@@ -882,7 +882,10 @@ datasets:
         std::fs::create_dir(&mine).unwrap();
         std::fs::write(mine.join("i.idx"), b"x").unwrap();
         let e = locate_in(&entry, Some(root.path())).unwrap_err();
-        assert!(matches!(&e, DatasetError::BadFolder { path, .. } if *path == mine), "{e}");
+        assert!(
+            matches!(&e, DatasetError::BadFolder { path, .. } if *path == mine),
+            "{e}"
+        );
         let msg = e.to_string();
         assert!(msg.contains(&mine.display().to_string()), "{msg}");
         assert!(msg.contains("`l.idx` is missing"), "{msg}");
@@ -890,11 +893,18 @@ datasets:
         assert!(msg.contains("$QBENCH_DATA/tiny"), "{msg}");
         // An empty folder, and a plain file where the folder should be.
         std::fs::remove_file(mine.join("i.idx")).unwrap();
-        let msg = locate_in(&entry, Some(root.path())).unwrap_err().to_string();
-        assert!(msg.contains("`i.idx` is missing, `l.idx` is missing"), "{msg}");
+        let msg = locate_in(&entry, Some(root.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`i.idx` is missing, `l.idx` is missing"),
+            "{msg}"
+        );
         std::fs::remove_dir(&mine).unwrap();
         std::fs::write(&mine, b"").unwrap();
-        let msg = locate_in(&entry, Some(root.path())).unwrap_err().to_string();
+        let msg = locate_in(&entry, Some(root.path()))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("not a directory"), "{msg}");
     }
 
@@ -918,7 +928,9 @@ datasets:
         std::fs::create_dir(&mine).unwrap();
         std::fs::write(mine.join("i.idx"), b"x").unwrap();
         std::os::unix::fs::symlink(mine.join("l.idx"), mine.join("l.idx")).unwrap();
-        let msg = locate_in(&entry, Some(root.path())).unwrap_err().to_string();
+        let msg = locate_in(&entry, Some(root.path()))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("`l.idx` cannot be read"), "{msg}");
         assert!(msg.contains("symbolic links"), "{msg}");
     }
