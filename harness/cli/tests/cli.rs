@@ -351,7 +351,10 @@ fn eval_rejects_a_dataset_file_that_fails_its_sha256() {
     };
     let work = tempfile::tempdir().unwrap();
     let graph = tiny_graph(work.path());
-    let root = data_root_linking(&debian, &[FASHION_FILES[0], FASHION_FILES[1], FASHION_FILES[3]]);
+    let root = data_root_linking(
+        &debian,
+        &[FASHION_FILES[0], FASHION_FILES[1], FASHION_FILES[3]],
+    );
     // The test images with one pixel flipped, stored raw (the reader accepts raw IDX under a
     // .gz name): a valid file whose sha256 matches nothing registered.
     let images = qbench_datasets::read_idx_images(debian.join(FASHION_FILES[2])).unwrap();
@@ -370,7 +373,11 @@ fn eval_rejects_a_dataset_file_that_fails_its_sha256() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(
         err.contains("sha256 mismatch") && err.contains(&flipped.display().to_string()),
         "{err}"
@@ -396,19 +403,31 @@ fn eval_split_val_is_the_part_of_train_that_training_holds_out() {
     };
     let out = eval(&["--split", "val", "--val-fraction", "0.05", "--seed", "3"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("fashion-mnist val") && text.contains("(3000 images)"), "{text}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("fashion-mnist val") && text.contains("(3000 images)"),
+        "{text}"
+    );
     // The graph always says class 9: its accuracy is the share of 9s among exactly the images
     // `train_val_split` holds out.
     let train = qbench_datasets::load_from(
-        qbench_datasets::Registry::embedded().get("fashion-mnist").unwrap(),
+        qbench_datasets::Registry::embedded()
+            .get("fashion-mnist")
+            .unwrap(),
         &debian,
         qbench_datasets::Split::Train,
     )
     .unwrap();
     let (_, val) = qbench_datasets::train_val_split(train.len(), 0.05, 3);
     let nines = val.iter().filter(|&&i| train.labels[i] == 9).count();
-    let top1 = format!("top-1        {:.2}%", 100.0 * nines as f64 / val.len() as f64);
+    let top1 = format!(
+        "top-1        {:.2}%",
+        100.0 * nines as f64 / val.len() as f64
+    );
     assert!(text.contains(&top1), "{top1} in {text}");
     let out = eval(&["--split", "val", "--val-fraction", "0"]);
     assert!(!out.status.success());
