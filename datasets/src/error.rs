@@ -74,6 +74,21 @@ pub enum DatasetError {
         detail: String,
     },
 
+    /// A compressed file inflates to more than its header promises (or, for
+    /// an archive, than a documented bound): reading stopped there, so a small
+    /// file cannot claim unbounded memory or disk.
+    #[error(
+        "{path}: decompresses to more than the {expected} bytes allowed{detail}; stopped reading there"
+    )]
+    Oversized {
+        /// The compressed file.
+        path: PathBuf,
+        /// Length implied by the header (or the bound), in decompressed bytes.
+        expected: u64,
+        /// How `expected` was computed, e.g. " (16-byte header + ...)".
+        detail: String,
+    },
+
     /// The file is longer than its header promises.
     #[error(
         "{path}: {extra} trailing bytes after byte {expected}: header promises {expected} bytes{detail}, found {found}"
@@ -229,7 +244,7 @@ pub enum DatasetError {
         hint: String,
     },
 
-    /// A downloaded file does not have the published checksum.
+    /// A dataset file (on disk or downloaded) does not have the published checksum.
     #[error("{path}: sha256 mismatch: expected {expected}, found {found}")]
     ChecksumMismatch {
         /// The file (or URL) whose content was hashed.
@@ -238,6 +253,25 @@ pub enum DatasetError {
         expected: String,
         /// The sha256 of what was received.
         found: String,
+    },
+
+    /// A dataset folder the user pointed at (`$QBENCH_DATA/<name>` or the
+    /// `$QBENCH_DATA` root itself) exists but cannot be used; it is never
+    /// silently passed over for another copy.
+    #[error(
+        "dataset `{dataset}`: {path} ({origin}) cannot be used: {problem}; fix or remove it{hint}"
+    )]
+    BadFolder {
+        /// The dataset.
+        dataset: String,
+        /// The folder.
+        path: PathBuf,
+        /// How the user named it, e.g. "$QBENCH_DATA/fashion-mnist".
+        origin: String,
+        /// What is wrong: the missing or unreadable files, or the OS's reason.
+        problem: String,
+        /// How to complete it, with a leading separator, or empty.
+        hint: String,
     },
 
     /// A dataset could not be downloaded; `manual` says how to install it by hand.

@@ -191,18 +191,67 @@ fn attempt(
     Ok((tmp, status))
 }
 
+/// How many times its own size a `.tar.gz` may inflate to when extracted.
+/// The tar format states no total size, so this is the documented bound:
+/// image archives compress far less than 10:1 (CIFAR-10's about 1.1:1),
+/// while a gzip bomb inflates about 1000:1; extraction stops, with
+/// [`DatasetError::Oversized`], as soon as the bound is passed.
+pub(crate) const MAX_UNPACK_RATIO: u64 = 100;
+
+/// A reader that fails once more than `limit` bytes have been read through it.
+struct Capped<R> {
+    inner: R,
+    limit: u64,
+    read: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // One byte past the limit is allowed to arrive, to tell "exactly at
+        // the limit" from "over it".
+        let room = (self.limit + 1).saturating_sub(self.read);
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(std::io::Error::other("decompressed size limit passed"));
+        }
+        Ok(n)
+    }
+}
+
 /// Extracts a `.tar.gz` into `dest_dir`: first into a temporary folder
 /// beside it, then each top-level entry is moved into place (replacing an
-/// older one of the same name).
+/// older one of the same name). At most [`MAX_UNPACK_RATIO`] times the
+/// archive's size is inflated.
 fn extract_tar_gz(archive: &Path, dest_dir: &Path) -> Result<()> {
     let staging = tempfile::Builder::new()
         .prefix(".qbench-extract-")
         .tempdir_in(dest_dir)
         .map_err(|e| DatasetError::io(dest_dir, "create a temporary folder in", e))?;
     let f = File::open(archive).map_err(|e| DatasetError::io(archive, "open", e))?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(f)));
-    tar.unpack(staging.path())
-        .map_err(|e| DatasetError::io(archive, "extract", e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| DatasetError::io(archive, "read the metadata of", e))?
+        .len();
+    let limit = len.saturating_mul(MAX_UNPACK_RATIO).max(1 << 20);
+    let mut tar = tar::Archive::new(Capped {
+        inner: flate2::read::GzDecoder::new(BufReader::new(f)),
+        limit,
+        read: 0,
+    });
+    let unpacked = tar.unpack(staging.path());
+    if tar.into_inner().read > limit {
+        return Err(DatasetError::Oversized {
+            path: archive.to_path_buf(),
+            expected: limit,
+            detail: format!(
+                " ({MAX_UNPACK_RATIO} x the {len}-byte archive, at least 1 MiB: \
+                 tar states no total size)"
+            ),
+        });
+    }
+    unpacked.map_err(|e| DatasetError::io(archive, "extract", e))?;
     let entries = std::fs::read_dir(staging.path())
         .map_err(|e| DatasetError::io(staging.path(), "list directory", e))?;
     for item in entries {
@@ -328,6 +377,38 @@ datasets:
             msg.contains("local copy only") && msg.contains("image-net.org"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn archive_inflating_past_the_bound_stops_with_a_clear_error() {
+        let dest = tempfile::tempdir().unwrap();
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::best(),
+        ));
+        let body = vec![0u8; 4 << 20];
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "b/test_batch.bin", &body[..])
+            .unwrap();
+        let gz = builder.into_inner().unwrap().finish().unwrap();
+        assert!(gz.len() * 100 < 1 << 20, "{} bytes", gz.len());
+        let archive = dest.path().join("bomb.tar.gz");
+        std::fs::write(&archive, &gz).unwrap();
+        let e = extract_tar_gz(&archive, dest.path()).unwrap_err();
+        assert!(
+            matches!(&e, DatasetError::Oversized { path, expected: 1_048_576, .. } if *path == archive),
+            "{e}"
+        );
+        assert!(e.to_string().contains("bomb.tar.gz"), "{e}");
+        let names: Vec<_> = std::fs::read_dir(dest.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("bomb.tar.gz")]);
     }
 
     #[test]

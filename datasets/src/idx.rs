@@ -6,7 +6,8 @@
 //! start with the gzip magic `1f 8b` are decompressed first; byte offsets in
 //! errors then refer to the decompressed data.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
@@ -33,31 +34,107 @@ pub struct IdxImages {
     pub pixels: Vec<u8>,
 }
 
-/// Reads a whole file, gunzipping it when it starts with `1f 8b`.
-/// Returns the (decompressed) bytes and whether the file was gzipped.
-pub(crate) fn read_maybe_gzip(path: &Path) -> Result<(Vec<u8>, bool)> {
-    let raw = std::fs::read(path).map_err(|e| DatasetError::io(path, "read", e))?;
-    if raw.len() < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
-        return Ok((raw, false));
+/// An opened IDX file: its bytes (gunzipped when the file starts with
+/// `1f 8b`), and for a raw file its length on disk.
+struct Source<'a> {
+    path: &'a Path,
+    reader: Box<dyn Read>,
+    gz: bool,
+    raw_len: Option<u64>,
+    read: u64,
+}
+
+impl<'a> Source<'a> {
+    fn open(path: &'a Path) -> Result<Self> {
+        let mut file = File::open(path).map_err(|e| DatasetError::io(path, "open", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| DatasetError::io(path, "read the metadata of", e))?
+            .len();
+        let mut magic = [0u8; 2];
+        let n = read_full(&mut file, &mut magic).map_err(|e| DatasetError::io(path, "read", e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| DatasetError::io(path, "seek in", e))?;
+        let gz = n == 2 && magic == [0x1f, 0x8b];
+        let reader: Box<dyn Read> = if gz {
+            // MultiGzDecoder also rejects garbage after the last gzip member
+            // instead of ignoring it.
+            Box::new(MultiGzDecoder::new(BufReader::new(file)))
+        } else {
+            Box::new(BufReader::new(file))
+        };
+        Ok(Source {
+            path,
+            reader,
+            gz,
+            raw_len: (!gz).then_some(len),
+            read: 0,
+        })
     }
-    // The gzip trailer's last 4 bytes hold the uncompressed size mod 2^32:
-    // a capacity hint only (capped, since a corrupt file can claim anything).
-    let isize_hint = raw
-        .get(raw.len().saturating_sub(4)..)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map_or(0, |b| u32::from_le_bytes(b) as usize);
-    let mut out = Vec::with_capacity(isize_hint.min(raw.len().saturating_mul(64)));
-    // MultiGzDecoder also rejects garbage after the last gzip member instead
-    // of ignoring it.
-    let mut decoder = MultiGzDecoder::new(raw.as_slice());
-    match decoder.read_to_end(&mut out) {
-        Ok(_) => Ok((out, true)),
-        Err(source) => Err(DatasetError::Gzip {
-            path: path.to_path_buf(),
-            decompressed: out.len() as u64,
-            source,
-        }),
+
+    /// Fills as much of `buf` as the data holds; returns how much.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let n = read_full(&mut self.reader, buf).map_err(|e| self.error(e))?;
+        self.read += n as u64;
+        Ok(n)
     }
+
+    fn error(&self, source: std::io::Error) -> DatasetError {
+        if self.gz {
+            DatasetError::Gzip {
+                path: self.path.to_path_buf(),
+                decompressed: self.read,
+                source,
+            }
+        } else {
+            DatasetError::io(self.path, "read", source)
+        }
+    }
+
+    /// Reads the rest of the data, but never more than `limit` bytes: memory
+    /// grows with what actually arrives, up to `limit`, whatever a header claims.
+    fn read_capped(&mut self, limit: u64) -> Result<Vec<u8>> {
+        const STEP: usize = 1 << 16;
+        let mut out = Vec::new();
+        loop {
+            let room = limit - out.len() as u64;
+            if room == 0 {
+                return Ok(out);
+            }
+            if out.len() == out.capacity() {
+                // Doubling, clamped to the limit (which fits in memory: it is
+                // at most what the caller checked plus one byte).
+                let grow = (out.capacity().max(STEP) as u64).min(room) as usize;
+                out.reserve_exact(grow);
+            }
+            // At most STEP bytes zeroed per read, so the cost stays linear.
+            let start = out.len();
+            let take = ((out.capacity() - start).min(STEP) as u64).min(room) as usize;
+            out.resize(start + take, 0);
+            let result = self.reader.read(&mut out[start..]);
+            out.truncate(start + *result.as_ref().unwrap_or(&0));
+            match result {
+                Ok(0) => return Ok(out),
+                Ok(n) => self.read += n as u64,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.error(e)),
+            }
+        }
+    }
+}
+
+/// Reads until `buf` is full or the data ends; returns the bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 fn be_u32(data: &[u8], offset: usize) -> u32 {
@@ -69,42 +146,68 @@ fn be_u32(data: &[u8], offset: usize) -> u32 {
     ])
 }
 
-/// Checks the magic and the header length, then returns the `dims` sizes.
-fn parse_header(
-    path: &Path,
-    data: &[u8],
-    gz: bool,
+/// What one kind of IDX file looks like.
+struct Kind {
     magic: u32,
     what: &'static str,
-    names: &[&str],
-) -> Result<Vec<u64>> {
-    let header_len = 4 + 4 * names.len();
-    if data.len() >= 4 {
-        let found = be_u32(data, 0);
-        if found != magic {
+    names: &'static [&'static str],
+}
+
+const IMAGES: Kind = Kind {
+    magic: IDX_IMAGES_MAGIC,
+    what: "IDX images: unsigned bytes, 3 dimensions",
+    names: &["image count", "rows", "columns"],
+};
+
+const LABELS: Kind = Kind {
+    magic: IDX_LABELS_MAGIC,
+    what: "IDX labels: unsigned bytes, 1 dimension",
+    names: &["label count"],
+};
+
+/// Reads one IDX file: the header (magic, no zero dimension), then `check`
+/// on the dimensions, then exactly the `product(dims)` data bytes the header
+/// promises. A raw file's length is compared with that before its data is
+/// read; a gzipped one is inflated only up to one byte past it, so neither a
+/// header claiming huge dimensions nor a gzip bomb costs more memory than the
+/// header's own size (see `read_capped`). Returns the dimensions and the data.
+fn read_idx(
+    path: &Path,
+    kind: &Kind,
+    check: impl FnOnce(&[u64]) -> Result<()>,
+) -> Result<(Vec<u64>, Vec<u8>)> {
+    let mut src = Source::open(path)?;
+    let gz = src.gz;
+    let header_len = 4 + 4 * kind.names.len();
+    let mut header = vec![0u8; header_len];
+    let n = src.fill(&mut header)?;
+    if n >= 4 {
+        let found = be_u32(&header, 0);
+        if found != kind.magic {
             return Err(DatasetError::BadMagic {
                 path: path.to_path_buf(),
-                expected: magic,
+                expected: kind.magic,
                 found,
-                what,
+                what: kind.what,
             });
         }
     }
-    if data.len() < header_len {
+    if n < header_len {
         return Err(DatasetError::Truncated {
             path: path.to_path_buf(),
             expected: header_len as u64,
-            found: data.len() as u64,
+            found: n as u64,
             detail: format!(
-                " at least, for the {header_len}-byte {what} header{}",
+                " at least, for the {header_len}-byte {} header{}",
+                kind.what,
                 if gz { " (after gunzip)" } else { "" }
             ),
         });
     }
-    let mut dims = Vec::with_capacity(names.len());
-    for (k, name) in names.iter().enumerate() {
+    let mut dims = Vec::with_capacity(kind.names.len());
+    for (k, name) in kind.names.iter().enumerate() {
         let offset = 4 + 4 * k;
-        let v = be_u32(data, offset);
+        let v = be_u32(&header, offset);
         if v == 0 {
             return Err(DatasetError::BadHeader {
                 path: path.to_path_buf(),
@@ -114,24 +217,49 @@ fn parse_header(
         }
         dims.push(u64::from(v));
     }
-    Ok(dims)
-}
-
-/// Checks that `data.len()` is exactly `header_len + body_len`.
-fn check_length(
-    path: &Path,
-    data: &[u8],
-    gz: bool,
-    header_len: u64,
-    body_len: u64,
-    body_desc: String,
-) -> Result<()> {
-    let expected = header_len + body_len;
-    let found = data.len() as u64;
+    let shown = dims
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(" x ");
+    let body = dims
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        // The data and one byte past it must be addressable.
+        .filter(|v| usize::try_from(*v).is_ok_and(|v| v < isize::MAX as usize))
+        .ok_or_else(|| DatasetError::BadHeader {
+            path: path.to_path_buf(),
+            offset: 4,
+            message: format!("{shown} bytes does not fit in memory"),
+        })?;
+    check(&dims)?;
+    let body_desc = match dims.as_slice() {
+        [count, rows, cols] => format!("{count} images x {rows} x {cols} pixels"),
+        _ => format!("{shown} labels"),
+    };
+    let header_len = header_len as u64;
+    let expected = header_len + body;
     let detail = format!(
         " ({header_len}-byte header + {body_desc}){}",
         if gz { " after gunzip" } else { "" }
     );
+    let found = match src.raw_len {
+        Some(len) => len,
+        None => {
+            let data = src.read_capped(body + 1)?;
+            if data.len() as u64 > body {
+                return Err(DatasetError::Oversized {
+                    path: path.to_path_buf(),
+                    expected,
+                    detail,
+                });
+            }
+            if data.len() as u64 == body {
+                return Ok((dims, data));
+            }
+            header_len + data.len() as u64
+        }
+    };
     if found < expected {
         return Err(DatasetError::Truncated {
             path: path.to_path_buf(),
@@ -149,68 +277,43 @@ fn check_length(
             detail,
         });
     }
-    Ok(())
+    let data = src.read_capped(body)?;
+    if (data.len() as u64) < body {
+        // The file shrank while being read.
+        return Err(DatasetError::Truncated {
+            path: path.to_path_buf(),
+            expected,
+            found: header_len + data.len() as u64,
+            detail,
+        });
+    }
+    Ok((dims, data))
 }
 
 /// Reads an IDX images file (magic `0x00000803`), raw or gzipped, checking
 /// the magic, that no dimension is 0, and that the length is exactly the
-/// header plus `count * rows * cols` bytes.
+/// header plus `count * rows * cols` bytes. Decompression stops one byte
+/// past that length ([`DatasetError::Oversized`]).
 pub fn read_idx_images(path: impl AsRef<Path>) -> Result<IdxImages> {
-    let path = path.as_ref();
-    let (mut data, gz) = read_maybe_gzip(path)?;
-    let dims = parse_header(
-        path,
-        &data,
-        gz,
-        IDX_IMAGES_MAGIC,
-        "IDX images: unsigned bytes, 3 dimensions",
-        &["image count", "rows", "columns"],
-    )?;
-    let (count, rows, cols) = (dims[0], dims[1], dims[2]);
-    let body = count
-        .checked_mul(rows)
-        .and_then(|v| v.checked_mul(cols))
-        .filter(|v| usize::try_from(*v).is_ok())
-        .ok_or_else(|| DatasetError::BadHeader {
-            path: path.to_path_buf(),
-            offset: 4,
-            message: format!("{count} x {rows} x {cols} pixels does not fit in memory"),
-        })?;
-    check_length(
-        path,
-        &data,
-        gz,
-        16,
-        body,
-        format!("{count} images x {rows} x {cols} pixels"),
-    )?;
-    data.drain(..16);
+    read_images_checked(path.as_ref(), |_| Ok(()))
+}
+
+fn read_images_checked(path: &Path, check: impl FnOnce(&[u64]) -> Result<()>) -> Result<IdxImages> {
+    let (dims, pixels) = read_idx(path, &IMAGES, check)?;
     Ok(IdxImages {
-        count: count as usize,
-        height: rows as usize,
-        width: cols as usize,
-        pixels: data,
+        count: dims[0] as usize,
+        height: dims[1] as usize,
+        width: dims[2] as usize,
+        pixels,
     })
 }
 
 /// Reads an IDX labels file (magic `0x00000801`), raw or gzipped, checking
-/// the magic, a non-zero count and that the length is exactly 8 + count bytes.
-/// Label values are not range-checked here; see [`load_idx_pair`].
+/// the magic, a non-zero count and that the length is exactly 8 + count bytes
+/// (decompression stops one byte past that). Label values are not
+/// range-checked here; see [`load_idx_pair`].
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
-    let path = path.as_ref();
-    let (mut data, gz) = read_maybe_gzip(path)?;
-    let dims = parse_header(
-        path,
-        &data,
-        gz,
-        IDX_LABELS_MAGIC,
-        "IDX labels: unsigned bytes, 1 dimension",
-        &["label count"],
-    )?;
-    let count = dims[0];
-    check_length(path, &data, gz, 8, count, format!("{count} labels"))?;
-    data.drain(..8);
-    Ok(data)
+    Ok(read_idx(path.as_ref(), &LABELS, |_| Ok(()))?.1)
 }
 
 /// Loads an IDX images file and its labels file as one grayscale
@@ -225,16 +328,22 @@ pub fn load_idx_pair(
     num_classes: usize,
 ) -> Result<ImageSet> {
     let (images_path, labels_path) = (images_path.as_ref(), labels_path.as_ref());
-    let images = read_idx_images(images_path)?;
+    // Labels first: the images header's count is then checked before any
+    // pixel is read.
     let labels = read_idx_labels(labels_path)?;
-    if images.count != labels.len() {
-        return Err(DatasetError::CountMismatch {
-            images: images_path.to_path_buf(),
-            image_count: images.count as u64,
-            labels: labels_path.to_path_buf(),
-            label_count: labels.len() as u64,
-        });
-    }
+    let mismatch = |image_count: u64| DatasetError::CountMismatch {
+        images: images_path.to_path_buf(),
+        image_count,
+        labels: labels_path.to_path_buf(),
+        label_count: labels.len() as u64,
+    };
+    let images = read_images_checked(images_path, |dims| {
+        if dims[0] == labels.len() as u64 {
+            Ok(())
+        } else {
+            Err(mismatch(dims[0]))
+        }
+    })?;
     if let Some((i, &l)) = labels
         .iter()
         .enumerate()
@@ -481,6 +590,37 @@ mod tests {
         let e = err(&gz[..gz.len() - 6], &gzip(&lab), 10);
         assert!(matches!(e, DatasetError::Gzip { .. }), "{e}");
         assert!(e.to_string().contains("images.idx"), "{e}");
+    }
+
+    #[test]
+    fn gzip_inflating_past_the_header_stops_there() {
+        let (mut img, lab, _) = valid();
+        img.extend(std::iter::repeat_n(0u8, 1 << 20));
+        let e = err(&gzip(&img), &gzip(&lab), 10);
+        assert!(
+            matches!(&e, DatasetError::Oversized { path, expected: 34, .. } if path.ends_with("images.idx")),
+            "{e}"
+        );
+        assert!(e.to_string().contains("stopped reading"), "{e}");
+        // A labels file counting other images than the images file is caught
+        // from the two headers.
+        let (img, _, _) = valid();
+        let mut huge = images_bytes(u32::MAX, u32::MAX, u32::MAX, &[]);
+        huge.truncate(16);
+        let e = err(&gzip(&huge), &labels_bytes(&[1]), 10);
+        assert!(matches!(e, DatasetError::BadHeader { .. }), "{e}");
+        let e = err(&gzip(&img), &labels_bytes(&[1]), 10);
+        assert!(
+            matches!(
+                e,
+                DatasetError::CountMismatch {
+                    image_count: 3,
+                    label_count: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

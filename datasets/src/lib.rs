@@ -44,7 +44,7 @@ pub use folder::{
 pub use idx::{
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxImages, load_idx_pair, read_idx_images, read_idx_labels,
 };
-pub use load::{DatasetRef, load, load_from};
+pub use load::{DatasetRef, load, load_from, load_verified};
 pub use registry::{
     DATA_ENV, DEFAULT_DATASET, DataFile, DatasetEntry, Format, KnownCopy, Registry, Split,
     SplitFiles, Splits, Unpack, data_dir_for, locate, locate_in,

@@ -8,6 +8,7 @@ use crate::folder::{FolderOptions, load_class_folders, load_labelled_folder};
 use crate::idx::load_idx_pair;
 use crate::registry::{DatasetEntry, Format, Registry, Split, locate};
 use crate::set::ImageSet;
+use crate::verify::{FileCheck, verify_in};
 
 /// A dataset given by name (looked up in the embedded registry) or by entry
 /// (from any registry): what [`load`] accepts.
@@ -49,6 +50,27 @@ pub fn load<'a>(dataset: impl Into<DatasetRef<'a>>, split: Split) -> Result<Imag
     };
     let dir = locate(entry)?;
     load_from(entry, &dir, split)
+}
+
+/// [`load`] after checking the dataset's files: locates the folder once,
+/// hashes every registered file there ([`verify_in`]) and fails on the first
+/// that is missing or matches no known sha256 (see
+/// [`FileCheck::require_usable`]), then loads `split` from that folder.
+/// Returns the set and the checks (whose hashes identify the data).
+pub fn load_verified<'a>(
+    dataset: impl Into<DatasetRef<'a>>,
+    split: Split,
+) -> Result<(ImageSet, Vec<FileCheck>)> {
+    let entry = match dataset.into() {
+        DatasetRef::Name(name) => Registry::embedded().get(name)?,
+        DatasetRef::Entry(e) => e,
+    };
+    let dir = locate(entry)?;
+    let checks = verify_in(entry, &dir)?;
+    for check in &checks {
+        check.require_usable()?;
+    }
+    Ok((load_from(entry, &dir, split)?, checks))
 }
 
 /// Loads `split` of `entry` from the dataset folder `dir`, with the reader
@@ -212,6 +234,34 @@ datasets:
             "{e}"
         );
         assert!(e.to_string().contains("qbench data verify tiny-idx"), "{e}");
+    }
+
+    #[test]
+    fn load_verified_rejects_a_flipped_pixel() {
+        let reg = Registry::from_yaml_str(YAML).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_idx(dir.path(), 3, &[0, 1, 2]);
+        let mut entry = reg.get("tiny-idx").unwrap().clone();
+        entry.system_dirs = vec![dir.path().to_path_buf()];
+        for (role, name) in [("train-images", "i"), ("train-labels", "l")] {
+            let sha = qbench_io::sha256_file(dir.path().join(name)).unwrap();
+            let yaml = format!("{{role: {role}, name: {name}, sha256: {sha}}}");
+            entry.files.push(serde_yaml_ng::from_str(&yaml).unwrap());
+        }
+        let (set, checks) = load_verified(&entry, Split::Train).unwrap();
+        assert_eq!((set.len(), checks.len()), (3, 2));
+        assert!(checks.iter().all(|c| c.is_ok()));
+        // One pixel flipped: the reader alone accepts it, the checksum does not.
+        let path = dir.path().join("i");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[16] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(load_from(&entry, dir.path(), Split::Train).is_ok());
+        let e = load_verified(&entry, Split::Train).unwrap_err();
+        assert!(
+            matches!(&e, DatasetError::ChecksumMismatch { path: p, .. } if *p == path),
+            "{e}"
+        );
     }
 
     #[test]

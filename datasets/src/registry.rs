@@ -568,8 +568,16 @@ pub fn data_dir_for(entry: &DatasetEntry) -> Option<PathBuf> {
         .map(|root| PathBuf::from(root).join(&entry.name))
 }
 
-/// Finds the folder holding `entry`: the first of `$QBENCH_DATA/<name>` and
-/// the entry's `system_dirs` that holds every file of at least one split.
+/// Finds the folder holding `entry`.
+///
+/// A folder the user pointed at is used or rejected, never passed over:
+/// when `$QBENCH_DATA` is set it must be a readable directory, and when
+/// `$QBENCH_DATA/<name>` exists (even as a dangling symlink or a symlink
+/// loop) it must hold every file of at least one split, else the error
+/// ([`DatasetError::BadFolder`]) names the folder and each missing or
+/// unreadable file. Only when it does not exist are the entry's
+/// `system_dirs` searched (e.g. Debian's `/usr/share/datasets/fashion-mnist`),
+/// the first that holds a whole split winning.
 ///
 /// When none does, the error lists the folders tried and how to install the
 /// dataset (for Fashion-MNIST, `apt-get install dataset-fashion-mnist`;
@@ -586,7 +594,24 @@ pub fn locate(entry: &DatasetEntry) -> Result<PathBuf> {
 pub fn locate_in(entry: &DatasetEntry, data_root: Option<&Path>) -> Result<PathBuf> {
     let mut tried = Vec::new();
     if let Some(root) = data_root {
-        tried.push(root.join(&entry.name));
+        if let Err(problem) = readable_dir(root) {
+            return Err(DatasetError::BadFolder {
+                dataset: entry.name.clone(),
+                path: root.to_path_buf(),
+                origin: format!("${DATA_ENV}"),
+                problem,
+                hint: format!(", or unset {DATA_ENV}"),
+            });
+        }
+        let dir = root.join(&entry.name);
+        if std::fs::symlink_metadata(&dir).is_ok() {
+            let origin = format!("${DATA_ENV}/{}", entry.name);
+            return match usable_problem(entry, &dir) {
+                None => Ok(dir),
+                Some(problem) => Err(bad_folder(entry, &dir, origin, problem)),
+            };
+        }
+        tried.push(dir);
     }
     tried.extend(entry.system_dirs.iter().cloned());
     if let Some(dir) = tried.iter().find(|d| entry.is_present_in(d)) {
@@ -604,6 +629,73 @@ pub fn locate_in(entry: &DatasetEntry, data_root: Option<&Path>) -> Result<PathB
         tried,
         hint,
     })
+}
+
+fn bad_folder(entry: &DatasetEntry, path: &Path, origin: String, problem: String) -> DatasetError {
+    let hint = if entry.files.iter().any(|f| f.url.is_some()) {
+        format!(", or complete it with `qbench data fetch {}`", entry.name)
+    } else {
+        String::new()
+    };
+    DatasetError::BadFolder {
+        dataset: entry.name.clone(),
+        path: path.to_path_buf(),
+        origin,
+        problem,
+        hint,
+    }
+}
+
+/// `Ok` when `dir` (following symlinks) is a directory that can be listed.
+fn readable_dir(dir: &Path) -> std::result::Result<(), String> {
+    match std::fs::metadata(dir) {
+        Err(e) => Err(e.to_string()),
+        Ok(m) if !m.is_dir() => Err("not a directory".into()),
+        Ok(_) => std::fs::read_dir(dir)
+            .map(|_| ())
+            .map_err(|e| format!("cannot be listed: {e}")),
+    }
+}
+
+/// Why the existing folder `dir` cannot serve `entry`, or `None` when it
+/// holds every path of at least one split.
+fn usable_problem(entry: &DatasetEntry, dir: &Path) -> Option<String> {
+    if let Err(problem) = readable_dir(dir) {
+        return Some(problem);
+    }
+    if entry.is_present_in(dir) {
+        return None;
+    }
+    let mut seen = Vec::new();
+    let mut problems = Vec::new();
+    for split in [Split::Train, Split::Test] {
+        for p in entry.split(split).map(|s| s.paths()).unwrap_or_default() {
+            if seen.contains(&p) {
+                continue;
+            }
+            seen.push(p);
+            match std::fs::metadata(dir.join(p)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let dangling = std::fs::symlink_metadata(dir.join(p)).is_ok();
+                    problems.push(if dangling {
+                        format!("`{p}` is a dangling symlink")
+                    } else {
+                        format!("`{p}` is missing")
+                    });
+                }
+                Err(e) => problems.push(format!("`{p}` cannot be read: {e}")),
+            }
+        }
+    }
+    Some(format!(
+        "no split is complete: {} (expected {})",
+        problems.join(", "),
+        seen.iter()
+            .map(|p| format!("`{p}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -769,6 +861,93 @@ datasets:
         std::fs::write(mine.join("i.idx"), b"x").unwrap();
         std::fs::write(mine.join("l.idx"), b"x").unwrap();
         assert_eq!(locate_in(&entry, Some(root.path())).unwrap(), mine);
+    }
+
+    /// The `tiny` entry with a system folder that holds a complete copy.
+    fn tiny_with_complete_system_copy() -> (DatasetEntry, tempfile::TempDir) {
+        let r = Registry::from_yaml_str(MINIMAL).unwrap();
+        let mut entry = r.get("tiny").unwrap().clone();
+        let sys = tempfile::tempdir().unwrap();
+        std::fs::write(sys.path().join("i.idx"), b"x").unwrap();
+        std::fs::write(sys.path().join("l.idx"), b"x").unwrap();
+        entry.system_dirs = vec![sys.path().to_path_buf()];
+        (entry, sys)
+    }
+
+    #[test]
+    fn incomplete_user_folder_is_rejected_not_skipped() {
+        let (entry, _sys) = tiny_with_complete_system_copy();
+        let root = tempfile::tempdir().unwrap();
+        let mine = root.path().join("tiny");
+        std::fs::create_dir(&mine).unwrap();
+        std::fs::write(mine.join("i.idx"), b"x").unwrap();
+        let e = locate_in(&entry, Some(root.path())).unwrap_err();
+        assert!(
+            matches!(&e, DatasetError::BadFolder { path, .. } if *path == mine),
+            "{e}"
+        );
+        let msg = e.to_string();
+        assert!(msg.contains(&mine.display().to_string()), "{msg}");
+        assert!(msg.contains("`l.idx` is missing"), "{msg}");
+        assert!(!msg.contains("`i.idx` is missing"), "{msg}");
+        assert!(msg.contains("$QBENCH_DATA/tiny"), "{msg}");
+        // An empty folder, and a plain file where the folder should be.
+        std::fs::remove_file(mine.join("i.idx")).unwrap();
+        let msg = locate_in(&entry, Some(root.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`i.idx` is missing, `l.idx` is missing"),
+            "{msg}"
+        );
+        std::fs::remove_dir(&mine).unwrap();
+        std::fs::write(&mine, b"").unwrap();
+        let msg = locate_in(&entry, Some(root.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("not a directory"), "{msg}");
+    }
+
+    #[test]
+    fn symlink_loops_and_dangling_links_are_rejected() {
+        let (entry, _sys) = tiny_with_complete_system_copy();
+        let root = tempfile::tempdir().unwrap();
+        let mine = root.path().join("tiny");
+        // The folder itself is a symlink loop.
+        std::os::unix::fs::symlink(&mine, &mine).unwrap();
+        let e = locate_in(&entry, Some(root.path())).unwrap_err();
+        assert!(matches!(e, DatasetError::BadFolder { .. }), "{e}");
+        assert!(e.to_string().contains("symbolic links"), "{e}");
+        // A dangling folder link.
+        std::fs::remove_file(&mine).unwrap();
+        std::os::unix::fs::symlink(root.path().join("elsewhere"), &mine).unwrap();
+        let e = locate_in(&entry, Some(root.path())).unwrap_err();
+        assert!(matches!(e, DatasetError::BadFolder { .. }), "{e}");
+        // A real folder whose files loop.
+        std::fs::remove_file(&mine).unwrap();
+        std::fs::create_dir(&mine).unwrap();
+        std::fs::write(mine.join("i.idx"), b"x").unwrap();
+        std::os::unix::fs::symlink(mine.join("l.idx"), mine.join("l.idx")).unwrap();
+        let msg = locate_in(&entry, Some(root.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("`l.idx` cannot be read"), "{msg}");
+        assert!(msg.contains("symbolic links"), "{msg}");
+    }
+
+    #[test]
+    fn unusable_data_root_is_rejected_and_absent_subfolder_falls_back() {
+        let (entry, sys) = tiny_with_complete_system_copy();
+        let root = tempfile::tempdir().unwrap();
+        // `$QBENCH_DATA` holds other datasets but not this one: the system copy serves.
+        assert_eq!(locate_in(&entry, Some(root.path())).unwrap(), sys.path());
+        let typo = root.path().join("no-such-root");
+        let e = locate_in(&entry, Some(&typo)).unwrap_err();
+        assert!(
+            matches!(&e, DatasetError::BadFolder { path, .. } if *path == typo),
+            "{e}"
+        );
+        assert!(e.to_string().contains("unset QBENCH_DATA"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use qbench_io::sha256_file;
 
-use crate::error::Result;
+use crate::error::{DatasetError, Result};
 use crate::registry::{DataFile, DatasetEntry, locate};
 
 /// The outcome of checking one file.
@@ -50,6 +50,24 @@ impl FileCheck {
     /// True when the file is present and matches a known checksum.
     pub fn is_ok(&self) -> bool {
         matches!(self.status, FileStatus::Ok { .. })
+    }
+
+    /// `Ok` when the file may be read: it matches a known checksum, or none
+    /// is published. A mismatch ([`DatasetError::ChecksumMismatch`]) or a
+    /// missing file ([`DatasetError::MissingPath`]) is an error naming it.
+    pub fn require_usable(&self) -> Result<()> {
+        match &self.status {
+            FileStatus::Ok { .. } | FileStatus::NoPublishedChecksum { .. } => Ok(()),
+            FileStatus::Mismatch { expected, found } => Err(DatasetError::ChecksumMismatch {
+                path: self.path.clone(),
+                expected: expected.join(" or "),
+                found: found.clone(),
+            }),
+            FileStatus::Missing => Err(DatasetError::MissingPath {
+                path: self.path.clone(),
+                message: format!("registered dataset file ({}) is missing", self.role),
+            }),
+        }
     }
 
     /// True when the file is missing or matches no known checksum.
@@ -208,6 +226,14 @@ datasets:
             }
             s => panic!("expected mismatch, got {s:?}"),
         }
+        let e = checks[0].require_usable().unwrap_err();
+        assert!(
+            matches!(&e, DatasetError::ChecksumMismatch { path, .. } if path.ends_with("a")),
+            "{e}"
+        );
+        assert!(checks[1].require_usable().is_ok() && checks[2].require_usable().is_ok());
+        let e = checks[3].require_usable().unwrap_err();
+        assert!(matches!(e, DatasetError::MissingPath { .. }), "{e}");
         let line = checks[0].to_string();
         assert!(
             line.starts_with("MISMATCH") && line.contains(&sha256_hex(b"wrong")),

@@ -237,3 +237,203 @@ fn quick_reproduce_runs_the_paper_spec_and_then_reuses_every_cell() {
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(serde_json::Value::Array(rows), rows2);
 }
+
+/// Debian's Fashion-MNIST folder, when installed (tests that need the real files skip without it).
+fn debian_fashion_mnist() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new("/usr/share/datasets/fashion-mnist");
+    let present = dir.join("t10k-labels-idx1-ubyte.gz").exists();
+    if !present {
+        assert!(
+            std::env::var_os("QBENCH_REQUIRE_FASHION_MNIST").is_none(),
+            "Fashion-MNIST is required: apt-get install dataset-fashion-mnist"
+        );
+        eprintln!("SKIPPED: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
+    }
+    present.then(|| dir.to_path_buf())
+}
+
+const FASHION_FILES: [&str; 4] = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+];
+
+/// A graph file over 28x28 images: one dense layer with zero weights and bias `k` for class `k`,
+/// so it always predicts class 9.
+fn tiny_graph(dir: &std::path::Path) -> std::path::PathBuf {
+    use qbench_engine::{Dense, GraphBuilder, WeightKind};
+    let mut b = GraphBuilder::new(&[784]);
+    let d = b
+        .dense(
+            "d",
+            0,
+            Dense {
+                in_features: 784,
+                out_features: 10,
+                weight_kind: WeightKind::Int { bits: 8 },
+                input_zero_point: 0,
+                weights: vec![0; 7840],
+                bias: Some((0..10).collect()),
+            },
+        )
+        .unwrap();
+    let path = dir.join("tiny.qgraph");
+    b.finish(d).unwrap().save(&path).unwrap();
+    path
+}
+
+/// `$QBENCH_DATA/fashion-mnist` holding symlinks to `files` of the Debian copy.
+fn data_root_linking(debian: &std::path::Path, files: &[&str]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("fashion-mnist");
+    std::fs::create_dir(&dir).unwrap();
+    for name in files {
+        std::os::unix::fs::symlink(debian.join(name), dir.join(name)).unwrap();
+    }
+    root
+}
+
+#[test]
+fn an_incomplete_or_looping_user_dataset_folder_is_an_error_not_skipped() {
+    let work = tempfile::tempdir().unwrap();
+    let graph = tiny_graph(work.path());
+    // Two of the four files (contents do not matter: the folder is rejected before reading).
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("fashion-mnist");
+    std::fs::create_dir(&dir).unwrap();
+    for name in &FASHION_FILES[..1] {
+        std::fs::write(dir.join(name), b"x").unwrap();
+    }
+    std::fs::write(dir.join(FASHION_FILES[2]), b"x").unwrap();
+    let verify = qbench()
+        .args(["data", "verify"])
+        .env("QBENCH_DATA", root.path())
+        .output()
+        .unwrap();
+    let eval = qbench()
+        .arg("eval")
+        .arg(&graph)
+        .env("QBENCH_DATA", root.path())
+        .output()
+        .unwrap();
+    for out in [&verify, &eval] {
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&dir.display().to_string()), "{err}");
+        assert!(
+            err.contains("`train-labels-idx1-ubyte.gz` is missing")
+                && err.contains("`t10k-labels-idx1-ubyte.gz` is missing"),
+            "{err}"
+        );
+        assert!(!err.contains("/usr/share/datasets"), "{err}");
+    }
+    // The folder is a symlink to itself.
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(&dir, &dir).unwrap();
+    let out = qbench()
+        .args(["data", "verify"])
+        .env("QBENCH_DATA", root.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&dir.display().to_string()) && err.contains("symbolic links"),
+        "{err}"
+    );
+}
+
+#[test]
+fn eval_rejects_a_dataset_file_that_fails_its_sha256() {
+    let Some(debian) = debian_fashion_mnist() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let graph = tiny_graph(work.path());
+    let root = data_root_linking(
+        &debian,
+        &[FASHION_FILES[0], FASHION_FILES[1], FASHION_FILES[3]],
+    );
+    // The test images with one pixel flipped, stored raw (the reader accepts raw IDX under a
+    // .gz name): a valid file whose sha256 matches nothing registered.
+    let images = qbench_datasets::read_idx_images(debian.join(FASHION_FILES[2])).unwrap();
+    let mut bytes = qbench_datasets::IDX_IMAGES_MAGIC.to_be_bytes().to_vec();
+    for d in [images.count, images.height, images.width] {
+        bytes.extend_from_slice(&(d as u32).to_be_bytes());
+    }
+    bytes.extend_from_slice(&images.pixels);
+    bytes[16 + 1234] ^= 1;
+    let flipped = root.path().join("fashion-mnist").join(FASHION_FILES[2]);
+    std::fs::write(&flipped, &bytes).unwrap();
+    let out = qbench()
+        .arg("eval")
+        .arg(&graph)
+        .env("QBENCH_DATA", root.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        err.contains("sha256 mismatch") && err.contains(&flipped.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn eval_split_val_is_the_part_of_train_that_training_holds_out() {
+    let Some(debian) = debian_fashion_mnist() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let graph = tiny_graph(work.path());
+    let root = data_root_linking(&debian, &FASHION_FILES);
+    let eval = |args: &[&str]| {
+        qbench()
+            .arg("eval")
+            .arg(&graph)
+            .args(args)
+            .env("QBENCH_DATA", root.path())
+            .output()
+            .unwrap()
+    };
+    let out = eval(&["--split", "val", "--val-fraction", "0.05", "--seed", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("fashion-mnist val") && text.contains("(3000 images)"),
+        "{text}"
+    );
+    // The graph always says class 9: its accuracy is the share of 9s among exactly the images
+    // `train_val_split` holds out.
+    let train = qbench_datasets::load_from(
+        qbench_datasets::Registry::embedded()
+            .get("fashion-mnist")
+            .unwrap(),
+        &debian,
+        qbench_datasets::Split::Train,
+    )
+    .unwrap();
+    let (_, val) = qbench_datasets::train_val_split(train.len(), 0.05, 3);
+    let nines = val.iter().filter(|&&i| train.labels[i] == 9).count();
+    let top1 = format!(
+        "top-1        {:.2}%",
+        100.0 * nines as f64 / val.len() as f64
+    );
+    assert!(text.contains(&top1), "{top1} in {text}");
+    let out = eval(&["--split", "val", "--val-fraction", "0"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--val-fraction"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

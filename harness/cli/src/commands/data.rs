@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use qbench_datasets::{DEFAULT_DATASET, Registry, fetch, locate, verify};
+use qbench_datasets::{DEFAULT_DATASET, DatasetError, Registry, fetch, locate, verify};
 
 use crate::progress;
 
@@ -42,6 +42,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 let [c, h, w] = entry.image_shape;
                 let place = match locate(entry) {
                     Ok(dir) => dir.display().to_string(),
+                    Err(e @ DatasetError::BadFolder { .. }) => format!("unusable: {e}"),
                     Err(_) => format!("not found ({})", entry.install_hint()),
                 };
                 let format = format!("{:?}", entry.format).to_lowercase();

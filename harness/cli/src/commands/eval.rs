@@ -1,13 +1,37 @@
 //! `qbench eval`: accuracy, throughput and operation counts of a saved integer graph.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
-use qbench_datasets::{DEFAULT_DATASET, Split};
+use clap::{Args, ValueEnum};
+use qbench_datasets::{DEFAULT_DATASET, ImageSet, Split, load_verified, train_val_split};
 use qbench_engine::{QGraph, evaluate};
 
+use crate::commands::train::DEFAULT_VAL_FRACTION;
 use crate::progress;
+
+/// The images `qbench eval` classifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EvalSplit {
+    /// The whole training split.
+    Train,
+    /// The validation images: the part of the training split that `qbench train` holds out
+    /// with the same `--seed` and `--val-fraction`.
+    Val,
+    /// The test split (for ImageNet, the ILSVRC-2012 validation folder).
+    Test,
+}
+
+impl fmt::Display for EvalSplit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EvalSplit::Train => "train",
+            EvalSplit::Val => "val",
+            EvalSplit::Test => "test",
+        })
+    }
+}
 
 /// Options of `qbench eval`.
 #[derive(Args)]
@@ -17,9 +41,15 @@ pub struct EvalArgs {
     /// Dataset whose images the graph classifies (see `qbench data list`).
     #[arg(long, default_value = DEFAULT_DATASET)]
     pub dataset: String,
-    /// Which split to evaluate.
-    #[arg(long, default_value = "test")]
-    pub split: Split,
+    /// Which images to evaluate.
+    #[arg(long, value_enum, default_value_t = EvalSplit::Test)]
+    pub split: EvalSplit,
+    /// With `--split val`: the seed of the validation split (as given to `qbench train`).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// With `--split val`: the fraction of the training split held out (as given to `qbench train`).
+    #[arg(long, default_value_t = DEFAULT_VAL_FRACTION)]
+    pub val_fraction: f64,
     /// Images per engine call.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
@@ -28,11 +58,33 @@ pub struct EvalArgs {
     pub counts: bool,
 }
 
+/// Loads the images of `args.split`, after verifying every file of the dataset against the
+/// registry's sha256 (as `train` and `run` do).
+fn load_images(args: &EvalArgs) -> Result<ImageSet> {
+    let split = match args.split {
+        EvalSplit::Test => Split::Test,
+        EvalSplit::Train | EvalSplit::Val => Split::Train,
+    };
+    if args.split == EvalSplit::Val && !(args.val_fraction > 0.0 && args.val_fraction < 1.0) {
+        bail!(
+            "--split val needs --val-fraction in (0, 1), got {}",
+            args.val_fraction
+        );
+    }
+    let (set, _checks) = load_verified(args.dataset.as_str(), split)
+        .with_context(|| format!("loading the {} split of {}", args.split, args.dataset))?;
+    if args.split != EvalSplit::Val {
+        return Ok(set);
+    }
+    let (_, val_idx) = train_val_split(set.len(), args.val_fraction, args.seed);
+    Ok(set.subset(&val_idx))
+}
+
 /// Evaluates the graph and prints accuracy, images per second and counts.
 pub fn run(args: EvalArgs) -> Result<()> {
     let (graph, sha) =
         QGraph::load(&args.graph).with_context(|| format!("loading {}", args.graph.display()))?;
-    let set = qbench_datasets::load(args.dataset.as_str(), args.split)?;
+    let set = load_images(&args)?;
     if set.image_len() != graph.input_len() {
         bail!(
             "{} takes {}-byte images but {} has {}x{}x{} = {} bytes per image",
@@ -51,9 +103,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     println!("graph        {} (sha256 {sha})", args.graph.display());
+    let which = match args.split {
+        EvalSplit::Val => format!(
+            "val (held out: {} of train, seed {})",
+            args.val_fraction, args.seed
+        ),
+        s => s.to_string(),
+    };
     println!(
-        "dataset      {} {:?} ({} images)",
-        args.dataset, args.split, report.images
+        "dataset      {} {which} ({} images)",
+        args.dataset, report.images
     );
     println!("top-1        {:.2}%", 100.0 * report.top1);
     if let Some(top5) = report.top5 {

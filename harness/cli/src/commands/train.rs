@@ -12,6 +12,9 @@ use crate::float_model::{self, FloatSpec};
 use crate::progress::TrainBars;
 use crate::results;
 
+/// The fraction of the training split `qbench train` holds out for validation by default.
+pub const DEFAULT_VAL_FRACTION: f64 = 0.1;
+
 /// Options of `qbench train`.
 #[derive(Args)]
 pub struct TrainArgs {
@@ -37,7 +40,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Fraction of the training split held out for validation.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = DEFAULT_VAL_FRACTION)]
     pub val_fraction: f64,
     /// Train on only this many images (a smaller budget).
     #[arg(long)]
