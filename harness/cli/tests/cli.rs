@@ -437,3 +437,33 @@ fn eval_split_val_is_the_part_of_train_that_training_holds_out() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_missing_file_gives_the_os_reason_once_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none");
+    for args in [
+        vec![
+            "run".to_string(),
+            missing.join("spec.yaml").display().to_string(),
+        ],
+        vec![
+            "eval".to_string(),
+            missing.join("g.qgraph").display().to_string(),
+        ],
+        vec![
+            "quantize".into(),
+            "--config".into(),
+            missing.join("c.yaml").display().to_string(),
+        ],
+    ] {
+        let out = qbench().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&missing.display().to_string()),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.matches("os error 2").count(), 1, "{args:?}: {err}");
+    }
+}

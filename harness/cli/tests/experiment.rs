@@ -201,7 +201,7 @@ fn a_run_killed_twice_resumes_to_the_same_records_as_a_clean_run() {
     stale["cell_id"] = "0000000000000000".into();
     std::fs::write(
         rb.join("cells").join("0000000000000000.json"),
-        stale.to_string(),
+        qbench_io::seal_json(&stale).unwrap(),
     )
     .unwrap();
     ok(qbench()
@@ -229,7 +229,66 @@ fn a_run_killed_twice_resumes_to_the_same_records_as_a_clean_run() {
         .arg(rb.file_name().unwrap())
         .output()
         .unwrap());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("all match"));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("all match"), "{report}");
+    // A sample of one still covers every method family (int8, djq, linear) and the float model.
+    let ok_lines = report.lines().filter(|l| l.starts_with("ok ")).count();
+    assert_eq!(ok_lines, 4, "{report}");
+    assert!(report.contains("ok       float cnn"), "{report}");
+
+    // Tampering: a record or manifest edited by hand is an error naming the file, for
+    // `aggregate`, for a rerun and for `verify`; restored, everything works again.
+    let record = rb.join("cells").join(first);
+    let manifest = rb.join("manifest.json");
+    for (path, field) in [
+        (&record, "\"int_accuracy\": 0."),
+        (&manifest, "\"test_accuracy\": 0."),
+    ] {
+        let original = std::fs::read_to_string(path).unwrap();
+        assert!(original.contains(field), "{field}");
+        std::fs::write(path, original.replacen(field, &format!("{field}0"), 1)).unwrap();
+        for args in [
+            vec!["aggregate".to_string()],
+            vec!["verify".to_string(), "--all".to_string()],
+        ] {
+            let out = qbench()
+                .args(&args)
+                .arg("--results")
+                .arg(&killed)
+                .arg(rb.file_name().unwrap())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success(),
+                "{args:?} accepted an edited {}",
+                path.display()
+            );
+            assert!(
+                err.contains(&path.display().to_string()) && err.contains("edited"),
+                "{err}"
+            );
+        }
+        let out = qbench()
+            .arg("run")
+            .arg(&spec)
+            .arg("--results")
+            .arg(&killed)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(&path.display().to_string()),
+            "{err}"
+        );
+        std::fs::write(path, original).unwrap();
+    }
+    ok(qbench()
+        .args(["aggregate", "--results"])
+        .arg(&killed)
+        .arg(rb.file_name().unwrap())
+        .output()
+        .unwrap());
 
     // An edited spec is a new run; its unchanged cells come from the method cache, said so.
     let edited = work.path().join("edited.yaml");
@@ -242,6 +301,86 @@ fn a_run_killed_twice_resumes_to_the_same_records_as_a_clean_run() {
         .output()
         .unwrap());
     assert_eq!(counts(&String::from_utf8_lossy(&out.stderr)), (0, 5));
+
+    // While another process holds the run, a second `qbench run` waits (saying so) and does no
+    // work; once the lock is free it finds every cell finished.
+    let lock = std::fs::File::open(run_dir_of(&clean, "resume", &edited).join(".lock")).unwrap();
+    lock.lock().unwrap();
+    let mut waiting = qbench()
+        .arg("run")
+        .arg(&edited)
+        .arg("--results")
+        .arg(&clean)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(waiting.stderr.take().unwrap());
+    let mut line = String::new();
+    use std::io::BufRead;
+    while !line.contains("is in use by another qbench") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no waiting message"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "it waits for the lock"
+    );
+    drop(lock);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(waiting.wait().unwrap().success(), "{rest}");
+    assert_eq!(counts(&rest), (0, 0), "{rest}");
+
+    // Only a missing Debian package may skip the hardware flow, and then the run says so: in its
+    // exit code (3) and in its summary.
+    let with_hw = work.path().join("hw.yaml");
+    std::fs::write(
+        &with_hw,
+        SPEC.replace(
+            "hardware: {enabled: false}",
+            "hardware: {units: [shift_const]}",
+        ),
+    )
+    .unwrap();
+    let out = qbench()
+        .arg("run")
+        .arg(&with_hw)
+        .arg("--results")
+        .arg(&clean)
+        .env("PATH", work.path().join("no-tools"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("yosys") && err.contains("incomplete"), "{err}");
+    let summary = std::fs::read_to_string(
+        run_dir_of(&clean, "resume", &with_hw)
+            .join("tables")
+            .join("summary.md"),
+    )
+    .unwrap();
+    assert!(
+        summary.contains("Hardware flow not run") && summary.contains("yosys"),
+        "{summary}"
+    );
+}
+
+/// The run folder of the spec file `spec` (named `name`) under `results`: the one whose stored
+/// spec is that file's text.
+fn run_dir_of(results: &Path, name: &str, spec: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(spec).unwrap();
+    std::fs::read_dir(results.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| {
+            d.file_name().unwrap().to_string_lossy().starts_with(name)
+                && std::fs::read_to_string(d.join("spec.yaml")).ok().as_deref() == Some(&text)
+        })
+        .expect("the run folder")
 }
 
 /// The cells a `run` quantized now and took from the method cache, from its summary line.

@@ -212,34 +212,37 @@ impl RunDir {
         results::write_sealed(&self.cell_path(&record.cell_id), record)
     }
 
-    /// The run's cell records, ordered by spec entry then id; unreadable files are errors.
+    /// The run's cell records, ordered by spec entry then id; a record that is unreadable or
+    /// edited (its seal does not match) is an error naming it.
     ///
-    /// Only the cells of the run's current grid (the manifest's `cells`) count: a record left by
-    /// an earlier build of the same spec, whose cell id hashed other source code, stays on disk
-    /// as history but is not mixed into tables, counts or checks.
+    /// Only the cells of the run's current grid (the manifest's `cells`) are read: a record left
+    /// by an earlier build of the same spec, whose cell id hashed other source code, stays on
+    /// disk as history but is not mixed into tables, counts or checks.
     pub fn cells(&self) -> Result<Vec<CellRecord>> {
         let dir = self.dir.join("cells");
-        let mut records = Vec::new();
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
-        {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let record: CellRecord = results::read_sealed(&path)
-                    .with_context(|| format!("{} is not a valid cell record", path.display()))?;
-                records.push(record);
-            }
-        }
         let manifest = match self.dir.join("manifest.json").exists() {
             true => Some(self.manifest()?),
             false => None,
         };
-        if let Some(manifest) = manifest
-            && !manifest.cells.is_empty()
-        {
-            let current: std::collections::BTreeSet<&str> =
-                manifest.cells.iter().map(String::as_str).collect();
-            records.retain(|r| current.contains(r.cell_id.as_str()));
+        let paths: Vec<PathBuf> = match manifest.filter(|m| !m.cells.is_empty()) {
+            Some(m) => m
+                .cells
+                .iter()
+                .map(|id| self.cell_path(id))
+                .filter(|p| p.exists())
+                .collect(),
+            None => std::fs::read_dir(&dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<Vec<_>>>()
+                .with_context(|| format!("reading {}", dir.display()))?
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect(),
+        };
+        let mut records: Vec<CellRecord> = Vec::new();
+        for path in paths {
+            records.push(results::read_sealed(&path)?);
         }
         records.sort_by(|a, b| {
             (a.spec_entry, &a.model, a.seed, &a.cell_id).cmp(&(
