@@ -32,31 +32,39 @@ impl Geometry {
     fn rows(&self) -> usize {
         self.c * self.k * self.k
     }
-    /// Calls `f(row, col, input_offset)` for every column entry that reads the input (entries that
-    /// fall on padding are skipped: they are zero).
+    /// Calls `f(col, input, len)` for every run of `len` consecutive column entries of one
+    /// (row, output row) that read the input: entry `col + j` reads input `input + j * stride`.
+    /// Entries that fall on padding are skipped (they are zero).
     #[inline]
-    fn for_each_tap(&self, mut f: impl FnMut(usize, usize)) {
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize)) {
         let (oh, ow) = self.out_hw();
         let cols = oh * ow;
+        let s = self.stride;
         for c in 0..self.c {
             for ky in 0..self.k {
                 for kx in 0..self.k {
                     let row = (c * self.k + ky) * self.k + kx;
+                    // Output columns x whose tap x * s + kx - pad lies in 0..w.
+                    let x_lo = self.pad.saturating_sub(kx).div_ceil(s);
+                    let x_hi = if self.w + self.pad > kx {
+                        ow.min((self.w - 1 + self.pad - kx) / s + 1)
+                    } else {
+                        0
+                    };
+                    if x_lo >= x_hi {
+                        continue;
+                    }
+                    let ix = x_lo * s + kx - self.pad;
                     for y in 0..oh {
-                        let iy = (y * self.stride + ky) as isize - self.pad as isize;
+                        let iy = (y * s + ky) as isize - self.pad as isize;
                         if iy < 0 || iy >= self.h as isize {
                             continue;
                         }
-                        for x in 0..ow {
-                            let ix = (x * self.stride + kx) as isize - self.pad as isize;
-                            if ix < 0 || ix >= self.w as isize {
-                                continue;
-                            }
-                            f(
-                                row * cols + y * ow + x,
-                                (c * self.h + iy as usize) * self.w + ix as usize,
-                            );
-                        }
+                        f(
+                            row * cols + y * ow + x_lo,
+                            (c * self.h + iy as usize) * self.w + ix,
+                            x_hi - x_lo,
+                        );
                     }
                 }
             }
@@ -95,7 +103,18 @@ impl CustomOp1 for Im2Col {
         out.par_chunks_mut(per_out)
             .zip(input.par_chunks(per_in))
             .for_each(|(dst, src)| {
-                g.for_each_tap(|o, i| dst[o] = src[i]);
+                g.for_each_run(|o, i, len| {
+                    if g.stride == 1 {
+                        dst[o..o + len].copy_from_slice(&src[i..i + len]);
+                    } else {
+                        for (d, &v) in dst[o..o + len]
+                            .iter_mut()
+                            .zip(src[i..].iter().step_by(g.stride))
+                        {
+                            *d = v;
+                        }
+                    }
+                });
             });
         Ok((CpuStorage::F32(out), Shape::from((n, g.rows(), oh * ow))))
     }
@@ -135,7 +154,11 @@ impl CustomOp1 for Col2Im {
         out.par_chunks_mut(per_in)
             .zip(cols.par_chunks(per_col))
             .for_each(|(dst, src)| {
-                g.for_each_tap(|o, i| dst[i] += src[o]);
+                g.for_each_run(|o, i, len| {
+                    for (d, &v) in dst[i..].iter_mut().step_by(g.stride).zip(&src[o..o + len]) {
+                        *d += v;
+                    }
+                });
             });
         Ok((CpuStorage::F32(out), Shape::from((n, g.c, g.h, g.w))))
     }

@@ -80,6 +80,21 @@ pub(crate) fn batch_norm(
     let beta = params.get(&format!("{name}.bias"))?;
     let mean_key = format!("{name}.running_mean");
     let var_key = format!("{name}.running_var");
+    if mode == Mode::Train {
+        // One fused operation over the batch (and spatial) positions of each channel.
+        let (y, mean, var) = super::batch_norm::batch_norm_train(x, &gamma, &beta, BN_EPS)?;
+        let count = (x.elem_count() / x.dim(1)?) as f64;
+        // Running statistics use the unbiased variance, as PyTorch does.
+        let unbiased = (var * (count / (count - 1.0).max(1.0)))?;
+        let old_mean = params.get(&mean_key)?;
+        let old_var = params.get(&var_key)?;
+        let new_mean = ((old_mean * (1.0 - BN_MOMENTUM))? + (mean * BN_MOMENTUM)?)?;
+        let new_var = ((old_var * (1.0 - BN_MOMENTUM))? + (unbiased * BN_MOMENTUM)?)?;
+        params.buffers.insert(mean_key, new_mean);
+        params.buffers.insert(var_key, new_var);
+        return Ok(y);
+    }
+    let (mean, var) = (params.get(&mean_key)?, params.get(&var_key)?);
     let spatial = x.rank() == 4;
     let bshape = |t: &Tensor| -> Result<Tensor> {
         Ok(if spatial {
@@ -87,30 +102,6 @@ pub(crate) fn batch_norm(
         } else {
             t.reshape((1, ()))?
         })
-    };
-    let (mean, var) = match mode {
-        Mode::Eval => (params.get(&mean_key)?, params.get(&var_key)?),
-        Mode::Train => {
-            // Per-channel statistics over batch (and spatial) positions.
-            let xc = if spatial {
-                x.transpose(0, 1)?.flatten_from(1)?
-            } else {
-                x.t()?
-            };
-            let count = xc.dim(1)? as f64;
-            let mean = xc.mean(1)?;
-            let centred = xc.broadcast_sub(&mean.unsqueeze(1)?)?;
-            let var = centred.sqr()?.mean(1)?;
-            // Running statistics use the unbiased variance, as PyTorch does.
-            let unbiased = (var.detach() * (count / (count - 1.0).max(1.0)))?;
-            let old_mean = params.get(&mean_key)?;
-            let old_var = params.get(&var_key)?;
-            let new_mean = ((old_mean * (1.0 - BN_MOMENTUM))? + (mean.detach() * BN_MOMENTUM)?)?;
-            let new_var = ((old_var * (1.0 - BN_MOMENTUM))? + (unbiased * BN_MOMENTUM)?)?;
-            params.buffers.insert(mean_key, new_mean);
-            params.buffers.insert(var_key, new_var);
-            (mean, var)
-        }
     };
     let inv_std = (var + BN_EPS)?.sqrt()?.recip()?;
     let scale = (gamma * inv_std)?;
