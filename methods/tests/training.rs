@@ -69,6 +69,26 @@ fn same_seed_gives_the_same_weights_and_the_model_learns() {
     assert!(accuracy(&arch, &mut params, &set, &val, 16).unwrap() > 0.95);
 }
 
+#[test]
+fn another_seed_gives_other_weights() {
+    let set = toy_set();
+    let arch = zoo::build("cnn", [1, 8, 8], 2).unwrap();
+    let idx: Vec<usize> = (0..320).collect();
+    let a = train(&arch, &set, &idx, &[], &config(1), None, &mut Quiet).unwrap();
+    let other = TrainConfig {
+        seed: 8,
+        ..config(1)
+    };
+    let b = train(&arch, &set, &idx, &[], &other, None, &mut Quiet).unwrap();
+    let (wa, wb) = (weights_bytes(&a.params), weights_bytes(&b.params));
+    assert_eq!(wa.len(), wb.len());
+    for ((name, x), (_, y)) in wa.iter().zip(&wb) {
+        if name.ends_with(".weight") {
+            assert_ne!(x, y, "{name} is the same for seeds 7 and 8");
+        }
+    }
+}
+
 /// Stops training after the first epoch's checkpoint, as Ctrl-C would.
 struct StopAfterFirstEpoch {
     done: bool,

@@ -418,3 +418,71 @@ fn spec_errors_name_the_file_line_and_field() {
     // Nothing was started for a spec that does not validate.
     assert!(!work.path().join("runs").exists());
 }
+
+#[test]
+fn two_seeds_train_two_models_and_the_spread_is_computed_from_them() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let spec = work.path().join("seeds.yaml");
+    std::fs::write(
+        &spec,
+        "name: seeds\nseeds: [0, 1]\nmodels:\n  - {model: cnn, epochs: 1, train_limit: 1500}\n\
+         methods:\n  - {method: linear, bits: 4}\nhardware: {enabled: false}\n",
+    )
+    .unwrap();
+    let results = work.path().join("results");
+    ok(qbench()
+        .arg("run")
+        .arg(&spec)
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .unwrap());
+    let cells = records(&results);
+    assert_eq!(cells.len(), 2);
+    let weights: Vec<&serde_json::Value> = cells
+        .iter()
+        .map(|(_, c)| &c["float"]["weights_sha256"])
+        .collect();
+    assert_ne!(
+        weights[0], weights[1],
+        "each seed trains its own float model"
+    );
+    let rows: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir(&results).unwrap().join("tables/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let row = &rows[0];
+    let acc: Vec<f64> = row["accuracies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_f64().unwrap())
+        .collect();
+    assert_eq!(row["seeds"], serde_json::json!([0, 1]));
+    assert_eq!(acc.len(), 2);
+    let mut per_seed: Vec<(u64, f64)> = cells
+        .iter()
+        .map(|(_, c)| {
+            (
+                c["seed"].as_u64().unwrap(),
+                c["result"]["int_accuracy"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    per_seed.sort_by_key(|p| p.0);
+    assert_eq!(acc, per_seed.iter().map(|p| p.1).collect::<Vec<_>>());
+    let mean = (acc[0] + acc[1]) / 2.0;
+    let std = ((acc[0] - mean).powi(2) + (acc[1] - mean).powi(2)).sqrt(); // n - 1 = 1
+    assert!(
+        std > 0.0,
+        "two seeds of a 1,500-image model give different accuracies: {acc:?}"
+    );
+    assert!((row["accuracy_mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert!(
+        (row["accuracy_std"].as_f64().unwrap() - std).abs() < 1e-12,
+        "{row}"
+    );
+}

@@ -34,6 +34,20 @@ pub enum BenchCommand {
         #[arg(long, default_value = qbench_methods::method::registry::BASELINE_CONFIG)]
         method: String,
     },
+    /// Float training speed: one epoch of a zoo model over the whole training pool of a dataset
+    /// (no validation pass, nothing cached), in seconds per epoch and against the 60 s target.
+    /// Run it on a quiet machine; the load average is printed beside the figure.
+    Train {
+        /// Architecture (see `qbench models`).
+        #[arg(long, default_value = "cnn")]
+        model: String,
+        /// Dataset (see `qbench data list`).
+        #[arg(long, default_value = qbench_datasets::DEFAULT_DATASET)]
+        dataset: String,
+        /// Epochs to average over.
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+    },
 }
 
 /// Runs a benchmark and prints its report.
@@ -64,5 +78,10 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             seconds,
             method,
         } => super::bench_model::resnet18(batch.max(1), seconds, &method),
+        BenchCommand::Train {
+            model,
+            dataset,
+            epochs,
+        } => super::bench_train::train_speed(&model, &dataset, epochs),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod bench;
 mod bench_model;
+mod bench_train;
 pub mod data;
 pub mod eval;
 pub mod hw;

@@ -28,6 +28,9 @@ pub struct AggregateRow {
     pub spec_entry: usize,
     /// Seeds aggregated.
     pub seeds: Vec<u64>,
+    /// Integer-engine test accuracy of each seed, in the order of `seeds`: what the mean and the
+    /// standard deviation are computed from.
+    pub accuracies: Vec<f64>,
     /// Integer-engine test accuracy: mean over seeds.
     pub accuracy_mean: f64,
     /// Sample standard deviation over seeds (0 for one seed).
@@ -102,6 +105,7 @@ pub fn rows(cells: &[CellRecord]) -> Vec<AggregateRow> {
                 options: first.options.clone(),
                 spec_entry: first.spec_entry,
                 seeds: group.iter().map(|c| c.seed).collect(),
+                accuracies: acc.clone(),
                 accuracy_mean,
                 accuracy_std,
                 fake_accuracy: mean(&|c| c.result.fake_accuracy),
