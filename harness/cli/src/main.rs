@@ -16,7 +16,15 @@ mod results;
 /// Every method runs through one shared integer inference engine, bit for bit the arithmetic the
 /// RTL implements. Start with `qbench reproduce`; every subcommand has its own --help.
 #[derive(Parser)]
-#[command(name = "qbench", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "qbench",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Exit codes: 0 done; 1 error; 2 usage error; 3 done except the hardware flow, which a \
+                  missing Debian package (named in the message and the run's summary) kept from running."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
