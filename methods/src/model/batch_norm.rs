@@ -252,19 +252,8 @@ pub fn batch_norm_train(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
-
-    fn rand(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Tensor {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let n: usize = shape.iter().product();
-        Tensor::from_vec(
-            (0..n).map(|_| rng.random_range(lo..hi)).collect::<Vec<_>>(),
-            shape,
-            &Device::Cpu,
-        )
-        .unwrap()
-    }
+    use crate::model::test_util::{max_diff, uniform as rand};
+    use candle_core::Var;
 
     /// Batch norm from candle's elementwise operations, differentiated by its autograd.
     fn composed(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Tensor {
@@ -295,19 +284,6 @@ mod tests {
         x.broadcast_mul(&shape(&scale))
             .unwrap()
             .broadcast_add(&shape(&shift))
-            .unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
             .unwrap()
     }
 

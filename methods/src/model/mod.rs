@@ -6,4 +6,6 @@ pub mod conv;
 pub mod forward;
 pub mod params;
 pub mod pool;
+#[cfg(test)]
+mod test_util;
 pub mod zoo;
