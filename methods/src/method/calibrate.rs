@@ -602,16 +602,7 @@ mod tests {
         let ours = forward(&folded, &tensors, &raw, &mut Identity).unwrap();
         let (x, _) = data::batch(&set, &idx).unwrap();
         let theirs = float_forward(&arch, &mut params, &x, Mode::Eval).unwrap();
-        let diff = (ours - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = crate::model::test_util::max_diff(&ours, &theirs);
         assert!(diff < 1e-3, "folded and float logits differ by {diff}");
         let cal = calibrate(&folded, &tensors, &set, &idx, 3).unwrap();
         let s = cal.get("conv1", TapKind::Output).unwrap();

@@ -7,5 +7,5 @@ pub mod forward;
 pub mod params;
 pub mod pool;
 #[cfg(test)]
-mod test_util;
+pub(crate) mod test_util;
 pub mod zoo;
