@@ -338,6 +338,40 @@ impl TensorStats {
         2f64.powf(f64::from(MIN_LOG2) + (i + 1) as f64 / BINS_PER_OCTAVE as f64)
     }
 
+    /// The power-of-two range with the least squared quantization error: `qmax * 2^-f` for the
+    /// exponent `f` that minimises the histogram's estimate of `E[(|x| - q_f(|x|))^2]`, where
+    /// `q_f(v) = min(round(v 2^f), qmax) 2^-f` (clipping and rounding error together; each bin
+    /// counts at its geometric centre). The candidates run from the exponent that clips nothing
+    /// down to 8 below it, so the result never has more error than min/max's.
+    pub fn mse_pow2_range(&self, qmax: f64) -> f64 {
+        let top = self.abs_max();
+        if !(top > 0.0 && top.is_finite() && qmax > 0.0) {
+            return top;
+        }
+        let widest = (qmax / top).log2().floor() as i32;
+        let error = |f: i32| -> f64 {
+            let scale = 2f64.powi(f);
+            self.histogram
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, &c)| {
+                    let v = (Self::edge(i) * 2f64.powf(-0.5 / BINS_PER_OCTAVE as f64)).min(top);
+                    let q = (v * scale + 0.5).floor().min(qmax) / scale;
+                    c as f64 * (v - q).powi(2)
+                })
+                .sum()
+        };
+        let best = (widest..=widest + 8)
+            .map(|f| (error(f), f))
+            .fold(
+                (f64::INFINITY, widest),
+                |a, b| if b.0 < a.0 { b } else { a },
+            )
+            .1;
+        qmax * 2f64.powi(-best)
+    }
+
     /// The signed `p`-th percentile (0..=100) of `x`, to the histogram's resolution and rounded
     /// away from zero (the outer edge of the bin where the cumulative count reaches `p%`, capped
     /// at [`TensorStats::min`] / [`TensorStats::max`]), so a range from two percentiles only
@@ -611,5 +645,22 @@ mod tests {
         assert!(s.abs_percentile(100.0) <= s.abs_max());
         assert!(cal.get("conv1", TapKind::PreBn).is_some());
         assert_eq!(s.channel_max.len(), 16);
+    }
+
+    #[test]
+    fn the_least_squared_error_range_clips_a_long_tail_at_low_bits() {
+        // Mostly small magnitudes with a few large ones, as a ReLU output has.
+        let mut values: Vec<f32> = (0..10_000).map(|i| (i % 100) as f32 / 100.0).collect();
+        values.extend([8.0f32, 12.0, 16.0]);
+        let n = values.len();
+        let t = candle_core::Tensor::from_vec(values, (n, 1), &candle_core::Device::Cpu).unwrap();
+        let mut s = TensorStats::new(1);
+        s.add(&t).unwrap();
+        // 2-bit unsigned (qmax 3): clipping the tail beats stretching the scale over it.
+        let r2 = s.mse_pow2_range(3.0);
+        assert!(r2 < 2.0, "2-bit range {r2}");
+        assert_eq!((3.0 / r2).log2().fract(), 0.0, "a power-of-two scale");
+        // 16 bits represent the whole range finely: at most the last rounding step is clipped.
+        assert!(s.mse_pow2_range(65535.0) > 15.99);
     }
 }

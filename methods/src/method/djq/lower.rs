@@ -128,11 +128,13 @@ impl Lowering<'_> {
         })
     }
 
-    fn range(&self, module: &str, kind: TapKind) -> Result<f64> {
+    /// The calibrated range of a tap whose values are stored as `dtype`.
+    fn range(&self, module: &str, kind: TapKind, dtype: DType) -> Result<f64> {
         let s = self.stats(module, kind)?;
         Ok(match self.opts.calibration.kind {
             CalibrationKind::Minmax => s.abs_max(),
             CalibrationKind::Percentile => s.abs_percentile(self.opts.calibration.percentile),
+            CalibrationKind::Mse => s.mse_pow2_range(dtype.max_value() as f64),
         })
     }
 
@@ -226,7 +228,7 @@ impl Lowering<'_> {
             (DType::I32, None)
         } else {
             let out = if m.relu { unsigned(a) } else { signed(a) };
-            let range = self.range(&m.name, TapKind::Output)?;
+            let range = self.range(&m.name, TapKind::Output, out)?;
             let mut f = self.out_exponent(range, out, i32::MAX);
             // Shifts must lie in 0..=31: coarser weights if a shift would exceed 31, coarser
             // output if one would be negative.
@@ -293,7 +295,7 @@ impl Lowering<'_> {
                 .collect();
             let mut fw = weight_exponents(&raw, o, wb, per_channel);
             let out = signed(a);
-            let range = self.range(&m.name, TapKind::PreBn)?;
+            let range = self.range(&m.name, TapKind::PreBn, out)?;
             let mut f = self.out_exponent(range, out, i32::MAX);
             for e in fw.iter_mut() {
                 *e = (*e).min(f + 31 - x.exp);
@@ -386,7 +388,7 @@ impl Lowering<'_> {
         }
         self.report(&m.name, a);
         let out = signed(a);
-        let range = self.range(&m.name, TapKind::PreActivation)?;
+        let range = self.range(&m.name, TapKind::PreActivation, out)?;
         let cap = final_exp.iter().copied().min().unwrap_or(0);
         let f = self.out_exponent(range, out, cap);
         let name = if m.bn_scale.is_some() {
@@ -398,7 +400,7 @@ impl Lowering<'_> {
         if m.relu {
             let id = self.graph.relu(&format!("{}.relu", m.name), y.id, 0)?;
             let out = unsigned(a);
-            let range = self.range(&m.name, TapKind::Output)?;
+            let range = self.range(&m.name, TapKind::Output, out)?;
             let f = self.out_exponent(range, out, y.exp);
             let r = Act { id, ..y };
             y = self.shift(
@@ -414,7 +416,7 @@ impl Lowering<'_> {
             let id = self
                 .graph
                 .max_pool(&format!("{}.pool", m.name), y.id, p.into())?;
-            let range = self.range(&m.name, TapKind::Output)?;
+            let range = self.range(&m.name, TapKind::Output, y.dtype)?;
             let f = self.out_exponent(range, y.dtype, y.exp);
             let r = Act { id, ..y };
             y = self.shift(
@@ -435,7 +437,7 @@ impl Lowering<'_> {
         if self.opts.unified {
             return Ok(y);
         }
-        let range = self.range(name, TapKind::Output)?;
+        let range = self.range(name, TapKind::Output, y.dtype)?;
         let f = self.out_exponent(range, y.dtype, y.exp);
         let relu = matches!(y.dtype, DType::Unsigned { .. });
         self.shift(format!("{name}.requant"), y, y.dtype, f, &[y.exp], relu)
@@ -539,7 +541,7 @@ impl Lowering<'_> {
         };
         let out = unsigned(a);
         if unified {
-            let range = self.range(name, TapKind::Output)?;
+            let range = self.range(name, TapKind::Output, out)?;
             let f = self.out_exponent(range, out, e).max(e - 31);
             self.exps.insert(
                 name.to_string(),
@@ -551,11 +553,11 @@ impl Lowering<'_> {
             );
             return self.shift(format!("{name}.requant"), sum, out, f, &[e], true);
         }
-        let range = self.range(name, TapKind::Sum)?;
+        let range = self.range(name, TapKind::Sum, signed(a))?;
         let f = self.out_exponent(range, signed(a), e).max(e - 31);
         let s = self.shift(format!("{name}.requant"), sum, signed(a), f, &[e], false)?;
         let id = self.graph.relu(&format!("{name}.relu"), s.id, 0)?;
-        let range = self.range(name, TapKind::Output)?;
+        let range = self.range(name, TapKind::Output, out)?;
         let f2 = self.out_exponent(range, out, f);
         self.shift(
             format!("{name}.relu.requant"),

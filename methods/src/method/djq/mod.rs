@@ -124,6 +124,7 @@ impl QuantMethod for Djq {
             CalibrationKind::Percentile => {
                 format!("{} percentile of |x|", o.calibration.percentile)
             }
+            CalibrationKind::Mse => "least-squared-error power-of-two range of |x|".to_string(),
         };
         lowered.net.into_quantized(ReportHead {
             method: "djq",

@@ -12,6 +12,9 @@ pub enum CalibrationKind {
     Minmax,
     /// A percentile of the magnitudes seen (clips rare outliers).
     Percentile,
+    /// The power-of-two range with the least squared quantization error over the magnitudes
+    /// seen (clipping traded against rounding; matters most at 2-4 bits).
+    Mse,
 }
 
 /// Calibration settings.
