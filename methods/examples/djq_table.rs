@@ -100,6 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             match kind {
                 CalibrationKind::Minmax => "minmax",
                 CalibrationKind::Percentile => "p99.99",
+                CalibrationKind::Mse => "mse",
             },
             100.0 * v.int_accuracy,
             100.0 * t.int_accuracy,
