@@ -252,7 +252,7 @@ pub fn batch_norm_train(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_util::{max_diff, uniform as rand};
+    use crate::model::test_util::{max_diff, probe_gradients, uniform as rand};
     use candle_core::Var;
 
     /// Batch norm from candle's elementwise operations, differentiated by its autograd.
@@ -301,18 +301,7 @@ mod tests {
             assert_eq!(mean.dims(), &[c]);
             assert_eq!(var.dims(), &[c]);
             let probe = rand(shape, 4, -1.0, 1.0);
-            let g1 = (&ours * &probe)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let g2 = (&theirs * &probe)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let (g1, g2) = probe_gradients(&ours, &theirs, &probe);
             for v in [&x, &gamma, &beta] {
                 let (a, b) = (
                     g1.get(v.as_tensor()).unwrap(),

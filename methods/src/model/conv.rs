@@ -194,7 +194,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, shape: &ConvShape) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_util::{max_diff, uniform};
+    use crate::model::test_util::{max_diff, probe_gradients, uniform};
     use candle_core::Var;
 
     fn rand(shape: &[usize], seed: u64) -> Tensor {
@@ -234,18 +234,7 @@ mod tests {
                 "forward s{stride} p{pad} k{k} g{groups}"
             );
             let probe = rand(ours.dims(), 3);
-            let g1 = (&ours * &probe)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let g2 = (&theirs * &probe)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let (g1, g2) = probe_gradients(&ours, &theirs, &probe);
             for v in [&x, &w] {
                 let (a, b) = (
                     g1.get(v.as_tensor()).unwrap(),

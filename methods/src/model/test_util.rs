@@ -1,5 +1,6 @@
 //! Helpers of the model tests that compare a hand-written operation with candle's own.
 
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 
 /// A tensor of `shape` with values drawn uniformly from `lo..hi` (seeded).
@@ -23,4 +24,11 @@ pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
         .to_scalar::<f32>()
         .unwrap()
+}
+
+/// The gradients of `sum(ours * probe)` and `sum(theirs * probe)`: two implementations of one
+/// operation, differentiated along the same random direction.
+pub fn probe_gradients(ours: &Tensor, theirs: &Tensor, probe: &Tensor) -> (GradStore, GradStore) {
+    let grads = |t: &Tensor| (t * probe).unwrap().sum_all().unwrap().backward().unwrap();
+    (grads(ours), grads(theirs))
 }
