@@ -10,6 +10,10 @@ pub const ARCHITECTURES: &[(&str, &str)] = &[
         "default: conv 1->16, BN, ReLU, pool, conv 16->32, BN, ReLU, pool, dense (28x28 input)",
     ),
     (
+        "vgg7",
+        "deeper default: six 3x3 convs (16-16-32-32-64-64, BN, ReLU, pool after the 1st, 3rd and 5th), dense (28x28 input)",
+    ),
+    (
         "lenet5",
         "LeNet-5 style: 5x5 convs 6 and 16 channels, dense 120, 84 (28x28 input)",
     ),
@@ -41,6 +45,7 @@ pub const ARCHITECTURES: &[(&str, &str)] = &[
 pub fn build(name: &str, input: [usize; 3], num_classes: usize) -> Option<Architecture> {
     let layers = match name {
         "cnn" => small_cnn(input, 16, 32, num_classes),
+        "vgg7" => vgg7(input, num_classes),
         "lenet5" => lenet5(input, num_classes),
         "mlp" => mlp(input, &[256, 256], num_classes),
         "bnn-mlp" => mlp(input, &[4096, 4096, 4096], num_classes),
@@ -126,6 +131,32 @@ fn small_cnn([c, h, w]: [usize; 3], c1: usize, c2: usize, classes: usize) -> Vec
         Layer::Flatten,
         dense("fc", c2 * (h / 4) * (w / 4), classes, true),
     ]
+}
+
+/// The deeper model beside `cnn`: six conv + BN + ReLU modules (a 2x2 max pool after the first,
+/// third and fifth) and a dense layer, so seven MAC layers where `cnn` has three. Widths stay
+/// small (16 to 64) and the first pool comes early, so one epoch costs about twice the `cnn`'s.
+fn vgg7([c, h, w]: [usize; 3], classes: usize) -> Vec<Layer> {
+    let mut layers = Vec::new();
+    let (mut cin, mut side) = (c, (h, w));
+    for (i, cout) in [16, 16, 32, 32, 64, 64].into_iter().enumerate() {
+        let n = i + 1;
+        layers.extend([
+            conv(&format!("conv{n}"), cin, cout, 3, 1, 1),
+            bn(&format!("bn{n}"), cout),
+            Layer::Relu,
+        ]);
+        if n % 2 == 1 {
+            layers.push(pool2());
+            side = (side.0 / 2, side.1 / 2);
+        }
+        cin = cout;
+    }
+    layers.extend([
+        Layer::Flatten,
+        dense("fc", cin * side.0 * side.1, classes, true),
+    ]);
+    layers
 }
 
 fn lenet5([c, h, w]: [usize; 3], classes: usize) -> Vec<Layer> {

@@ -4,12 +4,14 @@
 //! fake quantizers of the unified modules inserted by [`SteHooks`]: weights
 //! `w + (q(w) - w).detach()` with `q(w) = clamp(floor(w 2^fw + 0.5), lo, hi) 2^-fw`, biases at
 //! `2^-(fw + f_in)`, and each module's output `c + (q(c) - c).detach()` with `c = clamp(x, lo 2^-fa,
-//! hi 2^-fa)` (the clamp passes no gradient outside the range). Activation exponents are those of
+//! hi 2^-fa)` (the clamp passes no gradient outside the range), fused into one operation
+//! ([`super::fake_quant`]). Activation exponents are those of
 //! the calibration before fine-tuning and stay fixed; weight exponents are recomputed from the
 //! current weights before every step with the same rule as the final lowering.
 
 use candle_core::{Device, Tensor};
 
+use super::fake_quant::fake_quant_pow2;
 use super::lower::{Exponents, lower};
 use super::options::DjqOptions;
 use crate::error::{MethodError, Result};
@@ -76,10 +78,7 @@ impl Hooks for SteHooks<'_> {
         let Some((f, lo, hi)) = self.exponents.get(tap.module).and_then(|e| e.output) else {
             return Ok(x.clone());
         };
-        let s = 2f64.powi(f);
-        let c = x.clamp(f64::from(lo) / s, f64::from(hi) / s)?;
-        let q = ((&c * s)? + 0.5)?.floor()?.affine(1.0 / s, 0.0)?;
-        ste(&c, &q)
+        fake_quant_pow2(x, f, lo, hi)
     }
 }
 

@@ -9,7 +9,7 @@ use qbench_engine::{
     Add, AddAlign, Conv2d, DType, Dense, GraphBuilder, NodeId, Requant, WeightKind,
 };
 
-use super::options::{CalibrationKind, DjqOptions};
+use super::options::{CalibrationKind, DjqOptions, WeightRange};
 use crate::error::{MethodError, Result};
 use crate::method::LayerReport;
 use crate::method::calibrate::{Calibration, TapKind, TensorStats};
@@ -74,22 +74,46 @@ pub fn quantize_bias(b: &[f64], exp: &[i32]) -> Vec<i32> {
 }
 
 /// Weight exponents per output channel: from each channel's largest magnitude, or all equal to
-/// the per-tensor one.
-pub fn weight_exponents(w: &[f64], channels: usize, bits: u8, per_channel: bool) -> Vec<i32> {
+/// the per-tensor one; with [`WeightRange::Mse`] the exponent (of the max rule's and the three
+/// finer ones) with the least squared quantization error.
+pub fn weight_exponents(
+    w: &[f64],
+    channels: usize,
+    bits: u8,
+    per_channel: bool,
+    rule: WeightRange,
+) -> Vec<i32> {
     let qmax = f64::from((1i32 << (bits - 1)) - 1);
     let per = w.len() / channels.max(1);
-    let maxes: Vec<f64> = (0..channels)
-        .map(|c| {
-            w[c * per..(c + 1) * per]
-                .iter()
-                .fold(0f64, |m, v| m.max(v.abs()))
-        })
-        .collect();
+    let rows: Vec<&[f64]> = (0..channels).map(|c| &w[c * per..(c + 1) * per]).collect();
+    let best = |rows: &[&[f64]]| -> i32 {
+        let max = rows
+            .iter()
+            .flat_map(|r| r.iter())
+            .fold(0f64, |m, v| m.max(v.abs()));
+        let f0 = exponent_for(max, qmax);
+        if rule == WeightRange::Max || max == 0.0 {
+            return f0;
+        }
+        let error = |f: i32| -> f64 {
+            let exps = [f];
+            rows.iter()
+                .flat_map(|r| r.iter())
+                .map(|v| {
+                    let q = f64::from(quantize_weights(&[*v], &exps, bits)[0]);
+                    (v - q * pow2(-f)).powi(2)
+                })
+                .sum()
+        };
+        (f0..=(f0 + 3).min(EXP_LIMIT))
+            .map(|f| (f, error(f)))
+            .fold((f0, f64::INFINITY), |b, c| if c.1 < b.1 { c } else { b })
+            .0
+    };
     if per_channel {
-        maxes.iter().map(|m| exponent_for(*m, qmax)).collect()
+        rows.iter().map(|r| best(std::slice::from_ref(r))).collect()
     } else {
-        let m = maxes.iter().fold(0f64, |a, b| a.max(*b));
-        vec![exponent_for(m, qmax); channels]
+        vec![best(&rows); channels]
     }
 }
 
@@ -223,6 +247,7 @@ impl Lowering<'_> {
             o,
             self.opts.weight_bits,
             self.opts.per_channel && !keep_acc,
+            self.opts.weight_range,
         );
         let (out, exp_out) = if keep_acc {
             (DType::I32, None)
@@ -293,7 +318,7 @@ impl Lowering<'_> {
                     if s == 0.0 { 0.0 } else { w / s }
                 })
                 .collect();
-            let mut fw = weight_exponents(&raw, o, wb, per_channel);
+            let mut fw = weight_exponents(&raw, o, wb, per_channel, self.opts.weight_range);
             let out = signed(a);
             let range = self.range(&m.name, TapKind::PreBn, out)?;
             let mut f = self.out_exponent(range, out, i32::MAX);
@@ -316,7 +341,7 @@ impl Lowering<'_> {
             };
             let conv_q = self.shift(format!("{}.requant", m.name), acc, out, f, &acc_exp, false)?;
             // Batch norm as a per-channel integer affine map.
-            let fb = weight_exponents(scale, o, wb, per_channel && !last);
+            let fb = weight_exponents(scale, o, wb, per_channel && !last, self.opts.weight_range);
             let bn_acc: Vec<i32> = fb.iter().map(|e| e + f).collect();
             let bw = quantize_weights(scale, &fb, wb);
             let bb = quantize_bias(&m.bias, &bn_acc);
@@ -369,7 +394,13 @@ impl Lowering<'_> {
             };
             final_exp = bn_acc;
         } else {
-            let fw = weight_exponents(&m.weight, o, wb, per_channel && !last);
+            let fw = weight_exponents(
+                &m.weight,
+                o,
+                wb,
+                per_channel && !last,
+                self.opts.weight_range,
+            );
             let acc_exp: Vec<i32> = fw.iter().map(|e| e + x.exp).collect();
             let w = quantize_weights(&m.weight, &fw, wb);
             let b = quantize_bias(&m.bias, &acc_exp);
@@ -607,4 +638,53 @@ pub fn lower(model: &FoldedModel, cal: &Calibration, opts: &DjqOptions) -> Resul
         exponents: l.exps,
         notes: l.notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn squared_error(w: &[f64], f: i32, bits: u8) -> f64 {
+        let q = quantize_weights(w, &[f], bits);
+        w.iter()
+            .zip(q)
+            .map(|(v, q)| (v - f64::from(q) * pow2(-f)).powi(2))
+            .sum()
+    }
+
+    #[test]
+    fn mse_weight_exponents_trade_a_clipped_outlier_for_resolution() {
+        // One large weight among many small ones: at 2 bits the max rule rounds the small ones
+        // to zero; the mse rule clips the outlier instead.
+        let mut w: Vec<f64> = (0..64).map(|i| 0.2 + 0.0015 * f64::from(i)).collect();
+        w[7] = 0.9;
+        let max = weight_exponents(&w, 1, 2, false, WeightRange::Max)[0];
+        let mse = weight_exponents(&w, 1, 2, false, WeightRange::Mse)[0];
+        assert_eq!(max, exponent_for(0.9, 1.0));
+        assert!(mse > max, "mse {mse}, max {max}");
+        assert!(squared_error(&w, mse, 2) < squared_error(&w, max, 2));
+        // Equal magnitudes: nothing to trade, both rules agree.
+        let flat = vec![0.25, -0.25, 0.25, -0.25];
+        assert_eq!(
+            weight_exponents(&flat, 1, 4, false, WeightRange::Mse),
+            weight_exponents(&flat, 1, 4, false, WeightRange::Max)
+        );
+    }
+
+    #[test]
+    fn mse_weight_exponents_are_chosen_per_channel_when_asked() {
+        let w = [0.9, 0.01, 0.01, 0.01, 0.1, 0.1, 0.1, 0.1];
+        let per = weight_exponents(&w, 2, 2, true, WeightRange::Mse);
+        let tensor = weight_exponents(&w, 2, 2, false, WeightRange::Mse);
+        assert_ne!(per[0], per[1]);
+        assert_eq!(tensor[0], tensor[1]);
+        for (c, f) in per.iter().enumerate() {
+            let row = &w[c * 4..(c + 1) * 4];
+            let f0 = exponent_for(row.iter().fold(0f64, |m, v| m.max(v.abs())), 1.0);
+            let best = (f0..=f0 + 3)
+                .map(|g| squared_error(row, g, 2))
+                .fold(f64::INFINITY, f64::min);
+            assert_eq!(squared_error(row, *f, 2), best, "channel {c}");
+        }
+    }
 }

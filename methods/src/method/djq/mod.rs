@@ -5,7 +5,9 @@
 //!
 //! - **Power-of-two scales.** Every weight and activation is an integer times a power of two:
 //!   `w_q = clamp(round(w 2^fw))`, `a_q = clamp(round(a 2^fa))`, rounding half up. Weight exponents
-//!   are the largest `fw` with `max|w| 2^fw <= 2^(b-1) - 1`, per tensor by default or per output
+//!   are the largest `fw` with `max|w| 2^fw <= 2^(b-1) - 1` (or, with `weight_range: mse`, that or
+//!   one of the three finer exponents, whichever quantizes the weights with the least squared
+//!   error), per tensor by default or per output
 //!   channel (`per_channel: true`; the last layer and a residual branch's last layer stay per
 //!   tensor, because logits and residual adds need one common scale). Activation exponents are
 //!   the largest `fa` with `R 2^fa <= qmax` where `R` is the calibrated range (`calibration.kind`:
@@ -43,6 +45,7 @@
 //! Quantization operations are counted from the graph (one per requantizer output element), the
 //! same count the engine makes.
 
+mod fake_quant;
 pub mod finetune;
 pub mod lower;
 pub mod options;
@@ -54,7 +57,7 @@ use crate::method::intnet::ReportHead;
 use crate::method::{QuantInput, QuantMethod, Quantized};
 use crate::train::TrainObserver;
 
-pub use options::{CalibrationKind, CalibrationOptions, DjqOptions, FinetuneOptions};
+pub use options::{CalibrationKind, CalibrationOptions, DjqOptions, FinetuneOptions, WeightRange};
 
 /// The DJQ method with its validated options.
 pub struct Djq {
@@ -90,11 +93,16 @@ impl QuantMethod for Djq {
     fn label(&self) -> String {
         let o = &self.options;
         format!(
-            "DJQ W{}A{} {}{}{}",
+            "DJQ W{}A{} {}{}{}{}",
             o.weight_bits,
             o.activation_bits,
             self.variant(),
             if o.per_channel { " per-channel" } else { "" },
+            if o.weight_range.is_max() {
+                ""
+            } else {
+                " mse-w"
+            },
             if o.finetune.epochs > 0 {
                 format!(" ft{}", o.finetune.epochs)
             } else {

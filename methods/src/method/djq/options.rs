@@ -17,6 +17,26 @@ pub enum CalibrationKind {
     Mse,
 }
 
+/// How a weight exponent is chosen from the weights it scales.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightRange {
+    /// The largest exponent that keeps the largest magnitude in range (no weight clips).
+    #[default]
+    Max,
+    /// Of that exponent and the three finer ones, the one with the least squared quantization
+    /// error (a few large weights clip so the many small ones keep their resolution; at 2 bits
+    /// the max rule rounds most weights to zero).
+    Mse,
+}
+
+impl WeightRange {
+    /// True for the default (kept out of the serialized config, so existing hashes stay).
+    pub fn is_max(&self) -> bool {
+        *self == WeightRange::Max
+    }
+}
+
 /// Calibration settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -73,6 +93,9 @@ pub struct DjqOptions {
     /// Per-output-channel weight exponents (the last layer and residual-join layers stay per
     /// tensor, see the module docs).
     pub per_channel: bool,
+    /// Weight exponent rule (`max` by default).
+    #[serde(skip_serializing_if = "WeightRange::is_max")]
+    pub weight_range: WeightRange,
     /// Calibration.
     pub calibration: CalibrationOptions,
     /// Unified modules (one requantization per module); `false` is the ablation that
@@ -88,6 +111,7 @@ impl Default for DjqOptions {
             weight_bits: 8,
             activation_bits: 8,
             per_channel: false,
+            weight_range: WeightRange::Max,
             calibration: CalibrationOptions::default(),
             unified: true,
             finetune: FinetuneOptions::default(),
