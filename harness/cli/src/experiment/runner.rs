@@ -89,12 +89,24 @@ pub fn cell_id(float: &FloatRecord, method: &MethodCell, seed: u64) -> Result<St
     Ok(sha256_hex(serde_json::to_string(&key)?.as_bytes())[..16].to_string())
 }
 
-/// The float models of `spec` in grid order (seeds outer, models inner): grid position `j` of a
-/// run is method `j % methods.len()` applied to float model `j / methods.len()`.
+/// The float models of `spec` in grid order (seeds outer, models inner).
 pub fn float_specs(spec: &ExperimentSpec) -> Vec<FloatSpec> {
     spec.seeds
         .iter()
         .flat_map(|&seed| spec.models.iter().map(move |m| spec.float_spec(m, seed)))
+        .collect()
+}
+
+/// The grid positions of `spec` in order: `(k, m)` is method `spec.methods[m]` applied to float
+/// model `k` (in [`float_specs`] order), for the methods that model's entry runs.
+pub fn grid(spec: &ExperimentSpec) -> Vec<(usize, usize)> {
+    (0..spec.seeds.len() * spec.models.len())
+        .flat_map(|k| {
+            let entry = model_entry(spec, k);
+            (0..spec.methods.len())
+                .filter(move |&m| entry.runs(spec.methods[m].entry))
+                .map(move |m| (k, m))
+        })
         .collect()
 }
 
@@ -191,20 +203,19 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
     // Expand the grid into cells, in spec order.
     let mut all_ids = Vec::new();
     let mut pending = Vec::new();
-    for (mi, model) in models.iter().enumerate() {
+    for (mi, m) in grid(spec) {
+        let (model, method) = (&models[mi], &spec.methods[m]);
         let seed = model.record.spec.train.seed;
-        for method in &spec.methods {
-            let id = cell_id(&model.record, method, seed)?;
-            if run.finished_cell(&id)?.is_none() {
-                pending.push(PendingCell {
-                    id: id.clone(),
-                    model: mi,
-                    method,
-                    seed,
-                });
-            }
-            all_ids.push(id);
+        let id = cell_id(&model.record, method, seed)?;
+        if run.finished_cell(&id)?.is_none() {
+            pending.push(PendingCell {
+                id: id.clone(),
+                model: mi,
+                method,
+                seed,
+            });
         }
+        all_ids.push(id);
     }
     manifest.cells = all_ids.clone();
     run.write_manifest(&manifest)?;

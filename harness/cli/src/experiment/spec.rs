@@ -63,6 +63,17 @@ pub struct ModelEntry {
     /// [default: use the training split].
     #[serde(default)]
     pub calibration_from_test: Option<f64>,
+    /// Indices of the `methods` entries run on this model [default: all]. A costly model can
+    /// run a subset (the paper suite's deeper `vgg7` skips the rows that train for minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<usize>>,
+}
+
+impl ModelEntry {
+    /// Whether the `methods` entry `entry` runs on this model.
+    pub fn runs(&self, entry: usize) -> bool {
+        self.methods.as_ref().is_none_or(|m| m.contains(&entry))
+    }
 }
 
 fn default_epochs() -> usize {
@@ -129,6 +140,9 @@ pub struct QuickEntry {
     /// Indices of the `methods` entries to run (all when absent).
     #[serde(default)]
     pub methods: Option<Vec<usize>>,
+    /// Indices of the `models` entries to run (all when absent).
+    #[serde(default)]
+    pub models: Option<Vec<usize>>,
     /// Seeds to run (the spec's when absent).
     #[serde(default)]
     pub seeds: Option<Vec<u64>>,
@@ -298,6 +312,19 @@ impl ExperimentSpec {
                     "must be in (0, 1)".into(),
                 ));
             }
+            if let Some(bad) = m
+                .value
+                .methods
+                .iter()
+                .flatten()
+                .find(|&&k| k >= raw.methods.len())
+            {
+                return Err(at(
+                    &m.referenced,
+                    &format!("{field}.methods"),
+                    format!("{bad} is not an index of `methods`"),
+                ));
+            }
             let mut model = m.value.clone();
             if let Some(w) = &model.weights {
                 let w = base.join(w);
@@ -327,6 +354,21 @@ impl ExperimentSpec {
             }
             if let Some(s) = &q.value.seeds {
                 seeds = s.clone();
+            }
+            if let Some(idx) = &q.value.models {
+                if let Some(bad) = idx.iter().find(|&&i| i >= models.len()) {
+                    return Err(at(
+                        &q.referenced,
+                        "quick.models",
+                        format!("{bad} is not an index of `models`"),
+                    ));
+                }
+                models = models
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| idx.contains(i))
+                    .map(|(_, m)| m)
+                    .collect();
             }
             if let Some(u) = &q.value.units {
                 check_units(u).map_err(|m| at(&q.referenced, "quick.units", m))?;
@@ -569,6 +611,45 @@ mod tests {
         let spec = ExperimentSpec::from_text(SPEC, "t.yaml", true).unwrap();
         assert_eq!(spec.methods.len(), 4);
         assert!(spec.methods.iter().all(|m| m.config.name() == "djq"));
+    }
+
+    #[test]
+    fn a_model_runs_only_its_listed_entries_and_quick_can_drop_models() {
+        let text = SPEC
+            .replace(
+                "  - {model: cnn, epochs: 1}\n",
+                "  - {model: cnn, epochs: 1}\n  - {model: vgg7, epochs: 1, methods: [0]}\n",
+            )
+            .replace("seeds: [0]", "")
+            .replace("name: t\n", "name: t\nseeds: [0, 1]\n");
+        let spec = ExperimentSpec::from_text(&text, "t.yaml", false).unwrap();
+        let grid = crate::experiment::runner::grid(&spec);
+        // Per seed: cnn runs all 5 configs, vgg7 only entry 0 (int8).
+        assert_eq!(grid.len(), 2 * (5 + 1));
+        assert_eq!(
+            &grid[..6],
+            &[(0, 0), (0, 1), (0, 2), (0, 3), (0, 4), (1, 0)]
+        );
+        assert_eq!(grid[6], (2, 0));
+
+        let quick = text.replace("quick: {", "quick: {models: [1], ");
+        let spec = ExperimentSpec::from_text(&quick, "t.yaml", true).unwrap();
+        assert_eq!(spec.models.len(), 1);
+        assert_eq!(spec.models[0].model, "vgg7");
+
+        let bad = text.replace("methods: [0]}", "methods: [2]}");
+        let err = ExperimentSpec::from_text(&bad, "t.yaml", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 5") && err.contains("models[1].methods"),
+            "{err}"
+        );
+        let bad = quick.replace("models: [1]", "models: [2]");
+        let err = ExperimentSpec::from_text(&bad, "t.yaml", true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("quick.models"), "{err}");
     }
 
     #[test]

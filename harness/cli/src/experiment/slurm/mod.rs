@@ -7,8 +7,8 @@
 //!   folder, so no two tasks ever write the same folder), then the cell array with
 //!   `--dependency=afterok:<float job>`. Training runs on compute nodes, never on the login node
 //!   that submits, and costs nothing when the models are already cached.
-//! - **Array index = grid position.** Task `j` quantizes float model `j / methods` (in
-//!   [`runner::float_specs`] order) with method `j % methods` through [`runner::run_one`], the
+//! - **Array index = grid position.** Task `j` runs position `j` of [`runner::grid`] (a float
+//!   model in [`runner::float_specs`] order and a method it runs) through [`runner::run_one`], the
 //!   code path of a local worker thread. A cell task only loads its float model from the cache,
 //!   never trains.
 //! - **Records are the truth.** A cell is done when its record exists and its graph's hash
@@ -145,17 +145,16 @@ impl Grid {
             )?);
         }
         let mut cells = Vec::new();
-        for model in &models {
-            for method in &spec.methods {
-                cells.push(match model {
-                    Some(m) => {
-                        let id = runner::cell_id(&m.record, method, m.record.spec.train.seed)?;
-                        let done = run.finished_cell(&id)?.is_some();
-                        (Some(id), done)
-                    }
-                    None => (None, false),
-                });
-            }
+        for (k, m) in runner::grid(&spec) {
+            cells.push(match &models[k] {
+                Some(model) => {
+                    let (record, method) = (&model.record, &spec.methods[m]);
+                    let id = runner::cell_id(record, method, record.spec.train.seed)?;
+                    let done = run.finished_cell(&id)?.is_some();
+                    (Some(id), done)
+                }
+                None => (None, false),
+            });
         }
         Ok(Grid {
             run,
@@ -361,18 +360,20 @@ pub fn run_task(run: &str, results_root: &Path, stage: Stage, index: usize) -> R
         );
     }
     let float_specs = runner::float_specs(&spec);
-    let methods = spec.methods.len();
-    let k = match stage {
-        Stage::Float => index,
-        Stage::Cell => index / methods,
+    let grid = runner::grid(&spec);
+    let position = match stage {
+        Stage::Float => (index < float_specs.len()).then_some((index, 0)),
+        Stage::Cell => grid.get(index).copied(),
     };
-    let float_spec = float_specs.get(k).ok_or_else(|| {
+    let (k, m) = position.ok_or_else(|| {
         anyhow!(
-            "task index {index} is outside run {} ({} float models x {methods} methods)",
+            "task index {index} is outside run {} ({} float models, {} cells)",
             run.id,
-            float_specs.len()
+            float_specs.len(),
+            grid.len()
         )
     })?;
+    let float_spec = &float_specs[k];
     let weights = runner::model_entry(&spec, k).weights.as_deref();
     let data = float_model::load_data(float_spec)?;
     if stage == Stage::Float {
@@ -396,7 +397,7 @@ pub fn run_task(run: &str, results_root: &Path, stage: Stage, index: usize) -> R
                 results_root.join("models").display()
             )
         })?;
-    let method = &spec.methods[index % methods];
+    let method = &spec.methods[m];
     let id = runner::cell_id(&model.record, method, float_spec.train.seed)?;
     if run.finished_cell(&id)?.is_some() {
         eprintln!("cell {id} is already done");
@@ -439,11 +440,12 @@ pub fn status(run: RunDir, results_root: &Path) -> Result<Vec<CellStatus>> {
         (query::live_tasks(&ids)?, query::task_states(&ids)?)
     };
     let float_specs = runner::float_specs(&grid.spec);
-    let methods = grid.spec.methods.len();
+    let positions = runner::grid(&grid.spec);
     let mut out = Vec::new();
     for (j, (cell_id, done)) in grid.cells.iter().enumerate() {
-        let float_spec = &float_specs[j / methods];
-        let method = &grid.spec.methods[j % methods];
+        let (k, m) = positions[j];
+        let float_spec = &float_specs[k];
+        let method = &grid.spec.methods[m];
         let last = jobs
             .submissions
             .iter()
