@@ -11,6 +11,7 @@ pub mod calibrate;
 pub mod config;
 pub mod conformance;
 pub mod djq;
+pub mod fake_quant;
 pub mod fixed_point;
 pub mod fold;
 pub mod int8;

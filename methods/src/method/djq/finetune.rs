@@ -5,21 +5,20 @@
 //! `w + (q(w) - w).detach()` with `q(w) = clamp(floor(w 2^fw + 0.5), lo, hi) 2^-fw`, biases at
 //! `2^-(fw + f_in)`, and each module's output `c + (q(c) - c).detach()` with `c = clamp(x, lo 2^-fa,
 //! hi 2^-fa)` (the clamp passes no gradient outside the range), fused into one operation
-//! ([`super::fake_quant`]). Activation exponents are those of
+//! ([`crate::method::fake_quant`]). Activation exponents are those of
 //! the calibration before fine-tuning and stay fixed; weight exponents are recomputed from the
 //! current weights before every step with the same rule as the final lowering.
 
 use candle_core::{Device, Tensor};
 
-use super::fake_quant::fake_quant_pow2;
 use super::lower::{Exponents, lower};
 use super::options::DjqOptions;
 use crate::error::{MethodError, Result};
-use crate::method::QuantInput;
 use crate::method::calibrate::{
     Calibration, FoldedTensors, Hooks, Tap, TapKind, forward, raw_batch,
 };
 use crate::method::fold::{FoldedModel, MacModule};
+use crate::method::{QuantInput, fake_quant};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::train::{TrainObserver, cosine_lr, count_correct, train_epoch};
 
@@ -78,7 +77,7 @@ impl Hooks for SteHooks<'_> {
         let Some((f, lo, hi)) = self.exponents.get(tap.module).and_then(|e| e.output) else {
             return Ok(x.clone());
         };
-        fake_quant_pow2(x, f, lo, hi)
+        fake_quant::pow2(x, f, lo, hi)
     }
 }
 

@@ -45,7 +45,6 @@
 //! Quantization operations are counted from the graph (one per requantizer output element), the
 //! same count the engine makes.
 
-mod fake_quant;
 pub mod finetune;
 pub mod lower;
 pub mod options;

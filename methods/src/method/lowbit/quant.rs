@@ -17,6 +17,7 @@
 use candle_core::{D, Tensor};
 
 use crate::error::Result;
+use crate::method::fake_quant;
 
 /// How a layer's weights are quantized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +93,7 @@ impl WeightQuant {
     /// The straight-through fake quantizer of a weight tensor whose dim 0 is the output channel.
     pub fn ste(self, w: &Tensor, per_row: bool) -> Result<Tensor> {
         match self {
-            WeightQuant::Binary => ste_sign(w),
+            WeightQuant::Binary => fake_quant::sign(w),
             WeightQuant::Linear { .. } => {
                 let n = f64::from(self.max_int());
                 let a = w.detach().abs()?;
@@ -122,13 +123,6 @@ impl WeightQuant {
             }
         }
     }
-}
-
-/// `sign(x)` (`sign(0) = +1`) forward, hardtanh gradient (`1` where `|x| <= 1`) backward.
-pub fn ste_sign(x: &Tensor) -> Result<Tensor> {
-    let clipped = x.clamp(-1f32, 1f32)?;
-    let sign = ((x.ge(0f32)?.to_dtype(x.dtype())? * 2.0)? - 1.0)?;
-    Ok((&clipped + (sign - &clipped)?.detach())?)
 }
 
 impl ActQuant {
@@ -174,13 +168,8 @@ impl ActQuant {
     /// The straight-through fake quantizer in real units (see the module docs).
     pub fn ste(self, y: &Tensor) -> Result<Tensor> {
         match self {
-            ActQuant::Sign => ste_sign(y),
-            ActQuant::Levels { .. } => {
-                let n = f64::from(self.levels());
-                let clipped = y.clamp(0f32, 1f32)?;
-                let q = ((clipped.detach() * n)?.round()? / n)?;
-                Ok((&clipped + (q - &clipped)?.detach())?)
-            }
+            ActQuant::Sign => fake_quant::sign(y),
+            ActQuant::Levels { .. } => fake_quant::levels(y, self.levels()),
         }
     }
 }
