@@ -78,6 +78,16 @@ impl Incomplete {
 fn main() -> std::process::ExitCode {
     malloc_tuning::keep_freed_memory();
     let cli = Cli::parse();
+    let jobs = match &cli.command {
+        Command::Reproduce(args) => Some(args.jobs),
+        Command::Run(args) if args.backend == commands::slurm::Backend::Local => Some(args.jobs),
+        _ => None,
+    };
+    if let Some(jobs) = jobs {
+        let jobs = jobs.unwrap_or_else(experiment::runner::default_jobs);
+        // SAFETY: no other thread exists yet (argument parsing spawns none).
+        unsafe { experiment::runner::one_thread_per_job(jobs) };
+    }
     let outcome = match cli.command {
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Models => commands::models::run(),

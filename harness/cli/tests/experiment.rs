@@ -432,14 +432,20 @@ fn two_seeds_train_two_models_and_the_spread_is_computed_from_them() {
          methods:\n  - {method: linear, bits: 4}\nhardware: {enabled: false}\n",
     )
     .unwrap();
-    let results = work.path().join("results");
-    ok(qbench()
-        .arg("run")
-        .arg(&spec)
-        .arg("--results")
-        .arg(&results)
-        .output()
-        .unwrap());
+    // Two jobs: the two float models train at once, one thread each; one job: one after the
+    // other on every core. The weights must not depend on it.
+    let run_with = |jobs: &str| {
+        let results = work.path().join(format!("results-{jobs}"));
+        ok(qbench()
+            .arg("run")
+            .arg(&spec)
+            .args(["--jobs", jobs, "--results"])
+            .arg(&results)
+            .output()
+            .unwrap());
+        results
+    };
+    let results = run_with("2");
     let cells = records(&results);
     assert_eq!(cells.len(), 2);
     let weights: Vec<&serde_json::Value> = cells
@@ -449,6 +455,25 @@ fn two_seeds_train_two_models_and_the_spread_is_computed_from_them() {
     assert_ne!(
         weights[0], weights[1],
         "each seed trains its own float model"
+    );
+    let sequential = records(&run_with("1"));
+    let by_seed = |cells: &[(String, serde_json::Value)]| {
+        let mut w: Vec<(u64, String)> = cells
+            .iter()
+            .map(|(_, c)| {
+                (
+                    c["seed"].as_u64().unwrap(),
+                    c["float"]["weights_sha256"].to_string(),
+                )
+            })
+            .collect();
+        w.sort();
+        w
+    };
+    assert_eq!(
+        by_seed(&cells),
+        by_seed(&sequential),
+        "parallel training changed the weights"
     );
     let rows: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run_dir(&results).unwrap().join("tables/summary.json")).unwrap(),

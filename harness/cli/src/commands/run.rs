@@ -33,7 +33,8 @@ pub struct RunArgs {
     /// Apply the spec's `quick` budget.
     #[arg(long)]
     pub quick: bool,
-    /// Cells to run at once [default: the cores, limited by available memory].
+    /// Float models and cells to run at once, each on one thread when more than one (set
+    /// `RAYON_NUM_THREADS` to override) [default: the cores, limited by available memory].
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Results folder [default: $QBENCH_RESULTS or ./results].

@@ -164,32 +164,108 @@ pub fn model_refs<'a>(models: impl IntoIterator<Item = &'a FloatModel>) -> Vec<M
         .collect()
 }
 
+/// Makes each job single-threaded when `jobs > 1` run at once, unless the user set
+/// `CANDLE_NUM_THREADS` or `RAYON_NUM_THREADS`. Two jobs on two cores, each with candle's
+/// spinning thread pool and rayon's, spend much of their time waiting at barriers: one thread
+/// trains the `cnn` as fast as two did (34.8 s against 42.7 s per epoch on a busy 2-core machine,
+/// `qbench bench train`), and results do not depend on the thread count.
+///
+/// # Safety
+///
+/// It sets environment variables: call it before any other thread exists.
+pub unsafe fn one_thread_per_job(jobs: usize) {
+    let user_set = ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if jobs > 1 && !user_set {
+        for v in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
+            // SAFETY: the caller guarantees no other thread exists.
+            unsafe { std::env::set_var(v, "1") };
+        }
+    }
+}
+
+/// The float models of `spec` in [`float_specs`] order with their data, trained (or loaded from
+/// the cache) `jobs` at a time. Specs that share a model folder are trained once: the first is
+/// trained in parallel with the others, the repeats are then read from the cache.
+fn float_models(
+    spec: &ExperimentSpec,
+    results_root: &Path,
+    jobs: usize,
+) -> Result<Vec<(Data, FloatModel)>> {
+    let specs = float_specs(spec);
+    let data = specs
+        .iter()
+        .map(float_model::load_data)
+        .collect::<Result<Vec<Data>>>()?;
+    let mut dirs = Vec::new();
+    let mut first = Vec::new();
+    for (float_spec, data) in specs.iter().zip(&data) {
+        let dir = float_model::model_dir(results_root, float_spec, &data.sha256);
+        if !dirs.contains(&dir) {
+            first.push(dirs.len());
+        }
+        dirs.push(dir);
+    }
+    let multi = MultiProgress::new();
+    let next = AtomicUsize::new(0);
+    let done: Mutex<BTreeMap<usize, Result<FloatModel>>> = Mutex::new(BTreeMap::new());
+    let ensure = |k: usize, bars: &mut TrainBars| -> Result<FloatModel> {
+        let (float_spec, data) = (&specs[k], &data[k]);
+        progress::say(
+            &multi,
+            &format!(
+                "float {} (seed {}) on {}: {} training images",
+                float_spec.model,
+                float_spec.train.seed,
+                spec.dataset,
+                data.train_idx.len()
+            ),
+        );
+        let weights = model_entry(spec, k).weights.as_deref();
+        float_model::ensure(results_root, float_spec, data, weights, bars)
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(first.len()) {
+            scope.spawn(|| {
+                while let Some(&k) = first.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    let label = format!("{} seed {}", specs[k].model, specs[k].train.seed);
+                    let mut bars = TrainBars::in_multi(&multi, &label, specs[k].train.epochs);
+                    let outcome = ensure(k, &mut bars);
+                    let failed = outcome.is_err();
+                    if let Ok(mut d) = done.lock() {
+                        d.insert(k, outcome);
+                    }
+                    if failed {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let mut done = done
+        .into_inner()
+        .map_err(|_| anyhow!("a float training thread panicked"))?;
+    let mut models = Vec::with_capacity(specs.len());
+    for k in 0..specs.len() {
+        models.push(match done.remove(&k) {
+            Some(outcome) => outcome?,
+            None => ensure(k, &mut TrainBars::new(specs[k].train.epochs))?,
+        });
+    }
+    Ok(data.into_iter().zip(models).collect())
+}
+
 /// Runs `spec`: every float model, then every pending cell, then writes the manifest.
 pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
     let (run, mut manifest) = start_manifest(spec, &options.results_root)?;
 
     // Float models first: every cell depends on one.
+    let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
     let mut datasets: Vec<Data> = Vec::new();
     let mut models: Vec<FloatModel> = Vec::new();
     let mut model_data: Vec<usize> = Vec::new();
-    for (i, float_spec) in float_specs(spec).into_iter().enumerate() {
-        let entry = model_entry(spec, i);
-        let seed = float_spec.train.seed;
-        let data = float_model::load_data(&float_spec)?;
-        eprintln!(
-            "float {} (seed {seed}) on {}: {} training images",
-            float_spec.model,
-            spec.dataset,
-            data.train_idx.len()
-        );
-        let mut bars = TrainBars::new(float_spec.train.epochs);
-        let model = float_model::ensure(
-            &options.results_root,
-            &float_spec,
-            &data,
-            entry.weights.as_deref(),
-            &mut bars,
-        )?;
+    for (data, model) in float_models(spec, &options.results_root, jobs)? {
         manifest.dataset = DatasetRef {
             name: spec.dataset.clone(),
             sha256: data.sha256.clone(),
@@ -220,7 +296,6 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
     manifest.cells = all_ids.clone();
     run.write_manifest(&manifest)?;
 
-    let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
     eprintln!(
         "run {}: {} cells, {} finished, {} to run ({} at a time)",
         run.id,

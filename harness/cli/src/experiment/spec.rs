@@ -788,9 +788,28 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_suites_have_no_config_twice() {
-        let spec = ExperimentSpec::from_text(include_str!("../../suites/paper.yaml"), "p", false);
-        assert!(spec.is_ok(), "{}", spec.unwrap_err());
+    fn the_paper_suite_runs_three_seeds_and_the_deeper_model_with_djq_both_ways() {
+        let text = include_str!("../../suites/paper.yaml");
+        let spec = ExperimentSpec::from_text(text, "p", false).unwrap();
+        assert_eq!(spec.seeds, [0, 1, 2]);
+        let names: Vec<&str> = spec.models.iter().map(|m| m.model.as_str()).collect();
+        assert_eq!(names, ["cnn", "vgg7"]);
+        let deep: Vec<String> = crate::experiment::runner::grid(&spec)
+            .into_iter()
+            .filter(|&(k, _)| k == 1)
+            .map(|(_, m)| spec.methods[m].config.method().label())
+            .collect();
+        for label in [
+            "int8 W8A8",
+            "DJQ W8A8 unified",
+            "DJQ W8A8 per-op",
+            "QNN W2A2",
+        ] {
+            assert!(deep.iter().any(|l| l == label), "{label} not in {deep:?}");
+        }
+        assert!(deep.iter().any(|l| l.starts_with("TNT")), "{deep:?}");
+        let quick = ExperimentSpec::from_text(text, "p", true).unwrap();
+        assert_eq!((quick.seeds.len(), quick.models.len()), (1, 1));
     }
 
     #[test]
