@@ -247,10 +247,10 @@ fn float_models(
         .into_inner()
         .map_err(|_| anyhow!("a float training thread panicked"))?;
     let mut models = Vec::with_capacity(specs.len());
-    for k in 0..specs.len() {
+    for (k, float_spec) in specs.iter().enumerate() {
         models.push(match done.remove(&k) {
             Some(outcome) => outcome?,
-            None => ensure(k, &mut TrainBars::new(specs[k].train.epochs))?,
+            None => ensure(k, &mut TrainBars::new(float_spec.train.epochs))?,
         });
     }
     Ok(data.into_iter().zip(models).collect())
