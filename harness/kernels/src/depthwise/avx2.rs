@@ -11,7 +11,9 @@
 //! * stride 2: output `x0 + q` reads `(x[2 (x0 + q) + kx], x[2 (x0 + q) + kx + 1])`, which is the
 //!   16 bytes from `2 x0 + kx` zero-extended in order (`vpmovzxbw`).
 //!
-//! The plane is first copied into a padded u8 buffer of the thread (input columns 64-byte
+//! 3x3 kernels at stride 1 with padding 1 on rows of at least 16 inputs (MobileNet's
+//! depthwise layers) read the plane in place instead, see [`direct3x3`]. Otherwise the plane is
+//! first copied into a padded u8 buffer of the thread (input columns 64-byte
 //! aligned: misaligned copies cost about twice as much; borders filled once per geometry and pad
 //! value). Then each column of 8 outputs (the last one moved back to end at the row's end; planes
 //! narrower than 8 go through a scratch block) is swept from the top row to the bottom one,
@@ -54,6 +56,10 @@ pub(super) unsafe fn plane(p: Plane<'_>, g: &ConvGeometry, pad_value: u8, rb: &m
     debug_assert!(s == 1 || s == 2);
     let kwp = kw.div_ceil(2);
     let (h, w, pad) = (g.in_h, g.in_w, g.pad);
+    if s == 1 && kh == 3 && kw == 3 && pad == 1 && w >= 16 {
+        // SAFETY: AVX2 (caller); the geometry checked here.
+        return unsafe { direct3x3(p, h, w, pad_value) };
+    }
     let (hp, wp, ow) = (h + 2 * pad, w + 2 * pad, g.out_w());
     // A block at x0 reads bytes below `s * x0 + 2 kwp + 16` of a padded row (see `Build`);
     // x0 <= ow - 8, or 0.
@@ -536,6 +542,279 @@ impl Sweep<'_> {
                     _mm256_storeu_si256(dst.add(y * dst_stride) as *mut __m256i, acc);
                 }
             }
+        }
+    }
+}
+
+/// Stride 1, 3x3, pad 1, rows of at least 16 inputs: the plane read in place, without the copy
+/// into a padded buffer.
+///
+/// Each block column loads, per input row, the 16 bytes from an input column `l` of its own
+/// (within the row: `0 <= l <= w - 16`) and shuffles the tap pairs out of them as the padded path
+/// does; a tap on the padding column left or right of the row gets a zero from the shuffle
+/// instead, and the block adds the constant `pad_value * (w[0][kx] + w[1][kx] + w[2][kx])` for
+/// each such tap column (wrapping i32 sums in another order, so the same bits). The padding rows
+/// above and below the plane read 16 bytes of `pad_value`. With the output rows 16 bytes past a
+/// 32-byte boundary, the blocks are shifted by 4 as in [`Sweep::all`] and the wrapping block
+/// (the last 4 outputs of a row, the first 4 of the next) loads the 16 bytes that end one input
+/// row and start the next: its low half reads the first 8, its high half the last 8.
+///
+/// # Safety
+/// AVX2; `p.input` holds `h * w` bytes, `p.out` `h * w` i32, `w >= 16`, `h >= 1`.
+#[target_feature(enable = "avx2")]
+unsafe fn direct3x3(p: Plane<'_>, h: usize, w: usize, pad_value: u8) {
+    debug_assert!(w >= 16 && h >= 1 && p.input.len() >= h * w && p.out.len() >= h * w);
+    let input = p.input.as_ptr();
+    let out = p.out.as_mut_ptr();
+    let wv: [__m256i; 6] = std::array::from_fn(|i| _mm256_set1_epi32(p.pairs[i] as i32));
+    // What a padding column contributes to an output through kernel column kx.
+    let colpad: [i32; 3] = std::array::from_fn(|kx| {
+        (0..3).fold(0i32, |a, ky| {
+            a.wrapping_add(i32::from(pad_value) * i32::from(p.raw[3 * ky + kx]))
+        })
+    });
+    let pad = [pad_value; 16];
+    let padp = pad.as_ptr();
+    let hi = h as isize;
+    // SAFETY (all blocks below): every row pointer handed out is readable for 16 bytes (input
+    // rows: `l + 16 <= w`, or the wrapping block's load that ends 8 bytes into the next row,
+    // which exists), and every store lies in the output plane.
+    // The columns away from the row's ends (4 <= x0 <= w - 12) load from l = x0 - 4 and share
+    // their shuffles.
+    let inner = DirectCol::new(|q, kx| Some(q + kx + 3), colpad);
+    let regular = |x0: usize, dst: *mut i32| {
+        let l = x0.saturating_sub(4).min(w - 16);
+        let edge_col;
+        let col = if x0 >= 4 && x0 + 12 <= w {
+            &inner
+        } else {
+            edge_col = DirectCol::new(
+                |q, kx| {
+                    let c = (x0 + q + kx) as isize - 1;
+                    (c >= 0 && (c as usize) < w).then(|| c as usize - l)
+                },
+                colpad,
+            );
+            &edge_col
+        };
+        let src = |i: isize| {
+            if i < 0 || i >= hi {
+                padp
+            } else {
+                input.wrapping_add(i as usize * w + l)
+            }
+        };
+        let dir = input.wrapping_add(l);
+        // SAFETY: see above.
+        unsafe {
+            if col.edge {
+                direct_column::<true>(col, &wv, src, dir, w, h, h, dst, w)
+            } else {
+                direct_column::<false>(col, &wv, src, dir, w, h, h, dst, w)
+            }
+        }
+    };
+    // SAFETY: see above; x0 + 8 <= w for every block.
+    unsafe {
+        if w.is_multiple_of(BLOCK) && (out as usize) % 32 == 16 {
+            for x0 in (4..w - 4).step_by(BLOCK) {
+                regular(x0, out.add(x0));
+            }
+            // The wrapping blocks: output row y's last 4 outputs (low half) and row y + 1's first
+            // 4 (high half), for y < h - 1; then row 0's first 4 and the last row's last 4.
+            let mut top = [pad_value; 16];
+            top[8..].copy_from_slice(&p.input[..8]);
+            let mut bot = [pad_value; 16];
+            bot[..8].copy_from_slice(&p.input[h * w - 8..h * w]);
+            let col = DirectCol::new(
+                |q, kx| {
+                    if q < 4 {
+                        let c = w - 4 + q + kx - 1;
+                        (c < w).then(|| c - (w - 8))
+                    } else {
+                        let c = (q - 4 + kx) as isize - 1;
+                        (c >= 0).then(|| 8 + c as usize)
+                    }
+                },
+                colpad,
+            );
+            let src = |i: isize| {
+                if i == -1 {
+                    top.as_ptr()
+                } else if i == hi - 1 {
+                    bot.as_ptr()
+                } else if i < -1 || i >= hi {
+                    padp
+                } else {
+                    input.wrapping_add(i as usize * w + w - 8)
+                }
+            };
+            let dir = input.wrapping_add(w - 8);
+            direct_column::<true>(&col, &wv, src, dir, w, h - 1, h - 1, out.add(w - 4), w);
+            let first = col.block(&wv, src(-2), src(-1), src(0));
+            _mm_storeu_si128(out as *mut __m128i, _mm256_extracti128_si256::<1>(first));
+            let last = col.block(&wv, src(hi - 2), src(hi - 1), src(hi));
+            _mm_storeu_si128(
+                out.add(h * w - 4) as *mut __m128i,
+                _mm256_castsi256_si128(last),
+            );
+        } else {
+            let mut x0 = 0;
+            loop {
+                regular(x0, out.add(x0));
+                if x0 + BLOCK == w {
+                    break;
+                }
+                x0 = (x0 + BLOCK).min(w - BLOCK);
+            }
+        }
+    }
+}
+
+/// A column of blocks of [`direct3x3`]: the shuffles that give tap pairs 0 and 1 from a row's
+/// 16 loaded bytes, and the constant the padding columns add.
+struct DirectCol {
+    ctl: [__m256i; 2],
+    corr: __m256i,
+    /// Whether any tap falls on a padding column (`corr` may be nonzero).
+    edge: bool,
+}
+
+impl DirectCol {
+    /// `map(q, kx)`: the byte (of the 16 loaded) that output `q` of the block reads through
+    /// kernel column `kx`, or `None` for a padding column; `colpad[kx]` is what a padding
+    /// column adds through kernel column `kx`.
+    #[target_feature(enable = "avx2")]
+    fn new(map: impl Fn(usize, usize) -> Option<usize>, colpad: [i32; 3]) -> Self {
+        let mut ctl = [[0x80u8; 32]; 2];
+        let mut corr = [0i32; BLOCK];
+        let mut edge = false;
+        for q in 0..BLOCK {
+            for kx in 0..3 {
+                match map(q, kx) {
+                    Some(b) => {
+                        assert!(b < 16, "direct3x3 reads beyond its 16 bytes");
+                        ctl[kx / 2][4 * q + 2 * (kx % 2)] = b as u8;
+                    }
+                    None => {
+                        corr[q] = corr[q].wrapping_add(colpad[kx]);
+                        edge = true;
+                    }
+                }
+            }
+        }
+        // SAFETY: 32 bytes each.
+        let v = |b: &[u8; 32]| unsafe { _mm256_loadu_si256(b.as_ptr() as *const __m256i) };
+        DirectCol {
+            ctl: [v(&ctl[0]), v(&ctl[1])],
+            // SAFETY: 8 i32.
+            corr: unsafe { _mm256_loadu_si256(corr.as_ptr() as *const __m256i) },
+            edge,
+        }
+    }
+
+    /// The pair vectors of the row whose 16 bytes start at `r`.
+    ///
+    /// # Safety
+    /// AVX2; `r` readable for 16 bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn build(&self, r: *const u8) -> [__m256i; 2] {
+        // SAFETY: the caller's bound.
+        let bytes = unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(r as *const __m128i)) };
+        [
+            _mm256_shuffle_epi8(bytes, self.ctl[0]),
+            _mm256_shuffle_epi8(bytes, self.ctl[1]),
+        ]
+    }
+
+    /// One block from its three rows' pair vectors (a tree of adds over the six products).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn sum<const EDGE: bool>(
+        &self,
+        w: &[__m256i; 6],
+        a: [__m256i; 2],
+        b: [__m256i; 2],
+        c: [__m256i; 2],
+    ) -> __m256i {
+        let ab = _mm256_add_epi32(
+            _mm256_add_epi32(_mm256_madd_epi16(a[0], w[0]), _mm256_madd_epi16(a[1], w[1])),
+            _mm256_add_epi32(_mm256_madd_epi16(b[0], w[2]), _mm256_madd_epi16(b[1], w[3])),
+        );
+        let c = _mm256_add_epi32(_mm256_madd_epi16(c[0], w[4]), _mm256_madd_epi16(c[1], w[5]));
+        let s = _mm256_add_epi32(ab, c);
+        if EDGE {
+            _mm256_add_epi32(s, self.corr)
+        } else {
+            s
+        }
+    }
+
+    /// One block from the rows at `a`, `b`, `c`.
+    ///
+    /// # Safety
+    /// AVX2; each pointer readable for 16 bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn block(&self, w: &[__m256i; 6], a: *const u8, b: *const u8, c: *const u8) -> __m256i {
+        // SAFETY: the caller's bounds.
+        unsafe { self.sum::<true>(w, self.build(a), self.build(b), self.build(c)) }
+    }
+}
+
+/// Blocks of output rows `0..n` of one [`direct3x3`] column, top to bottom: output row y reads
+/// the 16 bytes at `src(y - 1)`, `src(y)`, `src(y + 1)` and goes to `dst + y * dst_stride`.
+/// `src(i) == dir + i * step` for `0 <= i < nd` (the rows the unrolled loop steps through).
+///
+/// # Safety
+/// AVX2; `src(i)` readable for 16 bytes for `-1 <= i <= n`; `dst + y * dst_stride` writable for
+/// 8 i32, `y < n`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn direct_column<const EDGE: bool>(
+    col: &DirectCol,
+    w: &[__m256i; 6],
+    src: impl Fn(isize) -> *const u8,
+    dir: *const u8,
+    step: usize,
+    nd: usize,
+    n: usize,
+    dst: *mut i32,
+    dst_stride: usize,
+) {
+    // SAFETY: the caller's bounds; the unrolled loop reads rows y + 1 ..= y + 3 < nd.
+    unsafe {
+        let mut a = col.build(src(-1));
+        let mut b = col.build(src(0));
+        let mut r = dir.wrapping_add(step);
+        let mut d = dst;
+        let mut y = 0;
+        while y + 4 <= nd && y + 3 <= n {
+            let c = col.build(r);
+            _mm256_storeu_si256(d as *mut __m256i, col.sum::<EDGE>(w, a, b, c));
+            let e = col.build(r.add(step));
+            _mm256_storeu_si256(
+                d.add(dst_stride) as *mut __m256i,
+                col.sum::<EDGE>(w, b, c, e),
+            );
+            let f = col.build(r.add(2 * step));
+            _mm256_storeu_si256(
+                d.add(2 * dst_stride) as *mut __m256i,
+                col.sum::<EDGE>(w, c, e, f),
+            );
+            (a, b) = (e, f);
+            r = r.wrapping_add(3 * step);
+            d = d.wrapping_add(3 * dst_stride);
+            y += 3;
+        }
+        while y < n {
+            let c = col.build(src(y as isize + 1));
+            _mm256_storeu_si256(d as *mut __m256i, col.sum::<EDGE>(w, a, b, c));
+            (a, b) = (b, c);
+            d = d.wrapping_add(dst_stride);
+            y += 1;
         }
     }
 }
