@@ -12,7 +12,8 @@
 //!   16 bytes from `2 x0 + kx` zero-extended in order (`vpmovzxbw`).
 //!
 //! 3x3 kernels at stride 1 with padding 1 on rows of at least 16 inputs (MobileNet's
-//! depthwise layers) read the plane in place instead, see [`direct3x3`]. Otherwise the plane is
+//! depthwise layers) read the plane in place instead and pair kernel column 2's taps vertically
+//! (5 multiply-adds per 8 outputs instead of 6), see [`direct3x3`]. Otherwise the plane is
 //! first copied into a padded u8 buffer of the thread (input columns 64-byte
 //! aligned: misaligned copies cost about twice as much; borders filled once per geometry and pad
 //! value). Then each column of 8 outputs (the last one moved back to end at the row's end; planes
@@ -550,9 +551,10 @@ impl Sweep<'_> {
 /// into a padded buffer.
 ///
 /// Each block column loads, per input row, the 16 bytes from an input column `l` of its own
-/// (within the row: `0 <= l <= w - 16`) and shuffles the tap pairs out of them as the padded path
-/// does; a tap on the padding column left or right of the row gets a zero from the shuffle
-/// instead, and the block adds the constant `pad_value * (w[0][kx] + w[1][kx] + w[2][kx])` for
+/// (within the row: `0 <= l <= w - 16`) and shuffles out of them the row's horizontal pairs for
+/// kernel columns 0 and 1 and its kernel-column-2 inputs, which pair up vertically with the next
+/// row's: 5 `vpmaddwd` per block instead of 6 (see [`DirectCol`]). A tap on the padding column
+/// left or right of the row gets a zero from the shuffle instead, and the block adds the constant `pad_value * (w[0][kx] + w[1][kx] + w[2][kx])` for
 /// each such tap column (wrapping i32 sums in another order, so the same bits). The padding rows
 /// above and below the plane read 16 bytes of `pad_value`. With the output rows 16 bytes past a
 /// 32-byte boundary, the blocks are shifted by 4 as in [`Sweep::all`] and the wrapping block
@@ -566,7 +568,21 @@ unsafe fn direct3x3(p: Plane<'_>, h: usize, w: usize, pad_value: u8) {
     debug_assert!(w >= 16 && h >= 1 && p.input.len() >= h * w && p.out.len() >= h * w);
     let input = p.input.as_ptr();
     let out = p.out.as_mut_ptr();
-    let wv: [__m256i; 6] = std::array::from_fn(|i| _mm256_set1_epi32(p.pairs[i] as i32));
+    // (w[0][0], w[0][1]), (w[1][0], w[1][1]), (w[2][0], w[2][1]), (w[0][2], w[1][2]), (w[2][2], 0)
+    // as the two i16 halves of each lane.
+    let pair = |lo: i8, hi: i8| {
+        _mm256_set1_epi32(
+            (u32::from(lo as i16 as u16) | (u32::from(hi as i16 as u16) << 16)) as i32,
+        )
+    };
+    let k = p.raw;
+    let wv = [
+        pair(k[0], k[1]),
+        pair(k[3], k[4]),
+        pair(k[6], k[7]),
+        pair(k[2], k[5]),
+        pair(k[8], 0),
+    ];
     // What a padding column contributes to an output through kernel column kx.
     let colpad: [i32; 3] = std::array::from_fn(|kx| {
         (0..3).fold(0i32, |a, ky| {
@@ -651,9 +667,9 @@ unsafe fn direct3x3(p: Plane<'_>, h: usize, w: usize, pad_value: u8) {
             };
             let dir = input.wrapping_add(w - 8);
             direct_column::<true>(&col, &wv, src, dir, w, h - 1, h - 1, out.add(w - 4), w);
-            let first = col.block(&wv, src(-2), src(-1), src(0));
+            let first = col.block(&wv, [src(-2), src(-1), src(0), src(1)]);
             _mm_storeu_si128(out as *mut __m128i, _mm256_extracti128_si256::<1>(first));
-            let last = col.block(&wv, src(hi - 2), src(hi - 1), src(hi));
+            let last = col.block(&wv, [src(hi - 2), src(hi - 1), src(hi), src(hi + 1)]);
             _mm_storeu_si128(
                 out.add(h * w - 4) as *mut __m128i,
                 _mm256_castsi256_si128(last),
@@ -671,10 +687,20 @@ unsafe fn direct3x3(p: Plane<'_>, h: usize, w: usize, pad_value: u8) {
     }
 }
 
-/// A column of blocks of [`direct3x3`]: the shuffles that give tap pairs 0 and 1 from a row's
-/// 16 loaded bytes, and the constant the padding columns add.
+/// A column of blocks of [`direct3x3`]: the shuffles that give a row's pair vector and its
+/// kernel-column-2 words from its 16 loaded bytes, and the constant the padding columns add.
+///
+/// Output row y (input rows y - 1, y, y + 1 through kernel rows 0, 1, 2) takes 5 `vpmaddwd`:
+/// the horizontal pairs `(x[c], x[c + 1])` of its three rows (`H`) with `(w[ky][0], w[ky][1])`,
+/// the vertical pair `(x[y - 1][c + 2], x[y][c + 2])` with `(w[0][2], w[1][2])`, and the
+/// vertical pair `(x[y + 1][c + 2], x[y + 2][c + 2])` with `(w[2][2], 0)`. A vertical pair
+/// vector `V(i)` interleaves (`vpunpcklwd`) the kernel-column-2 words `Z(i)`, `Z(i + 1)` of two
+/// rows; each row's `H`, `Z` and `V` are built once and used by the output rows around it.
 struct DirectCol {
-    ctl: [__m256i; 2],
+    /// Pair vector: lane q = bytes of tap columns 0 and 1, zero-extended.
+    ctl_h: __m256i,
+    /// Column-2 words: 128-bit half l, word t = byte of output 4 l + t's tap column 2.
+    ctl_z: __m256i,
     corr: __m256i,
     /// Whether any tap falls on a padding column (`corr` may be nonzero).
     edge: bool,
@@ -686,7 +712,8 @@ impl DirectCol {
     /// column adds through kernel column `kx`.
     #[target_feature(enable = "avx2")]
     fn new(map: impl Fn(usize, usize) -> Option<usize>, colpad: [i32; 3]) -> Self {
-        let mut ctl = [[0x80u8; 32]; 2];
+        let mut ctl_h = [0x80u8; 32];
+        let mut ctl_z = [0x80u8; 32];
         let mut corr = [0i32; BLOCK];
         let mut edge = false;
         for q in 0..BLOCK {
@@ -694,7 +721,11 @@ impl DirectCol {
                 match map(q, kx) {
                     Some(b) => {
                         assert!(b < 16, "direct3x3 reads beyond its 16 bytes");
-                        ctl[kx / 2][4 * q + 2 * (kx % 2)] = b as u8;
+                        if kx < 2 {
+                            ctl_h[4 * q + 2 * kx] = b as u8;
+                        } else {
+                            ctl_z[16 * (q / 4) + 2 * (q % 4)] = b as u8;
+                        }
                     }
                     None => {
                         corr[q] = corr[q].wrapping_add(colpad[kx]);
@@ -706,44 +737,60 @@ impl DirectCol {
         // SAFETY: 32 bytes each.
         let v = |b: &[u8; 32]| unsafe { _mm256_loadu_si256(b.as_ptr() as *const __m256i) };
         DirectCol {
-            ctl: [v(&ctl[0]), v(&ctl[1])],
+            ctl_h: v(&ctl_h),
+            ctl_z: v(&ctl_z),
             // SAFETY: 8 i32.
             corr: unsafe { _mm256_loadu_si256(corr.as_ptr() as *const __m256i) },
             edge,
         }
     }
 
-    /// The pair vectors of the row whose 16 bytes start at `r`.
+    /// The 16 bytes at `r` in both 128-bit halves.
     ///
     /// # Safety
     /// AVX2; `r` readable for 16 bytes.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn build(&self, r: *const u8) -> [__m256i; 2] {
+    unsafe fn bytes(r: *const u8) -> __m256i {
         // SAFETY: the caller's bound.
-        let bytes = unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(r as *const __m128i)) };
-        [
-            _mm256_shuffle_epi8(bytes, self.ctl[0]),
-            _mm256_shuffle_epi8(bytes, self.ctl[1]),
-        ]
+        unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(r as *const __m128i)) }
     }
 
-    /// One block from its three rows' pair vectors (a tree of adds over the six products).
+    /// `H` of the row whose 16 bytes start at `r`.
+    ///
+    /// # Safety
+    /// AVX2; `r` readable for 16 bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn h(&self, r: *const u8) -> __m256i {
+        // SAFETY: the caller's bound.
+        _mm256_shuffle_epi8(unsafe { Self::bytes(r) }, self.ctl_h)
+    }
+
+    /// `Z` of the row whose 16 bytes start at `r`.
+    ///
+    /// # Safety
+    /// AVX2; `r` readable for 16 bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn z(&self, r: *const u8) -> __m256i {
+        // SAFETY: the caller's bound.
+        _mm256_shuffle_epi8(unsafe { Self::bytes(r) }, self.ctl_z)
+    }
+
+    /// One block: `h` = `H` of input rows y - 1, y, y + 1, `v0` = `V(y - 1)`, `v2` = `V(y + 1)`.
     #[target_feature(enable = "avx2")]
     #[inline]
     fn sum<const EDGE: bool>(
         &self,
-        w: &[__m256i; 6],
-        a: [__m256i; 2],
-        b: [__m256i; 2],
-        c: [__m256i; 2],
+        w: &[__m256i; 5],
+        h: [__m256i; 3],
+        v0: __m256i,
+        v2: __m256i,
     ) -> __m256i {
-        let ab = _mm256_add_epi32(
-            _mm256_add_epi32(_mm256_madd_epi16(a[0], w[0]), _mm256_madd_epi16(a[1], w[1])),
-            _mm256_add_epi32(_mm256_madd_epi16(b[0], w[2]), _mm256_madd_epi16(b[1], w[3])),
-        );
-        let c = _mm256_add_epi32(_mm256_madd_epi16(c[0], w[4]), _mm256_madd_epi16(c[1], w[5]));
-        let s = _mm256_add_epi32(ab, c);
+        let a = _mm256_add_epi32(_mm256_madd_epi16(h[0], w[0]), _mm256_madd_epi16(h[1], w[1]));
+        let b = _mm256_add_epi32(_mm256_madd_epi16(h[2], w[2]), _mm256_madd_epi16(v0, w[3]));
+        let s = _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_madd_epi16(v2, w[4]));
         if EDGE {
             _mm256_add_epi32(s, self.corr)
         } else {
@@ -751,31 +798,38 @@ impl DirectCol {
         }
     }
 
-    /// One block from the rows at `a`, `b`, `c`.
+    /// One block of output row y from the 16 bytes of input rows y - 1 ..= y + 2 at `r`.
     ///
     /// # Safety
     /// AVX2; each pointer readable for 16 bytes.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn block(&self, w: &[__m256i; 6], a: *const u8, b: *const u8, c: *const u8) -> __m256i {
+    unsafe fn block(&self, w: &[__m256i; 5], r: [*const u8; 4]) -> __m256i {
         // SAFETY: the caller's bounds.
-        unsafe { self.sum::<true>(w, self.build(a), self.build(b), self.build(c)) }
+        unsafe {
+            let z: [__m256i; 4] = std::array::from_fn(|i| self.z(r[i]));
+            let h = [self.h(r[0]), self.h(r[1]), self.h(r[2])];
+            let v0 = _mm256_unpacklo_epi16(z[0], z[1]);
+            let v2 = _mm256_unpacklo_epi16(z[2], z[3]);
+            self.sum::<true>(w, h, v0, v2)
+        }
     }
 }
 
 /// Blocks of output rows `0..n` of one [`direct3x3`] column, top to bottom: output row y reads
-/// the 16 bytes at `src(y - 1)`, `src(y)`, `src(y + 1)` and goes to `dst + y * dst_stride`.
-/// `src(i) == dir + i * step` for `0 <= i < nd` (the rows the unrolled loop steps through).
+/// the 16 bytes at `src(y - 1)` ..= `src(y + 2)` (the last only through a zero weight) and goes
+/// to `dst + y * dst_stride`. `src(i) == dir + i * step` for `0 <= i < nd` (the rows the main loop
+/// steps through).
 ///
 /// # Safety
-/// AVX2; `src(i)` readable for 16 bytes for `-1 <= i <= n`; `dst + y * dst_stride` writable for
-/// 8 i32, `y < n`.
+/// AVX2; `src(i)` readable for 16 bytes for `-1 <= i <= n + 1`; `dst + y * dst_stride` writable
+/// for 8 i32, `y < n`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn direct_column<const EDGE: bool>(
     col: &DirectCol,
-    w: &[__m256i; 6],
+    w: &[__m256i; 5],
     src: impl Fn(isize) -> *const u8,
     dir: *const u8,
     step: usize,
@@ -784,37 +838,68 @@ unsafe fn direct_column<const EDGE: bool>(
     dst: *mut i32,
     dst_stride: usize,
 ) {
-    // SAFETY: the caller's bounds; the unrolled loop reads rows y + 1 ..= y + 3 < nd.
+    // SAFETY: the caller's bounds; the main loop reads row i < nd.
     unsafe {
-        let mut a = col.build(src(-1));
-        let mut b = col.build(src(0));
-        let mut r = dir.wrapping_add(step);
+        // Step i loads input row i once, builds its H and Z, and V(i - 1), and adds their
+        // products to the outputs they belong to: H(i) to rows i + 1, i, i - 1 (kernel rows 0, 1,
+        // 2), V(i - 1) to rows i (with (w[0][2], w[1][2])) and i - 2 (with (w[2][2], 0)), which
+        // is then complete. Entering step i: a, b, c = partial sums of rows i - 2, i - 1, i;
+        // zp = Z(i - 1).
+        let row = |r: *const u8| {
+            let b = DirectCol::bytes(r);
+            (
+                _mm256_shuffle_epi8(b, col.ctl_h),
+                _mm256_shuffle_epi8(b, col.ctl_z),
+            )
+        };
+        let madd = _mm256_madd_epi16;
+        let add = _mm256_add_epi32;
+        let (h, zm) = row(src(-1));
+        let c0 = madd(h, w[0]);
+        let (h, z0) = row(src(0));
+        let v = _mm256_unpacklo_epi16(zm, z0);
+        let b0 = add(c0, add(madd(h, w[1]), madd(v, w[3])));
+        let c1 = madd(h, w[0]);
+        let (h, z1) = row(src(1));
+        let v = _mm256_unpacklo_epi16(z0, z1);
+        let mut a = add(b0, madd(h, w[2]));
+        let mut b = add(c1, add(madd(h, w[1]), madd(v, w[3])));
+        let mut c = madd(h, w[0]);
+        let mut zp = z1;
+        let step_row = |h: __m256i, z: __m256i, a: __m256i, b: __m256i, c: __m256i, zp: __m256i| {
+            let v = _mm256_unpacklo_epi16(zp, z);
+            let mut o = add(a, madd(v, w[4]));
+            if EDGE {
+                o = add(o, col.corr);
+            }
+            (
+                o,
+                add(b, madd(h, w[2])),
+                add(c, add(madd(h, w[1]), madd(v, w[3]))),
+                madd(h, w[0]),
+            )
+        };
+        let mut r = dir.wrapping_add(2 * step);
         let mut d = dst;
-        let mut y = 0;
-        while y + 4 <= nd && y + 3 <= n {
-            let c = col.build(r);
-            _mm256_storeu_si256(d as *mut __m256i, col.sum::<EDGE>(w, a, b, c));
-            let e = col.build(r.add(step));
-            _mm256_storeu_si256(
-                d.add(dst_stride) as *mut __m256i,
-                col.sum::<EDGE>(w, b, c, e),
-            );
-            let f = col.build(r.add(2 * step));
-            _mm256_storeu_si256(
-                d.add(2 * dst_stride) as *mut __m256i,
-                col.sum::<EDGE>(w, c, e, f),
-            );
-            (a, b) = (e, f);
-            r = r.wrapping_add(3 * step);
-            d = d.wrapping_add(3 * dst_stride);
-            y += 3;
-        }
-        while y < n {
-            let c = col.build(src(y as isize + 1));
-            _mm256_storeu_si256(d as *mut __m256i, col.sum::<EDGE>(w, a, b, c));
-            (a, b) = (b, c);
+        let mut i = 2;
+        while i < nd && i < n + 2 {
+            let (h, z) = row(r);
+            let o;
+            (o, a, b, c) = step_row(h, z, a, b, c, zp);
+            zp = z;
+            _mm256_storeu_si256(d as *mut __m256i, o);
+            r = r.wrapping_add(step);
             d = d.wrapping_add(dst_stride);
-            y += 1;
+            i += 1;
+        }
+        while i < n + 2 {
+            let (h, z) = row(src(i as isize));
+            let o;
+            (o, a, b, c) = step_row(h, z, a, b, c, zp);
+            zp = z;
+            _mm256_storeu_si256(d as *mut __m256i, o);
+            d = d.wrapping_add(dst_stride);
+            i += 1;
         }
     }
 }
