@@ -568,6 +568,11 @@ unsafe fn direct3x3(p: Plane<'_>, h: usize, w: usize, pad_value: u8) {
     debug_assert!(w >= 16 && h >= 1 && p.input.len() >= h * w && p.out.len() >= h * w);
     let input = p.input.as_ptr();
     let out = p.out.as_mut_ptr();
+    // The output of the plane computed next, when it follows this one: column k of blocks
+    // prefetches its bytes from 32 k h on, 32 a row (the columns together cover about the plane).
+    // Only an address for `_mm_prefetch`, never read or written here.
+    let next = out.wrapping_add(if p.next_follows { h * w } else { 0 }) as *const i8;
+    let prefetch = |k: usize| next.wrapping_add(32 * k * h);
     // (w[0][0], w[0][1]), (w[1][0], w[1][1]), (w[2][0], w[2][1]), (w[0][2], w[1][2]), (w[2][2], 0)
     // as the two i16 halves of each lane.
     let pair = |lo: i8, hi: i8| {
@@ -598,7 +603,7 @@ unsafe fn direct3x3(p: Plane<'_>, h: usize, w: usize, pad_value: u8) {
     // The columns away from the row's ends (4 <= x0 <= w - 12) load from l = x0 - 4 and share
     // their shuffles.
     let inner = DirectCol::new(|q, kx| Some(q + kx + 3), colpad);
-    let regular = |x0: usize, dst: *mut i32| {
+    let regular = |k: usize, x0: usize, dst: *mut i32| {
         let l = x0.saturating_sub(4).min(w - 16);
         let edge_col;
         let col = if x0 >= 4 && x0 + 12 <= w {
@@ -624,17 +629,17 @@ unsafe fn direct3x3(p: Plane<'_>, h: usize, w: usize, pad_value: u8) {
         // SAFETY: see above.
         unsafe {
             if col.edge {
-                direct_column::<true>(col, &wv, src, dir, w, h, h, dst, w)
+                direct_column::<true>(col, &wv, src, dir, w, h, h, dst, w, prefetch(k))
             } else {
-                direct_column::<false>(col, &wv, src, dir, w, h, h, dst, w)
+                direct_column::<false>(col, &wv, src, dir, w, h, h, dst, w, prefetch(k))
             }
         }
     };
     // SAFETY: see above; x0 + 8 <= w for every block.
     unsafe {
         if w.is_multiple_of(BLOCK) && (out as usize) % 32 == 16 {
-            for x0 in (4..w - 4).step_by(BLOCK) {
-                regular(x0, out.add(x0));
+            for (k, x0) in (4..w - 4).step_by(BLOCK).enumerate() {
+                regular(k, x0, out.add(x0));
             }
             // The wrapping blocks: output row y's last 4 outputs (low half) and row y + 1's first
             // 4 (high half), for y < h - 1; then row 0's first 4 and the last row's last 4.
@@ -666,7 +671,18 @@ unsafe fn direct3x3(p: Plane<'_>, h: usize, w: usize, pad_value: u8) {
                 }
             };
             let dir = input.wrapping_add(w - 8);
-            direct_column::<true>(&col, &wv, src, dir, w, h - 1, h - 1, out.add(w - 4), w);
+            direct_column::<true>(
+                &col,
+                &wv,
+                src,
+                dir,
+                w,
+                h - 1,
+                h - 1,
+                out.add(w - 4),
+                w,
+                prefetch(w / BLOCK - 1),
+            );
             let first = col.block(&wv, [src(-2), src(-1), src(0), src(1)]);
             _mm_storeu_si128(out as *mut __m128i, _mm256_extracti128_si256::<1>(first));
             let last = col.block(&wv, [src(hi - 2), src(hi - 1), src(hi), src(hi + 1)]);
@@ -675,9 +691,9 @@ unsafe fn direct3x3(p: Plane<'_>, h: usize, w: usize, pad_value: u8) {
                 _mm256_castsi256_si128(last),
             );
         } else {
-            let mut x0 = 0;
+            let mut x0: usize = 0;
             loop {
-                regular(x0, out.add(x0));
+                regular(x0.div_ceil(BLOCK), x0, out.add(x0));
                 if x0 + BLOCK == w {
                     break;
                 }
@@ -819,7 +835,7 @@ impl DirectCol {
 /// Blocks of output rows `0..n` of one [`direct3x3`] column, top to bottom: output row y reads
 /// the 16 bytes at `src(y - 1)` ..= `src(y + 2)` (the last only through a zero weight) and goes
 /// to `dst + y * dst_stride`. `src(i) == dir + i * step` for `0 <= i < nd` (the rows the main loop
-/// steps through).
+/// steps through). Step i of the main loop prefetches `prefetch + 32 i` (an address only).
 ///
 /// # Safety
 /// AVX2; `src(i)` readable for 16 bytes for `-1 <= i <= n + 1`; `dst + y * dst_stride` writable
@@ -837,6 +853,7 @@ unsafe fn direct_column<const EDGE: bool>(
     n: usize,
     dst: *mut i32,
     dst_stride: usize,
+    prefetch: *const i8,
 ) {
     // SAFETY: the caller's bounds; the main loop reads row i < nd.
     unsafe {
@@ -887,6 +904,8 @@ unsafe fn direct_column<const EDGE: bool>(
             let o;
             (o, a, b, c) = step_row(h, z, a, b, c, zp);
             zp = z;
+            // Part of the next plane's output, so that its stores find it in the cache.
+            _mm_prefetch::<_MM_HINT_T0>(prefetch.wrapping_add(32 * i));
             _mm256_storeu_si256(d as *mut __m256i, o);
             r = r.wrapping_add(step);
             d = d.wrapping_add(dst_stride);

@@ -113,6 +113,9 @@ pub(crate) struct Plane<'a> {
     pub pairs: &'a [u32],
     /// `out_h * out_w` outputs.
     pub out: &'a mut [i32],
+    /// Whether the plane computed next on this thread writes the `out_h * out_w` outputs right
+    /// after `out` (a kernel may prefetch them while it computes this one).
+    pub next_follows: bool,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -148,13 +151,14 @@ pub fn depthwise_conv2d_u8i8_packed(
     let (kh, kw) = (g.kernel_h, g.kernel_w);
     let kwp = kw.div_ceil(2);
     let isa = weights.isa;
-    let run_plane = |p: usize, o: &mut [i32]| {
+    let run_plane = |p: usize, o: &mut [i32], next_follows: bool| {
         let c = p % g.in_channels;
         let plane = Plane {
             input: &input[p * in_plane..(p + 1) * in_plane],
             raw: &weights.raw[c * kh * kw..(c + 1) * kh * kw],
             pairs: &weights.pairs[c * kh * kwp..(c + 1) * kh * kwp],
             out: o,
+            next_follows,
         };
         match isa {
             #[cfg(target_arch = "x86_64")]
@@ -172,8 +176,9 @@ pub fn depthwise_conv2d_u8i8_packed(
     // bookkeeping stays small next to its work (a 56 x 56 3x3 plane is about a microsecond).
     let per_task = planes.div_ceil(threads * 8).max(1);
     let task = |t: usize, chunk: &mut [i32]| {
+        let n = chunk.len() / out_plane;
         for (i, o) in chunk.chunks_mut(out_plane).enumerate() {
-            run_plane(t * per_task + i, o);
+            run_plane(t * per_task + i, o, i + 1 < n);
         }
     };
     if threads <= 1 || planes <= 1 {
