@@ -691,19 +691,29 @@ impl Direct3x3 {
                 };
                 let (dir, dst, pf) = (input.wrapping_add(l), out.add(x0), prefetch(kcol));
                 if col.edge {
-                    direct_column::<true>(&col, &wv, src, dir, w, h, h, dst, w, pf)
+                    direct_column::<true>(&col, &wv, src, dir, w, h, dst, w, pf)
                 } else {
-                    direct_column::<false>(&col, &wv, src, dir, w, h, h, dst, w, pf)
+                    direct_column::<false>(&col, &wv, src, dir, w, h, dst, w, pf)
                 }
             }
             if let Some(shape) = &self.wrap {
                 // The wrapping blocks: output row y's last 4 outputs (low half) and row y + 1's
                 // first 4 (high half), for y < h - 1; then row 0's first 4 and the last row's
                 // last 4.
-                let mut top = [pad_value; 16];
-                top[8..].copy_from_slice(&p.input[..8]);
-                let mut bot = [pad_value; 16];
-                bot[..8].copy_from_slice(&p.input[h * w - 8..h * w]);
+                // (Each written by one 16-byte store, which the loads below then forward.)
+                let padv = _mm_set1_epi8(pad_value as i8);
+                let head = _mm_loadl_epi64(input as *const __m128i);
+                let tail = _mm_loadl_epi64(input.add(h * w - 8) as *const __m128i);
+                let mut top = [0u8; 16];
+                _mm_storeu_si128(
+                    top.as_mut_ptr() as *mut __m128i,
+                    _mm_unpacklo_epi64(padv, head),
+                );
+                let mut bot = [0u8; 16];
+                _mm_storeu_si128(
+                    bot.as_mut_ptr() as *mut __m128i,
+                    _mm_unpacklo_epi64(tail, padv),
+                );
                 let col = shape.with_pad(&colpad);
                 let src = |i: isize| {
                     if i == -1 {
@@ -718,7 +728,7 @@ impl Direct3x3 {
                 };
                 let dir = input.wrapping_add(w - 8);
                 let pf = prefetch(self.cols.len());
-                direct_column::<true>(&col, &wv, src, dir, w, h - 1, h - 1, out.add(w - 4), w, pf);
+                direct_column::<true>(&col, &wv, src, dir, w, h - 1, out.add(w - 4), w, pf);
                 let first = col.block(&wv, [src(-2), src(-1), src(0), src(1)]);
                 _mm_storeu_si128(out as *mut __m128i, _mm256_extracti128_si256::<1>(first));
                 let last = col.block(&wv, [src(hi - 2), src(hi - 1), src(hi), src(hi + 1)]);
@@ -885,7 +895,7 @@ impl DirectCol {
 
 /// Blocks of output rows `0..n` of one [`Direct3x3`] column, top to bottom: output row y reads
 /// the 16 bytes at `src(y - 1)` ..= `src(y + 2)` (the last only through a zero weight) and goes
-/// to `dst + y * dst_stride`. `src(i) == dir + i * step` for `0 <= i < nd` (the rows the main loop
+/// to `dst + y * dst_stride`. `src(i) == dir + i * step` for `0 <= i < n` (the rows the main loop
 /// steps through). Step i of the main loop prefetches `prefetch + 32 i` (an address only).
 ///
 /// # Safety
@@ -900,13 +910,12 @@ unsafe fn direct_column<const EDGE: bool>(
     src: impl Fn(isize) -> *const u8,
     dir: *const u8,
     step: usize,
-    nd: usize,
     n: usize,
     dst: *mut i32,
     dst_stride: usize,
     prefetch: *const i8,
 ) {
-    // SAFETY: the caller's bounds; the main loops read rows i < nd.
+    // SAFETY: the caller's bounds; the main loops read rows i < n.
     unsafe {
         // Step i loads input row i once, builds its H and Z, and V(i - 1), and adds their
         // products to the outputs they belong to: H(i) to rows i + 1, i, i - 1 (kernel rows 0, 1,
@@ -950,7 +959,7 @@ unsafe fn direct_column<const EDGE: bool>(
         let mut r = dir.wrapping_add(2 * step);
         let mut d = dst;
         let mut i = 2;
-        while i + UNROLL <= nd && i + UNROLL <= n + 2 {
+        while i + UNROLL <= n {
             // UNROLL rows per pass (the inner loop unrolls).
             for u in 0..UNROLL {
                 let (h, z) = row(r.wrapping_add(u * step));
@@ -965,26 +974,37 @@ unsafe fn direct_column<const EDGE: bool>(
             d = d.wrapping_add(UNROLL * dst_stride);
             i += UNROLL;
         }
-        while i < nd && i < n + 2 {
+        while i < n {
             let (h, z) = row(r);
             let o;
             (o, a, b, c) = step_row(h, z, a, b, c, zp);
             zp = z;
-            // Part of the next plane's output, so that its stores find it in the cache.
             _mm_prefetch::<_MM_HINT_T0>(prefetch.wrapping_add(32 * i));
             _mm256_storeu_si256(d as *mut __m256i, o);
             r = r.wrapping_add(step);
             d = d.wrapping_add(dst_stride);
             i += 1;
         }
-        while i < n + 2 {
-            let (h, z) = row(src(i as isize));
-            let o;
-            (o, a, b, c) = step_row(h, z, a, b, c, zp);
-            zp = z;
+        // Steps n and n + 1 complete outputs n - 2 and n - 1 (the partial sums of rows n and
+        // n + 1 are not needed; row n + 1 only meets the zero half of (w[2][2], 0)).
+        if i == n {
+            let (h, z) = row(src(n as isize));
+            let mut o = add(a, madd(_mm256_unpacklo_epi16(zp, z), w[4]));
+            if EDGE {
+                o = add(o, col.corr);
+            }
             _mm256_storeu_si256(d as *mut __m256i, o);
+            a = add(b, madd(h, w[2]));
+            zp = z;
             d = d.wrapping_add(dst_stride);
             i += 1;
+        }
+        if i == n + 1 {
+            let mut o = add(a, madd(_mm256_unpacklo_epi16(zp, zp), w[4]));
+            if EDGE {
+                o = add(o, col.corr);
+            }
+            _mm256_storeu_si256(d as *mut __m256i, o);
         }
     }
 }
