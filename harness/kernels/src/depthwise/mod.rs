@@ -9,8 +9,8 @@
 //! `pad_value`.
 //!
 //! AVX2 (`avx2.rs`, also used on AVX-512 VNNI CPUs; strides 1 and 2; 3x3 stride-1 pad-1 layers
-//! with rows of 16 inputs or more read the planes in place, see `avx2::Direct3x3`): each `vpmaddwd` applies two
-//! horizontal taps `(w[kx], w[kx + 1])` of one kernel row to 8 consecutive outputs, the input
+//! with rows of 16 inputs or more read the planes in place, see `avx2::Direct3x3`): each
+//! `vpmaddwd` applies two horizontal taps `(w[kx], w[kx + 1])` of one kernel row to 8 consecutive outputs, the input
 //! pairs being built in registers from u8 rows by a byte shuffle (stride 1) or a zero extension
 //! (stride 2); each 8-wide column of outputs is swept top to bottom keeping the last `kh` rows'
 //! pair vectors in registers. See that module for the layout. Products of u8 and i8 values and
@@ -193,14 +193,12 @@ pub fn depthwise_conv2d_u8i8_packed(
         let n = chunk.len() / out_plane;
         #[cfg(target_arch = "x86_64")]
         if direct {
-            // SAFETY: the ISA was checked available when the weights were prepared (every CPU
-            // with AVX-512 VNNI has AVX2); each plane holds in_h * in_w inputs and as many
-            // outputs (stride 1, 3x3, padding 1).
             DIRECT.with(|cell| {
                 let mut slot = cell.borrow_mut();
                 let shift = (chunk.as_ptr() as usize) % 32 == 16;
                 if !slot.as_ref().is_some_and(|d| d.fits(g.in_h, g.in_w, shift)) {
-                    // SAFETY: AVX2, as below.
+                    // SAFETY: the ISA was checked available when the weights were prepared
+                    // (every CPU with AVX-512 VNNI has AVX2).
                     *slot = Some(unsafe { avx2::Direct3x3::new(g.in_h, g.in_w, shift) });
                 }
                 let d = slot.as_ref().expect("just set");
@@ -214,7 +212,8 @@ pub fn depthwise_conv2d_u8i8_packed(
                         out,
                         next_follows,
                     };
-                    // SAFETY: see above.
+                    // SAFETY: AVX2 as above; `d` was built for in_h x in_w planes, and each
+                    // plane holds in_h * in_w inputs and as many outputs (stride 1, 3x3, pad 1).
                     unsafe { d.plane(plane, pad_value) };
                 }
             });
