@@ -181,3 +181,45 @@ fn depthwise_recognition() {
     });
     assert!(r.is_err());
 }
+
+/// The AVX2 path that reads 3x3, stride-1, pad-1 planes in place (rows of 16 inputs or more):
+/// every width from 16 to 41 (multiples of 8 and not), heights 1 to 5 (the padding rows next to
+/// each other), every output alignment (the shifted blocks and the block wrapping from one row to
+/// the next), random and extreme values, several pad values.
+#[test]
+fn depthwise_3x3_in_place_borders() {
+    for w in 16..=41 {
+        for h in 1..=5 {
+            let g = geometry(2, 3, h, w, 3, 3, 1, 1);
+            let n_in = 2 * 3 * h * w;
+            let random = bench::lcg_bytes(n_in, (w * 8 + h) as u64);
+            let weights: Vec<i8> = bench::lcg_bytes(27, (w * 8 + h + 1000) as u64)
+                .into_iter()
+                .map(|v| v as i8)
+                .collect();
+            let n_out = 2 * 3 * g.out_h() * g.out_w();
+            for (input, weights, pad_value) in [
+                (random.clone(), weights.clone(), (w * 13 + h) as u8),
+                (vec![255; n_in], vec![-128; 27], 255),
+                (random, weights, 0),
+            ] {
+                let mut want = vec![0i32; n_out];
+                reference::conv2d_u8i8(&input, &weights, &mut want, &g, pad_value);
+                for isa in Int8Isa::all_available() {
+                    let packed = PackedDepthwiseWeights::new_for(isa, &weights, &g);
+                    for offset in 0..8 {
+                        let mut buf = vec![7i32; n_out + 16];
+                        let skew = (8 - (buf.as_ptr() as usize / 4) % 8) % 8;
+                        let got = &mut buf[skew + offset..skew + offset + n_out];
+                        depthwise_conv2d_u8i8_packed(&input, &packed, got, &g, pad_value);
+                        assert_eq!(
+                            &got[..],
+                            &want[..],
+                            "{isa:?} offset {offset} pad {pad_value} {g:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -11,7 +11,10 @@
 //! * stride 2: output `x0 + q` reads `(x[2 (x0 + q) + kx], x[2 (x0 + q) + kx + 1])`, which is the
 //!   16 bytes from `2 x0 + kx` zero-extended in order (`vpmovzxbw`).
 //!
-//! The plane is first copied into a padded u8 buffer of the thread (input columns 64-byte
+//! 3x3 kernels at stride 1 with padding 1 on rows of at least 16 inputs (MobileNet's
+//! depthwise layers) read the plane in place instead and pair kernel column 2's taps vertically
+//! (5 multiply-adds per 8 outputs instead of 6), see [`Direct3x3`]. Otherwise the plane is
+//! first copied into a padded u8 buffer of the thread (input columns 64-byte
 //! aligned: misaligned copies cost about twice as much; borders filled once per geometry and pad
 //! value). Then each column of 8 outputs (the last one moved back to end at the row's end; planes
 //! narrower than 8 go through a scratch block) is swept from the top row to the bottom one,
@@ -31,6 +34,9 @@ use std::arch::x86_64::*;
 
 /// Outputs per block (one 256-bit vector of i32).
 const BLOCK: usize = 8;
+
+/// Rows per pass of [`Direct3x3`]'s column loop (2 and 3 ran alike, 1 about 7% slower).
+const UNROLL: usize = 2;
 
 /// Weight pairs held in a fixed-size local array (larger kernels use a heap vector).
 const LOCAL_PAIRS: usize = 16;
@@ -536,6 +542,471 @@ impl Sweep<'_> {
                     _mm256_storeu_si256(dst.add(y * dst_stride) as *mut __m256i, acc);
                 }
             }
+        }
+    }
+}
+
+/// Whether [`Direct3x3`] computes `g`: stride 1, 3x3, padding 1, rows of at least 16 inputs.
+pub(super) fn direct3x3_applies(g: &ConvGeometry) -> bool {
+    g.stride == 1 && g.kernel_h == 3 && g.kernel_w == 3 && g.pad == 1 && g.in_w >= 16
+}
+
+/// Stride 1, 3x3, pad 1, rows of at least 16 inputs: planes read in place, without the copy
+/// into a padded buffer.
+///
+/// Each block column loads, per input row, the 16 bytes from an input column `l` of its own
+/// (within the row: `0 <= l <= w - 16`) and shuffles out of them the row's horizontal pairs for
+/// kernel columns 0 and 1 and its kernel-column-2 inputs, which pair up vertically with the next
+/// row's: 5 `vpmaddwd` per block instead of 6 (see [`DirectCol`]). A tap on the padding column
+/// left or right of the row gets a zero from the shuffle instead, and the block adds the
+/// constant `pad_value * (w[0][kx] + w[1][kx] + w[2][kx])` for each such tap column (wrapping i32
+/// sums in another order, so the same bits). The padding rows above and below the plane read 16
+/// bytes of `pad_value`. With the output rows 16 bytes past a 32-byte boundary, the blocks are
+/// shifted by 4 as in [`Sweep::all`] and the wrapping block (the last 4 outputs of a row, the
+/// first 4 of the next) loads the 16 bytes that end one input row and start the next: its low
+/// half reads the first 8, its high half the last 8.
+///
+/// The columns' shuffles and padding masks depend only on the plane size and the layout, so one
+/// value serves a thread's run of planes.
+pub(super) struct Direct3x3 {
+    h: usize,
+    w: usize,
+    /// The `shift` it was built with.
+    shift: bool,
+    /// Regular columns: first output x0, load column l, shape.
+    cols: Vec<(usize, usize, ColShape)>,
+    /// The wrapping column, when the blocks are shifted.
+    wrap: Option<ColShape>,
+}
+
+impl Direct3x3 {
+    /// The columns for `h x w` planes (`w >= 16`, `h >= 1`), with the shifted layout when `w` is
+    /// a multiple of 8 and `shift` (the output planes start 16 bytes past a 32-byte boundary;
+    /// any layout gives the same results).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn new(h: usize, w: usize, shift: bool) -> Self {
+        assert!(w >= 16 && h >= 1);
+        let regular = |x0: usize| {
+            let l = x0.saturating_sub(4).min(w - 16);
+            let shape = ColShape::new(|q, kx| {
+                let c = (x0 + q + kx) as isize - 1;
+                (c >= 0 && (c as usize) < w).then(|| c as usize - l)
+            });
+            (x0, l, shape)
+        };
+        if shift && w.is_multiple_of(BLOCK) {
+            let wrap = ColShape::new(|q, kx| {
+                if q < 4 {
+                    let c = w - 4 + q + kx - 1;
+                    (c < w).then(|| c - (w - 8))
+                } else {
+                    let c = (q - 4 + kx) as isize - 1;
+                    (c >= 0).then(|| 8 + c as usize)
+                }
+            });
+            Direct3x3 {
+                h,
+                w,
+                shift,
+                cols: (4..w - 4).step_by(BLOCK).map(regular).collect(),
+                wrap: Some(wrap),
+            }
+        } else {
+            let mut cols = Vec::new();
+            let mut x0 = 0;
+            loop {
+                cols.push(regular(x0));
+                if x0 + BLOCK == w {
+                    break;
+                }
+                x0 = (x0 + BLOCK).min(w - BLOCK);
+            }
+            Direct3x3 {
+                h,
+                w,
+                shift,
+                cols,
+                wrap: None,
+            }
+        }
+    }
+
+    /// Whether this is what [`Direct3x3::new`] builds for `h`, `w`, `shift`.
+    pub(super) fn fits(&self, h: usize, w: usize, shift: bool) -> bool {
+        (self.h, self.w, self.shift) == (h, w, shift)
+    }
+
+    /// Compute one plane (`h x w` inputs and outputs).
+    ///
+    /// # Safety
+    /// AVX2; `p.input` holds `h * w` bytes, `p.out` `h * w` i32.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn plane(&self, p: Plane<'_>, pad_value: u8) {
+        let (h, w) = (self.h, self.w);
+        assert!(p.input.len() >= h * w && p.out.len() >= h * w && p.raw.len() >= 9);
+        let input = p.input.as_ptr();
+        let out = p.out.as_mut_ptr();
+        // The output of the plane computed next, when it follows this one: column k of blocks
+        // prefetches its bytes from 32 k h on, 32 a row (the columns together cover about the
+        // plane). Only an address for `_mm_prefetch`, never read or written here.
+        let next = out.wrapping_add(if p.next_follows { h * w } else { 0 }) as *const i8;
+        let prefetch = |k: usize| next.wrapping_add(32 * k * h);
+        // (w[0][0], w[0][1]), (w[1][0], w[1][1]), (w[2][0], w[2][1]), (w[0][2], w[1][2]),
+        // (w[2][2], 0) as the two i16 halves of each lane.
+        let pair = |lo: i8, hi: i8| {
+            _mm256_set1_epi32(
+                (u32::from(lo as i16 as u16) | (u32::from(hi as i16 as u16) << 16)) as i32,
+            )
+        };
+        let k = p.raw;
+        let wv = [
+            pair(k[0], k[1]),
+            pair(k[3], k[4]),
+            pair(k[6], k[7]),
+            pair(k[2], k[5]),
+            pair(k[8], 0),
+        ];
+        // What a padding column contributes to an output through kernel column kx.
+        let colpad: [__m256i; 3] = std::array::from_fn(|kx| {
+            _mm256_set1_epi32((0..3).fold(0i32, |a, ky| {
+                a.wrapping_add(i32::from(pad_value) * i32::from(k[3 * ky + kx]))
+            }))
+        });
+        let pad = [pad_value; 16];
+        let padp = pad.as_ptr();
+        let hi = h as isize;
+        // SAFETY (all blocks below): every row pointer handed out is readable for 16 bytes
+        // (input rows: `l + 16 <= w`, or the wrapping block's load that ends 8 bytes into the
+        // next row, which exists), and every store lies in the output plane (x0 + 8 <= w).
+        unsafe {
+            for (kcol, &(x0, l, ref shape)) in self.cols.iter().enumerate() {
+                let col = shape.with_pad(&colpad);
+                let src = |i: isize| {
+                    if i < 0 || i >= hi {
+                        padp
+                    } else {
+                        input.wrapping_add(i as usize * w + l)
+                    }
+                };
+                let (dir, dst, pf) = (input.wrapping_add(l), out.add(x0), prefetch(kcol));
+                if col.edge {
+                    direct_column::<true>(&col, &wv, src, dir, w, h, dst, w, pf)
+                } else {
+                    direct_column::<false>(&col, &wv, src, dir, w, h, dst, w, pf)
+                }
+            }
+            if let Some(shape) = &self.wrap {
+                // The wrapping blocks: output row y's last 4 outputs (low half) and row y + 1's
+                // first 4 (high half), for y < h - 1; then row 0's first 4 and the last row's
+                // last 4.
+                // (Each written by one 16-byte store, which the loads below then forward.)
+                let padv = _mm_set1_epi8(pad_value as i8);
+                let head = _mm_loadl_epi64(input as *const __m128i);
+                let tail = _mm_loadl_epi64(input.add(h * w - 8) as *const __m128i);
+                let mut top = [0u8; 16];
+                _mm_storeu_si128(
+                    top.as_mut_ptr() as *mut __m128i,
+                    _mm_unpacklo_epi64(padv, head),
+                );
+                let mut bot = [0u8; 16];
+                _mm_storeu_si128(
+                    bot.as_mut_ptr() as *mut __m128i,
+                    _mm_unpacklo_epi64(tail, padv),
+                );
+                let col = shape.with_pad(&colpad);
+                let src = |i: isize| {
+                    if i == -1 {
+                        top.as_ptr()
+                    } else if i == hi - 1 {
+                        bot.as_ptr()
+                    } else if i < -1 || i >= hi {
+                        padp
+                    } else {
+                        input.wrapping_add(i as usize * w + w - 8)
+                    }
+                };
+                let dir = input.wrapping_add(w - 8);
+                let pf = prefetch(self.cols.len());
+                direct_column::<true>(&col, &wv, src, dir, w, h - 1, out.add(w - 4), w, pf);
+                let first = col.block(&wv, [src(-2), src(-1), src(0), src(1)]);
+                _mm_storeu_si128(out as *mut __m128i, _mm256_extracti128_si256::<1>(first));
+                let last = col.block(&wv, [src(hi - 2), src(hi - 1), src(hi), src(hi + 1)]);
+                _mm_storeu_si128(
+                    out.add(h * w - 4) as *mut __m128i,
+                    _mm256_castsi256_si128(last),
+                );
+            }
+        }
+    }
+}
+
+/// The shuffles and padding masks of one column of [`Direct3x3`] blocks.
+struct ColShape {
+    ctl_h: __m256i,
+    ctl_z: __m256i,
+    /// Per kernel column kx: all ones in the lanes whose tap through kx is a padding column.
+    pad_mask: [__m256i; 3],
+    /// Whether any tap falls on a padding column.
+    edge: bool,
+}
+
+impl ColShape {
+    /// `map(q, kx)`: the byte (of the 16 loaded) that output `q` of the block reads through
+    /// kernel column `kx`, or `None` for a padding column.
+    #[target_feature(enable = "avx2")]
+    fn new(map: impl Fn(usize, usize) -> Option<usize>) -> Self {
+        let mut ctl_h = [0x80u8; 32];
+        let mut ctl_z = [0x80u8; 32];
+        let mut mask = [[0i32; BLOCK]; 3];
+        let mut edge = false;
+        for q in 0..BLOCK {
+            for (kx, m) in mask.iter_mut().enumerate() {
+                match map(q, kx) {
+                    Some(b) => {
+                        assert!(b < 16, "direct3x3 reads beyond its 16 bytes");
+                        if kx < 2 {
+                            ctl_h[4 * q + 2 * kx] = b as u8;
+                        } else {
+                            ctl_z[16 * (q / 4) + 2 * (q % 4)] = b as u8;
+                        }
+                    }
+                    None => {
+                        m[q] = -1;
+                        edge = true;
+                    }
+                }
+            }
+        }
+        // SAFETY: 32 bytes each.
+        let v = |b: *const i8| unsafe { _mm256_loadu_si256(b as *const __m256i) };
+        ColShape {
+            ctl_h: v(ctl_h.as_ptr() as *const i8),
+            ctl_z: v(ctl_z.as_ptr() as *const i8),
+            pad_mask: std::array::from_fn(|kx| v(mask[kx].as_ptr() as *const i8)),
+            edge,
+        }
+    }
+
+    /// The column for a plane whose padding columns add `colpad[kx]` through kernel column kx.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn with_pad(&self, colpad: &[__m256i; 3]) -> DirectCol {
+        let part = |kx: usize| _mm256_and_si256(self.pad_mask[kx], colpad[kx]);
+        DirectCol {
+            ctl_h: self.ctl_h,
+            ctl_z: self.ctl_z,
+            corr: _mm256_add_epi32(_mm256_add_epi32(part(0), part(1)), part(2)),
+            edge: self.edge,
+        }
+    }
+}
+
+/// A column of blocks of [`Direct3x3`] for one plane: the shuffles that give a row's pair vector and its
+/// kernel-column-2 words from its 16 loaded bytes, and the constant the padding columns add.
+///
+/// Output row y (input rows y - 1, y, y + 1 through kernel rows 0, 1, 2) takes 5 `vpmaddwd`:
+/// the horizontal pairs `(x[c], x[c + 1])` of its three rows (`H`) with `(w[ky][0], w[ky][1])`,
+/// the vertical pair `(x[y - 1][c + 2], x[y][c + 2])` with `(w[0][2], w[1][2])`, and the
+/// vertical pair `(x[y + 1][c + 2], x[y + 2][c + 2])` with `(w[2][2], 0)`. A vertical pair
+/// vector `V(i)` interleaves (`vpunpcklwd`) the kernel-column-2 words `Z(i)`, `Z(i + 1)` of two
+/// rows; each row's `H`, `Z` and `V` are built once and used by the output rows around it.
+struct DirectCol {
+    /// Pair vector: lane q = bytes of tap columns 0 and 1, zero-extended.
+    ctl_h: __m256i,
+    /// Column-2 words: 128-bit half l, word t = byte of output 4 l + t's tap column 2.
+    ctl_z: __m256i,
+    corr: __m256i,
+    /// Whether any tap falls on a padding column (`corr` may be nonzero).
+    edge: bool,
+}
+
+impl DirectCol {
+    /// The 16 bytes at `r` in both 128-bit halves.
+    ///
+    /// # Safety
+    /// AVX2; `r` readable for 16 bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn bytes(r: *const u8) -> __m256i {
+        // SAFETY: the caller's bound.
+        unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(r as *const __m128i)) }
+    }
+
+    /// `H` of the row whose 16 bytes start at `r`.
+    ///
+    /// # Safety
+    /// AVX2; `r` readable for 16 bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn h(&self, r: *const u8) -> __m256i {
+        // SAFETY: the caller's bound.
+        _mm256_shuffle_epi8(unsafe { Self::bytes(r) }, self.ctl_h)
+    }
+
+    /// `Z` of the row whose 16 bytes start at `r`.
+    ///
+    /// # Safety
+    /// AVX2; `r` readable for 16 bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn z(&self, r: *const u8) -> __m256i {
+        // SAFETY: the caller's bound.
+        _mm256_shuffle_epi8(unsafe { Self::bytes(r) }, self.ctl_z)
+    }
+
+    /// One block: `h` = `H` of input rows y - 1, y, y + 1, `v0` = `V(y - 1)`, `v2` = `V(y + 1)`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn sum<const EDGE: bool>(
+        &self,
+        w: &[__m256i; 5],
+        h: [__m256i; 3],
+        v0: __m256i,
+        v2: __m256i,
+    ) -> __m256i {
+        let a = _mm256_add_epi32(_mm256_madd_epi16(h[0], w[0]), _mm256_madd_epi16(h[1], w[1]));
+        let b = _mm256_add_epi32(_mm256_madd_epi16(h[2], w[2]), _mm256_madd_epi16(v0, w[3]));
+        let s = _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_madd_epi16(v2, w[4]));
+        if EDGE {
+            _mm256_add_epi32(s, self.corr)
+        } else {
+            s
+        }
+    }
+
+    /// One block of output row y from the 16 bytes of input rows y - 1 ..= y + 2 at `r`.
+    ///
+    /// # Safety
+    /// AVX2; each pointer readable for 16 bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn block(&self, w: &[__m256i; 5], r: [*const u8; 4]) -> __m256i {
+        // SAFETY: the caller's bounds.
+        unsafe {
+            let z: [__m256i; 4] = std::array::from_fn(|i| self.z(r[i]));
+            let h = [self.h(r[0]), self.h(r[1]), self.h(r[2])];
+            let v0 = _mm256_unpacklo_epi16(z[0], z[1]);
+            let v2 = _mm256_unpacklo_epi16(z[2], z[3]);
+            self.sum::<true>(w, h, v0, v2)
+        }
+    }
+}
+
+/// Blocks of output rows `0..n` of one [`Direct3x3`] column, top to bottom: output row y reads
+/// the 16 bytes at `src(y - 1)` ..= `src(y + 2)` (the last only through a zero weight) and goes
+/// to `dst + y * dst_stride`. `src(i) == dir + i * step` for `0 <= i < n` (the rows the main loop
+/// steps through). Step i of the main loop prefetches `prefetch + 32 i` (an address only).
+///
+/// # Safety
+/// AVX2; `src(i)` readable for 16 bytes for `-1 <= i <= n + 1`; `dst + y * dst_stride` writable
+/// for 8 i32, `y < n`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn direct_column<const EDGE: bool>(
+    col: &DirectCol,
+    w: &[__m256i; 5],
+    src: impl Fn(isize) -> *const u8,
+    dir: *const u8,
+    step: usize,
+    n: usize,
+    dst: *mut i32,
+    dst_stride: usize,
+    prefetch: *const i8,
+) {
+    // SAFETY: the caller's bounds; the main loops read rows i < n.
+    unsafe {
+        // Step i loads input row i once, builds its H and Z, and V(i - 1), and adds their
+        // products to the outputs they belong to: H(i) to rows i + 1, i, i - 1 (kernel rows 0, 1,
+        // 2), V(i - 1) to rows i (with (w[0][2], w[1][2])) and i - 2 (with (w[2][2], 0)), which
+        // is then complete. Entering step i: a, b, c = partial sums of rows i - 2, i - 1, i;
+        // zp = Z(i - 1).
+        let row = |r: *const u8| {
+            let b = DirectCol::bytes(r);
+            (
+                _mm256_shuffle_epi8(b, col.ctl_h),
+                _mm256_shuffle_epi8(b, col.ctl_z),
+            )
+        };
+        let madd = _mm256_madd_epi16;
+        let add = _mm256_add_epi32;
+        let (h, zm) = row(src(-1));
+        let c0 = madd(h, w[0]);
+        let (h, z0) = row(src(0));
+        let v = _mm256_unpacklo_epi16(zm, z0);
+        let b0 = add(c0, add(madd(h, w[1]), madd(v, w[3])));
+        let c1 = madd(h, w[0]);
+        let (h, z1) = row(src(1));
+        let v = _mm256_unpacklo_epi16(z0, z1);
+        let mut a = add(b0, madd(h, w[2]));
+        let mut b = add(c1, add(madd(h, w[1]), madd(v, w[3])));
+        let mut c = madd(h, w[0]);
+        let mut zp = z1;
+        let step_row = |h: __m256i, z: __m256i, a: __m256i, b: __m256i, c: __m256i, zp: __m256i| {
+            let v = _mm256_unpacklo_epi16(zp, z);
+            let mut o = add(a, madd(v, w[4]));
+            if EDGE {
+                o = add(o, col.corr);
+            }
+            (
+                o,
+                add(b, madd(h, w[2])),
+                add(c, add(madd(h, w[1]), madd(v, w[3]))),
+                madd(h, w[0]),
+            )
+        };
+        let mut r = dir.wrapping_add(2 * step);
+        let mut d = dst;
+        let mut i = 2;
+        while i + UNROLL <= n {
+            // UNROLL rows per pass (the inner loop unrolls).
+            for u in 0..UNROLL {
+                let (h, z) = row(r.wrapping_add(u * step));
+                let o;
+                (o, a, b, c) = step_row(h, z, a, b, c, zp);
+                zp = z;
+                // Part of the next plane's output, so that its stores find it in the cache.
+                _mm_prefetch::<_MM_HINT_T0>(prefetch.wrapping_add(32 * (i + u)));
+                _mm256_storeu_si256(d.wrapping_add(u * dst_stride) as *mut __m256i, o);
+            }
+            r = r.wrapping_add(UNROLL * step);
+            d = d.wrapping_add(UNROLL * dst_stride);
+            i += UNROLL;
+        }
+        while i < n {
+            let (h, z) = row(r);
+            let o;
+            (o, a, b, c) = step_row(h, z, a, b, c, zp);
+            zp = z;
+            _mm_prefetch::<_MM_HINT_T0>(prefetch.wrapping_add(32 * i));
+            _mm256_storeu_si256(d as *mut __m256i, o);
+            r = r.wrapping_add(step);
+            d = d.wrapping_add(dst_stride);
+            i += 1;
+        }
+        // Steps n and n + 1 complete outputs n - 2 and n - 1 (the partial sums of rows n and
+        // n + 1 are not needed; row n + 1 only meets the zero half of (w[2][2], 0)).
+        if i == n {
+            let (h, z) = row(src(n as isize));
+            let mut o = add(a, madd(_mm256_unpacklo_epi16(zp, z), w[4]));
+            if EDGE {
+                o = add(o, col.corr);
+            }
+            _mm256_storeu_si256(d as *mut __m256i, o);
+            a = add(b, madd(h, w[2]));
+            zp = z;
+            d = d.wrapping_add(dst_stride);
+            i += 1;
+        }
+        if i == n + 1 {
+            let mut o = add(a, madd(_mm256_unpacklo_epi16(zp, zp), w[4]));
+            if EDGE {
+                o = add(o, col.corr);
+            }
+            _mm256_storeu_si256(d as *mut __m256i, o);
         }
     }
 }

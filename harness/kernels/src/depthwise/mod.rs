@@ -8,8 +8,9 @@
 //! instead, with the padding rule of the GEMM path and the reference: taps outside the input read
 //! `pad_value`.
 //!
-//! AVX2 (`avx2.rs`, also used on AVX-512 VNNI CPUs; strides 1 and 2): each `vpmaddwd` applies two
-//! horizontal taps `(w[kx], w[kx + 1])` of one kernel row to 8 consecutive outputs, the input
+//! AVX2 (`avx2.rs`, also used on AVX-512 VNNI CPUs; strides 1 and 2; 3x3 stride-1 pad-1 layers
+//! with rows of 16 inputs or more read the planes in place, see `avx2::Direct3x3`): each
+//! `vpmaddwd` applies two horizontal taps `(w[kx], w[kx + 1])` of one kernel row to 8 consecutive outputs, the input
 //! pairs being built in registers from u8 rows by a byte shuffle (stride 1) or a zero extension
 //! (stride 2); each 8-wide column of outputs is swept top to bottom keeping the last `kh` rows'
 //! pair vectors in registers. See that module for the layout. Products of u8 and i8 values and
@@ -113,12 +114,17 @@ pub(crate) struct Plane<'a> {
     pub pairs: &'a [u32],
     /// `out_h * out_w` outputs.
     pub out: &'a mut [i32],
+    /// Whether the plane computed next on this thread writes the `out_h * out_w` outputs right
+    /// after `out` (a kernel may prefetch them while it computes this one).
+    pub next_follows: bool,
 }
 
 #[cfg(target_arch = "x86_64")]
 thread_local! {
     /// The calling thread's row buffer for the AVX2 path.
     static ROWS: std::cell::RefCell<avx2::RowBuf> = std::cell::RefCell::new(avx2::RowBuf::default());
+    /// The calling thread's column shapes for the in-place 3x3 path (the last plane size used).
+    static DIRECT: std::cell::RefCell<Option<avx2::Direct3x3>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Depthwise convolution with prepared weights; equal bit for bit to
@@ -148,13 +154,23 @@ pub fn depthwise_conv2d_u8i8_packed(
     let (kh, kw) = (g.kernel_h, g.kernel_w);
     let kwp = kw.div_ceil(2);
     let isa = weights.isa;
-    let run_plane = |p: usize, o: &mut [i32]| {
+    // Plane p's input and its channel's weights (raw and pairs).
+    let parts = |p: usize| {
         let c = p % g.in_channels;
+        (
+            &input[p * in_plane..(p + 1) * in_plane],
+            &weights.raw[c * kh * kw..(c + 1) * kh * kw],
+            &weights.pairs[c * kh * kwp..(c + 1) * kh * kwp],
+        )
+    };
+    let run_plane = |p: usize, out: &mut [i32], next_follows: bool| {
+        let (input, raw, pairs) = parts(p);
         let plane = Plane {
-            input: &input[p * in_plane..(p + 1) * in_plane],
-            raw: &weights.raw[c * kh * kw..(c + 1) * kh * kw],
-            pairs: &weights.pairs[c * kh * kwp..(c + 1) * kh * kwp],
-            out: o,
+            input,
+            raw,
+            pairs,
+            out,
+            next_follows,
         };
         match isa {
             #[cfg(target_arch = "x86_64")]
@@ -171,9 +187,40 @@ pub fn depthwise_conv2d_u8i8_packed(
     // Planes per task: enough tasks to balance the threads, few enough that a task's
     // bookkeeping stays small next to its work (a 56 x 56 3x3 plane is about a microsecond).
     let per_task = planes.div_ceil(threads * 8).max(1);
+    #[cfg(target_arch = "x86_64")]
+    let direct = matches!(isa, Int8Isa::Avx2 | Int8Isa::Avx512Vnni) && avx2::direct3x3_applies(g);
     let task = |t: usize, chunk: &mut [i32]| {
+        let n = chunk.len() / out_plane;
+        #[cfg(target_arch = "x86_64")]
+        if direct {
+            DIRECT.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                let shift = (chunk.as_ptr() as usize) % 32 == 16;
+                if !slot.as_ref().is_some_and(|d| d.fits(g.in_h, g.in_w, shift)) {
+                    // SAFETY: the ISA was checked available when the weights were prepared
+                    // (every CPU with AVX-512 VNNI has AVX2).
+                    *slot = Some(unsafe { avx2::Direct3x3::new(g.in_h, g.in_w, shift) });
+                }
+                let d = slot.as_ref().expect("just set");
+                for (i, out) in chunk.chunks_mut(out_plane).enumerate() {
+                    let (input, raw, pairs) = parts(t * per_task + i);
+                    let next_follows = i + 1 < n;
+                    let plane = Plane {
+                        input,
+                        raw,
+                        pairs,
+                        out,
+                        next_follows,
+                    };
+                    // SAFETY: AVX2 as above; `d` was built for in_h x in_w planes, and each
+                    // plane holds in_h * in_w inputs and as many outputs (stride 1, 3x3, pad 1).
+                    unsafe { d.plane(plane, pad_value) };
+                }
+            });
+            return;
+        }
         for (i, o) in chunk.chunks_mut(out_plane).enumerate() {
-            run_plane(t * per_task + i, o);
+            run_plane(t * per_task + i, o, i + 1 < n);
         }
     };
     if threads <= 1 || planes <= 1 {
