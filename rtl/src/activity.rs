@@ -92,8 +92,11 @@ pub fn measure(
     let mut jobs: Vec<StreamJob> = Vec::new();
     let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut plans = Vec::with_capacity(graphs.len());
-    for g in graphs {
-        let plan = graph_streams(g.graph, images, max_ops).and_then(|streams| {
+    let captured = parallel_map(graphs, config.jobs, |g| {
+        graph_streams(g.graph, images, max_ops)
+    });
+    for captured in captured {
+        let plan = captured.and_then(|streams| {
             streams
                 .into_iter()
                 .map(|(name, stream)| {
@@ -129,6 +132,35 @@ pub fn measure(
             })
         })
         .collect())
+}
+
+/// `f` over `items` on `threads` scoped threads (the reference executor that captures the streams
+/// is single-threaded, and a paper-suite run has about a hundred graphs), results in order.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let out: std::sync::Mutex<Vec<Option<R>>> =
+        std::sync::Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, items.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    out.lock().expect("no thread panics holding it")[i] = Some(r);
+                }
+            });
+        }
+    });
+    out.into_inner()
+        .expect("no thread panics holding it")
+        .into_iter()
+        .map(|r| r.expect("every index was taken once"))
+        .collect()
 }
 
 /// The catalog unit `name`.

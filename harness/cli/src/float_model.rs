@@ -166,17 +166,39 @@ pub fn load_data(spec: &FloatSpec) -> Result<Data> {
             qbench_datasets::load(entry, Split::Test)?,
         ),
     };
+    let sha256 = sha256_hex(hashes.join("\n").as_bytes());
+    Ok(with_split(spec, train, test, sha256))
+}
+
+/// The data of `spec` from images already loaded (and verified) for a spec that reads the same
+/// files: only the seeded training/validation split differs between seeds.
+pub fn load_data_like(spec: &FloatSpec, loaded: &Data) -> Data {
+    with_split(
+        spec,
+        loaded.train.clone(),
+        loaded.test.clone(),
+        loaded.sha256.clone(),
+    )
+}
+
+/// Whether two specs read the same images (so [`load_data_like`] may share them).
+pub fn same_images(a: &FloatSpec, b: &FloatSpec) -> bool {
+    (&a.dataset, &a.registry, a.calibration_from_test)
+        == (&b.dataset, &b.registry, b.calibration_from_test)
+}
+
+fn with_split(spec: &FloatSpec, train: ImageSet, test: ImageSet, sha256: String) -> Data {
     let (mut train_idx, val_idx) = train_val_split(train.len(), spec.val_fraction, spec.train.seed);
     if let Some(limit) = spec.train_limit {
         train_idx.truncate(limit);
     }
-    Ok(Data {
+    Data {
         train,
         test,
         train_idx,
         val_idx,
-        sha256: sha256_hex(hashes.join("\n").as_bytes()),
-    })
+        sha256,
+    }
 }
 
 fn check_sha(check: &qbench_datasets::FileCheck) -> &str {

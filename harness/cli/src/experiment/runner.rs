@@ -194,10 +194,15 @@ fn float_models(
     jobs: usize,
 ) -> Result<Vec<(Data, FloatModel)>> {
     let specs = float_specs(spec);
-    let data = specs
-        .iter()
-        .map(float_model::load_data)
-        .collect::<Result<Vec<Data>>>()?;
+    // Each dataset is read and verified once; seeds differ only in their split.
+    let mut data: Vec<Data> = Vec::with_capacity(specs.len());
+    for (k, float_spec) in specs.iter().enumerate() {
+        let same = (0..k).find(|&j| float_model::same_images(&specs[j], float_spec));
+        data.push(match same {
+            Some(j) => float_model::load_data_like(float_spec, &data[j]),
+            None => float_model::load_data(float_spec)?,
+        });
+    }
     let mut dirs = Vec::new();
     let mut first = Vec::new();
     for (float_spec, data) in specs.iter().zip(&data) {
