@@ -138,6 +138,7 @@ fn load<P: AsRef<Path>>(paths: &[P], layout: Layout) -> Result<ImageSet> {
         width: 32,
         num_classes,
         normalization: layout.normalization,
+        boxes: Vec::new(),
     })
 }
 

@@ -369,6 +369,7 @@ fn decode_all(
         width: c,
         num_classes,
         normalization: Normalization::imagenet(),
+        boxes: Vec::new(),
     })
 }
 

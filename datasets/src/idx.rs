@@ -365,6 +365,7 @@ pub fn load_idx_pair(
         width: images.width,
         num_classes,
         normalization: Normalization::identity(1),
+        boxes: Vec::new(),
     })
 }
 

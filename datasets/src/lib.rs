@@ -27,6 +27,7 @@ mod error;
 mod fetch;
 mod folder;
 mod idx;
+pub mod kitti;
 mod load;
 mod registry;
 mod set;
@@ -49,6 +50,6 @@ pub use registry::{
     DATA_ENV, DEFAULT_DATASET, DataFile, DatasetEntry, Format, KnownCopy, Registry, Split,
     SplitFiles, Splits, Unpack, data_dir_for, locate, locate_in,
 };
-pub use set::{ImageSet, Normalization};
+pub use set::{GtBox, ImageSet, Normalization};
 pub use split::{shuffled_indices, train_val_split};
 pub use verify::{FileCheck, FileStatus, verify, verify_in};

@@ -84,6 +84,27 @@ pub struct ImageSet {
     pub num_classes: usize,
     /// How a float model maps a pixel to its input value.
     pub normalization: Normalization,
+    /// Object boxes of a detection set, one list per image in the images' own pixel
+    /// coordinates; empty for a classification set. A detection set's `labels` are all 0 and
+    /// its `num_classes` counts the object classes.
+    pub boxes: Vec<Vec<GtBox>>,
+}
+
+/// One ground-truth object of a detection set, in the pixel coordinates of the [`ImageSet`] it
+/// belongs to (after any resizing): a class below the set's `num_classes` and a box with
+/// `x0 <= x1`, `y0 <= y1`, edges at pixel boundaries (a box covering pixel 0 only is 0..1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GtBox {
+    /// Object class.
+    pub class: u16,
+    /// Left edge.
+    pub x0: f32,
+    /// Top edge.
+    pub y0: f32,
+    /// Right edge.
+    pub x1: f32,
+    /// Bottom edge.
+    pub y1: f32,
 }
 
 impl ImageSet {
@@ -124,6 +145,11 @@ impl ImageSet {
             images.extend_from_slice(self.image(i));
             labels.push(self.labels[i]);
         }
+        let boxes = if self.boxes.is_empty() {
+            Vec::new()
+        } else {
+            indices.iter().map(|&i| self.boxes[i].clone()).collect()
+        };
         ImageSet {
             images,
             labels,
@@ -132,6 +158,7 @@ impl ImageSet {
             width: self.width,
             num_classes: self.num_classes,
             normalization: self.normalization.clone(),
+            boxes,
         }
     }
 
@@ -235,6 +262,7 @@ mod tests {
                 mean: vec![0.0, 0.5],
                 std: vec![1.0, 0.5],
             },
+            boxes: Vec::new(),
         }
     }
 

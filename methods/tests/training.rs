@@ -31,6 +31,7 @@ fn toy_set() -> ImageSet {
         width: w,
         num_classes: 2,
         normalization: Normalization::identity(1),
+        boxes: Vec::new(),
     }
 }
 

@@ -189,5 +189,6 @@ fn fake_quant_sample(test: &ImageSet, macs_per_image: u64) -> ImageSet {
         width: test.width,
         num_classes: test.num_classes,
         normalization: test.normalization.clone(),
+        boxes: Vec::new(),
     }
 }

@@ -579,6 +579,7 @@ mod tests {
             width: 28,
             num_classes: 10,
             normalization: norm,
+            boxes: Vec::new(),
         }
     }
 

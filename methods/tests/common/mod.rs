@@ -53,6 +53,7 @@ fn head(set: &ImageSet, n: usize) -> ImageSet {
         images: set.images[..n * set.image_len()].to_vec(),
         labels: set.labels[..n].to_vec(),
         normalization: set.normalization.clone(),
+        boxes: Vec::new(),
         ..*set
     }
 }
@@ -86,6 +87,7 @@ fn synthetic(n: usize, seed: u32) -> ImageSet {
         width: 28,
         num_classes: 4,
         normalization: Normalization::identity(1),
+        boxes: Vec::new(),
     }
 }
 
@@ -178,6 +180,7 @@ pub fn resnet20() -> &'static Residual {
             width: 32,
             num_classes: 10,
             normalization: Normalization::cifar10(),
+            boxes: Vec::new(),
         };
         let arch = zoo::build("resnet20", [3, 32, 32], 10).expect("resnet20 exists");
         let params = Params::init(&arch, 1).expect("initializes");

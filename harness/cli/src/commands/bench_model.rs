@@ -35,6 +35,7 @@ pub fn resnet18(batch: usize, seconds: f64, method: &str) -> Result<()> {
         width: 224,
         num_classes: 1000,
         normalization: Normalization::imagenet(),
+        boxes: Vec::new(),
     };
     let method = config.method();
     let idx: Vec<usize> = (0..CALIBRATION_IMAGES).collect();

@@ -1,0 +1,6 @@
+//! KITTI's 2D object detection benchmark: the label format, the folder layout, the official
+//! evaluation, and a generated set in the same format.
+
+mod object;
+
+pub use object::{EVAL_CLASSES, Object, ObjectType};
