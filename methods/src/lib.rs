@@ -8,5 +8,7 @@ pub mod model;
 
 pub use error::{MethodError, Result};
 pub mod data;
+pub mod decode;
+pub mod objective;
 pub mod optim;
 pub mod train;

@@ -14,6 +14,7 @@ use crate::error::{MethodError, Result};
 use crate::model::arch::Architecture;
 use crate::model::forward::{Mode, forward};
 use crate::model::params::Params;
+use crate::objective::Objective;
 use crate::optim::{AdamW, AdamWConfig};
 
 /// What a training run does. Everything that changes the resulting weights is in here, so its
@@ -138,17 +139,19 @@ pub fn train(
         )));
     }
     let total_steps = (batches * config.epochs) as u64;
+    let objective = Objective::of(arch);
     let mut val_accuracy = None;
     for epoch in first_epoch..config.epochs {
         let seed = config.seed.wrapping_add(epoch as u64 + 1);
         train_epoch(observer, epoch, train_idx, config.batch_size, seed, |idx| {
-            let (x, y) = data::batch(set, idx)?;
-            let logits = forward(arch, &mut params, &x, Mode::Train)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            let (x, _) = data::batch(set, idx)?;
+            let y = objective.targets(set, idx)?;
+            let out = forward(arch, &mut params, &x, Mode::Train)?;
+            let loss = objective.loss(&out, &y)?;
             let grads = loss.backward()?;
             let lr = config.lr_at(opt.step, total_steps);
             opt.step(&params.vars, &grads, lr)?;
-            Ok((loss.to_scalar::<f32>()?, count_correct(&logits, &y)?))
+            Ok((loss.to_scalar::<f32>()?, objective.hits(&out, &y)?))
         })?;
         val_accuracy = if val_idx.is_empty() {
             None
@@ -178,7 +181,8 @@ pub fn train(
 
 /// One epoch of mini-batch training, the loop every trainer shares: `pool` shuffled by `seed`,
 /// cut into full batches of `batch_size` (the remainder waits for another epoch's order), each
-/// handed to `step`, which trains on it and returns the batch's loss and correct answers.
+/// handed to `step`, which trains on it and returns the batch's loss and its
+/// [`Objective::hits`] (right answers out of how many).
 /// Progress goes to `observer`, which may stop the epoch between batches.
 pub fn train_epoch(
     observer: &mut dyn TrainObserver,
@@ -186,7 +190,7 @@ pub fn train_epoch(
     pool: &[usize],
     batch_size: usize,
     seed: u64,
-    mut step: impl FnMut(&[usize]) -> Result<(f32, usize)>,
+    mut step: impl FnMut(&[usize]) -> Result<(f32, (usize, usize))>,
 ) -> Result<()> {
     let batches = pool.len() / batch_size.max(1);
     observer.epoch_start(epoch, batches);
@@ -197,15 +201,18 @@ pub fn train_epoch(
             return Err(MethodError::Interrupted);
         }
         let idx: Vec<usize> = chunk.iter().map(|&i| pool[i]).collect();
-        let (loss, right) = step(&idx)?;
+        let (loss, (right, of)) = step(&idx)?;
         correct += right;
-        seen += idx.len();
-        observer.batch_end(epoch, b, loss, correct as f64 / seen as f64);
+        seen += of;
+        observer.batch_end(epoch, b, loss, correct as f64 / seen.max(1) as f64);
     }
     Ok(())
 }
 
-/// Top-1 accuracy of the float model (evaluation mode) on the images at `indices`.
+/// The float model's (evaluation mode) share of right answers on the images at `indices`: top-1
+/// accuracy for a classifier, for a detector the share of objects whose centre cell's heatmap
+/// is positive for their class (a quick validation signal; its AP comes from the KITTI
+/// evaluation of its decoded boxes).
 pub fn accuracy(
     arch: &Architecture,
     params: &mut Params,
@@ -213,13 +220,17 @@ pub fn accuracy(
     indices: &[usize],
     batch: usize,
 ) -> Result<f64> {
-    let mut correct = 0;
+    let objective = Objective::of(arch);
+    let (mut correct, mut seen) = (0, 0);
     for chunk in indices.chunks(batch.max(1)) {
-        let (x, y) = data::batch(set, chunk)?;
-        let logits = forward(arch, params, &x, Mode::Eval)?;
-        correct += count_correct(&logits, &y)?;
+        let (x, _) = data::batch(set, chunk)?;
+        let y = objective.targets(set, chunk)?;
+        let out = forward(arch, params, &x, Mode::Eval)?;
+        let (right, of) = objective.hits(&out, &y)?;
+        correct += right;
+        seen += of;
     }
-    Ok(correct as f64 / indices.len().max(1) as f64)
+    Ok(correct as f64 / seen.max(1) as f64)
 }
 
 /// The float model's top-1 class (evaluation mode) for each image at `indices`, in order: the
@@ -239,16 +250,6 @@ pub fn predictions(
         out.extend(pred.into_iter().map(|p| p as usize));
     }
     Ok(out)
-}
-
-/// How many rows of `logits` have their arg-max at the row's label (a batch's correct answers).
-pub fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
-    let pred = logits.argmax(1)?;
-    Ok(pred
-        .eq(labels)?
-        .to_dtype(candle_core::DType::U32)?
-        .sum_all()?
-        .to_scalar::<u32>()? as usize)
 }
 
 /// Identifies what a checkpoint was made for, so a resume never mixes two different runs.

@@ -267,26 +267,22 @@ pub fn forward(
     run_modules(&model.modules, tensors, x.clone(), hooks, "")
 }
 
-/// The images at `indices` as raw pixel values, f32 `(N, C, H, W)`, and their labels (u32).
-pub fn raw_batch(set: &ImageSet, indices: &[usize]) -> Result<(Tensor, Tensor)> {
+/// The images at `indices` as raw pixel values, f32 `(N, C, H, W)`.
+pub fn raw_batch(set: &ImageSet, indices: &[usize]) -> Result<Tensor> {
     let per = set.image_len();
     let mut pixels = Vec::with_capacity(indices.len() * per);
-    let mut labels = Vec::with_capacity(indices.len());
     for &i in indices {
         pixels.extend(
             set.images[i * per..(i + 1) * per]
                 .iter()
                 .map(|&p| f32::from(p)),
         );
-        labels.push(u32::from(set.labels[i]));
     }
-    let x = Tensor::from_vec(
+    Ok(Tensor::from_vec(
         pixels,
         (indices.len(), set.channels, set.height, set.width),
         &Device::Cpu,
-    )?;
-    let y = Tensor::from_vec(labels, indices.len(), &Device::Cpu)?;
-    Ok((x, y))
+    )?)
 }
 
 /// Bins per octave of the `|x|` histogram.
@@ -554,7 +550,7 @@ pub fn calibrate(
         images: indices.len(),
     };
     for chunk in indices.chunks(batch.max(1)) {
-        let (x, _) = raw_batch(set, chunk)?;
+        let x = raw_batch(set, chunk)?;
         forward(model, tensors, &x, &mut Recorder { cal: &mut cal })?;
     }
     Ok(cal)
@@ -633,7 +629,7 @@ mod tests {
         let idx: Vec<usize> = (0..8).collect();
         let folded = fold(&arch, &params, &norm).unwrap();
         let tensors = FoldedTensors::new(&folded).unwrap();
-        let (raw, _) = raw_batch(&set, &idx).unwrap();
+        let raw = raw_batch(&set, &idx).unwrap();
         let ours = forward(&folded, &tensors, &raw, &mut Identity).unwrap();
         let (x, _) = data::batch(&set, &idx).unwrap();
         let theirs = float_forward(&arch, &mut params, &x, Mode::Eval).unwrap();

@@ -133,15 +133,20 @@ struct Builder<'a> {
 }
 
 /// Quantizes `model` with `scheme` and the statistics `cal` (see the module docs). The last
-/// top-level module must be a conv or dense layer without ReLU or pool: its i32 accumulators are
-/// the logits.
+/// top-level module (before a detector's final flatten) must be a conv or dense layer without
+/// ReLU or pool: its i32 accumulators are the logits.
 ///
 /// Node names: each layer is named like the float layer, with `{name}.requant` and `{name}.pool`
 /// after it; standalone pools and flattens are `{prefix}pool{i}` and `{prefix}flatten{i}`; a
 /// residual block's body is prefixed `{block}.`, its shortcut `{block}.short.`, and it ends in
 /// `{block}.add` and `{block}.requant`.
 pub fn build(model: &FoldedModel, cal: &Calibration, scheme: &dyn Scheme) -> Result<IntNet> {
-    let logits = match model.modules.last() {
+    let last = model
+        .modules
+        .iter()
+        .rev()
+        .find(|m| !matches!(m, Module::Flatten));
+    let logits = match last {
         Some(Module::Mac(m)) if !m.relu && m.pool.is_none() => m.name.as_str(),
         _ => {
             return Err(MethodError::Config(format!(

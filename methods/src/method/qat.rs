@@ -20,6 +20,7 @@ use super::config::check_range;
 use super::fixed_point::{OutQuant, Scheme};
 use super::fold::{FoldedModel, MacModule, Module};
 use crate::error::{MethodError, Result};
+use crate::objective::Objective;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::train::TrainObserver;
 
@@ -187,6 +188,7 @@ pub fn finetune(
         weight_quant,
     };
     let total = (batches * config.epochs) as f64;
+    let objective = Objective::of(input.arch);
     for epoch in 0..config.epochs {
         observer.epoch_start(epoch, batches);
         let order = shuffled_indices(
@@ -201,9 +203,10 @@ pub fn finetune(
                 .iter()
                 .map(|&i| input.train_idx[i])
                 .collect();
-            let (x, y) = raw_batch(input.data, &idx)?;
+            let x = raw_batch(input.data, &idx)?;
+            let y = objective.targets(input.data, &idx)?;
             let logits = forward(model, &tensors, &x, &mut hooks)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            let loss = objective.loss(&logits, &y)?;
             let grads = loss.backward()?;
             let step = opt.step as f64;
             let lr = config.lr * 0.5 * (1.0 + (std::f64::consts::PI * step / total).cos());

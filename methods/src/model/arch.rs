@@ -68,7 +68,8 @@ pub enum Layer {
     },
 }
 
-/// A whole model: input geometry, layers in order, and the number of classes of its last layer.
+/// A whole model: input geometry, layers in order, the number of classes and what its output
+/// means ([`Head`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Architecture {
     /// Registry name of the architecture (e.g. `cnn`).
@@ -77,8 +78,70 @@ pub struct Architecture {
     pub input: [usize; 3],
     /// Layers in execution order.
     pub layers: Vec<Layer>,
-    /// Output classes.
+    /// Output classes (a detector's object classes).
     pub num_classes: usize,
+    /// What the output features are: class logits (left out of the JSON form, so classifiers
+    /// keep their hashes) or a detector's maps.
+    #[serde(default, skip_serializing_if = "Head::is_classifier")]
+    pub head: Head,
+}
+
+/// What a model's flat output means.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Head {
+    /// `num_classes` class logits.
+    #[default]
+    Classifier,
+    /// A single-stage, CenterNet-style detector: the last convolution's map of
+    /// `num_classes + 4` channels on a grid of `input / stride` cells, flattened in C,H,W order.
+    /// Channels `0..num_classes` are per-class centre-heatmap logits; the last four are the box
+    /// of an object centred in the cell, in cell units: centre offset x and y from the cell's
+    /// centre, and the natural logarithms of width and height.
+    Detector {
+        /// Input pixels per grid cell (the backbone's total downsampling).
+        stride: usize,
+    },
+}
+
+impl Head {
+    /// True for [`Head::Classifier`].
+    pub fn is_classifier(&self) -> bool {
+        matches!(self, Head::Classifier)
+    }
+}
+
+/// The geometry of a detector's output maps (see [`Head::Detector`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DetectorGrid {
+    /// Object classes (heatmap channels).
+    pub classes: usize,
+    /// Input pixels per cell.
+    pub stride: usize,
+    /// Grid rows.
+    pub rows: usize,
+    /// Grid columns.
+    pub cols: usize,
+}
+
+/// Box channels after the heatmaps: offset x, offset y, log width, log height.
+pub const BOX_CHANNELS: usize = 4;
+
+impl DetectorGrid {
+    /// Channels of the output map: heatmaps then box channels.
+    pub fn channels(&self) -> usize {
+        self.classes + BOX_CHANNELS
+    }
+
+    /// Cells per map.
+    pub fn cells(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Output features: the flattened map.
+    pub fn outputs(&self) -> usize {
+        self.channels() * self.cells()
+    }
 }
 
 /// Shape of an activation between layers (without the batch dimension).
@@ -326,11 +389,33 @@ fn chain_shape(layers: &[Layer], mut shape: Shape) -> Result<Shape, String> {
 }
 
 impl Architecture {
-    /// Checks that every layer accepts its input and the model ends in `num_classes` features.
+    /// A detector's output grid, `None` for a classifier.
+    pub fn detector_grid(&self) -> Option<DetectorGrid> {
+        match self.head {
+            Head::Classifier => None,
+            Head::Detector { stride } => Some(DetectorGrid {
+                classes: self.num_classes,
+                stride,
+                rows: self.input[1] / stride.max(1),
+                cols: self.input[2] / stride.max(1),
+            }),
+        }
+    }
+
+    /// Features of the flat output: `num_classes` logits, or a detector's flattened maps.
+    pub fn outputs(&self) -> usize {
+        self.detector_grid()
+            .map_or(self.num_classes, |g| g.outputs())
+    }
+
+    /// Checks that every layer accepts its input and the model ends in [`Self::outputs`]
+    /// features (a detector: in its `num_classes + 4` maps on the grid, then a flatten).
     pub fn validate(&self) -> Result<(), ArchError> {
         let [c, h, w] = self.input;
         let mut shape = Shape::Spatial(c, h, w);
+        let mut before_last = shape;
         for (index, layer) in self.layers.iter().enumerate() {
+            before_last = shape;
             shape = layer.output_shape(shape).map_err(|reason| ArchError {
                 arch: self.name.clone(),
                 index,
@@ -338,16 +423,32 @@ impl Architecture {
                 reason,
             })?;
         }
-        if shape != Shape::Flat(self.num_classes) {
-            return Err(ArchError {
-                arch: self.name.clone(),
-                index: self.layers.len().saturating_sub(1),
-                layer: "output".into(),
-                reason: format!(
-                    "model ends in {shape:?}, expected {} classes",
-                    self.num_classes
-                ),
-            });
+        let at_output = |reason: String| ArchError {
+            arch: self.name.clone(),
+            index: self.layers.len().saturating_sub(1),
+            layer: "output".into(),
+            reason,
+        };
+        if let Some(g) = self.detector_grid() {
+            let maps = Shape::Spatial(g.channels(), g.rows, g.cols);
+            let flattened = matches!(self.layers.last(), Some(Layer::Flatten));
+            if g.stride == 0 || h % g.stride != 0 || w % g.stride != 0 {
+                return Err(at_output(format!(
+                    "detector stride {} does not divide the {h}x{w} input",
+                    g.stride
+                )));
+            }
+            if !flattened || before_last != maps {
+                return Err(at_output(format!(
+                    "a detector ends in its maps {maps:?} and a flatten; this one ends in \
+                     {before_last:?} then {shape:?}"
+                )));
+            }
+        } else if shape != Shape::Flat(self.num_classes) {
+            return Err(at_output(format!(
+                "model ends in {shape:?}, expected {} classes",
+                self.num_classes
+            )));
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The built-in architectures, by name. Parameter names follow torchvision where a torchvision
 //! model exists (ResNet-18), so its pretrained weights import without renaming.
 
-use super::arch::{Architecture, ConvShape, Layer};
+use super::arch::{Architecture, BOX_CHANNELS, ConvShape, Head, Layer};
 
 /// Names of the built-in architectures, with one line each for `--help` and `qbench models`.
 pub const ARCHITECTURES: &[(&str, &str)] = &[
@@ -35,6 +35,10 @@ pub const ARCHITECTURES: &[(&str, &str)] = &[
         "ResNet-20 for 32x32 inputs (16/32/64 channels, projection shortcuts)",
     ),
     (
+        "detnet",
+        "single-stage detector: five 3x3 convs (8-16-32-32-32, BN, ReLU, pool after the first three), a 1x1 head of classes + 4 box maps at stride 8 (KITTI-style inputs, e.g. 64x192)",
+    ),
+    (
         "resnet18",
         "ResNet-18 for 224x224 ImageNet inputs, torchvision parameter names",
     ),
@@ -43,7 +47,14 @@ pub const ARCHITECTURES: &[(&str, &str)] = &[
 /// Builds a named architecture for an input of `input = [c, h, w]` and `num_classes` outputs.
 /// Returns `None` for an unknown name (see [`ARCHITECTURES`]).
 pub fn build(name: &str, input: [usize; 3], num_classes: usize) -> Option<Architecture> {
+    let head = match name {
+        "detnet" => Head::Detector {
+            stride: DETNET_STRIDE,
+        },
+        _ => Head::Classifier,
+    };
     let layers = match name {
+        "detnet" => detnet(input, num_classes),
         "cnn" => small_cnn(input, 16, 32, num_classes),
         "vgg7" => vgg7(input, num_classes),
         "lenet5" => lenet5(input, num_classes),
@@ -60,6 +71,7 @@ pub fn build(name: &str, input: [usize; 3], num_classes: usize) -> Option<Archit
         input,
         layers,
         num_classes,
+        head,
     })
 }
 
@@ -157,6 +169,37 @@ fn vgg7([c, h, w]: [usize; 3], classes: usize) -> Vec<Layer> {
         Layer::Flatten,
         dense("fc", cin * side.0 * side.1, classes, true),
     ]);
+    layers
+}
+
+/// Input pixels per output cell of `detnet`: three 2x2 max pools.
+pub const DETNET_STRIDE: usize = 8;
+
+/// A small single-stage detector in the shape of CenterNet: a plain conv + BN + ReLU backbone
+/// (so DJQ's unified modules apply to every layer but the head), three 2x2 max pools to stride
+/// 8, two more 3x3 layers to widen the receptive field to 54 pixels, and a 1x1 convolution with
+/// bias giving `classes` centre heatmaps and 4 box maps (see [`Head::Detector`]), flattened.
+/// About 11.5 M MACs per 64x192 image.
+fn detnet([c, _, _]: [usize; 3], classes: usize) -> Vec<Layer> {
+    let mut layers = Vec::new();
+    let mut cin = c;
+    for (i, cout) in [8, 16, 32, 32, 32].into_iter().enumerate() {
+        let n = i + 1;
+        layers.extend([
+            conv(&format!("conv{n}"), cin, cout, 3, 1, 1),
+            bn(&format!("bn{n}"), cout),
+            Layer::Relu,
+        ]);
+        if n <= 3 {
+            layers.push(pool2());
+        }
+        cin = cout;
+    }
+    let mut head = conv("head", cin, classes + BOX_CHANNELS, 1, 1, 0);
+    if let Layer::Conv { bias, .. } = &mut head {
+        *bias = true;
+    }
+    layers.extend([head, Layer::Flatten]);
     layers
 }
 

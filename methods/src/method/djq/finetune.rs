@@ -19,8 +19,9 @@ use crate::method::calibrate::{
 };
 use crate::method::fold::{FoldedModel, MacModule};
 use crate::method::{QuantInput, fake_quant};
+use crate::objective::Objective;
 use crate::optim::{AdamW, AdamWConfig};
-use crate::train::{TrainObserver, cosine_lr, count_correct, train_epoch};
+use crate::train::{TrainObserver, cosine_lr, train_epoch};
 
 /// Fake quantizers of the unified DJQ model for candle's autograd.
 pub struct SteHooks<'a> {
@@ -114,6 +115,7 @@ pub fn finetune(
         )));
     }
     let total = (batches * ft.epochs) as u64;
+    let objective = Objective::of(input.arch);
     for epoch in 0..ft.epochs {
         let seed = input.seed.wrapping_add(0x0d1a_0000 + epoch as u64);
         train_epoch(
@@ -125,17 +127,18 @@ pub fn finetune(
             |idx| {
                 tensors.write_back(model)?;
                 let lowered = lower(model, cal, &unified)?;
-                let (x, y) = raw_batch(input.data, idx)?;
+                let x = raw_batch(input.data, idx)?;
+                let y = objective.targets(input.data, idx)?;
                 let mut hooks = SteHooks {
                     exponents: &lowered.exponents,
                     weight_bits: opts.weight_bits,
                 };
                 let logits = forward(model, &tensors, &x, &mut hooks)?;
-                let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                let loss = objective.loss(&logits, &y)?;
                 let grads = loss.backward()?;
                 let t = opt.step as f64 / total.max(1) as f64;
                 opt.step(&vars, &grads, cosine_lr(ft.lr, t))?;
-                Ok((loss.to_scalar::<f32>()?, count_correct(&logits, &y)?))
+                Ok((loss.to_scalar::<f32>()?, objective.hits(&logits, &y)?))
             },
         )?;
         observer.epoch_end(epoch, None);

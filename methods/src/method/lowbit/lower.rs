@@ -161,6 +161,9 @@ pub fn lower(net: &Net, prec: Precision, t: &Trainable) -> Result<IntNet> {
             continue;
         }
         x = push_mac(&mut g, &block.name, x, mac)?;
+        if net.flatten_after {
+            x = g.flatten(&format!("{}.flatten", block.name), x)?;
+        }
         layers.push(report);
     }
     IntNet::finish(g, x, logit_scale, layers)

@@ -39,6 +39,8 @@ pub struct Net {
     pub classes: usize,
     /// Blocks in order; the last one produces the scores.
     pub blocks: Vec<Block>,
+    /// Whether the scores are a detector's maps, flattened after the last layer (a 1x1 conv).
+    pub flatten_after: bool,
 }
 
 fn unsupported(arch: &str, layer: &Layer, why: &str) -> MethodError {
@@ -69,6 +71,7 @@ impl Net {
         let mut blocks: Vec<Block> = Vec::new();
         let mut stage = Stage::Activation;
         let mut flatten = false;
+        let mut flatten_after = false;
         for layer in &arch.layers {
             match layer {
                 Layer::Conv { .. } | Layer::Dense { .. } => {
@@ -132,6 +135,13 @@ impl Net {
                     }
                     stage = Stage::Activation;
                 }
+                Layer::Flatten
+                    if stage == Stage::Mac
+                        && !arch.head.is_classifier()
+                        && std::ptr::eq(layer, arch.layers.last().expect("a layer")) =>
+                {
+                    flatten_after = true;
+                }
                 Layer::Flatten => {
                     if stage == Stage::Mac || stage == Stage::BatchNorm {
                         return Err(unsupported(
@@ -158,11 +168,12 @@ impl Net {
         };
         if stage != Stage::Mac
             || !last.pre_pools.is_empty()
-            || !matches!(last.geometry, MacGeometry::Dense { .. })
+            || !(flatten_after || matches!(last.geometry, MacGeometry::Dense { .. }))
         {
             return Err(MethodError::Config(format!(
-                "architecture {name}: the last layer must be a dense layer producing the scores, \
-                 with no batch norm, activation or pool after it (layer {})",
+                "architecture {name}: the last layer must be a dense layer producing the scores \
+                 (or a detector's conv producing its maps), with no batch norm, activation or \
+                 pool after it (layer {})",
                 last.name
             )));
         }
@@ -170,6 +181,7 @@ impl Net {
             input: arch.input,
             classes: arch.num_classes,
             blocks,
+            flatten_after,
         })
     }
 }

@@ -27,8 +27,9 @@ use crate::method::fold::MacGeometry;
 use crate::model::conv::conv2d;
 use crate::model::forward::{Mode, batch_norm};
 use crate::model::params::Params;
+use crate::objective::Objective;
 use crate::optim::{AdamW, AdamWConfig};
-use crate::train::{TrainObserver, cosine_lr, count_correct, train_epoch};
+use crate::train::{TrainObserver, cosine_lr, train_epoch};
 
 /// Standard deviation of the first batch's scores that the score scale is initialised to.
 pub const INITIAL_SCORE_STD: f64 = 3.0;
@@ -143,14 +144,20 @@ pub fn forward(
     let mut s = raw.broadcast_mul(&t.log_alpha.as_tensor().exp()?)?;
     let last = net.blocks.last().expect("a net has a score layer");
     if last.bias {
-        s = s.broadcast_add(&t.params.get(&format!("{}.bias", last.name))?)?;
+        let b = t.params.get(&format!("{}.bias", last.name))?;
+        s = match last.geometry {
+            MacGeometry::Conv(_) => s.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+            MacGeometry::Dense { .. } => s.broadcast_add(&b)?,
+        };
+    }
+    if net.flatten_after {
+        s = s.flatten_from(1)?;
     }
     Ok(s)
 }
 
-fn pixels(input: &QuantInput, idx: &[usize]) -> Result<(Tensor, Tensor)> {
-    let (x, y) = raw_batch(input.data, idx)?;
-    Ok(((x / 255.0)?, y))
+fn pixels(input: &QuantInput, idx: &[usize]) -> Result<Tensor> {
+    Ok((raw_batch(input.data, idx)? / 255.0)?)
 }
 
 /// `alpha` such that the raw scores of `idx` have standard deviation [`INITIAL_SCORE_STD`].
@@ -161,7 +168,7 @@ pub fn initial_log_alpha(
     input: &QuantInput,
     idx: &[usize],
 ) -> Result<f64> {
-    let (x, _) = pixels(input, idx)?;
+    let x = pixels(input, idx)?;
     // Evaluation statistics would be those of the float model (or of the initialisation); the
     // batch's own statistics match what training starts from. Running statistics are restored.
     let saved = params.buffers.clone();
@@ -225,6 +232,7 @@ pub fn train(
         Vec::new()
     };
     let total = (batches * settings.epochs) as f64;
+    let objective = Objective::of(input.arch);
     for epoch in 0..settings.epochs {
         let seed = input.seed.wrapping_add(0xb22_1000 + epoch as u64);
         train_epoch(
@@ -234,16 +242,17 @@ pub fn train(
             settings.batch_size,
             seed,
             |idx| {
-                let (x, y) = pixels(input, idx)?;
+                let x = pixels(input, idx)?;
+                let y = objective.targets(input.data, idx)?;
                 let logits = forward(net, prec, t, &x, Mode::Train)?;
-                let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                let loss = objective.loss(&logits, &y)?;
                 let grads = loss.backward()?;
                 let progress = opt.step as f64 / total.max(1.0);
                 opt.step(&vars, &grads, cosine_lr(settings.lr, progress))?;
                 for w in &binary_weights {
                     w.set(&w.as_tensor().clamp(-1f32, 1f32)?)?;
                 }
-                Ok((loss.to_scalar::<f32>()?, count_correct(&logits, &y)?))
+                Ok((loss.to_scalar::<f32>()?, objective.hits(&logits, &y)?))
             },
         )?;
         observer.epoch_end(epoch, None);
