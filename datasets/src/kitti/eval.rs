@@ -1244,7 +1244,7 @@ mod tests {
                 random_scene(seed, 60, 3, 16, 3)
             };
             let e = eval(&scene);
-            for class in 0..3 {
+            for (class, kind) in EVAL_CLASSES.iter().enumerate() {
                 for d in Difficulty::ALL {
                     let reference = reference_curve(class, d, &scene.0, &scene.1);
                     let cell = e.cell(class, d);
@@ -1253,7 +1253,7 @@ mod tests {
                         cell.precision,
                         reference.unwrap_or_default(),
                         "seed {seed}, {} {}",
-                        EVAL_CLASSES[class].name(),
+                        kind.name(),
                         d.name()
                     );
                 }
