@@ -5,10 +5,11 @@
 //! Cyclist) and each [`Difficulty`]:
 //!
 //! - A ground truth of the class fails the difficulty when its occlusion or truncation exceeds the
-//!   level's maximum or its box height is `<=` the minimum (40, 25, 25 px; `<=` as in the 2019
-//!   devkit, the 2017 one had `<`). Such a ground truth, and one of the neighbouring class (Van
-//!   for Car, Person_sitting for Pedestrian), is *ignored*: not a miss, and a detection matched
-//!   to it is neither a true nor a false positive. Other types play no part.
+//!   level's maximum or its box height is `<=` the minimum (40, 25, 25 px; `<=` as in recent
+//!   copies of the devkit and in its Python port, some older copies have `<`). Such a ground
+//!   truth, and one of the neighbouring class (Van for Car, Person_sitting for Pedestrian), is
+//!   *ignored*: not a miss, and a detection matched to it is neither a true nor a false
+//!   positive. Other types play no part.
 //! - A detection whose box height, truncated to an integer as the devkit's `int32_t` does, is
 //!   below the minimum is ignored (never a false positive, of whatever class: the devkit lets such
 //!   a box absorb a ground truth of any class, and so does this module).
@@ -28,9 +29,11 @@
 //!
 //! Choices where the devkit has none: a cell without one non-ignored ground truth has AP `None`
 //! (the devkit prints 0 for it, or nothing for a class never detected); a class with ground
-//! truth but no detection has AP 0. Boxes and scores are `f32`, compared in `f64`; a box height
-//! or truncation exactly on a bound compares as the `f32` value does, which for the two-decimal
-//! values of KITTI's files is what the devkit's `double`s give.
+//! truth but no detection has AP 0 (the devkit skips a class no detection names). Boxes and
+//! scores are `f32`, overlaps and heights computed in `f64`; truncation is compared in `f32`,
+//! which for the two-decimal values of KITTI's files agrees with the devkit's `double`s (0.15 is
+//! within Easy). A box height within float rounding of a bound (173.33 to 213.33) may fall on
+//! the other side than in the devkit, which subtracts the `double`s of the file's text.
 
 use std::fmt;
 

@@ -41,7 +41,7 @@ const ANGLE_EPS: f32 = 0.01;
 
 /// The `alpha` KITTI writes when the observation angle is unknown (and the devkit reads as
 /// "no orientation given").
-pub const UNKNOWN_ALPHA: f32 = -10.0;
+const UNKNOWN_ALPHA: f32 = -10.0;
 
 /// Parses the text of a label or result file; `file` only names it in errors.
 ///

@@ -4,6 +4,7 @@
 mod object;
 
 pub use object::{EVAL_CLASSES, Object, ObjectType};
+
 pub mod eval;
 mod label;
 
