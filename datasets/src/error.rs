@@ -293,6 +293,20 @@ pub enum DatasetError {
         /// What is not possible and why.
         message: String,
     },
+
+    /// A bad line in a KITTI label (or result) file: the field and what is wrong with it.
+    #[error("{path}:{line}: field `{field}`: {reason}")]
+    BadLabel {
+        /// The label file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The field's name in the KITTI format (`type`, `truncated`, ..., `score`), or
+        /// `fields` when the line does not have 15 or 16 of them.
+        field: &'static str,
+        /// What is wrong, with the text found and what was expected.
+        reason: String,
+    },
 }
 
 impl DatasetError {

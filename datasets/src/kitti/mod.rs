@@ -4,3 +4,8 @@
 mod object;
 
 pub use object::{EVAL_CLASSES, Object, ObjectType};
+
+pub mod eval;
+mod label;
+
+pub use label::{format_result_line, parse_labels, read_labels, write_results};
