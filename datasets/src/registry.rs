@@ -683,9 +683,11 @@ pub fn locate_in(entry: &DatasetEntry, data_root: Option<&Path>) -> Result<PathB
 }
 
 fn bad_folder(entry: &DatasetEntry, path: &Path, origin: String, problem: String) -> DatasetError {
-    let hint = if entry.files.iter().any(|f| f.unpack == Some(Unpack::Zip)) {
-        format!(", or install it by hand: {}", entry.install_hint())
-    } else if entry.files.iter().any(|f| f.url.is_some()) {
+    let fetchable = entry.files.iter().any(|f| f.url.is_some())
+        && !entry.files.iter().any(|f| f.unpack == Some(Unpack::Zip));
+    let hint = if !fetchable && entry.install_hint.is_some() {
+        format!(", or install it: {}", entry.install_hint())
+    } else if fetchable {
         format!(", or complete it with `qbench data fetch {}`", entry.name)
     } else {
         String::new()

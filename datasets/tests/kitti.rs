@@ -7,7 +7,10 @@ use std::time::Instant;
 use qbench_datasets::kitti::{
     self, EVAL_CLASSES, MAX_BACKGROUND, Object, ObjectType, SYNTH_HEIGHT, SYNTH_WIDTH,
 };
-use qbench_datasets::{DatasetError, ImageSet, Normalization, Registry, Split};
+use qbench_datasets::{
+    DatasetError, FileStatus, Format, ImageSet, Normalization, Registry, Split, fetch, load_from,
+    locate_in, verify_in,
+};
 
 /// A stand-in for Fashion-MNIST: 28 x 28 items of all ten classes, each a bright textured
 /// shape whose size depends on the class (so tight boxes differ), on black.
@@ -221,6 +224,111 @@ fn generator_rejects_a_source_without_a_needed_class() {
     assert!(e.to_string().contains("class 8 (Bag)"), "{e}");
     let e = kitti::generate(&fake_source(), out.path(), 0, 0, &|_| {}).unwrap_err();
     assert!(e.to_string().contains("0 images"), "{e}");
+}
+
+#[test]
+fn registry_entries_locate_verify_and_load_a_kitti_folder() {
+    let reg = Registry::embedded();
+    let synth = reg.get("kitti-synth").unwrap();
+    assert_eq!(
+        (synth.format, synth.image_shape),
+        (Format::Kitti, [1, 64, 192])
+    );
+    let real = reg.get("kitti").unwrap();
+    assert_eq!(
+        (real.format, real.image_shape),
+        (Format::Kitti, [3, 96, 320])
+    );
+    assert!(
+        real.files
+            .iter()
+            .all(|f| f.sha256.is_none() && f.url.is_some())
+    );
+
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("kitti-synth");
+    kitti::generate(&fake_source(), &dir, 12, 3, &|_| {}).unwrap();
+    assert_eq!(locate_in(synth, Some(root.path())).unwrap(), dir);
+    assert!(verify_in(synth, &dir).unwrap().is_empty());
+    let set = load_from(synth, &dir, Split::Train).unwrap();
+    assert_eq!(
+        (set.len(), set.channels, set.height, set.width),
+        (12, 1, 64, 192)
+    );
+    assert_eq!((set.num_classes, set.boxes.len()), (3, 12));
+    assert!(set.boxes.iter().any(|b| !b.is_empty()));
+
+    // The kitti entry's zip archives are listed only while present; its count is enforced.
+    let mut real = real.clone();
+    let e = verify_in(&real, &dir).unwrap_err();
+    assert!(
+        e.to_string().contains("number of images: expected 7481"),
+        "{e}"
+    );
+    real.splits.train.as_mut().unwrap().count = None;
+    assert!(verify_in(&real, &dir).unwrap().is_empty());
+    std::fs::write(dir.join("data_object_label_2.zip"), b"zip").unwrap();
+    let checks = verify_in(&real, &dir).unwrap();
+    assert_eq!(checks.len(), 1);
+    assert!(matches!(
+        checks[0].status,
+        FileStatus::NoPublishedChecksum { .. }
+    ));
+
+    // A label file gone: verify and load name its image.
+    let split = dir.join("training");
+    std::fs::remove_file(kitti::label_path(&split, "000005")).unwrap();
+    for e in [
+        verify_in(synth, &dir).unwrap_err(),
+        load_from(synth, &dir, Split::Train).unwrap_err(),
+    ] {
+        assert!(
+            e.to_string()
+                .contains("image_2/000005.png has no label file"),
+            "{e}"
+        );
+    }
+    // The label folder gone: the user's folder is rejected, naming it.
+    std::fs::remove_dir_all(split.join(kitti::LABEL_DIR)).unwrap();
+    let e = locate_in(synth, Some(root.path())).unwrap_err();
+    assert!(matches!(e, DatasetError::BadFolder { .. }), "{e}");
+    assert!(
+        e.to_string().contains("`training/label_2` is missing"),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("or install it: qbench data generate kitti-synth"),
+        "{e}"
+    );
+}
+
+#[test]
+fn real_kitti_cannot_be_fetched_and_says_how_to_install_it() {
+    let entry = Registry::embedded().get("kitti").unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let e = fetch(entry, &dest.path().join("kitti"), &|_, _| {}).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, DatasetError::Fetch { .. }), "{msg}");
+    for needle in [
+        "zip archive",
+        "https://s3.eu-central-1.amazonaws.com/avg-kitti/data_object_image_2.zip",
+        "unzip -o",
+        "cvlibs.net",
+        "training/image_2",
+        "no published checksum",
+    ] {
+        assert!(msg.contains(needle), "{needle}: {msg}");
+    }
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+    // A missing folder's hint is the manual installation, not `qbench data fetch`.
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("kitti")).unwrap();
+    let msg = locate_in(entry, Some(root.path())).unwrap_err().to_string();
+    assert!(
+        msg.contains("install it: no automatic download") && !msg.contains("data fetch"),
+        "{msg}"
+    );
 }
 
 #[test]

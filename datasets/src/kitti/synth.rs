@@ -336,7 +336,7 @@ pub fn generate(
 
 fn encode_png(pixels: &[u8]) -> std::result::Result<Vec<u8>, String> {
     let mut png = Vec::with_capacity(pixels.len());
-    PngEncoder::new_with_quality(&mut png, CompressionType::Default, PngFilter::Adaptive)
+    PngEncoder::new_with_quality(&mut png, CompressionType::Fast, PngFilter::Adaptive)
         .write_image(pixels, SYNTH_WIDTH, SYNTH_HEIGHT, ExtendedColorType::L8)
         .map_err(|e| e.to_string())?;
     Ok(png)
@@ -571,7 +571,7 @@ fn background(rng: &mut ChaCha8Rng) -> Vec<u8> {
         let bottom = g(cx, cy + 1) * (16 - fx) + g(cx + 1, cy + 1) * fx;
         let field = (top * (16 - fy) + bottom * fy) / 256;
         let gradient = (y * 40 / h) as i32;
-        let grain = (i32::from(noise[i % 8]) * 21 >> 8) - 10;
+        let grain = ((i32::from(noise[i % 8]) * 21) >> 8) - 10;
         *p = (field + gradient + grain).clamp(0, i32::from(MAX_BACKGROUND)) as u8;
     }
     px
