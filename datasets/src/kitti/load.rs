@@ -22,7 +22,8 @@ pub struct KittiSet {
     /// The images letterboxed to the requested `[c, h, w]` (u8 NCHW), labels all 0,
     /// `num_classes` 3 (the [`EVAL_CLASSES`]), identity normalization, and `boxes`: the objects
     /// of the evaluated classes (class index into [`EVAL_CLASSES`]) mapped into input pixels;
-    /// `Van`, `Person_sitting`, `DontCare` and the other types are left out.
+    /// `Van`, `Person_sitting`, `DontCare` and the other types are left out, and so is a box
+    /// with no area inside the image.
     pub images: ImageSet,
     /// Every object of each image (all types, `DontCare` included), in source pixels, as its
     /// label file lists them: what the evaluation compares detections with.
@@ -139,20 +140,21 @@ pub fn load_split_dir(
 }
 
 /// The objects of the evaluated classes, in input pixels (boxes ordered so that `x0 <= x1` and
-/// `y0 <= y1`).
+/// `y0 <= y1`); a box left with no area once clipped to the image is dropped.
 fn input_boxes(objects: &[Object], lb: &Letterbox) -> Vec<GtBox> {
     objects
         .iter()
         .filter_map(|o| {
             let class = EVAL_CLASSES.iter().position(|&t| t == o.kind)?;
             let [a, b, c, d] = lb.to_input(o.bbox);
-            Some(GtBox {
+            let g = GtBox {
                 class: class as u16,
                 x0: a.min(c),
                 y0: b.min(d),
                 x1: a.max(c),
                 y1: b.max(d),
-            })
+            };
+            (g.x1 > g.x0 && g.y1 > g.y0).then_some(g)
         })
         .collect()
 }
