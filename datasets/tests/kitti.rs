@@ -154,6 +154,14 @@ fn generator_is_deterministic() {
     assert!(files == all_files(b.path()), "same seed, different bytes");
     kitti::generate(&src, c.path(), 8, 43, &|_| {}).unwrap();
     assert!(files != all_files(c.path()));
+    // On one thread: the same bytes.
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    one.install(|| kitti::generate(&src, c.path(), 8, 42, &|_| {}))
+        .unwrap();
+    assert!(files == all_files(c.path()));
     // A rerun replaces the set in place: the same bytes, no leftovers.
     kitti::generate(&src, a.path(), 8, 42, &|_| {}).unwrap();
     assert!(files == all_files(a.path()));
@@ -414,6 +422,11 @@ fn synth_statistics_and_speed_on_fashion_mnist() {
         s.per_type
     );
     let entry = Registry::embedded().get("kitti-synth").unwrap();
+    let start = Instant::now();
     let set = qbench_datasets::load_from(entry, out.path(), Split::Train).unwrap();
+    eprintln!(
+        "loaded and letterboxed to [1, 64, 192] in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
     assert_eq!(set.len(), 4000);
 }
