@@ -96,3 +96,54 @@ pub fn read_labels(path: &Path) -> Result<Vec<Object>> {
     let text = std::fs::read_to_string(path).map_err(|e| DatasetError::io(path, "read", e))?;
     parse_labels(&text, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_lines_name_file_line_and_field() {
+        let path = Path::new("label_2/000042.txt");
+        for (text, line, needle) in [
+            (
+                "Car 0.00 0 1.5 1 2 3 4 1.5 1.6 3.9 1 1 1 0\nCar 0.00 0 1.5 1 2 x 4 1.5 1.6 3.9 1 1 1 0\n",
+                2,
+                "field 7 (bbox right): `x`",
+            ),
+            ("\nTruck 0 0 0 1 2 3 4\n", 2, "expected 15 fields"),
+            (
+                "Bus 0 0 0 1 2 3 4 1 1 1 1 1 1 0\n",
+                1,
+                "unknown object type `Bus`",
+            ),
+            (
+                "Car 0 0.5 0 1 2 3 4 1 1 1 1 1 1 0\n",
+                1,
+                "field 3 (occluded)",
+            ),
+            (
+                "Car 0 0 0 1 2 3 4 1 1 1 1 1 1 0 NaN\n",
+                1,
+                "field 16 (score)",
+            ),
+        ] {
+            let e = parse_labels(text, path).unwrap_err();
+            assert!(
+                matches!(&e, DatasetError::BadLine { line: l, path: p, .. } if *l == line && p == path),
+                "{e}"
+            );
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("000042.txt:{line}:")), "{msg}");
+            assert!(msg.contains(needle), "{msg}");
+        }
+        let objs = parse_labels(
+            "DontCare -1 -1 -10 503.89 169.71 590.61 190.13 -1 -1 -1 -1000 -1000 -1000 -10\n\n\
+             Car 0.00 0 1.5 1 2 3 4 1.5 1.6 3.9 1 1 1 0 0.93\n",
+            path,
+        )
+        .unwrap();
+        assert_eq!(objs.len(), 2);
+        assert_eq!((objs[0].kind, objs[0].occluded), (ObjectType::DontCare, -1));
+        assert_eq!(objs[1].score, Some(0.93));
+    }
+}

@@ -231,10 +231,7 @@ Cyclist 0.50 2 0.0 30.00 5.00 50.00 20.00 1.7 0.6 1.8 1.0 1.6 20.0 0.0
         assert!(e.to_string().contains("000003.png"), "{e}");
         write_pair(&split, "000003", "Car 0 0 0 1 2 3\n");
         let e = load(root.path(), &ids, [1, 8, 8], &|_| {}).unwrap_err();
-        assert!(
-            matches!(&e, DatasetError::BadLine { path, line: 1, .. } if path.ends_with("000003.txt")),
-            "{e}"
-        );
+        assert!(e.to_string().contains("000003.txt"), "{e}");
         let many = vec!["000000".to_owned(); 1 << 20];
         let e = load(root.path(), &many, [3, 96, 1440], &|_| {}).unwrap_err();
         assert!(e.to_string().contains("memory"), "{e}");
