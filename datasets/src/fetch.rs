@@ -51,6 +51,16 @@ pub fn fetch(
             manual: format!("To install it: {}", entry.install_hint()),
         });
     }
+    if let Some(zip) = entry.files.iter().find(|f| f.unpack == Some(Unpack::Zip)) {
+        return Err(DatasetError::Fetch {
+            dataset: entry.name.clone(),
+            reason: format!(
+                "{} is a zip archive, which qbench does not extract; install it by hand",
+                zip.name
+            ),
+            manual: manual_steps(entry, dest_dir),
+        });
+    }
     std::fs::create_dir_all(dest_dir)
         .map_err(|e| DatasetError::io(dest_dir, "create directory", e))?;
     let total: Option<u64> = entry.files.iter().map(|f| f.size).sum();
@@ -296,16 +306,20 @@ pub fn manual_steps(entry: &DatasetEntry, dest_dir: &Path) -> String {
         "  2. Put them in {dest}/ (or in ${DATA_ENV}/{name}/ on the machine that runs qbench)."
     );
     let mut step = 3;
-    for f in entry
-        .files
-        .iter()
-        .filter(|f| f.unpack == Some(Unpack::TarGz))
-    {
-        let _ = writeln!(
-            s,
-            "  {step}. Unpack it there: tar -xzf {dest}/{0} -C {dest}",
-            f.name
-        );
+    for f in &entry.files {
+        let _ = match f.unpack {
+            Some(Unpack::TarGz) => writeln!(
+                s,
+                "  {step}. Unpack it there: tar -xzf {dest}/{0} -C {dest}",
+                f.name
+            ),
+            Some(Unpack::Zip) => writeln!(
+                s,
+                "  {step}. Unpack it there: unzip -o {dest}/{0} -d {dest} (the archive may then be deleted)",
+                f.name
+            ),
+            None => continue,
+        };
         step += 1;
     }
     let _ = writeln!(s, "  {step}. Check them: qbench data verify {name}");

@@ -19,6 +19,9 @@
 //! - Splits: [`shuffled_indices`] and [`train_val_split`], the same on every
 //!   machine for a given seed.
 //! - Checksums: every file is hashed by `qbench_io::sha256_file`.
+//! - Detection: [`kitti`] reads KITTI's object benchmark (folder layout, labels, splits),
+//!   letterboxes its images to a model input with their boxes, and generates `kitti-synth`, a
+//!   set in the same format drawn from Fashion-MNIST items.
 
 #![warn(missing_docs)]
 

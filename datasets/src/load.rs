@@ -76,6 +76,10 @@ pub fn load_verified<'a>(
 /// Loads `split` of `entry` from the dataset folder `dir`, with the reader
 /// of its format, and checks the result against the entry: image shape,
 /// number of classes and, when registered, the number of images.
+///
+/// A [`Format::Kitti`] split is every image of its folder, letterboxed to the entry's
+/// `image_shape`, with its Car/Pedestrian/Cyclist boxes in [`ImageSet::boxes`]; to keep the
+/// objects of every type and the letterboxes (for evaluation), use [`crate::kitti::load`].
 pub fn load_from(entry: &DatasetEntry, dir: &Path, split: Split) -> Result<ImageSet> {
     let files = entry
         .split(split)
@@ -83,7 +87,7 @@ pub fn load_from(entry: &DatasetEntry, dir: &Path, split: Split) -> Result<Image
             dataset: entry.name.clone(),
             message: format!("the registry defines no {split} split"),
         })?;
-    for p in files.paths() {
+    for p in entry.split_paths(split) {
         let path = dir.join(p);
         if !path.exists() {
             return Err(DatasetError::MissingPath {
@@ -129,6 +133,11 @@ pub fn load_from(entry: &DatasetEntry, dir: &Path, split: Split) -> Result<Image
                 Some(l) => load_labelled_folder(&root, dir.join(l), entry.num_classes, &opts)?,
                 None => load_class_folders(&root, &opts)?,
             }
+        }
+        Format::Kitti => {
+            let split_dir = path_of(&files.dir);
+            let ids = crate::kitti::image_ids_in(&split_dir)?;
+            crate::kitti::load_split_dir(&split_dir, &ids, entry.image_shape, &|_| {})?.images
         }
     };
     let first_path = dir.join(files.paths().first().copied().unwrap_or_default());

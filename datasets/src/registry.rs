@@ -38,6 +38,10 @@ pub enum Format {
     Cifar100,
     /// JPEG/PNG files in class folders, or a flat folder with a labels file.
     ImagenetFolder,
+    /// KITTI's object benchmark layout: a split folder (`dir`, e.g. `training`) holding
+    /// `image_2/NNNNNN.png` and `label_2/NNNNNN.txt`; the images are letterboxed to
+    /// `image_shape` and carry the Car/Pedestrian/Cyclist boxes (see [`crate::kitti`]).
+    Kitti,
 }
 
 impl fmt::Display for Format {
@@ -47,6 +51,7 @@ impl fmt::Display for Format {
             Format::Cifar10 => "cifar10",
             Format::Cifar100 => "cifar100",
             Format::ImagenetFolder => "imagenet-folder",
+            Format::Kitti => "kitti",
         })
     }
 }
@@ -90,6 +95,10 @@ pub enum Unpack {
     /// A gzipped tar archive.
     #[serde(rename = "tar.gz")]
     TarGz,
+    /// A zip archive, unpacked by hand: qbench does not extract zip files, so [`crate::fetch`]
+    /// refuses such a dataset and gives the manual steps (download, `unzip`).
+    #[serde(rename = "zip")]
+    Zip,
 }
 
 /// Another known-good copy of a file, e.g. a distribution's repackaging,
@@ -245,12 +254,32 @@ impl DatasetEntry {
             .unwrap_or_else(|| format!("qbench data fetch {}", self.name))
     }
 
-    /// True when `dir` holds every path of at least one split.
+    /// Every path `split` needs, relative to the dataset folder: its [`SplitFiles::paths`],
+    /// except for [`Format::Kitti`], whose split folder must hold `image_2` and `label_2`
+    /// (whether each image has its label is checked by [`crate::verify_in`] and when loading,
+    /// which list the folders: a listing, not a stat, per file). Empty without that split.
+    pub fn split_paths(&self, split: Split) -> Vec<String> {
+        let Some(files) = self.split(split) else {
+            return Vec::new();
+        };
+        match self.format {
+            Format::Kitti => files
+                .dir
+                .iter()
+                .flat_map(|d| {
+                    [crate::kitti::IMAGE_DIR, crate::kitti::LABEL_DIR].map(|s| format!("{d}/{s}"))
+                })
+                .collect(),
+            _ => files.paths().into_iter().map(str::to_owned).collect(),
+        }
+    }
+
+    /// True when `dir` holds every path of at least one split (see [`Self::split_paths`]).
     pub fn is_present_in(&self, dir: &Path) -> bool {
         [Split::Train, Split::Test]
             .into_iter()
-            .filter_map(|s| self.split(s))
-            .any(|s| s.paths().iter().all(|p| dir.join(p).exists()))
+            .filter(|&s| self.split(s).is_some())
+            .any(|s| self.split_paths(s).iter().all(|p| dir.join(p).exists()))
     }
 }
 
@@ -408,7 +437,7 @@ fn validate(e: &DatasetEntry, index: usize, src: &str) -> Result<()> {
     let fixed_shape = match e.format {
         Format::Idx => None,
         Format::Cifar10 | Format::Cifar100 => Some([3, 32, 32]),
-        Format::ImagenetFolder => None,
+        Format::ImagenetFolder | Format::Kitti => None,
     };
     if let Some(shape) = fixed_shape
         && e.image_shape != shape
@@ -470,6 +499,24 @@ fn validate(e: &DatasetEntry, index: usize, src: &str) -> Result<()> {
                 );
             }
         }
+        Format::Kitti if e.num_classes != 3 => {
+            return bad(
+                "num_classes",
+                format!(
+                    "kitti evaluates 3 classes (Car, Pedestrian, Cyclist), found {}",
+                    e.num_classes
+                ),
+            );
+        }
+        Format::Kitti if !matches!(e.image_shape[0], 1 | 3) => {
+            return bad(
+                "image_shape",
+                format!(
+                    "kitti images are letterboxed to 1 or 3 channels, found {:?}",
+                    e.image_shape
+                ),
+            );
+        }
         _ => {}
     }
     if e.resize_shorter.is_some() && e.format != Format::ImagenetFolder {
@@ -492,12 +539,16 @@ fn validate(e: &DatasetEntry, index: usize, src: &str) -> Result<()> {
                 !s.batches.is_empty() && s.images.is_none() && s.labels.is_none() && s.dir.is_none()
             }
             Format::ImagenetFolder => s.dir.is_some() && s.images.is_none() && s.batches.is_empty(),
+            Format::Kitti => {
+                s.dir.is_some() && s.images.is_none() && s.labels.is_none() && s.batches.is_empty()
+            }
         };
         if !ok {
             let want = match e.format {
                 Format::Idx => "`images` and `labels`",
                 Format::Cifar10 | Format::Cifar100 => "`batches` (a non-empty list)",
                 Format::ImagenetFolder => "`dir`, optionally `labels`",
+                Format::Kitti => "`dir` (the folder of image_2 and label_2)",
             };
             return bad(&field, format!("format {} needs exactly {want}", e.format));
         }
@@ -632,7 +683,11 @@ pub fn locate_in(entry: &DatasetEntry, data_root: Option<&Path>) -> Result<PathB
 }
 
 fn bad_folder(entry: &DatasetEntry, path: &Path, origin: String, problem: String) -> DatasetError {
-    let hint = if entry.files.iter().any(|f| f.url.is_some()) {
+    let fetchable = entry.files.iter().any(|f| f.url.is_some())
+        && !entry.files.iter().any(|f| f.unpack == Some(Unpack::Zip));
+    let hint = if !fetchable && entry.install_hint.is_some() {
+        format!(", or install it: {}", entry.install_hint())
+    } else if fetchable {
         format!(", or complete it with `qbench data fetch {}`", entry.name)
     } else {
         String::new()
@@ -669,11 +724,12 @@ fn usable_problem(entry: &DatasetEntry, dir: &Path) -> Option<String> {
     let mut seen = Vec::new();
     let mut problems = Vec::new();
     for split in [Split::Train, Split::Test] {
-        for p in entry.split(split).map(|s| s.paths()).unwrap_or_default() {
+        for p in entry.split_paths(split) {
             if seen.contains(&p) {
                 continue;
             }
-            seen.push(p);
+            seen.push(p.clone());
+            let p = p.as_str();
             match std::fs::metadata(dir.join(p)) {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -707,7 +763,15 @@ mod tests {
         let r = Registry::embedded();
         assert_eq!(
             r.names(),
-            vec!["fashion-mnist", "mnist", "cifar10", "cifar100", "imagenet"]
+            vec![
+                "fashion-mnist",
+                "mnist",
+                "cifar10",
+                "cifar100",
+                "imagenet",
+                "kitti",
+                "kitti-synth"
+            ]
         );
         let f = r.get(DEFAULT_DATASET).unwrap();
         assert_eq!(f.format, Format::Idx);

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 /// A uniform integer in `0..bound` (`bound > 0`), without modulo bias
 /// (Lemire's multiply-and-reject).
-fn below(rng: &mut ChaCha8Rng, bound: u64) -> u64 {
+pub(crate) fn below(rng: &mut ChaCha8Rng, bound: u64) -> u64 {
     let threshold = bound.wrapping_neg() % bound;
     loop {
         let m = u128::from(rng.next_u64()) * u128::from(bound);
