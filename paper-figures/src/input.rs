@@ -26,6 +26,10 @@ pub struct FigureInput {
     pub title: String,
     /// Dataset every accuracy was measured on (e.g. `fashion-mnist`).
     pub dataset: String,
+    /// What every row's headline figure (`accuracy_*`) measures: top-1 accuracy, or a
+    /// detector's mean AP.
+    #[serde(default)]
+    pub metric: Metric,
     /// One row per method configuration (seeds already aggregated).
     pub methods: Vec<MethodRow>,
     /// Synthesised hardware units (requantizers and processing elements).
@@ -44,6 +48,48 @@ pub struct FigureInput {
     /// methods table.
     #[serde(default)]
     pub energy_note: Option<String>,
+}
+
+/// What the headline figure of a run's rows measures; tables and plots name it, so
+/// classification and detection runs share every table and figure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Top-1 classification accuracy.
+    #[default]
+    Top1Accuracy,
+    /// KITTI detection: mean over Car, Pedestrian and Cyclist of the AP with 40 recall points at
+    /// the Moderate difficulty.
+    MeanApModerate,
+}
+
+impl Metric {
+    /// Short name for titles and column heads (`Accuracy`, `mAP`).
+    pub fn short(self) -> &'static str {
+        match self {
+            Metric::Top1Accuracy => "Accuracy",
+            Metric::MeanApModerate => "mAP",
+        }
+    }
+
+    /// Axis label, in percent.
+    pub fn axis(self) -> &'static str {
+        match self {
+            Metric::Top1Accuracy => "Top-1 accuracy (%)",
+            Metric::MeanApModerate => "Mean AP, Moderate (%)",
+        }
+    }
+
+    /// What it is, in words, for captions.
+    pub fn described(self) -> &'static str {
+        match self {
+            Metric::Top1Accuracy => "top-1 accuracy",
+            Metric::MeanApModerate => {
+                "mean AP over Car, Pedestrian and Cyclist at Moderate (KITTI protocol, 40 recall \
+                 points)"
+            }
+        }
+    }
 }
 
 /// One quantized-model configuration, aggregated over seeds.

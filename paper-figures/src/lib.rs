@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 use qbench_io::{sha256_hex, write_atomic};
 
 pub use error::{Error, Result};
-pub use input::{Claim, ENERGY_CATEGORIES, FigureInput, HwRole, HwUnitRow, LayerEnergy, MethodRow};
+pub use input::{
+    Claim, ENERGY_CATEGORIES, FigureInput, HwRole, HwUnitRow, LayerEnergy, MethodRow, Metric,
+};
 
 use plot::{Figure, PlotFiles};
 use table::Table;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use qbench_datasets::{ImageSet, Registry, Split, train_val_split, verify};
+use qbench_datasets::{Format, ImageSet, Registry, Split, train_val_split, verify};
 use qbench_io::{sha256_file, sha256_hex};
 use qbench_methods::model::arch::Architecture;
 use qbench_methods::model::params::Params;
@@ -14,7 +14,7 @@ use qbench_methods::model::zoo;
 use qbench_methods::train::{self, TrainConfig, TrainObserver};
 use serde::{Deserialize, Serialize};
 
-use crate::results;
+use crate::{detection, results};
 
 /// Everything that determines a float model's weights.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -103,6 +103,8 @@ pub struct Data {
     pub val_idx: Vec<usize>,
     /// sha256 over the dataset files' sha256.
     pub sha256: String,
+    /// A detection dataset's truth for the test images (`None` for classification).
+    pub truth: Option<detection::Truth>,
 }
 
 /// The built-in dataset registry, with the entries of `extra` (a user registry file) merged over
@@ -134,6 +136,23 @@ pub const CALIBRATION_SPLIT_SEED: u64 = 0;
 pub fn load_data(spec: &FloatSpec) -> Result<Data> {
     let registry = registry(spec.registry.as_deref())?;
     let entry = registry.get(&spec.dataset)?;
+    if entry.format == Format::Kitti {
+        if spec.calibration_from_test.is_some() {
+            bail!(
+                "calibration_from_test does not apply to the detection dataset {}: its images are \
+                 split into a training and an evaluation part already",
+                spec.dataset
+            );
+        }
+        let loaded = detection::load(entry)?;
+        return Ok(with_split(
+            spec,
+            loaded.train,
+            loaded.test,
+            loaded.sha256,
+            Some(loaded.truth),
+        ));
+    }
     let checks = verify(entry)?;
     let mut hashes = Vec::new();
     for check in &checks {
@@ -167,7 +186,7 @@ pub fn load_data(spec: &FloatSpec) -> Result<Data> {
         ),
     };
     let sha256 = sha256_hex(hashes.join("\n").as_bytes());
-    Ok(with_split(spec, train, test, sha256))
+    Ok(with_split(spec, train, test, sha256, None))
 }
 
 /// The data of `spec` from images already loaded (and verified) for a spec that reads the same
@@ -178,6 +197,7 @@ pub fn load_data_like(spec: &FloatSpec, loaded: &Data) -> Data {
         loaded.train.clone(),
         loaded.test.clone(),
         loaded.sha256.clone(),
+        loaded.truth.clone(),
     )
 }
 
@@ -187,7 +207,13 @@ pub fn same_images(a: &FloatSpec, b: &FloatSpec) -> bool {
         == (&b.dataset, &b.registry, b.calibration_from_test)
 }
 
-fn with_split(spec: &FloatSpec, train: ImageSet, test: ImageSet, sha256: String) -> Data {
+fn with_split(
+    spec: &FloatSpec,
+    train: ImageSet,
+    test: ImageSet,
+    sha256: String,
+    truth: Option<detection::Truth>,
+) -> Data {
     let (mut train_idx, val_idx) = train_val_split(train.len(), spec.val_fraction, spec.train.seed);
     if let Some(limit) = spec.train_limit {
         train_idx.truncate(limit);
@@ -198,6 +224,7 @@ fn with_split(spec: &FloatSpec, train: ImageSet, test: ImageSet, sha256: String)
         train_idx,
         val_idx,
         sha256,
+        truth,
     }
 }
 
@@ -284,8 +311,7 @@ pub fn ensure_trained(
     let train_seconds = start.elapsed().as_secs_f64();
     let mut params = trained.params;
     let weights_sha256 = params.save(&weights)?;
-    let all_test: Vec<usize> = (0..data.test.len()).collect();
-    let test_accuracy = train::accuracy(&arch, &mut params, &data.test, &all_test, 500)?;
+    let test_accuracy = test_score(&arch, &mut params, data)?;
     let record = FloatRecord {
         spec: spec.clone(),
         dataset_sha256: data.sha256.clone(),
@@ -412,7 +438,11 @@ fn ensure_imported(
         train_images: data.train_idx.len(),
         val_images: data.val_idx.len(),
         val_accuracy,
-        test_accuracy: qbench_engine::accuracy(&test_predictions, &data.test.labels),
+        test_accuracy: if data.truth.is_some() {
+            test_score(&arch, &mut params, data)?
+        } else {
+            qbench_engine::accuracy(&test_predictions, &data.test.labels)
+        },
         train_seconds: 0.0,
         seconds_per_epoch: 0.0,
         qbench_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -451,14 +481,33 @@ fn load_trained(results_root: &Path, spec: &FloatSpec, data: &Data) -> Result<Op
     }))
 }
 
+/// The float model's headline test figure: top-1 accuracy, or for a detector the mean over
+/// classes of the KITTI AP (40 recall points) at Moderate.
+fn test_score(arch: &Architecture, params: &mut Params, data: &Data) -> Result<f64> {
+    match &data.truth {
+        Some(truth) => {
+            let dets = detection::float_detections(arch, params, &data.test)?;
+            Ok(detection::evaluate(&dets, truth).mean_ap_moderate())
+        }
+        None => {
+            let all: Vec<usize> = (0..data.test.len()).collect();
+            Ok(train::accuracy(arch, params, &data.test, &all, 500)?)
+        }
+    }
+}
+
 /// The float model's test predictions, read from `test_predictions.json` in its folder or
-/// computed (and written there) when absent or of the wrong length.
+/// computed (and written there) when absent or of the wrong length. A detector has none (its
+/// outputs are boxes, compared through their AP).
 fn float_predictions(
     dir: &Path,
     arch: &Architecture,
     params: &mut Params,
     data: &Data,
 ) -> Result<Vec<usize>> {
+    if data.truth.is_some() {
+        return Ok(Vec::new());
+    }
     let path = dir.join("test_predictions.json");
     if let Ok(text) = std::fs::read_to_string(&path)
         && let Ok(p) = serde_json::from_str::<Vec<usize>>(&text)
@@ -478,7 +527,9 @@ fn float_predictions(
 pub fn test_accuracy_again(model: &FloatModel, data: &Data) -> Result<f64> {
     let mut params = model.params.clone();
     let all: Vec<usize> = (0..data.test.len()).collect();
-    if model.record.imported_from.is_some() {
+    if data.truth.is_some() {
+        test_score(&model.arch, &mut params, data)
+    } else if model.record.imported_from.is_some() {
         let p = train::predictions(&model.arch, &mut params, &data.test, &all, 64)?;
         Ok(qbench_engine::accuracy(&p, &data.test.labels))
     } else {

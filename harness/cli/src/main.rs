@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod detection;
 mod experiment;
 mod float_model;
 mod malloc_tuning;

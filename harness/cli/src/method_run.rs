@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use qbench_datasets::ImageSet;
+use qbench_datasets::kitti::eval::Evaluation;
 use qbench_engine::count_ops;
 use qbench_io::{sha256_file, sha256_hex};
 use qbench_methods::method::config::MethodConfig;
@@ -14,7 +15,7 @@ use qbench_methods::train::TrainObserver;
 use serde::{Deserialize, Serialize};
 
 use crate::float_model::{Data, FloatModel};
-use crate::results;
+use crate::{detection, results};
 
 /// Calibration images handed to every method (the first of the shuffled training indices).
 pub const CALIBRATION_IMAGES: usize = 2048;
@@ -30,12 +31,17 @@ pub struct MethodResult {
     pub graph_sha256: String,
     /// sha256 of the float weights it was quantized from.
     pub float_weights_sha256: String,
-    /// Integer-engine top-1 accuracy on the test split.
+    /// Integer-engine top-1 accuracy on the test split; for a detector, the mean over classes of
+    /// the KITTI AP (40 recall points) at Moderate.
     pub int_accuracy: f64,
-    /// Fake-quant top-1 accuracy on the checked test images.
+    /// Fake-quant top-1 accuracy (a detector: mean AP at Moderate) on the checked test images.
     pub fake_accuracy: f64,
-    /// Fraction of the checked test images where both predict the same class.
+    /// Fraction of the checked test images where both predict the same class (a detector: the
+    /// same list of boxes, classes and scores).
     pub agreement: f64,
+    /// A detector's whole KITTI evaluation on the test split (`None` for a classifier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Evaluation>,
     /// How many test images (evenly spaced) the fake-quant forward was checked on; the fake-quant
     /// accuracy, agreement and logit error are over these (absent in results written before
     /// it was recorded, which checked every test image).
@@ -131,21 +137,34 @@ pub fn run_method(
     let counts = count_ops(&quantized.graph);
     // The integer graph runs on every test image; the fake-quant cross-check on a sample when
     // the f64 reference forward would take long (see `fake_quant_sample`).
-    let int_predictions = qbench_engine::predict(&quantized.graph, &data.test.images, 256)?;
     let macs: u64 = counts.macs_by_kind.values().sum();
-    let sample = fake_quant_sample(&data.test, macs);
+    let (sample, picks) = fake_quant_sample(&data.test, macs);
     let cmp = conformance::compare(&quantized, &sample, &method.label())?;
+    let scores = match &data.truth {
+        Some(truth) => detection_scores(&quantized, &model.arch, data, truth, &cmp, &picks)?,
+        None => {
+            let int = qbench_engine::predict(&quantized.graph, &data.test.images, 256)?;
+            Scores {
+                int: qbench_engine::accuracy(&int, &data.test.labels),
+                fake: cmp.fake_accuracy,
+                agreement: cmp.agreement,
+                float_agreement: (model.test_predictions.len() == int.len())
+                    .then(|| qbench_engine::agreement(&model.test_predictions, &int)),
+                detection: None,
+            }
+        }
+    };
     let result = MethodResult {
         report: quantized.report,
         graph_path,
         graph_sha256,
         float_weights_sha256: model.record.weights_sha256.clone(),
-        int_accuracy: qbench_engine::accuracy(&int_predictions, &data.test.labels),
-        fake_accuracy: cmp.fake_accuracy,
-        agreement: cmp.agreement,
+        int_accuracy: scores.int,
+        fake_accuracy: scores.fake,
+        agreement: scores.agreement,
+        detection: scores.detection,
         fake_quant_images: Some(sample.len()),
-        float_agreement: (model.test_predictions.len() == int_predictions.len())
-            .then(|| qbench_engine::agreement(&model.test_predictions, &int_predictions)),
+        float_agreement: scores.float_agreement,
         max_logit_error: cmp.max_logit_error,
         logit_bound: cmp.logit_bound,
         quant_ops: counts.total_requant_ops,
@@ -155,6 +174,46 @@ pub fn run_method(
     };
     results::write_sealed(&record_path, &result)?;
     Ok((result, Origin::Computed))
+}
+
+/// A cell's figures beside its counts.
+struct Scores {
+    int: f64,
+    fake: f64,
+    agreement: f64,
+    float_agreement: Option<f64>,
+    detection: Option<Evaluation>,
+}
+
+/// A detector's figures: the integer graph's boxes on every test image scored by the KITTI
+/// evaluation, and the fake-quant forward's boxes on the checked sample scored the same way,
+/// with the share of sampled images where both decode to the same boxes.
+fn detection_scores(
+    quantized: &qbench_methods::method::Quantized,
+    arch: &qbench_methods::model::arch::Architecture,
+    data: &Data,
+    truth: &detection::Truth,
+    cmp: &conformance::ConformanceReport,
+    picks: &[usize],
+) -> Result<Scores> {
+    let grid = detection::grid(arch)?;
+    let scale = quantized.fake_quant.logit_scale();
+    let int = detection::graph_detections(&quantized.graph, &grid, scale, &data.test)?;
+    let evaluation = detection::evaluate(&int, truth);
+    let fake = detection::map_detections(&grid, &cmp.fake_logits);
+    let same = picks
+        .iter()
+        .zip(&fake)
+        .filter(|(i, f)| int[**i] == **f)
+        .count();
+    let fake_ap = detection::evaluate(&fake, &detection::truth_subset(truth, picks));
+    Ok(Scores {
+        int: evaluation.mean_ap_moderate(),
+        fake: fake_ap.mean_ap_moderate(),
+        agreement: same as f64 / picks.len().max(1) as f64,
+        float_agreement: None,
+        detection: Some(evaluation),
+    })
 }
 
 /// Multiply-accumulates of the f64 fake-quant forward a cell may spend on its cross-check of the
@@ -171,24 +230,10 @@ pub const FAKE_QUANT_CHECK_MIN_IMAGES: usize = 64;
 /// [`FAKE_QUANT_CHECK_MIN_IMAGES`] (ResNet-18 on ImageNet: 64 of 45,000, where all of them would
 /// take the f64 reference days). The check is of bit-exactness, which any image exercises;
 /// accuracy always comes from every image.
-fn fake_quant_sample(test: &ImageSet, macs_per_image: u64) -> ImageSet {
+fn fake_quant_sample(test: &ImageSet, macs_per_image: u64) -> (ImageSet, Vec<usize>) {
     let n = test.len();
     let affordable = (FAKE_QUANT_CHECK_MACS / macs_per_image.max(1)) as usize;
     let k = affordable.max(FAKE_QUANT_CHECK_MIN_IMAGES).min(n);
-    let per = test.image_len();
     let picks: Vec<usize> = (0..k).map(|i| i * n / k.max(1)).collect();
-    ImageSet {
-        images: picks
-            .iter()
-            .flat_map(|&i| &test.images[i * per..(i + 1) * per])
-            .copied()
-            .collect(),
-        labels: picks.iter().map(|&i| test.labels[i]).collect(),
-        channels: test.channels,
-        height: test.height,
-        width: test.width,
-        num_classes: test.num_classes,
-        normalization: test.normalization.clone(),
-        boxes: Vec::new(),
-    }
+    (test.subset(&picks), picks)
 }

@@ -45,6 +45,10 @@ pub struct ConformanceReport {
     /// model's by the CLI).
     #[serde(skip)]
     pub int_predictions: Vec<usize>,
+    /// The fake-quant forward's outputs, row-major per test image (decoded into boxes by the
+    /// CLI when the model is a detector).
+    #[serde(skip)]
+    pub fake_logits: Vec<f64>,
 }
 
 /// Integer and fake-quant comparison of one quantized model on test images.
@@ -85,9 +89,9 @@ pub fn compare(q: &Quantized, test: &ImageSet, label: &str) -> Result<Conformanc
         max_logit_error,
         logit_bound: q.fake_quant.logit_bound(),
         failures: Vec::new(),
-        int_predictions: Vec::new(),
+        int_predictions: pi,
+        fake_logits: Vec::new(),
     };
-    report.int_predictions = pi;
     if report.agreement < MIN_AGREEMENT {
         report.failures.push(format!(
             "integer graph and fake-quant agree on {:.2}% of images, below {:.1}%",
@@ -102,6 +106,7 @@ pub fn compare(q: &Quantized, test: &ImageSet, label: &str) -> Result<Conformanc
             report.max_logit_error, report.logit_bound
         ));
     }
+    report.fake_logits = fake_logits;
     Ok(report)
 }
 

@@ -23,6 +23,7 @@ pub struct AccuracyVsBits {
     series: BTreeMap<String, Vec<Point>>,
     families: Vec<String>,
     dataset: String,
+    metric: crate::input::Metric,
 }
 
 impl AccuracyVsBits {
@@ -43,6 +44,7 @@ impl AccuracyVsBits {
             series,
             families: super::families(input),
             dataset: input.dataset.clone(),
+            metric: input.metric,
         };
         (Some(fig), Vec::new())
     }
@@ -55,8 +57,9 @@ impl Figure for AccuracyVsBits {
 
     fn title(&self) -> String {
         format!(
-            "Accuracy ({}, integer engine) vs weight bit width per method family; \
+            "{} ({}, integer engine) vs weight bit width per method family; \
              line through the best configuration per width, bars = ±1 std over seeds",
+            self.metric.short(),
             self.dataset
         )
     }
@@ -72,7 +75,11 @@ impl Figure for AccuracyVsBits {
             super::linear_range(all().flat_map(|p| [p.mean - p.std, p.mean + p.std]), 0.1);
         let mut chart = ChartBuilder::on(root)
             .caption(
-                format!("Accuracy vs weight bit width ({})", self.dataset),
+                format!(
+                    "{} vs weight bit width ({})",
+                    self.metric.short(),
+                    self.dataset
+                ),
                 (FAMILY, CAPTION_PX),
             )
             .margin(20)
@@ -83,7 +90,7 @@ impl Figure for AccuracyVsBits {
         chart
             .configure_mesh()
             .x_desc("Weight bit width (bits)")
-            .y_desc("Top-1 accuracy (%)")
+            .y_desc(self.metric.axis())
             .x_labels(max_bits as usize)
             .x_label_formatter(&|v| format!("{v:.0}"))
             .axis_desc_style((FAMILY, AXIS_PX))

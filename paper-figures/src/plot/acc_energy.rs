@@ -30,6 +30,7 @@ pub struct AccuracyVsEnergy {
     pub points: Vec<Point>,
     families: Vec<String>,
     dataset: String,
+    metric: crate::input::Metric,
     skipped: Vec<String>,
 }
 
@@ -66,6 +67,7 @@ impl AccuracyVsEnergy {
             points,
             families: super::families(input),
             dataset: input.dataset.clone(),
+            metric: input.metric,
             skipped: skipped.clone(),
         };
         (Some(fig), skipped)
@@ -95,7 +97,8 @@ impl Figure for AccuracyVsEnergy {
 
     fn title(&self) -> String {
         format!(
-            "Accuracy ({}, integer engine) vs energy per inference; Pareto front marked",
+            "{} ({}, integer engine) vs energy per inference; Pareto front marked",
+            self.metric.short(),
             self.dataset
         )
     }
@@ -111,11 +114,15 @@ impl Figure for AccuracyVsEnergy {
             .iter()
             .map(|p| (p.energy_nj, p.accuracy))
             .collect();
-        let caption = format!("Accuracy vs energy per inference ({})", self.dataset);
+        let caption = format!(
+            "{} vs energy per inference ({})",
+            self.metric.short(),
+            self.dataset
+        );
         let frame = Frame {
             caption: &caption,
             x_desc: "Energy per inference (nJ, log scale)",
-            y_desc: "Top-1 accuracy (%)",
+            y_desc: self.metric.axis(),
         };
         let mut chart = scatter::chart(&area, &frame, &coords)?;
 

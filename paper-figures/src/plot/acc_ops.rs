@@ -18,6 +18,7 @@ pub struct AccuracyVsQuantOps {
     /// Every variant named by a row, in order of first appearance (the marker order).
     variants: Vec<String>,
     dataset: String,
+    metric: crate::input::Metric,
     skipped: Vec<String>,
 }
 
@@ -50,6 +51,7 @@ impl AccuracyVsQuantOps {
             variants,
             families: super::families(input),
             dataset: input.dataset.clone(),
+            metric: input.metric,
             skipped: skipped.clone(),
         };
         (Some(fig), skipped)
@@ -126,8 +128,9 @@ impl Figure for AccuracyVsQuantOps {
 
     fn title(&self) -> String {
         format!(
-            "Accuracy ({}, integer engine) vs quantization operations per inference (log scale); \
+            "{} ({}, integer engine) vs quantization operations per inference (log scale); \
              {}",
+            self.metric.short(),
             self.dataset,
             self.marker_key()
         )
@@ -141,11 +144,15 @@ impl Figure for AccuracyVsQuantOps {
         let area = super::with_footer(root, &self.skipped)?;
         let at = |r: &MethodRow| (r.quant_ops as f64, r.accuracy_mean);
         let coords: Vec<(f64, f64)> = self.rows.iter().map(at).collect();
-        let caption = format!("Accuracy vs quantization operations ({})", self.dataset);
+        let caption = format!(
+            "{} vs quantization operations ({})",
+            self.metric.short(),
+            self.dataset
+        );
         let frame = Frame {
             caption: &caption,
             x_desc: "Quantization operations per inference (count, log scale)",
-            y_desc: "Top-1 accuracy (%)",
+            y_desc: self.metric.axis(),
         };
         let mut chart = scatter::chart(&area, &frame, &coords)?;
         for (u, n) in self.pairs() {
@@ -223,6 +230,7 @@ mod tests {
             run_id: "r".into(),
             title: "t".into(),
             dataset: "d".into(),
+            metric: Default::default(),
             hw_units: Vec::new(),
             layer_energy: None,
             claims: Vec::new(),

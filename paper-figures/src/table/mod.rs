@@ -205,9 +205,10 @@ pub fn methods_table(input: &FigureInput) -> Table {
                 .any(|m| m.energy_breakdown_nj.contains_key(*k))
         })
         .collect();
+    let metric = input.metric.short();
     let mut accuracy = col(
         "accuracy_mean_pct",
-        "Accuracy (%)",
+        &format!("{metric} (%)"),
         Kind::Float(2),
         true,
         "",
@@ -230,7 +231,7 @@ pub fn methods_table(input: &FigureInput) -> Table {
         col("seeds", "Seeds", Kind::Int, true, ""),
         col(
             "float_accuracy_pct",
-            "Float acc. (%)",
+            &format!("Float {} (%)", metric.to_lowercase()),
             Kind::Float(2),
             false,
             "float accuracy not recorded",
@@ -239,7 +240,7 @@ pub fn methods_table(input: &FigureInput) -> Table {
         col("accuracy_std_pct", "Std (pp)", Kind::Float(2), false, ""),
         col(
             "fake_accuracy_pct",
-            "Fake-quant acc. (%)",
+            &format!("Fake-quant {} (%)", metric.to_lowercase()),
             Kind::Float(2),
             false,
             "",
@@ -303,11 +304,13 @@ pub fn methods_table(input: &FigureInput) -> Table {
         })
         .collect();
     let mut caption = format!(
-        "{}: accuracy on {} (integer engine, mean ± std over seeds), W/A bit widths, \
+        "{}: {} on {} (integer engine, mean ± std over seeds), W/A bit widths, \
          quantization operations per inference, total weight bits, energy per inference (split \
          into compute, requantization and memory) and hardware area (requantizer + PE units) per \
          method.",
-        input.title, input.dataset
+        input.title,
+        input.metric.described(),
+        input.dataset
     );
     if let Some(note) = &input.energy_note {
         caption.push(' ');

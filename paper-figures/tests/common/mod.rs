@@ -73,6 +73,7 @@ pub fn input() -> FigureInput {
         run_id: "test-run_1".to_string(),
         title: "Test run".to_string(),
         dataset: "fashion-mnist".to_string(),
+        metric: Default::default(),
         methods: vec![
             row(
                 "DJQ W4A4 unified",

@@ -27,12 +27,41 @@ pub enum DataCommand {
         #[arg(long)]
         dest: Option<PathBuf>,
     },
+    /// Write a generated dataset: `kitti-synth`, a detection set in KITTI's own format
+    /// (Fashion-MNIST items pasted at several scales into 128x384 scenes, with truncation at the
+    /// borders, occlusion, neighbouring classes and DontCare regions), read by the same loader
+    /// and evaluator as real KITTI. `qbench run` and `reproduce` generate it when it is missing.
+    Generate {
+        /// Dataset name (only `kitti-synth` is generated).
+        #[arg(default_value = crate::detection::SYNTH_NAME)]
+        name: String,
+        /// Destination folder [default: $QBENCH_DATA/kitti-synth, else results/data/kitti-synth].
+        #[arg(long)]
+        dest: Option<PathBuf>,
+    },
 }
 
 /// Runs a dataset subcommand.
 pub fn run(cmd: DataCommand) -> Result<()> {
     let registry = Registry::embedded();
     match cmd {
+        DataCommand::Generate { name, dest } => {
+            let entry = registry.get(&name)?;
+            if entry.name != crate::detection::SYNTH_NAME {
+                bail!(
+                    "only `{}` is generated; `{name}` is read from its own files ({})",
+                    crate::detection::SYNTH_NAME,
+                    entry.install_hint()
+                );
+            }
+            let dir = dest.unwrap_or_else(|| crate::detection::synth_dir(entry));
+            if dir.join(qbench_datasets::kitti::TRAINING_DIR).is_dir() {
+                println!("{name} is already in {}", dir.display());
+                return Ok(());
+            }
+            crate::detection::generate_synth(&dir)?;
+            Ok(())
+        }
         DataCommand::List => {
             println!(
                 "{:<14} {:<16} {:>7}  {:<11} where",

@@ -1,6 +1,7 @@
 //! `qbench run SPEC` and `qbench aggregate RUN`: run an experiment spec into the result store,
 //! and turn a run's cell records into its tables and figures.
 
+use qbench_figures::Metric;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -152,17 +153,29 @@ fn write_tables(run: &RunDir, results_root: &Path, spec: &ExperimentSpec) -> Res
     let tables = run.dir.join("tables");
     results::write_json(&tables.join("summary.json"), &rows)?;
     let mut md = String::new();
+    let metric = crate::experiment::figures::metric(&cells);
+    // A detector's validation figure is its training signal (objects whose centre cell fires
+    // for their class), not an AP.
+    let validation = match metric {
+        Metric::Top1Accuracy => "validation",
+        Metric::MeanApModerate => "validation centre hits",
+    };
     for m in &manifest.models {
         md.push_str(&format!(
-            "Float `{}` (seed {}) on {}: test {:.2}%, validation {:.2}%.\n",
+            "Float `{}` (seed {}) on {}: test {} {:.2}%, {validation} {:.2}%.\n",
             m.model,
             m.seed,
             manifest.dataset.name,
+            metric.short().to_lowercase(),
             100.0 * m.test_accuracy,
             100.0 * m.val_accuracy
         ));
     }
-    md.push_str("Accuracy is top-1 on the test split, from the integer engine.");
+    md.push_str(&format!(
+        "{} is the {} on the test split, from the integer engine.",
+        metric.short(),
+        metric.described()
+    ));
     let checked: Vec<usize> = cells
         .iter()
         .filter_map(|c| c.result.fake_quant_images)
@@ -177,7 +190,15 @@ fn write_tables(run: &RunDir, results_root: &Path, spec: &ExperimentSpec) -> Res
         ));
     }
     md.push_str("\n\n");
-    md.push_str(&aggregate::markdown(&rows));
+    md.push_str(&aggregate::markdown(&rows, metric));
+    let ap = aggregate::detection_markdown(&rows, &cells);
+    if !ap.is_empty() {
+        md.push_str(
+            "\nKITTI AP per class and difficulty (%, 40 recall points, mean over seeds; boxes \
+             decoded from the integer engine's maps):\n\n",
+        );
+        md.push_str(&ap);
+    }
     if let Some(hw) = &hw {
         md.push_str(&format!(
             "\nHardware units ({} MHz; energy per operation on seeded random operands. Each \

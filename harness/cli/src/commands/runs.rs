@@ -144,7 +144,8 @@ fn show(args: &ShowArgs) -> Result<()> {
     }
     let cells = run.cells()?;
     println!("cells    {}/{} finished\n", cells.len(), m.cells.len());
-    print!("{}", aggregate::markdown(&aggregate::rows(&cells)));
+    let metric = crate::experiment::figures::metric(&cells);
+    print!("{}", aggregate::markdown(&aggregate::rows(&cells), metric));
     Ok(())
 }
 

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use qbench_datasets::kitti::EVAL_CLASSES;
+use qbench_datasets::kitti::eval::{Difficulty, Evaluation};
+use qbench_figures::Metric;
 use serde::Serialize;
 
 use super::store::CellRecord;
@@ -119,10 +122,11 @@ pub fn rows(cells: &[CellRecord]) -> Vec<AggregateRow> {
         .collect()
 }
 
-/// The rows as a Markdown table (accuracies in percent).
-pub fn markdown(rows: &[AggregateRow]) -> String {
-    let mut md = String::from(
-        "| model | method | accuracy (int) | ± std | fake-quant | agreement | quant ops / image | weight bits | seeds |\n\
+/// The rows as a Markdown table (accuracies, or a detector's mean AP, in percent).
+pub fn markdown(rows: &[AggregateRow], metric: Metric) -> String {
+    let name = metric.short().to_lowercase();
+    let mut md = format!(
+        "| model | method | {name} (int) | ± std | fake-quant | agreement | quant ops / image | weight bits | seeds |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
@@ -137,6 +141,56 @@ pub fn markdown(rows: &[AggregateRow]) -> String {
             r.quant_ops,
             r.weight_bits,
             r.seeds.len()
+        ));
+    }
+    md
+}
+
+/// A detection run's AP table: for each row, the KITTI AP (40 recall points, in percent, mean
+/// over seeds) of every class at Easy, Moderate and Hard, and the mean over classes at Moderate
+/// with 40 and with 11 recall points. Empty when no cell is a detector's.
+pub fn detection_markdown(rows: &[AggregateRow], cells: &[CellRecord]) -> String {
+    let by_id: BTreeMap<&str, &CellRecord> =
+        cells.iter().map(|c| (c.cell_id.as_str(), c)).collect();
+    let mut md = String::new();
+    for row in rows {
+        let evals: Vec<&Evaluation> = row
+            .cell_ids
+            .iter()
+            .filter_map(|id| by_id.get(id.as_str())?.result.detection.as_ref())
+            .collect();
+        if evals.is_empty() {
+            continue;
+        }
+        if md.is_empty() {
+            md.push_str("| model | method |");
+            for class in EVAL_CLASSES {
+                for d in Difficulty::ALL {
+                    md.push_str(&format!(" {} {} |", class.name(), d.name()));
+                }
+            }
+            md.push_str(" mAP Moderate | mAP Moderate (11 pt) |\n|---|---|");
+            md.push_str(&"---:|".repeat(3 * EVAL_CLASSES.len() + 2));
+            md.push('\n');
+        }
+        let cell = |f: &dyn Fn(&Evaluation) -> Option<f64>| -> String {
+            let v: Vec<f64> = evals.iter().filter_map(|e| f(e)).collect();
+            if v.is_empty() {
+                "n/a".into()
+            } else {
+                format!("{:.2}", 100.0 * v.iter().sum::<f64>() / v.len() as f64)
+            }
+        };
+        md.push_str(&format!("| {} | {} |", row.model, row.label));
+        for class in 0..EVAL_CLASSES.len() {
+            for d in Difficulty::ALL {
+                md.push_str(&format!(" {} |", cell(&|e| e.cell(class, d).ap_r40)));
+            }
+        }
+        md.push_str(&format!(
+            " {} | {} |\n",
+            cell(&|e| e.mean_ap_r40(Difficulty::Moderate)),
+            cell(&|e| e.mean_ap_r11(Difficulty::Moderate))
         ));
     }
     md

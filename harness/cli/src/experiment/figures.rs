@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use qbench_figures::{FigureInput, HwRole, HwUnitRow, LayerEnergy, MethodRow};
+use qbench_figures::{FigureInput, HwRole, HwUnitRow, LayerEnergy, MethodRow, Metric};
 use qbench_hw::energy::{self, EnergyReport};
 use qbench_hw::units::UnitRole;
 
@@ -199,6 +199,7 @@ pub fn input(
         run_id: manifest.run_id.clone(),
         title: title.to_string(),
         dataset: manifest.dataset.name.clone(),
+        metric: metric(cells),
         methods,
         hw_units,
         layer_energy,
@@ -208,6 +209,16 @@ pub fn input(
     };
     input.claims = qbench_figures::claims::reproduce(&qbench_figures::claims::shipped()?, &input);
     Ok(input)
+}
+
+/// What the cells' headline figure measures: a detector's mean AP when any cell carries a KITTI
+/// evaluation, else top-1 accuracy.
+pub fn metric(cells: &[CellRecord]) -> Metric {
+    if cells.iter().any(|c| c.result.detection.is_some()) {
+        Metric::MeanApModerate
+    } else {
+        Metric::Top1Accuracy
+    }
 }
 
 #[cfg(test)]
@@ -292,6 +303,6 @@ mod tests {
         assert_eq!(by_label("BNN").model, "cnn");
         assert_eq!(by_label("int8 W8A8").model, "cnn");
         assert_eq!(by_label("int8 W8A8").float_accuracy, Some(90.0));
-        assert!(aggregate::markdown(&rows).contains("| mlp | BNN mlp |"));
+        assert!(aggregate::markdown(&rows, Metric::Top1Accuracy).contains("| mlp | BNN mlp |"));
     }
 }
