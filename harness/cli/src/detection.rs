@@ -133,6 +133,14 @@ pub fn load(entry: &DatasetEntry) -> Result<Loaded> {
     })
 }
 
+/// Only the evaluation part of a KITTI-format dataset (the images the hardware step samples).
+pub fn load_test(entry: &DatasetEntry) -> Result<ImageSet> {
+    let root = folder(entry)?;
+    let ids = kitti::image_ids(&root)?;
+    let (_, test_ids) = kitti::split_ids(&ids, EVAL_FRACTION, EVAL_SPLIT_SEED);
+    Ok(kitti::load(&root, &test_ids, entry.image_shape, &|_| {})?.images)
+}
+
 /// sha256 over `id image-sha256 label-sha256` lines of every image, in id order.
 fn files_sha256(split_dir: &Path, ids: &[String]) -> Result<String> {
     let lines: Vec<String> = ids

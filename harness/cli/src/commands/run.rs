@@ -166,7 +166,7 @@ fn write_tables(run: &RunDir, results_root: &Path, spec: &ExperimentSpec) -> Res
             m.model,
             m.seed,
             manifest.dataset.name,
-            metric.short().to_lowercase(),
+            metric.short(),
             100.0 * m.test_accuracy,
             100.0 * m.val_accuracy
         ));

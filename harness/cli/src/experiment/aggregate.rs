@@ -124,7 +124,7 @@ pub fn rows(cells: &[CellRecord]) -> Vec<AggregateRow> {
 
 /// The rows as a Markdown table (accuracies, or a detector's mean AP, in percent).
 pub fn markdown(rows: &[AggregateRow], metric: Metric) -> String {
-    let name = metric.short().to_lowercase();
+    let name = metric.short();
     let mut md = format!(
         "| model | method | {name} (int) | ± std | fake-quant | agreement | quant ops / image | weight bits | seeds |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|\n",

@@ -121,7 +121,12 @@ pub fn run(
         .iter()
         .map(|(graph, sha256)| GraphRef { graph, sha256 })
         .collect();
-    let test = qbench_datasets::load(dataset, Split::Test)?;
+    let entry = qbench_datasets::Registry::embedded().get(dataset)?;
+    let test = if entry.format == qbench_datasets::Format::Kitti {
+        crate::detection::load_test(entry)?
+    } else {
+        qbench_datasets::load(entry, Split::Test)?
+    };
     let (images, image_count) = activity_sample(&test, ACTIVITY_IMAGES);
     let bar = progress::count_bar("switching activity (unit x cell graph)", 0);
     let activities = activity::measure(

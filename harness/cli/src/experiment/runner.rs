@@ -402,8 +402,13 @@ fn run_pending(
                             progress::say(
                                 &multi,
                                 &format!(
-                                    "done  {label}: {} accuracy {:.2}%{}",
+                                    "done  {label}: {} {} {:.2}%{}",
                                     record.result.report.label,
+                                    if record.result.detection.is_some() {
+                                        "mAP"
+                                    } else {
+                                        "accuracy"
+                                    },
                                     100.0 * record.result.int_accuracy,
                                     if origin == Origin::Cached {
                                         " (from the method cache)"
