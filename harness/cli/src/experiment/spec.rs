@@ -788,6 +788,33 @@ mod tests {
     }
 
     #[test]
+    fn the_detection_suites_run_every_method_family_on_the_detector() {
+        for (text, dataset) in [
+            (include_str!("../../suites/detection.yaml"), "kitti-synth"),
+            (include_str!("../../suites/kitti.yaml"), "kitti"),
+        ] {
+            let spec = ExperimentSpec::from_text(text, "d", false).unwrap();
+            assert_eq!(spec.dataset, dataset);
+            assert_eq!(spec.models[0].model, "detnet");
+            let mut families: Vec<String> = spec
+                .methods
+                .iter()
+                .map(|m| m.config.name().to_string())
+                .collect();
+            families.dedup();
+            assert_eq!(families, ["int8", "djq", "tnt", "qnn", "bnn"]);
+            let labels: Vec<String> = spec
+                .methods
+                .iter()
+                .map(|m| m.config.method().label())
+                .collect();
+            for want in ["DJQ W8A8 unified", "DJQ W8A8 per-op", "DJQ W4A4 unified", "DJQ W4A4 per-op"] {
+                assert!(labels.iter().any(|l| l == want), "{want} missing from {labels:?}");
+            }
+        }
+    }
+
+    #[test]
     fn the_paper_suite_runs_three_seeds_and_the_deeper_model_with_djq_both_ways() {
         let text = include_str!("../../suites/paper.yaml");
         let spec = ExperimentSpec::from_text(text, "p", false).unwrap();
@@ -873,9 +900,11 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const SUITES: [&str; 2] = [
+        const SUITES: [&str; 4] = [
             include_str!("../../suites/paper.yaml"),
             include_str!("../../suites/mobilenet.yaml"),
+            include_str!("../../suites/detection.yaml"),
+            include_str!("../../suites/kitti.yaml"),
         ];
 
         fn cases() -> u32 {
