@@ -63,16 +63,16 @@ pub fn synth_dir(entry: &DatasetEntry) -> PathBuf {
         .unwrap_or_else(|| results::root(None).join("data").join(&entry.name))
 }
 
-/// Writes the generated set into `dir` from Fashion-MNIST's training images (Debian's
-/// `dataset-fashion-mnist`), unless it is already there. Returns the folder.
-pub fn generate_synth(dir: &Path) -> Result<PathBuf> {
+/// Writes the generated set of `images` images into `dir` from Fashion-MNIST's training images
+/// (Debian's `dataset-fashion-mnist`), unless it is already there. Returns the folder.
+pub fn generate_synth(dir: &Path, images: usize) -> Result<PathBuf> {
     if dir.join(kitti::TRAINING_DIR).is_dir() {
         return Ok(dir.to_path_buf());
     }
     let source = qbench_datasets::load(qbench_datasets::DEFAULT_DATASET, Split::Train)
         .context("reading Fashion-MNIST, the source of the generated detection set")?;
-    let bar = progress::count_bar("generating kitti-synth", SYNTH_IMAGES as u64);
-    let summary = kitti::generate(&source, dir, SYNTH_IMAGES, SYNTH_SEED, &|n| {
+    let bar = progress::count_bar("generating kitti-synth", images as u64);
+    let summary = kitti::generate(&source, dir, images, SYNTH_SEED, &|n| {
         bar.set_position(n as u64)
     })
     .with_context(|| format!("generating the detection set in {}", dir.display()))?;
@@ -91,7 +91,7 @@ fn folder(entry: &DatasetEntry) -> Result<PathBuf> {
     match locate(entry) {
         Ok(dir) => Ok(dir),
         Err(DatasetError::NotFound { .. }) if entry.name == SYNTH_NAME => {
-            generate_synth(&synth_dir(entry))
+            generate_synth(&synth_dir(entry), SYNTH_IMAGES)
         }
         Err(e) => Err(e.into()),
     }

@@ -38,6 +38,10 @@ pub enum DataCommand {
         /// Destination folder [default: $QBENCH_DATA/kitti-synth, else results/data/kitti-synth].
         #[arg(long)]
         dest: Option<PathBuf>,
+        /// Images to generate (a quarter is held out for evaluation). Runs find the set by its
+        /// folder, so a smaller set in the default place is what they use.
+        #[arg(long, default_value_t = crate::detection::SYNTH_IMAGES)]
+        images: usize,
     },
 }
 
@@ -45,7 +49,7 @@ pub enum DataCommand {
 pub fn run(cmd: DataCommand) -> Result<()> {
     let registry = Registry::embedded();
     match cmd {
-        DataCommand::Generate { name, dest } => {
+        DataCommand::Generate { name, dest, images } => {
             let entry = registry.get(&name)?;
             if entry.name != crate::detection::SYNTH_NAME {
                 bail!(
@@ -59,7 +63,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 println!("{name} is already in {}", dir.display());
                 return Ok(());
             }
-            crate::detection::generate_synth(&dir)?;
+            crate::detection::generate_synth(&dir, images)?;
             Ok(())
         }
         DataCommand::List => {

@@ -808,8 +808,16 @@ mod tests {
                 .iter()
                 .map(|m| m.config.method().label())
                 .collect();
-            for want in ["DJQ W8A8 unified", "DJQ W8A8 per-op", "DJQ W4A4 unified", "DJQ W4A4 per-op"] {
-                assert!(labels.iter().any(|l| l == want), "{want} missing from {labels:?}");
+            for want in [
+                "DJQ W8A8 unified",
+                "DJQ W8A8 per-op",
+                "DJQ W4A4 unified",
+                "DJQ W4A4 per-op",
+            ] {
+                assert!(
+                    labels.iter().any(|l| l == want),
+                    "{want} missing from {labels:?}"
+                );
             }
         }
     }
