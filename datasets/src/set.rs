@@ -86,13 +86,15 @@ pub struct ImageSet {
     pub normalization: Normalization,
     /// Object boxes of a detection set, one list per image in the images' own pixel
     /// coordinates; empty for a classification set. A detection set's `labels` are all 0 and
-    /// its `num_classes` counts the object classes.
+    /// its `num_classes` counts the object classes. Boxes of class [`GtBox::IGNORE`] mark
+    /// regions an evaluation ignores (KITTI's DontCare and neighbouring classes).
     pub boxes: Vec<Vec<GtBox>>,
 }
 
 /// One ground-truth object of a detection set, in the pixel coordinates of the [`ImageSet`] it
-/// belongs to (after any resizing): a class below the set's `num_classes` and a box with
-/// `x0 <= x1`, `y0 <= y1`, edges at pixel boundaries (a box covering pixel 0 only is 0..1).
+/// belongs to (after any resizing): a class below the set's `num_classes` (or
+/// [`GtBox::IGNORE`]) and a box with `x0 <= x1`, `y0 <= y1`, edges at pixel boundaries (a box
+/// covering pixel 0 only is 0..1).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GtBox {
     /// Object class.
@@ -105,6 +107,18 @@ pub struct GtBox {
     pub x1: f32,
     /// Bottom edge.
     pub y1: f32,
+}
+
+impl GtBox {
+    /// The class of a region that is neither an object to find nor background (KITTI's
+    /// DontCare, and Van and Person_sitting, which the evaluation of Car and Pedestrian ignores):
+    /// training should neither reward nor penalise detections there.
+    pub const IGNORE: u16 = u16::MAX;
+
+    /// True for an ignored region.
+    pub fn is_ignore(&self) -> bool {
+        self.class == Self::IGNORE
+    }
 }
 
 impl ImageSet {

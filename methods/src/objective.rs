@@ -34,6 +34,10 @@ pub enum Targets {
         heat: Tensor,
         /// 1 at the centre cells, `[N, classes, rows, cols]`.
         centres: Tensor,
+        /// 0 at cells whose centre lies in an ignored region ([`GtBox::IGNORE`]) and is no
+        /// object's centre cell, else 1: weight of the heatmap's background term, `[N, 1, rows,
+        /// cols]`.
+        background: Tensor,
         /// Box targets at the centre cells, `[N, 4, rows, cols]` (0 elsewhere).
         boxes: Tensor,
         /// 1 at cells holding a box target, `[N, 1, rows, cols]`.
@@ -96,6 +100,7 @@ impl Objective {
                 Targets::Maps {
                     heat,
                     centres,
+                    background,
                     boxes,
                     box_mask,
                     objects,
@@ -106,7 +111,7 @@ impl Objective {
                 let logits = maps.narrow(1, 0, grid.classes)?;
                 let pred_boxes = maps.narrow(1, grid.classes, BOX_CHANNELS)?;
                 let norm = (*objects).max(1) as f64;
-                let focal = focal_loss(&logits, heat, centres)?;
+                let focal = focal_loss(&logits, heat, centres, background)?;
                 let l1 = (pred_boxes - boxes)?
                     .abs()?
                     .broadcast_mul(box_mask)?
@@ -157,15 +162,20 @@ impl Objective {
     }
 }
 
-/// `-sum(pos * (1-p)^2 * log p + (1-pos) * (1-Y)^4 * p^2 * log(1-p))` with `p = sigmoid(x)`,
-/// `log p = -softplus(-x)` and `log(1-p) = -softplus(x)` computed stably.
-fn focal_loss(logits: &Tensor, heat: &Tensor, centres: &Tensor) -> Result<Tensor> {
+/// `-sum(pos * (1-p)^2 * log p + (1-pos) * bg * (1-Y)^4 * p^2 * log(1-p))` with
+/// `p = sigmoid(x)`, `log p = -softplus(-x)` and `log(1-p) = -softplus(x)` computed stably.
+fn focal_loss(
+    logits: &Tensor,
+    heat: &Tensor,
+    centres: &Tensor,
+    background: &Tensor,
+) -> Result<Tensor> {
     let p = candle_nn::ops::sigmoid(logits)?;
     let log_p = softplus(&logits.neg()?)?.neg()?;
     let log_not_p = softplus(logits)?.neg()?;
     let one_minus_p = p.affine(-1.0, 1.0)?;
     let pos = (centres * one_minus_p.sqr()?)?.mul(&log_p)?;
-    let not_centre = centres.affine(-1.0, 1.0)?;
+    let not_centre = centres.affine(-1.0, 1.0)?.broadcast_mul(background)?;
     let reduce = heat.affine(-1.0, 1.0)?.sqr()?.sqr()?;
     let neg = (not_centre * reduce)?.mul(&p.sqr()?)?.mul(&log_not_p)?;
     Ok((pos + neg)?.sum_all()?.neg()?)
@@ -193,10 +203,22 @@ fn encode(grid: &DetectorGrid, boxes: &[&[GtBox]]) -> Result<Targets> {
     let mut centres = vec![0f32; n * classes * cells];
     let mut box_t = vec![0f32; n * BOX_CHANNELS * cells];
     let mut box_mask = vec![0f32; n * cells];
+    let mut background = vec![1f32; n * cells];
     let mut objects = 0;
     let s = grid.stride as f32;
     for (img, list) in boxes.iter().enumerate() {
-        for b in list.iter() {
+        for b in list.iter().filter(|b| b.is_ignore()) {
+            for r in 0..rows {
+                let y = (r as f32 + 0.5) * s;
+                for c in 0..cols {
+                    let x = (c as f32 + 0.5) * s;
+                    if (b.x0..b.x1).contains(&x) && (b.y0..b.y1).contains(&y) {
+                        background[img * cells + r * cols + c] = 0.0;
+                    }
+                }
+            }
+        }
+        for b in list.iter().filter(|b| !b.is_ignore()) {
             let class = usize::from(b.class);
             let (w, h) = ((b.x1 - b.x0) / s, (b.y1 - b.y0) / s);
             if class >= classes || w <= 0.0 || h <= 0.0 {
@@ -238,6 +260,7 @@ fn encode(grid: &DetectorGrid, boxes: &[&[GtBox]]) -> Result<Targets> {
     Ok(Targets::Maps {
         heat: Tensor::from_vec(heat, (n, classes, rows, cols), dev)?,
         centres: Tensor::from_vec(centres, (n, classes, rows, cols), dev)?,
+        background: Tensor::from_vec(background, (n, 1, rows, cols), dev)?,
         boxes: Tensor::from_vec(box_t, (n, BOX_CHANNELS, rows, cols), dev)?,
         box_mask: Tensor::from_vec(box_mask, (n, 1, rows, cols), dev)?,
         objects,

@@ -9,7 +9,7 @@ use crate::error::{DatasetError, Result};
 use crate::kitti::label::read_labels;
 use crate::kitti::layout::{TRAINING_DIR, image_path, label_path};
 use crate::kitti::letterbox::{Letterbox, PAD_VALUE, check_input, read_letterboxed_into};
-use crate::kitti::object::{EVAL_CLASSES, Object};
+use crate::kitti::object::{EVAL_CLASSES, Object, ObjectType};
 use crate::set::{GtBox, ImageSet, Normalization};
 
 /// The most pixel bytes [`load`] allocates: 4 GiB (KITTI's 7481 training images at
@@ -140,15 +140,26 @@ pub fn load_split_dir(
 }
 
 /// The objects of the evaluated classes, in input pixels (boxes ordered so that `x0 <= x1` and
-/// `y0 <= y1`); a box left with no area once clipped to the image is dropped.
+/// `y0 <= y1`), and the regions the evaluation ignores (DontCare, Van, Person_sitting) as
+/// [`GtBox::IGNORE`]; a box left with no area once clipped to the image is dropped.
 fn input_boxes(objects: &[Object], lb: &Letterbox) -> Vec<GtBox> {
     objects
         .iter()
         .filter_map(|o| {
-            let class = EVAL_CLASSES.iter().position(|&t| t == o.kind)?;
+            let class = match EVAL_CLASSES.iter().position(|&t| t == o.kind) {
+                Some(c) => c as u16,
+                None if matches!(
+                    o.kind,
+                    ObjectType::DontCare | ObjectType::Van | ObjectType::PersonSitting
+                ) =>
+                {
+                    GtBox::IGNORE
+                }
+                None => return None,
+            };
             let [a, b, c, d] = lb.to_input(o.bbox);
             let g = GtBox {
-                class: class as u16,
+                class,
                 x0: a.min(c),
                 y0: b.min(d),
                 x1: a.max(c),
@@ -203,7 +214,9 @@ Cyclist 0.50 2 0.0 30.00 5.00 50.00 20.00 1.7 0.6 1.8 1.0 1.6 20.0 0.0
         assert_eq!(set.objects[0].len(), 4);
         assert!(set.objects[1].is_empty() && set.images.boxes[1].is_empty());
         let boxes = &set.images.boxes[0];
-        assert_eq!(boxes.len(), 2, "{boxes:?}");
+        // Car, the Van and the DontCare region as ignored regions, Cyclist.
+        assert_eq!(boxes.len(), 4, "{boxes:?}");
+        assert!(boxes[1].is_ignore() && boxes[2].is_ignore() && !boxes[3].is_ignore());
         assert_eq!(
             boxes[0],
             GtBox {
@@ -215,7 +228,7 @@ Cyclist 0.50 2 0.0 30.00 5.00 50.00 20.00 1.7 0.6 1.8 1.0 1.6 20.0 0.0
             }
         );
         // The Cyclist's right edge (50) is clipped to the image (40).
-        assert_eq!((boxes[1].class, boxes[1].x1, boxes[1].y1), (2, 20.0, 15.0));
+        assert_eq!((boxes[3].class, boxes[3].x1, boxes[3].y1), (2, 20.0, 15.0));
         let img = set.images.image(0);
         assert!(img[..100].iter().all(|&p| p == PAD_VALUE));
         assert_eq!(img[6 * 20 + 19], 255);
