@@ -73,8 +73,15 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             );
             for entry in registry.entries() {
                 let [c, h, w] = entry.image_shape;
+                let generated = crate::detection::synth_dir(entry);
                 let place = match locate(entry) {
                     Ok(dir) => dir.display().to_string(),
+                    Err(_)
+                        if entry.name == crate::detection::SYNTH_NAME
+                            && generated.join(qbench_datasets::kitti::TRAINING_DIR).is_dir() =>
+                    {
+                        generated.display().to_string()
+                    }
                     Err(e @ DatasetError::BadFolder { .. }) => format!("unusable: {e}"),
                     Err(_) => format!("not found ({})", entry.install_hint()),
                 };
