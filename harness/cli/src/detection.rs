@@ -146,8 +146,8 @@ fn files_sha256(split_dir: &Path, ids: &[String]) -> Result<String> {
     let lines: Vec<String> = ids
         .par_iter()
         .map(|id| -> Result<String> {
-            let image = qbench_io::sha256_file(&kitti::image_path(split_dir, id))?;
-            let label = qbench_io::sha256_file(&kitti::label_path(split_dir, id))?;
+            let image = qbench_io::sha256_file(kitti::image_path(split_dir, id))?;
+            let label = qbench_io::sha256_file(kitti::label_path(split_dir, id))?;
             Ok(format!("{id} {image} {label}"))
         })
         .collect::<Result<_>>()?;

@@ -78,7 +78,9 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                     Ok(dir) => dir.display().to_string(),
                     Err(_)
                         if entry.name == crate::detection::SYNTH_NAME
-                            && generated.join(qbench_datasets::kitti::TRAINING_DIR).is_dir() =>
+                            && generated
+                                .join(qbench_datasets::kitti::TRAINING_DIR)
+                                .is_dir() =>
                     {
                         generated.display().to_string()
                     }
