@@ -97,9 +97,41 @@ fn folder(entry: &DatasetEntry) -> Result<PathBuf> {
     }
 }
 
-/// Reads a KITTI-format dataset: every labelled image of its training folder, a fixed quarter
-/// held out for evaluation ([`EVAL_FRACTION`], [`EVAL_SPLIT_SEED`]), each letterboxed to the
-/// entry's image shape. The hash covers every file read.
+/// Where the common KITTI split lists are looked for, relative to the dataset folder: the
+/// training and the evaluation ids (3,712 and 3,769 of the 7,481 labelled images).
+pub const SPLIT_FILES: [(&str, &str); 2] = [
+    ("ImageSets/train.txt", "ImageSets/val.txt"),
+    ("train.txt", "val.txt"),
+];
+
+/// The training and evaluation ids of a KITTI-format folder: the split lists of
+/// [`SPLIT_FILES`] when the user put them there, else a fixed quarter held out
+/// ([`EVAL_FRACTION`], [`EVAL_SPLIT_SEED`]). Also says which.
+fn split(root: &Path, ids: &[String]) -> Result<(Vec<String>, Vec<String>, String)> {
+    for (train, val) in SPLIT_FILES {
+        let (t, v) = (root.join(train), root.join(val));
+        if t.is_file() && v.is_file() {
+            let train_ids = kitti::read_split_file(&t, ids)?;
+            let val_ids = kitti::read_split_file(&v, ids)?;
+            if let Some(id) = val_ids.iter().find(|id| train_ids.contains(id)) {
+                bail!(
+                    "image {id} is listed in both {} and {}",
+                    t.display(),
+                    v.display()
+                );
+            }
+            let how = format!("the split lists {} and {}", t.display(), v.display());
+            return Ok((train_ids, val_ids, how));
+        }
+    }
+    let (train_ids, test_ids) = kitti::split_ids(ids, EVAL_FRACTION, EVAL_SPLIT_SEED);
+    let how = format!("a seeded quarter held out (seed {EVAL_SPLIT_SEED})");
+    Ok((train_ids, test_ids, how))
+}
+
+/// Reads a KITTI-format dataset: the labelled images of its training folder split into a
+/// training and an evaluation part (see [`split`]), each letterboxed to the entry's image
+/// shape. The hash covers every file read and the split.
 pub fn load(entry: &DatasetEntry) -> Result<Loaded> {
     let root = folder(entry)?;
     let split_dir = root.join(kitti::TRAINING_DIR);
@@ -111,8 +143,22 @@ pub fn load(entry: &DatasetEntry) -> Result<Loaded> {
             ids.len()
         );
     }
-    let (train_ids, test_ids) = kitti::split_ids(&ids, EVAL_FRACTION, EVAL_SPLIT_SEED);
-    let sha256 = files_sha256(&split_dir, &ids)?;
+    let (train_ids, test_ids, how) = split(&root, &ids)?;
+    eprintln!(
+        "{}: {} training and {} evaluation images ({how})",
+        entry.name,
+        train_ids.len(),
+        test_ids.len()
+    );
+    let sha256 = sha256_hex(
+        format!(
+            "{}\ntrain {}\neval {}",
+            files_sha256(&split_dir, &ids)?,
+            train_ids.join(","),
+            test_ids.join(",")
+        )
+        .as_bytes(),
+    );
     let bar = progress::count_bar(&format!("reading {}", entry.name), ids.len() as u64);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let tick = |_: usize| {
@@ -137,11 +183,11 @@ pub fn load(entry: &DatasetEntry) -> Result<Loaded> {
 pub fn load_test(entry: &DatasetEntry) -> Result<ImageSet> {
     let root = folder(entry)?;
     let ids = kitti::image_ids(&root)?;
-    let (_, test_ids) = kitti::split_ids(&ids, EVAL_FRACTION, EVAL_SPLIT_SEED);
+    let (_, test_ids, _) = split(&root, &ids)?;
     Ok(kitti::load(&root, &test_ids, entry.image_shape, &|_| {})?.images)
 }
 
-/// sha256 over `id image-sha256 label-sha256` lines of every image, in id order.
+/// sha256 over `id image-sha256 label-sha256` lines of every labelled image, in id order.
 fn files_sha256(split_dir: &Path, ids: &[String]) -> Result<String> {
     let lines: Vec<String> = ids
         .par_iter()

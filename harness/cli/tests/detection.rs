@@ -152,3 +152,33 @@ fn a_malformed_label_stops_the_run_naming_file_and_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_common_split_lists_are_used_when_present_and_checked() {
+    if !fashion_mnist_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&data);
+    let sets = data.join("kitti-synth/ImageSets");
+    std::fs::create_dir_all(&sets).unwrap();
+    let ids: Vec<String> = (0..60).map(|i| format!("{i:06}")).collect();
+    std::fs::write(sets.join("train.txt"), ids[..40].join("\n")).unwrap();
+    std::fs::write(sets.join("val.txt"), ids[40..].join("\n")).unwrap();
+    let out = ok(run(&data, tmp.path()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("40 training and 20 evaluation images (the split lists"),
+        "{stderr}"
+    );
+    // An id the folder does not hold is an error naming the list and its line.
+    std::fs::write(sets.join("val.txt"), format!("{}\n999999\n", ids[40])).unwrap();
+    let out = run(&data, tmp.path());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("val.txt:2: unknown image id 999999"),
+        "{stderr}"
+    );
+}
