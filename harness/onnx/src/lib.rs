@@ -8,18 +8,23 @@
 
 #![warn(missing_docs)]
 
+pub mod crosscheck;
 pub mod emit;
 pub mod error;
 pub mod export;
+pub mod import;
 pub mod proto;
+pub mod python;
 pub mod tensor;
 
 use std::path::Path;
 
 use prost::Message;
 
+pub use crosscheck::{CrossCheck, crosscheck};
 pub use error::{OnnxError, Result};
 pub use export::{Provenance, export};
+pub use import::import;
 pub use proto::ModelProto;
 
 use qbench_engine::QGraph;

@@ -1,0 +1,60 @@
+//! QDQ import: the float `cnn`, quantized by onnxruntime's `quantize_static`, lowered to the
+//! engine's graph; the engine's predictions agree with onnxruntime's own on the test images.
+
+mod common;
+
+use std::path::Path;
+
+use qbench_engine::FastExecutor;
+use qbench_engine::exec::argmax;
+use qbench_onnx::python::{run_model_float, write_npy_u8};
+use qbench_onnx::{import, read_model};
+
+const IMAGES: usize = 2000;
+
+fn qdq_model(dir: &Path) -> (std::path::PathBuf, qbench_datasets::ImageSet) {
+    let data = common::fashion(IMAGES);
+    let npy = dir.join("images.npy");
+    write_npy_u8(&npy, &data.images, data.len(), &[1, 28, 28]).expect("writes");
+    common::run_py("qdq_cnn.py", &[&npy, dir]);
+    (dir.join("qdq.onnx"), data)
+}
+
+#[test]
+fn an_ort_quantized_qdq_cnn_runs_in_the_engine_with_onnxruntime_predictions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, data) = qdq_model(dir.path());
+    let graph = import(&read_model(&path).expect("reads")).expect("imports");
+    let n = data.len();
+    let engine = FastExecutor::new(&graph).expect("prepares").run(&data.images, n).expect("runs");
+    let ort = run_model_float(&path, &data.images, n, &[1, 28, 28]).expect("onnxruntime runs");
+    let classes = graph.classes();
+    assert_eq!(ort.len(), n * classes);
+    let same = (0..n)
+        .filter(|&i| argmax(engine.row(i)) == argmax(&ort[i * classes..(i + 1) * classes]))
+        .count();
+    let kinds: Vec<&str> = graph
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            qbench_engine::Op::Requant(r) => Some(r.requant.kind_name()),
+            _ => None,
+        })
+        .collect();
+    let agreement = same as f64 / n as f64;
+    eprintln!("QDQ cnn: {n} images, engine vs onnxruntime agreement {agreement:.4}; requantizers {kinds:?}");
+    assert!(agreement >= 0.999, "agreement {agreement}");
+}
+
+#[test]
+fn an_unsupported_operator_is_an_error_naming_the_node_its_op_and_position() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, _) = qdq_model(dir.path());
+    let mut model = read_model(&path).expect("reads");
+    let g = model.graph.as_mut().expect("graph");
+    let k = g.node.iter().position(|n| n.op_type == "MaxPool").expect("a MaxPool");
+    g.node[k].op_type = "LpPool".into();
+    let name = g.node[k].name.clone();
+    let err = import(&model).expect_err("rejected").to_string();
+    assert!(err.contains(&format!("node {k} `{name}` (op LpPool): unsupported")), "{err}");
+}
