@@ -4,7 +4,8 @@
 //! engine's exact integers:
 //!
 //! - `conv2d` / `dense`: `ConvInteger` / `MatMulInteger` with the input zero point (padding reads
-//!   it, as the engine's does), then `Add` of the int32 bias.
+//!   it, as the engine's does) and uint8 weights `w + 128` with zero point 128 (see
+//!   [`WEIGHT_OFFSET`]), then `Add` of the int32 bias.
 //! - requantizers `shift` and `fixed_point` in int64 integer ops, bit-exact: floor division as
 //!   `Div(v - Mod(v, d), d)` (ONNX's integer `Mod` takes the divisor's sign, its `Div`
 //!   truncates), gemmlowp's `SaturatingRoundingDoublingHighMul` as `floor((x M + 2^30) / 2^31)`
@@ -209,20 +210,21 @@ pub fn emit_node(
             let x_ty = types[0].dtype;
             let w = e.constant(
                 "weight",
-                i8_tensor(
+                u8_tensor(
                     "",
                     &[c.out_channels, c.in_channels / c.groups, c.kernel_h, c.kernel_w],
-                    &c.weights,
+                    &offset_weights(&c.weights),
                 ),
             );
             let zp = zero_point_const(e, "x_zero_point", x_ty, c.input_zero_point, node)?;
+            let wz = e.constant("w_zero_point", u8_tensor("", &[], &[WEIGHT_OFFSET]));
             let attrs = vec![
                 ints("kernel_shape", &[c.kernel_h as i64, c.kernel_w as i64]),
                 ints("strides", &[c.stride as i64; 2]),
                 ints("pads", &[c.pad as i64; 4]),
                 int("group", c.groups as i64),
             ];
-            let acc = e.op("ConvInteger", &[inputs[0], &w, &zp], attrs);
+            let acc = e.op("ConvInteger", &[inputs[0], &w, &zp, &wz], attrs);
             if let Some(b) = &c.bias {
                 let b = e.constant("bias", i32_tensor("", &[c.out_channels, 1, 1], b));
                 e.op("Add", &[&acc, &b], vec![]);
@@ -231,9 +233,13 @@ pub fn emit_node(
         Op::Dense(d) => {
             hint.weight_kind = Some(d.weight_kind);
             let wt = transpose(&d.weights, d.out_features, d.in_features);
-            let w = e.constant("weight", i8_tensor("", &[d.in_features, d.out_features], &wt));
+            let w = e.constant(
+                "weight",
+                u8_tensor("", &[d.in_features, d.out_features], &offset_weights(&wt)),
+            );
             let zp = zero_point_const(e, "a_zero_point", types[0].dtype, d.input_zero_point, node)?;
-            let acc = e.op("MatMulInteger", &[inputs[0], &w, &zp], vec![]);
+            let wz = e.constant("b_zero_point", u8_tensor("", &[], &[WEIGHT_OFFSET]));
+            let acc = e.op("MatMulInteger", &[inputs[0], &w, &zp, &wz], vec![]);
             if let Some(b) = &d.bias {
                 let b = e.constant("bias", i32_tensor("", &[d.out_features], b));
                 e.op("Add", &[&acc, &b], vec![]);
@@ -365,6 +371,17 @@ pub fn emit_node(
     }
     let hint = serde_json::to_string(&hint).map_err(|err| export_err(node, err.to_string()))?;
     Ok(e.end(&hint, output))
+}
+
+/// The zero point of exported integer weights: they are stored as uint8 `w + 128`, so that
+/// onnxruntime multiplies u8 x u8. Its u8 x s8 kernels on AVX2 without VNNI add pairs of products
+/// in saturating 16-bit arithmetic (`VPMADDUBSW`) and so differ from exact integers wherever
+/// two products of an 8-bit activation and an int8 weight exceed 32767 together.
+pub const WEIGHT_OFFSET: u8 = 128;
+
+/// Integer weights as uint8 `w + 128`.
+fn offset_weights(w: &[i8]) -> Vec<u8> {
+    w.iter().map(|&v| (i16::from(v) + 128) as u8).collect()
 }
 
 /// Weights `[O][F]` as `[F][O]`.

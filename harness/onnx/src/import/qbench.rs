@@ -179,8 +179,13 @@ impl Consts<'_> {
             .collect()
     }
 
+    /// Exported weights: uint8 `w + 128` (see [`crate::export::WEIGHT_OFFSET`]) or, for the
+    /// binary layers, float +-1.
     fn i8s(&self, role: &str) -> Result<Vec<i8>> {
+        let offset = if self.need(role)?.data_type == crate::proto::data_type::UINT8 { 128 } else { 0 };
         self.ints(role)?
+            .into_iter()
+            .map(|v| v - offset)
             .into_iter()
             .map(|v| i8::try_from(v).map_err(|_| self.ctx.err(role, format!("{v} is not an i8"))))
             .collect()

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use qbench_engine::requant::quantize_multiplier;
 use qbench_engine::{
-    Add, AddAlign, Conv2d, DType, Dense, GraphBuilder, NodeId, Op, Pool, QGraph, Requant,
+    Add, AddAlign, Conv2d, DType, Dense, GraphBuilder, NodeId, Pool, QGraph, Requant,
     WeightKind,
 };
 
@@ -217,8 +217,11 @@ impl Lower<'_> {
                 if n.op_type == "MatMulInteger" {
                     w = transpose_const(ctx, w)?;
                 }
-                if let Val::Int { scale, .. } = &mut w {
+                let (wz, _) = self.zero_point(ctx, 3)?;
+                if let Val::Int { scale, values, .. } = &mut w {
                     *scale = Some(vec![1.0]);
+                    let wz = scalar(ctx, &wz)?;
+                    values.iter_mut().for_each(|v| *v -= wz);
                 }
                 let v = self.mac(ctx, x, w, None, n.op_type == "ConvInteger")?;
                 Ok(v)
