@@ -30,9 +30,26 @@ fn an_ort_quantized_qdq_cnn_runs_in_the_engine_with_onnxruntime_predictions() {
     let ort = run_model_float(&path, &data.images, n, &[1, 28, 28]).expect("onnxruntime runs");
     let classes = graph.classes();
     assert_eq!(ort.len(), n * classes);
-    let same = (0..n)
-        .filter(|&i| argmax(engine.row(i)) == argmax(&ort[i * classes..(i + 1) * classes]))
-        .count();
+    // onnxruntime's logits are DequantizeLinear(q, s, z) of the last layer's uint8 q: recover q.
+    let model = read_model(&path).expect("reads");
+    let g = model.graph.as_ref().expect("graph");
+    let last = g.node.last().expect("nodes");
+    assert_eq!(last.op_type, "DequantizeLinear");
+    let init = |name: &str| {
+        let t = g.initializer.iter().find(|t| t.name == name).expect("constant");
+        qbench_onnx::tensor::to_f64(t).expect("reads")[0]
+    };
+    let (s, z) = (init(&last.input[1]), init(&last.input[2]));
+    let ort_q: Vec<i32> = ort.iter().map(|&y| (f64::from(y) / s).round() as i32 + z as i32).collect();
+    let mut same = 0;
+    let mut max_diff = 0;
+    for i in 0..n {
+        let (a, b) = (engine.row(i), &ort_q[i * classes..(i + 1) * classes]);
+        same += usize::from(argmax(a) == argmax(b));
+        for (x, y) in a.iter().zip(b) {
+            max_diff = max_diff.max((x - y).abs());
+        }
+    }
     let kinds: Vec<&str> = graph
         .nodes
         .iter()
@@ -42,8 +59,14 @@ fn an_ort_quantized_qdq_cnn_runs_in_the_engine_with_onnxruntime_predictions() {
         })
         .collect();
     let agreement = same as f64 / n as f64;
-    eprintln!("QDQ cnn: {n} images, engine vs onnxruntime agreement {agreement:.4}; requantizers {kinds:?}");
-    assert!(agreement >= 0.999, "agreement {agreement}");
+    eprintln!(
+        "QDQ cnn: {n} images, engine vs onnxruntime agreement {agreement:.4}, max logit difference \
+         {max_diff} (uint8 units); requantizers {kinds:?}"
+    );
+    // Rounding only: onnxruntime requantizes with a float multiplier rounding half to even, the
+    // engine with gemmlowp's fixed point; an untrained network's logits are often a unit apart.
+    assert!(max_diff <= 1, "a logit differs by {max_diff} units: not a rounding difference");
+    assert!(agreement >= 0.99, "agreement {agreement}");
 }
 
 #[test]

@@ -162,6 +162,7 @@ impl Lower<'_> {
         let dt = match t.data_type {
             crate::proto::data_type::UINT8 => DType::U8,
             crate::proto::data_type::INT8 => DType::Signed { bits: 8 },
+            crate::proto::data_type::INT32 => DType::I32,
             other => return Err(ctx.unsupported(format!("zero point of type {}", crate::proto::data_type::name(other)))),
         };
         Ok((tensor::to_i64(t)?, dt))
@@ -316,6 +317,9 @@ impl Lower<'_> {
         };
         if !(s.is_finite() && s > 0.0) {
             return Err(ctx.err("y_scale", format!("{s} is not a positive scale")));
+        }
+        if !dtype.is_narrow_int() {
+            return Err(ctx.unsupported(format!("quantization to {}", dtype.label())));
         }
         let z = z as i32;
         match x {
