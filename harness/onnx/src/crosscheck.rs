@@ -46,7 +46,7 @@ pub fn crosscheck(graph: &QGraph, images: &[u8]) -> Result<CrossCheck> {
         .map_err(|e| qbench_io::IoError::new("create a temporary folder in", std::env::temp_dir(), e))?;
     let path = dir.path().join("model.onnx");
     qbench_io::write_atomic(&path, crate::to_bytes(&model))?;
-    let reference = run_model(&path, images, n, &graph.input_type().shape, 1, false)?.logits;
+    let reference = run_model(&path, images, n, &graph.input_type().shape, 1, 256, false)?.logits;
     let exec = FastExecutor::new(graph)?;
     let classes = graph.classes();
     let mut engine = Vec::with_capacity(n * classes);

@@ -61,17 +61,23 @@ pub struct PyRun {
 }
 
 /// Runs the ONNX model at `model` on `n` images of `shape` with `threads` onnxruntime threads
-/// (qonnx's executor for QONNX models); `time` also measures a second pass. The output must be
-/// integral (int32 logits, or floats holding integers).
+/// (qonnx's executor for QONNX models), `batch` images per call; `time` also measures a second
+/// pass. The output must be integral (int32 logits, or floats holding integers).
 pub fn run_model(
     model: &Path,
     images: &[u8],
     n: usize,
     shape: &[usize],
     threads: usize,
+    batch: usize,
     time: bool,
 ) -> Result<PyRun> {
-    let mut extra = vec!["--threads".to_string(), threads.to_string()];
+    let mut extra = vec![
+        "--threads".to_string(),
+        threads.to_string(),
+        "--batch".to_string(),
+        batch.max(1).to_string(),
+    ];
     if time {
         extra.push("--time".into());
     }
