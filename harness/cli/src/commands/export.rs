@@ -29,6 +29,17 @@ pub struct ExportArgs {
     /// Where to write the ONNX model.
     #[arg(long, value_name = "OUT.onnx")]
     pub onnx: PathBuf,
+    /// Then run the exported model in onnxruntime (qonnx's executor for BNN/QNN graphs) through
+    /// the project's Python (`.ci/python-env`) on the test images of `--dataset` and print the
+    /// agreement of predictions and the largest logit difference against the engine.
+    #[arg(long)]
+    pub crosscheck: bool,
+    /// Dataset of the cross-check (see `qbench data list`).
+    #[arg(long, default_value = qbench_datasets::DEFAULT_DATASET)]
+    pub dataset: String,
+    /// Test images of the cross-check, the first ones of the split (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub images: usize,
 }
 
 /// Runs `qbench export`.
@@ -44,5 +55,19 @@ pub fn run(args: ExportArgs) -> Result<()> {
         args.onnx.display(),
         graph.nodes.len()
     );
+    if args.crosscheck {
+        let (set, _) = qbench_datasets::load_verified(args.dataset.as_str(), qbench_datasets::Split::Test)
+            .with_context(|| format!("loading the test split of {}", args.dataset))?;
+        let n = if args.images == 0 { set.len() } else { args.images.min(set.len()) };
+        let c = qbench_onnx::crosscheck(&graph, &set.images[..n * set.image_len()])?;
+        println!(
+            "{} images: {} agreement {:.4} ({:.2} %), largest logit difference {}",
+            c.images,
+            c.runtime,
+            c.agreement,
+            100.0 * c.agreement,
+            c.max_logit_diff
+        );
+    }
     Ok(())
 }
