@@ -33,17 +33,18 @@ pub fn crosscheck(graph: &QGraph, images: &[u8]) -> Result<CrossCheck> {
     }
     let n = images.len() / per;
     let model = export(graph, "", &Provenance::default())?;
-    let runtime = if model
-        .graph
-        .as_ref()
-        .is_some_and(|g| g.node.iter().any(|n| n.domain == crate::export::QONNX_DOMAIN))
-    {
+    let runtime = if model.graph.as_ref().is_some_and(|g| {
+        g.node
+            .iter()
+            .any(|n| n.domain == crate::export::QONNX_DOMAIN)
+    }) {
         "qonnx"
     } else {
         "onnxruntime"
     };
-    let dir = tempfile::tempdir()
-        .map_err(|e| qbench_io::IoError::new("create a temporary folder in", std::env::temp_dir(), e))?;
+    let dir = tempfile::tempdir().map_err(|e| {
+        qbench_io::IoError::new("create a temporary folder in", std::env::temp_dir(), e)
+    })?;
     let path = dir.path().join("model.onnx");
     qbench_io::write_atomic(&path, crate::to_bytes(&model))?;
     let reference = run_model(&path, images, n, &graph.input_type().shape, 1, 256, false)?.logits;
@@ -58,11 +59,14 @@ pub fn crosscheck(graph: &QGraph, images: &[u8]) -> Result<CrossCheck> {
 
 /// Compares two `[images, classes]` logit tables.
 pub fn compare(a: &[i32], b: &[i32], classes: usize, runtime: &'static str) -> CrossCheck {
-    let n = if classes == 0 { 0 } else { a.len().min(b.len()) / classes };
+    let n = a.len().min(b.len()).checked_div(classes).unwrap_or(0);
     let mut same = 0usize;
     let mut max_diff = if a.len() == b.len() { 0i64 } else { i64::MAX };
     for i in 0..n {
-        let (ra, rb) = (&a[i * classes..(i + 1) * classes], &b[i * classes..(i + 1) * classes]);
+        let (ra, rb) = (
+            &a[i * classes..(i + 1) * classes],
+            &b[i * classes..(i + 1) * classes],
+        );
         same += usize::from(argmax(ra) == argmax(rb));
         for (x, y) in ra.iter().zip(rb) {
             max_diff = max_diff.max((i64::from(*x) - i64::from(*y)).abs());

@@ -83,7 +83,11 @@ pub fn export(graph: &QGraph, sha256: &str, provenance: &Provenance) -> Result<M
     let mut qonnx = false;
     for node in &graph.nodes {
         let inputs: Vec<&str> = node.inputs.iter().map(|&i| values[i].as_str()).collect();
-        let types: Vec<&TensorType> = node.inputs.iter().map(|&i| &graph.nodes[i].output).collect();
+        let types: Vec<&TensorType> = node
+            .inputs
+            .iter()
+            .map(|&i| &graph.nodes[i].output)
+            .collect();
         let v = if matches!(node.op, Op::Input) {
             "input".to_string()
         } else {
@@ -127,11 +131,7 @@ pub fn export(graph: &QGraph, sha256: &str, provenance: &Provenance) -> Result<M
             node: e.nodes,
             name: "qbench".into(),
             initializer: e.inits,
-            input: vec![value_info(
-                "input",
-                data_type::UINT8,
-                &input_ty.shape,
-            )],
+            input: vec![value_info("input", data_type::UINT8, &input_ty.shape)],
             output: vec![value_info("logits", data_type::INT32, &[classes])],
             ..GraphProto::default()
         }),
@@ -212,7 +212,12 @@ pub fn emit_node(
                 "weight",
                 u8_tensor(
                     "",
-                    &[c.out_channels, c.in_channels / c.groups, c.kernel_h, c.kernel_w],
+                    &[
+                        c.out_channels,
+                        c.in_channels / c.groups,
+                        c.kernel_h,
+                        c.kernel_w,
+                    ],
                     &offset_weights(&c.weights),
                 ),
             );
@@ -251,7 +256,12 @@ pub fn emit_node(
                 "weight",
                 f32_tensor(
                     "",
-                    &[c.out_channels, c.in_channels / c.groups, c.kernel_h, c.kernel_w],
+                    &[
+                        c.out_channels,
+                        c.in_channels / c.groups,
+                        c.kernel_h,
+                        c.kernel_w,
+                    ],
                     &wf,
                 ),
             );
@@ -274,7 +284,10 @@ pub fn emit_node(
         Op::BinaryDense(d) => {
             let wt = transpose(&d.weights, d.out_features, d.in_features);
             let wf: Vec<f32> = wt.iter().map(|&w| f32::from(w)).collect();
-            let w = e.constant("weight", f32_tensor("", &[d.in_features, d.out_features], &wf));
+            let w = e.constant(
+                "weight",
+                f32_tensor("", &[d.in_features, d.out_features], &wf),
+            );
             let mut acc = e.op("MatMul", &[inputs[0], &w], vec![]);
             if let Some(b) = &d.bias {
                 check_f32_exact(node, b)?;
@@ -295,7 +308,11 @@ pub fn emit_node(
                 ints("pads", &[p.pad as i64; 4]),
             ];
             if types[0].dtype == DType::I32 {
-                let d = e.op("Cast", &[inputs[0]], vec![int("to", data_type::DOUBLE.into())]);
+                let d = e.op(
+                    "Cast",
+                    &[inputs[0]],
+                    vec![int("to", data_type::DOUBLE.into())],
+                );
                 let m = e.op("MaxPool", &[&d], attrs);
                 e.op("Cast", &[&m], vec![int("to", data_type::INT32.into())]);
             } else {
@@ -312,7 +329,10 @@ pub fn emit_node(
             }
             let c = types[0].channels();
             let n = p.kernel_h * p.kernel_w;
-            let ones = e.constant("ones", i8_tensor("", &[c, 1, p.kernel_h, p.kernel_w], &vec![1; c * n]));
+            let ones = e.constant(
+                "ones",
+                i8_tensor("", &[c, 1, p.kernel_h, p.kernel_w], &vec![1; c * n]),
+            );
             let zp = zero_point_const(e, "x_zero_point", dt, 0, node)?;
             let attrs = vec![
                 ints("kernel_shape", &[p.kernel_h as i64, p.kernel_w as i64]),
@@ -327,7 +347,11 @@ pub fn emit_node(
         Op::GlobalAvgPool => {
             let dt = types[0].dtype;
             let n = types[0].spatial() as i64;
-            let x = e.op("Cast", &[inputs[0]], vec![int("to", data_type::INT64.into())]);
+            let x = e.op(
+                "Cast",
+                &[inputs[0]],
+                vec![int("to", data_type::INT64.into())],
+            );
             let axes = e.constant("axes", i64_tensor("", &[2], &[2, 3]));
             let s = e.op("ReduceSum", &[&x, &axes], vec![int("keepdims", 0)]);
             let avg = emit_avg_round(e, &s, n);
@@ -335,7 +359,11 @@ pub fn emit_node(
         }
         Op::Relu { zero_point } => {
             let dt = types[0].dtype;
-            let x = e.op("Cast", &[inputs[0]], vec![int("to", data_type::INT32.into())]);
+            let x = e.op(
+                "Cast",
+                &[inputs[0]],
+                vec![int("to", data_type::INT32.into())],
+            );
             let z = e.constant("zero_point", i32_tensor("", &[1], &[*zero_point]));
             let m = e.op("Max", &[&x, &z], vec![]);
             e.op("Cast", &[&m], vec![int("to", onnx_type(dt).into())]);
@@ -354,8 +382,24 @@ pub fn emit_node(
                     multiplier_b,
                     shift_b,
                 } => {
-                    let pa = emit_add_side_fp(e, "a", inputs[0], a.zero_point_a, left_shift, multiplier_a, shift_a);
-                    let pb = emit_add_side_fp(e, "b", inputs[1], a.zero_point_b, left_shift, multiplier_b, shift_b);
+                    let pa = emit_add_side_fp(
+                        e,
+                        "a",
+                        inputs[0],
+                        a.zero_point_a,
+                        left_shift,
+                        multiplier_a,
+                        shift_a,
+                    );
+                    let pb = emit_add_side_fp(
+                        e,
+                        "b",
+                        inputs[1],
+                        a.zero_point_b,
+                        left_shift,
+                        multiplier_b,
+                        shift_b,
+                    );
                     (pa, pb)
                 }
             };
@@ -365,7 +409,11 @@ pub fn emit_node(
             e.op("Flatten", &[inputs[0]], vec![int("axis", 1)]);
         }
         Op::Output => {
-            e.op("Cast", &[inputs[0]], vec![int("to", data_type::INT32.into())]);
+            e.op(
+                "Cast",
+                &[inputs[0]],
+                vec![int("to", data_type::INT32.into())],
+            );
             output = Some("logits");
         }
     }
@@ -397,7 +445,10 @@ fn transpose(w: &[i8], rows: usize, cols: usize) -> Vec<i8> {
 
 fn check_f32_exact(node: &Node, v: &[i32]) -> Result<()> {
     match v.iter().find(|x| x.unsigned_abs() > 1 << 24) {
-        Some(x) => Err(export_err(node, format!("bias {x} is not exact as a float"))),
+        Some(x) => Err(export_err(
+            node,
+            format!("bias {x} is not exact as a float"),
+        )),
         None => Ok(()),
     }
 }
@@ -415,7 +466,10 @@ fn zero_point_const(e: &mut Emitter, role: &str, dt: DType, z: i32, node: &Node)
         }
         other => Err(export_err(
             node,
-            format!("a multiply-accumulate layer over {} has no ONNX integer form", other.label()),
+            format!(
+                "a multiply-accumulate layer over {} has no ONNX integer form",
+                other.label()
+            ),
         )),
     }
 }
@@ -440,16 +494,30 @@ fn emit_add_side_pot(e: &mut Emitter, side: &str, x: &str, z: i32, s: u8) -> Str
     let x = e.op("Cast", &[x], vec![int("to", data_type::INT32.into())]);
     let zc = e.constant(&format!("zero_point_{side}"), i32_tensor("", &[1], &[z]));
     let d = e.op("Sub", &[&x, &zc], vec![]);
-    let f = e.constant(&format!("scale_{side}"), i32_tensor("", &[1], &[1i32.wrapping_shl(u32::from(s))]));
+    let f = e.constant(
+        &format!("scale_{side}"),
+        i32_tensor("", &[1], &[1i32.wrapping_shl(u32::from(s))]),
+    );
     e.op("Mul", &[&d, &f], vec![])
 }
 
 /// `mbqm((x - z) << left, M, shift)` as int32.
-fn emit_add_side_fp(e: &mut Emitter, side: &str, x: &str, z: i32, left: u8, m: i32, shift: i32) -> String {
+fn emit_add_side_fp(
+    e: &mut Emitter,
+    side: &str,
+    x: &str,
+    z: i32,
+    left: u8,
+    m: i32,
+    shift: i32,
+) -> String {
     let x = e.op("Cast", &[x], vec![int("to", data_type::INT32.into())]);
     let zc = e.constant(&format!("zero_point_{side}"), i32_tensor("", &[1], &[z]));
     let d = e.op("Sub", &[&x, &zc], vec![]);
-    let f = e.constant(&format!("left_{side}"), i32_tensor("", &[1], &[1i32 << left]));
+    let f = e.constant(
+        &format!("left_{side}"),
+        i32_tensor("", &[1], &[1i32 << left]),
+    );
     let s = e.op("Mul", &[&d, &f], vec![]);
     let s64 = e.op("Cast", &[&s], vec![int("to", data_type::INT64.into())]);
     let y = emit_mbqm(e, side, &s64, &[m], &[shift], &[1]);
@@ -457,7 +525,14 @@ fn emit_add_side_fp(e: &mut Emitter, side: &str, x: &str, z: i32, left: u8, m: i
 }
 
 /// TFLite's `MultiplyByQuantizedMultiplier` on int64 values holding i32s; returns an int64 value.
-fn emit_mbqm(e: &mut Emitter, tag: &str, x: &str, m: &[i32], shift: &[i32], dims: &[usize]) -> String {
+fn emit_mbqm(
+    e: &mut Emitter,
+    tag: &str,
+    x: &str,
+    m: &[i32],
+    shift: &[i32],
+    dims: &[usize],
+) -> String {
     let mut x = x.to_string();
     if shift.iter().any(|&s| s > 0) {
         let l: Vec<i64> = shift.iter().map(|&s| 1i64 << s.max(0)).collect();
@@ -466,7 +541,14 @@ fn emit_mbqm(e: &mut Emitter, tag: &str, x: &str, m: &[i32], shift: &[i32], dims
         let w = e.op("Cast", &[&p], vec![int("to", data_type::INT32.into())]);
         x = e.op("Cast", &[&w], vec![int("to", data_type::INT64.into())]);
     }
-    let mc = e.constant(&format!("multiplier{tag}"), i64_tensor("", dims, &m.iter().map(|&v| i64::from(v)).collect::<Vec<_>>()));
+    let mc = e.constant(
+        &format!("multiplier{tag}"),
+        i64_tensor(
+            "",
+            dims,
+            &m.iter().map(|&v| i64::from(v)).collect::<Vec<_>>(),
+        ),
+    );
     let p = e.op("Mul", &[&x, &mc], vec![]);
     let nudge = e.constant(&format!("nudge{tag}"), i64_tensor("", &[1], &[1 << 30]));
     let pn = e.op("Add", &[&p, &nudge], vec![]);
@@ -474,7 +556,10 @@ fn emit_mbqm(e: &mut Emitter, tag: &str, x: &str, m: &[i32], shift: &[i32], dims
     let y = floor_div(e, &pn, &q31);
     let a = e.op("Abs", &[&y], vec![]);
     let sg = e.op("Sign", &[&y], vec![]);
-    let half: Vec<i64> = shift.iter().map(|&s| if s < 0 { 1i64 << (-s - 1) } else { 0 }).collect();
+    let half: Vec<i64> = shift
+        .iter()
+        .map(|&s| if s < 0 { 1i64 << (-s - 1) } else { 0 })
+        .collect();
     let div: Vec<i64> = shift.iter().map(|&s| 1i64 << (-s).max(0)).collect();
     let hc = e.constant(&format!("right_half{tag}"), i64_tensor("", dims, &half));
     let dc = e.constant(&format!("right_div{tag}"), i64_tensor("", dims, &div));
@@ -502,9 +587,17 @@ fn emit_requant(
 ) -> Result<()> {
     let dims = param_dims(r.sets(), ty);
     match r {
-        Requant::Shift { shift, zero_point, min, max } => {
+        Requant::Shift {
+            shift,
+            zero_point,
+            min,
+            max,
+        } => {
             let x64 = e.op("Cast", &[x], vec![int("to", data_type::INT64.into())]);
-            let round: Vec<i64> = shift.iter().map(|&s| if s > 0 { 1i64 << (s - 1) } else { 0 }).collect();
+            let round: Vec<i64> = shift
+                .iter()
+                .map(|&s| if s > 0 { 1i64 << (s - 1) } else { 0 })
+                .collect();
             let div: Vec<i64> = shift.iter().map(|&s| 1i64 << s).collect();
             let rc = e.constant("round", i64_tensor("", &dims, &round));
             let v = e.op("Add", &[&x64, &rc], vec![]);
@@ -512,7 +605,13 @@ fn emit_requant(
             let q = floor_div(e, &v, &dc);
             emit_offset_clamp(e, &q, *zero_point, *min, *max, out);
         }
-        Requant::FixedPoint { multiplier, shift, zero_point, min, max } => {
+        Requant::FixedPoint {
+            multiplier,
+            shift,
+            zero_point,
+            min,
+            max,
+        } => {
             let x64 = e.op("Cast", &[x], vec![int("to", data_type::INT64.into())]);
             let y = emit_mbqm(e, "", &x64, multiplier, shift, &dims);
             emit_offset_clamp(e, &y, *zero_point, *min, *max, out);
@@ -522,10 +621,22 @@ fn emit_requant(
         }
         Requant::MultiThreshold { thresholds, flip } => {
             let DType::Unsigned { bits } = out else {
-                return Err(export_err(node, "a multi-threshold output must be unsigned"));
+                return Err(export_err(
+                    node,
+                    "a multi-threshold output must be unsigned",
+                ));
             };
             let levels = thresholds.len() / flip.len().max(1);
-            let m = emit_thresholds(e, thresholds, flip, levels, &format!("UINT{bits}"), (1.0, 0.0), ty, x);
+            let m = emit_thresholds(
+                e,
+                thresholds,
+                flip,
+                levels,
+                &format!("UINT{bits}"),
+                (1.0, 0.0),
+                ty,
+                x,
+            );
             e.op("Cast", &[&m], vec![int("to", data_type::UINT8.into())]);
         }
     }

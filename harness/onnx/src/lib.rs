@@ -40,7 +40,12 @@ pub fn from_bytes(bytes: &[u8]) -> Result<ModelProto> {
 }
 
 /// Exports `graph` to the ONNX file `path` (written atomically); `sha256` is the graph file's hash.
-pub fn export_file(graph: &QGraph, sha256: &str, provenance: &Provenance, path: &Path) -> Result<()> {
+pub fn export_file(
+    graph: &QGraph,
+    sha256: &str,
+    provenance: &Provenance,
+    path: &Path,
+) -> Result<()> {
     let model = export(graph, sha256, provenance)?;
     qbench_io::write_atomic(path, to_bytes(&model))?;
     Ok(())

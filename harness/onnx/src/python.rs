@@ -33,7 +33,10 @@ pub fn interpreter() -> Result<PathBuf> {
 
 /// Writes `images` (`n` images of `shape`, u8) as a NumPy `.npy` file of shape `[n, ...shape]`.
 pub fn write_npy_u8(path: &Path, images: &[u8], n: usize, shape: &[usize]) -> Result<()> {
-    let dims: Vec<String> = std::iter::once(n).chain(shape.iter().copied()).map(|d| d.to_string()).collect();
+    let dims: Vec<String> = std::iter::once(n)
+        .chain(shape.iter().copied())
+        .map(|d| d.to_string())
+        .collect();
     let mut header = format!(
         "{{'descr': '|u1', 'fortran_order': False, 'shape': ({},), }}",
         dims.join(", ")
@@ -106,7 +109,13 @@ pub fn run_model_float(model: &Path, images: &[u8], n: usize, shape: &[usize]) -
         .collect())
 }
 
-fn run(model: &Path, images: &[u8], n: usize, shape: &[usize], extra: &[String]) -> Result<(Vec<u8>, String)> {
+fn run(
+    model: &Path,
+    images: &[u8],
+    n: usize,
+    shape: &[usize],
+    extra: &[String],
+) -> Result<(Vec<u8>, String)> {
     let python = interpreter()?;
     let dir = tempfile::tempdir().map_err(|e| {
         qbench_io::IoError::new("create a temporary folder in", std::env::temp_dir(), e)

@@ -121,7 +121,10 @@ fn element_size(t: &TensorProto) -> Result<usize> {
 /// matches the dimensions.
 pub fn to_f64(t: &TensorProto) -> Result<Vec<f64>> {
     if t.data_location == 1 {
-        return Err(err(t, "external data is not supported (save the model with its data inside)"));
+        return Err(err(
+            t,
+            "external data is not supported (save the model with its data inside)",
+        ));
     }
     let n = numel(t)?;
     let size = element_size(t)?;
@@ -179,7 +182,11 @@ pub fn to_f64(t: &TensorProto) -> Result<Vec<f64>> {
     if v.len() != n {
         return Err(err(
             t,
-            format!("holds {} elements, dimensions {:?} need {n}", v.len(), t.dims),
+            format!(
+                "holds {} elements, dimensions {:?} need {n}",
+                v.len(),
+                t.dims
+            ),
         ));
     }
     Ok(v)
@@ -190,14 +197,20 @@ pub fn to_i64(t: &TensorProto) -> Result<Vec<i64>> {
     if t.data_type == data_type::INT64 && t.raw_data.is_empty() && t.data_location != 1 {
         let n = numel(t)?;
         if t.int64_data.len() != n {
-            return Err(err(t, format!("holds {} elements, need {n}", t.int64_data.len())));
+            return Err(err(
+                t,
+                format!("holds {} elements, need {n}", t.int64_data.len()),
+            ));
         }
         return Ok(t.int64_data.clone());
     }
     if t.data_type == data_type::INT64 && !t.raw_data.is_empty() {
         let n = numel(t)?;
         if t.raw_data.len() != n * 8 {
-            return Err(err(t, format!("raw data holds {} bytes, need {}", t.raw_data.len(), n * 8)));
+            return Err(err(
+                t,
+                format!("raw data holds {} bytes, need {}", t.raw_data.len(), n * 8),
+            ));
         }
         return Ok(t
             .raw_data

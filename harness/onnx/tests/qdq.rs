@@ -26,7 +26,10 @@ fn an_ort_quantized_qdq_cnn_runs_in_the_engine_with_onnxruntime_predictions() {
     let (path, data) = qdq_model(dir.path());
     let graph = import(&read_model(&path).expect("reads")).expect("imports");
     let n = data.len();
-    let engine = FastExecutor::new(&graph).expect("prepares").run(&data.images, n).expect("runs");
+    let engine = FastExecutor::new(&graph)
+        .expect("prepares")
+        .run(&data.images, n)
+        .expect("runs");
     let ort = run_model_float(&path, &data.images, n, &[1, 28, 28]).expect("onnxruntime runs");
     let classes = graph.classes();
     assert_eq!(ort.len(), n * classes);
@@ -36,11 +39,18 @@ fn an_ort_quantized_qdq_cnn_runs_in_the_engine_with_onnxruntime_predictions() {
     let last = g.node.last().expect("nodes");
     assert_eq!(last.op_type, "DequantizeLinear");
     let init = |name: &str| {
-        let t = g.initializer.iter().find(|t| t.name == name).expect("constant");
+        let t = g
+            .initializer
+            .iter()
+            .find(|t| t.name == name)
+            .expect("constant");
         qbench_onnx::tensor::to_f64(t).expect("reads")[0]
     };
     let (s, z) = (init(&last.input[1]), init(&last.input[2]));
-    let ort_q: Vec<i32> = ort.iter().map(|&y| (f64::from(y) / s).round() as i32 + z as i32).collect();
+    let ort_q: Vec<i32> = ort
+        .iter()
+        .map(|&y| (f64::from(y) / s).round() as i32 + z as i32)
+        .collect();
     let mut same = 0;
     let mut max_diff = 0;
     for i in 0..n {
@@ -65,7 +75,10 @@ fn an_ort_quantized_qdq_cnn_runs_in_the_engine_with_onnxruntime_predictions() {
     );
     // Rounding only: onnxruntime requantizes with a float multiplier rounding half to even, the
     // engine with gemmlowp's fixed point; an untrained network's logits are often a unit apart.
-    assert!(max_diff <= 1, "a logit differs by {max_diff} units: not a rounding difference");
+    assert!(
+        max_diff <= 1,
+        "a logit differs by {max_diff} units: not a rounding difference"
+    );
     assert!(agreement >= 0.99, "agreement {agreement}");
 }
 
@@ -75,9 +88,16 @@ fn an_unsupported_operator_is_an_error_naming_the_node_its_op_and_position() {
     let (path, _) = qdq_model(dir.path());
     let mut model = read_model(&path).expect("reads");
     let g = model.graph.as_mut().expect("graph");
-    let k = g.node.iter().position(|n| n.op_type == "MaxPool").expect("a MaxPool");
+    let k = g
+        .node
+        .iter()
+        .position(|n| n.op_type == "MaxPool")
+        .expect("a MaxPool");
     g.node[k].op_type = "LpPool".into();
     let name = g.node[k].name.clone();
     let err = import(&model).expect_err("rejected").to_string();
-    assert!(err.contains(&format!("node {k} `{name}` (op LpPool): unsupported")), "{err}");
+    assert!(
+        err.contains(&format!("node {k} `{name}` (op LpPool): unsupported")),
+        "{err}"
+    );
 }

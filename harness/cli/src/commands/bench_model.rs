@@ -92,14 +92,29 @@ pub fn resnet18(batch: usize, seconds: f64, method: &str, onnxruntime: bool) -> 
     if onnxruntime {
         let dir = tempfile::tempdir().context("temporary folder")?;
         let path = dir.path().join("resnet18.onnx");
-        qbench_onnx::export_file(&quantized.graph, "", &qbench_onnx::Provenance::default(), &path)?;
+        qbench_onnx::export_file(
+            &quantized.graph,
+            "",
+            &qbench_onnx::Provenance::default(),
+            &path,
+        )?;
         // As many images as the engine ran in about `seconds` at one thread, in whole batches.
         let n = batch * ((engine_rates[0] * seconds / batch as f64).ceil() as usize).max(1);
         let images: Vec<u8> = set.images[..batch * set.image_len()].repeat(n / batch);
         println!("onnxruntime (CPU provider) on the exported graph, batches of {batch}:");
         for (k, threads) in [1usize, 2].into_iter().enumerate() {
-            let run = qbench_onnx::python::run_model(&path, &images, n, &[3, 224, 224], threads, batch, true)?;
-            let rate = run.images_per_second.context("onnxruntime printed no rate")?;
+            let run = qbench_onnx::python::run_model(
+                &path,
+                &images,
+                n,
+                &[3, 224, 224],
+                threads,
+                batch,
+                true,
+            )?;
+            let rate = run
+                .images_per_second
+                .context("onnxruntime printed no rate")?;
             println!(
                 "{threads} thread{}: {rate:.2} images/s ({n} images); engine / onnxruntime = {:.2}",
                 if threads == 1 { "" } else { "s" },

@@ -44,10 +44,13 @@ pub struct ExportArgs {
 
 /// Runs `qbench export`.
 pub fn run(args: ExportArgs) -> Result<()> {
-    let (graph, sha256) = QGraph::load(&args.graph)
-        .with_context(|| format!("loading {}", args.graph.display()))?;
+    let (graph, sha256) =
+        QGraph::load(&args.graph).with_context(|| format!("loading {}", args.graph.display()))?;
     let provenance = Provenance {
-        source: args.graph.file_name().map(|n| n.to_string_lossy().into_owned()),
+        source: args
+            .graph
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned()),
     };
     qbench_onnx::export_file(&graph, &sha256, &provenance, &args.onnx)?;
     println!(
@@ -56,9 +59,14 @@ pub fn run(args: ExportArgs) -> Result<()> {
         graph.nodes.len()
     );
     if args.crosscheck {
-        let (set, _) = qbench_datasets::load_verified(args.dataset.as_str(), qbench_datasets::Split::Test)
-            .with_context(|| format!("loading the test split of {}", args.dataset))?;
-        let n = if args.images == 0 { set.len() } else { args.images.min(set.len()) };
+        let (set, _) =
+            qbench_datasets::load_verified(args.dataset.as_str(), qbench_datasets::Split::Test)
+                .with_context(|| format!("loading the test split of {}", args.dataset))?;
+        let n = if args.images == 0 {
+            set.len()
+        } else {
+            args.images.min(set.len())
+        };
         let c = qbench_onnx::crosscheck(&graph, &set.images[..n * set.image_len()])?;
         println!(
             "{} images: {} agreement {:.4} ({:.2} %), largest logit difference {}",

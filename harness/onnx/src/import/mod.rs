@@ -81,7 +81,11 @@ pub fn op_type(n: &NodeProto) -> String {
 pub fn input_shape(graph: &GraphProto) -> Result<Vec<usize>> {
     let inits: std::collections::HashSet<&str> =
         graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let data: Vec<_> = graph.input.iter().filter(|i| !inits.contains(i.name.as_str())).collect();
+    let data: Vec<_> = graph
+        .input
+        .iter()
+        .filter(|i| !inits.contains(i.name.as_str()))
+        .collect();
     let [input] = data.as_slice() else {
         return Err(OnnxError::Model(format!(
             "the graph has {} data inputs; qbench takes one image input",

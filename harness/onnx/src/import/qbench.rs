@@ -7,8 +7,8 @@
 use std::collections::{HashMap, HashSet};
 
 use qbench_engine::{
-    Add, AddAlign, BinaryConv2d, BinaryDense, Conv2d, DType, Dense, GraphBuilder, Node, NodeId, Op, Pool,
-    QGraph, Requant, RequantNode, TensorType,
+    Add, AddAlign, BinaryConv2d, BinaryDense, Conv2d, DType, Dense, GraphBuilder, Node, NodeId, Op,
+    Pool, QGraph, Requant, RequantNode, TensorType,
 };
 
 use super::{Ctx, input_shape};
@@ -115,7 +115,9 @@ pub fn import(graph: &GraphProto) -> Result<QGraph> {
         .filter(|n| !used_inits.contains(*n))
         .collect();
     if let Some(n) = extra.first() {
-        return Err(OnnxError::Model(format!("constant `{n}` is read by no node qbench wrote")));
+        return Err(OnnxError::Model(format!(
+            "constant `{n}` is read by no node qbench wrote"
+        )));
     }
     Ok(graph_out)
 }
@@ -160,12 +162,16 @@ struct Consts<'a> {
 
 impl Consts<'_> {
     fn get(&self, role: &str) -> Option<&TensorProto> {
-        self.inits.get(format!("{}.{role}", self.group).as_str()).copied()
+        self.inits
+            .get(format!("{}.{role}", self.group).as_str())
+            .copied()
     }
 
     fn need(&self, role: &str) -> Result<&TensorProto> {
-        self.get(role)
-            .ok_or_else(|| self.ctx.err(role, format!("constant `{}.{role}` is missing", self.group)))
+        self.get(role).ok_or_else(|| {
+            self.ctx
+                .err(role, format!("constant `{}.{role}` is missing", self.group))
+        })
     }
 
     fn ints(&self, role: &str) -> Result<Vec<i64>> {
@@ -182,11 +188,14 @@ impl Consts<'_> {
     /// Exported weights: uint8 `w + 128` (see [`crate::export::WEIGHT_OFFSET`]) or, for the
     /// binary layers, float +-1.
     fn i8s(&self, role: &str) -> Result<Vec<i8>> {
-        let offset = if self.need(role)?.data_type == crate::proto::data_type::UINT8 { 128 } else { 0 };
+        let offset = if self.need(role)?.data_type == crate::proto::data_type::UINT8 {
+            128
+        } else {
+            0
+        };
         self.ints(role)?
             .into_iter()
             .map(|v| v - offset)
-            .into_iter()
             .map(|v| i8::try_from(v).map_err(|_| self.ctx.err(role, format!("{v} is not an i8"))))
             .collect()
     }
@@ -194,7 +203,9 @@ impl Consts<'_> {
     fn scalar(&self, role: &str) -> Result<i64> {
         match self.ints(role)?.as_slice() {
             [v] => Ok(*v),
-            v => Err(self.ctx.err(role, format!("{} values where one is expected", v.len()))),
+            v => Err(self
+                .ctx
+                .err(role, format!("{} values where one is expected", v.len()))),
         }
     }
 
@@ -202,13 +213,27 @@ impl Consts<'_> {
         tensor::dims(self.need(role)?)
     }
 
+    /// The exponent of a one-element power-of-two constant.
+    fn log2_scalar(&self, role: &str) -> Result<i32> {
+        match self.log2s(role)?.as_slice() {
+            [v] => Ok(*v),
+            v => Err(self
+                .ctx
+                .err(role, format!("{} values where one is expected", v.len()))),
+        }
+    }
+
     /// Exponents of power-of-two constants.
     fn log2s(&self, role: &str) -> Result<Vec<i32>> {
         self.ints(role)?
             .into_iter()
             .map(|v| {
-                let u = v as u64 & 0xffff_ffff_ffff_ffff;
-                let u = if role.starts_with("scale_") { v as u32 as u64 } else { u };
+                let u = v as u64;
+                let u = if role.starts_with("scale_") {
+                    v as u32 as u64
+                } else {
+                    u
+                };
                 if u.is_power_of_two() {
                     Ok(u.trailing_zeros() as i32)
                 } else {
@@ -228,7 +253,10 @@ fn find<'a>(g: &'a Group, op_type: &str, ctx: &Ctx) -> Result<&'a NodeProto> {
 }
 
 fn attr_ints(n: &NodeProto, name: &str) -> Vec<i64> {
-    n.attribute.iter().find(|a| a.name == name).map_or_else(Vec::new, |a| a.ints.clone())
+    n.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .map_or_else(Vec::new, |a| a.ints.clone())
 }
 
 fn attr_int(n: &NodeProto, name: &str) -> Option<i64> {
@@ -248,8 +276,13 @@ fn window(n: &NodeProto, ctx: &Ctx) -> Result<(usize, usize, usize, usize, usize
     let kh = usize_of(k.first(), "kernel_shape", ctx)?;
     let kw = usize_of(k.get(1), "kernel_shape", ctx)?;
     let stride = usize_of(s.first(), "strides", ctx)?;
-    let pad = if p.is_empty() { 0 } else { usize_of(p.first(), "pads", ctx)? };
-    let groups = usize::try_from(attr_int(n, "group").unwrap_or(1)).map_err(|_| ctx.err("group", "negative".into()))?;
+    let pad = if p.is_empty() {
+        0
+    } else {
+        usize_of(p.first(), "pads", ctx)?
+    };
+    let groups = usize::try_from(attr_int(n, "group").unwrap_or(1))
+        .map_err(|_| ctx.err("group", "negative".into()))?;
     Ok((kh, kw, stride, pad, groups))
 }
 
@@ -266,28 +299,64 @@ fn transpose_back(w: &[i8], f: usize, o: usize) -> Vec<i8> {
 fn read_op(g: &Group, c: &Consts) -> Result<Op> {
     let ctx = c.ctx;
     let bias = |c: &Consts| -> Result<Option<Vec<i32>>> {
-        if c.get("bias").is_some() { Ok(Some(c.i32s("bias")?)) } else { Ok(None) }
+        if c.get("bias").is_some() {
+            Ok(Some(c.i32s("bias")?))
+        } else {
+            Ok(None)
+        }
     };
     Ok(match g.hint.op.as_str() {
         "conv2d" | "binary_conv2d" => {
-            let n = find(g, if g.hint.op == "conv2d" { "ConvInteger" } else { "Conv" }, ctx)?;
+            let n = find(
+                g,
+                if g.hint.op == "conv2d" {
+                    "ConvInteger"
+                } else {
+                    "Conv"
+                },
+                ctx,
+            )?;
             let (kernel_h, kernel_w, stride, pad, groups) = window(n, ctx)?;
             let d = c.dims("weight")?;
             let &[out_channels, per_group, _, _] = d.as_slice() else {
-                return Err(ctx.err("weight", format!("dimensions {d:?} are not [O, C/g, kh, kw]")));
+                return Err(ctx.err(
+                    "weight",
+                    format!("dimensions {d:?} are not [O, C/g, kh, kw]"),
+                ));
             };
-            let in_channels = per_group.checked_mul(groups).ok_or_else(|| ctx.err("group", "too large".into()))?;
+            let in_channels = per_group
+                .checked_mul(groups)
+                .ok_or_else(|| ctx.err("group", "too large".into()))?;
             let weights = c.i8s("weight")?;
             if g.hint.op == "conv2d" {
-                let weight_kind = g.hint.weight_kind.ok_or_else(|| ctx.err("doc_string", "no weight kind".into()))?;
+                let weight_kind = g
+                    .hint
+                    .weight_kind
+                    .ok_or_else(|| ctx.err("doc_string", "no weight kind".into()))?;
                 Op::Conv2d(Conv2d {
-                    in_channels, out_channels, kernel_h, kernel_w, stride, pad, groups, weight_kind,
+                    in_channels,
+                    out_channels,
+                    kernel_h,
+                    kernel_w,
+                    stride,
+                    pad,
+                    groups,
+                    weight_kind,
                     input_zero_point: c.scalar("x_zero_point")? as i32,
-                    weights, bias: bias(c)?,
+                    weights,
+                    bias: bias(c)?,
                 })
             } else {
                 Op::BinaryConv2d(BinaryConv2d {
-                    in_channels, out_channels, kernel_h, kernel_w, stride, pad, groups, weights, bias: bias(c)?,
+                    in_channels,
+                    out_channels,
+                    kernel_h,
+                    kernel_w,
+                    stride,
+                    pad,
+                    groups,
+                    weights,
+                    bias: bias(c)?,
                 })
             }
         }
@@ -298,20 +367,38 @@ fn read_op(g: &Group, c: &Consts) -> Result<Op> {
             };
             let weights = transpose_back(&c.i8s("weight")?, f, o);
             if g.hint.op == "dense" {
-                let weight_kind = g.hint.weight_kind.ok_or_else(|| ctx.err("doc_string", "no weight kind".into()))?;
+                let weight_kind = g
+                    .hint
+                    .weight_kind
+                    .ok_or_else(|| ctx.err("doc_string", "no weight kind".into()))?;
                 Op::Dense(Dense {
-                    in_features: f, out_features: o, weight_kind,
+                    in_features: f,
+                    out_features: o,
+                    weight_kind,
                     input_zero_point: c.scalar("a_zero_point")? as i32,
-                    weights, bias: bias(c)?,
+                    weights,
+                    bias: bias(c)?,
                 })
             } else {
-                Op::BinaryDense(BinaryDense { in_features: f, out_features: o, weights, bias: bias(c)? })
+                Op::BinaryDense(BinaryDense {
+                    in_features: f,
+                    out_features: o,
+                    weights,
+                    bias: bias(c)?,
+                })
             }
         }
         "requant" => {
-            let out = g.hint.out.ok_or_else(|| ctx.err("doc_string", "no output dtype".into()))?;
+            let out = g
+                .hint
+                .out
+                .ok_or_else(|| ctx.err("doc_string", "no output dtype".into()))?;
             let clamp = |c: &Consts| -> Result<(i32, i32, i32)> {
-                Ok((c.scalar("zero_point")? as i32, c.scalar("min")? as i32, c.scalar("max")? as i32))
+                Ok((
+                    c.scalar("zero_point")? as i32,
+                    c.scalar("min")? as i32,
+                    c.scalar("max")? as i32,
+                ))
             };
             let requant = if c.get("divisor").is_some() {
                 let shift = c
@@ -320,21 +407,39 @@ fn read_op(g: &Group, c: &Consts) -> Result<Op> {
                     .map(|s| u8::try_from(s).map_err(|_| ctx.err("divisor", "too large".into())))
                     .collect::<Result<_>>()?;
                 let (zero_point, min, max) = clamp(c)?;
-                Requant::Shift { shift, zero_point, min, max }
+                Requant::Shift {
+                    shift,
+                    zero_point,
+                    min,
+                    max,
+                }
             } else if c.get("multiplier").is_some() {
                 let multiplier = c.i32s("multiplier")?;
                 let right = c.log2s("right_div")?;
-                let left = if c.get("left_mul").is_some() { c.log2s("left_mul")? } else { vec![0; right.len()] };
+                let left = if c.get("left_mul").is_some() {
+                    c.log2s("left_mul")?
+                } else {
+                    vec![0; right.len()]
+                };
                 let shift = left.iter().zip(&right).map(|(l, r)| l - r).collect();
                 let (zero_point, min, max) = clamp(c)?;
-                Requant::FixedPoint { multiplier, shift, zero_point, min, max }
+                Requant::FixedPoint {
+                    multiplier,
+                    shift,
+                    zero_point,
+                    min,
+                    max,
+                }
             } else {
                 let sign = tensor::to_f64(c.need("sign")?)?;
                 let flip: Vec<bool> = sign.iter().map(|&s| s < 0.0).collect();
                 let t = c.ints("thresholds")?;
                 let d = c.dims("thresholds")?;
                 let &[sets, levels] = d.as_slice() else {
-                    return Err(ctx.err("thresholds", format!("dimensions {d:?} are not [sets, levels]")));
+                    return Err(ctx.err(
+                        "thresholds",
+                        format!("dimensions {d:?} are not [sets, levels]"),
+                    ));
                 };
                 if sets != flip.len() || levels == 0 {
                     return Err(ctx.err("thresholds", "sets differ from the signs".into()));
@@ -342,9 +447,15 @@ fn read_op(g: &Group, c: &Consts) -> Result<Op> {
                 let mut thresholds = Vec::with_capacity(t.len());
                 for (set, &f) in flip.iter().enumerate() {
                     let row = &t[set * levels..(set + 1) * levels];
-                    let row: Vec<i64> = if f { row.iter().rev().map(|v| -v).collect() } else { row.to_vec() };
+                    let row: Vec<i64> = if f {
+                        row.iter().rev().map(|v| -v).collect()
+                    } else {
+                        row.to_vec()
+                    };
                     for v in row {
-                        thresholds.push(i32::try_from(v).map_err(|_| ctx.err("thresholds", format!("{v}")))?);
+                        thresholds.push(
+                            i32::try_from(v).map_err(|_| ctx.err("thresholds", format!("{v}")))?,
+                        );
                     }
                 }
                 if out == DType::Binary {
@@ -357,37 +468,62 @@ fn read_op(g: &Group, c: &Consts) -> Result<Op> {
         }
         "max_pool" => {
             let (kernel_h, kernel_w, stride, pad, _) = window(find(g, "MaxPool", ctx)?, ctx)?;
-            Op::MaxPool(Pool { kernel_h, kernel_w, stride, pad })
+            Op::MaxPool(Pool {
+                kernel_h,
+                kernel_w,
+                stride,
+                pad,
+            })
         }
         "avg_pool" => {
             let (kernel_h, kernel_w, stride, pad, _) = window(find(g, "ConvInteger", ctx)?, ctx)?;
-            Op::AvgPool(Pool { kernel_h, kernel_w, stride, pad })
+            Op::AvgPool(Pool {
+                kernel_h,
+                kernel_w,
+                stride,
+                pad,
+            })
         }
         "global_avg_pool" => Op::GlobalAvgPool,
-        "relu" => Op::Relu { zero_point: c.scalar("zero_point")? as i32 },
+        "relu" => Op::Relu {
+            zero_point: c.scalar("zero_point")? as i32,
+        },
         "add" => {
             let zero_point_a = c.scalar("zero_point_a")? as i32;
             let zero_point_b = c.scalar("zero_point_b")? as i32;
             let align = if c.get("scale_a").is_some() {
-                let sa = c.log2s("scale_a")?;
-                let sb = c.log2s("scale_b")?;
-                AddAlign::PowerOfTwo { shift_a: sa[0] as u8, shift_b: sb[0] as u8 }
+                AddAlign::PowerOfTwo {
+                    shift_a: c.log2_scalar("scale_a")? as u8,
+                    shift_b: c.log2_scalar("scale_b")? as u8,
+                }
             } else {
                 let side = |s: &str| -> Result<(i32, i32)> {
                     let m = c.scalar(&format!("multiplier{s}"))? as i32;
-                    let r = c.log2s(&format!("right_div{s}"))?[0];
-                    let l = if c.get(&format!("left_mul{s}")).is_some() { c.log2s(&format!("left_mul{s}"))?[0] } else { 0 };
+                    let r = c.log2_scalar(&format!("right_div{s}"))?;
+                    let l = if c.get(&format!("left_mul{s}")).is_some() {
+                        c.log2_scalar(&format!("left_mul{s}"))?
+                    } else {
+                        0
+                    };
                     Ok((m, l - r))
                 };
                 let (multiplier_a, shift_a) = side("a")?;
                 let (multiplier_b, shift_b) = side("b")?;
-                let left = c.log2s("left_a")?[0];
+                let left = c.log2_scalar("left_a")?;
                 AddAlign::FixedPoint {
-                    left_shift: u8::try_from(left).map_err(|_| ctx.err("left_a", "too large".into()))?,
-                    multiplier_a, shift_a, multiplier_b, shift_b,
+                    left_shift: u8::try_from(left)
+                        .map_err(|_| ctx.err("left_a", "too large".into()))?,
+                    multiplier_a,
+                    shift_a,
+                    multiplier_b,
+                    shift_b,
                 }
             };
-            Op::Add(Add { zero_point_a, zero_point_b, align })
+            Op::Add(Add {
+                zero_point_a,
+                zero_point_b,
+                align,
+            })
         }
         "flatten" => Op::Flatten,
         "output" => Op::Output,
@@ -417,7 +553,13 @@ fn verify(
             && file.dims == t.dims
             && tensor::to_f64(file)? == tensor::to_f64(t)?;
         if !same {
-            return Err(group_err(g, format!("constant `{}` differs from what qbench writes for this node", t.name)));
+            return Err(group_err(
+                g,
+                format!(
+                    "constant `{}` differs from what qbench writes for this node",
+                    t.name
+                ),
+            ));
         }
         used.insert(t.name.clone());
     }
@@ -439,14 +581,23 @@ fn compare_nodes(g: &Group, want: &[NodeProto]) -> Result<()> {
     if g.nodes.len() != want.len() {
         return Err(group_err(
             g,
-            format!("{} nodes where qbench writes {} for this node", g.nodes.len(), want.len()),
+            format!(
+                "{} nodes where qbench writes {} for this node",
+                g.nodes.len(),
+                want.len()
+            ),
         ));
     }
     for (k, (a, w)) in g.nodes.iter().zip(want).enumerate() {
         if a != w {
             return Err(group_err(
                 g,
-                format!("node {} ({}) differs from what qbench writes ({})", g.start + k, a.op_type, w.op_type),
+                format!(
+                    "node {} ({}) differs from what qbench writes ({})",
+                    g.start + k,
+                    a.op_type,
+                    w.op_type
+                ),
             ));
         }
     }

@@ -19,8 +19,7 @@ use std::collections::HashMap;
 
 use qbench_engine::requant::quantize_multiplier;
 use qbench_engine::{
-    Add, AddAlign, Conv2d, DType, Dense, GraphBuilder, NodeId, Pool, QGraph, Requant,
-    WeightKind,
+    Add, AddAlign, Conv2d, DType, Dense, GraphBuilder, NodeId, Pool, QGraph, Requant, WeightKind,
 };
 
 use super::{Ctx, input_shape};
@@ -67,8 +66,11 @@ struct Lower<'a> {
 /// Lowers a QDQ or QOperator graph (see the module docs).
 pub fn import(graph: &GraphProto) -> Result<QGraph> {
     let shape = input_shape(graph)?;
-    let inits: HashMap<&str, &TensorProto> =
-        graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let inits: HashMap<&str, &TensorProto> = graph
+        .initializer
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
     let mut l = Lower {
         b: GraphBuilder::new(&shape),
         vals: HashMap::new(),
@@ -83,7 +85,12 @@ pub fn import(graph: &GraphProto) -> Result<QGraph> {
                 .and_then(|t| t.tensor_type.as_ref())
                 .map_or(0, |t| t.elem_type);
             let v = if elem == crate::proto::data_type::UINT8 {
-                Val::Act { id: 0, scale: 1.0, zero_point: 0, dtype: DType::U8 }
+                Val::Act {
+                    id: 0,
+                    scale: 1.0,
+                    zero_point: 0,
+                    dtype: DType::U8,
+                }
             } else {
                 Val::Pixels
             };
@@ -93,11 +100,17 @@ pub fn import(graph: &GraphProto) -> Result<QGraph> {
     for (position, node) in graph.node.iter().enumerate() {
         let ctx = Ctx { position, node };
         let out = l.lower(&ctx)?;
-        let name = node.output.first().ok_or_else(|| ctx.err("output", "no output".into()))?;
+        let name = node
+            .output
+            .first()
+            .ok_or_else(|| ctx.err("output", "no output".into()))?;
         l.vals.insert(name.clone(), out);
     }
     let [output] = graph.output.as_slice() else {
-        return Err(OnnxError::Model(format!("the graph has {} outputs; qbench takes one", graph.output.len())));
+        return Err(OnnxError::Model(format!(
+            "the graph has {} outputs; qbench takes one",
+            graph.output.len()
+        )));
     };
     let id = match l.vals.get(&output.name) {
         Some(Val::Act { id, .. } | Val::Acc { id, .. }) => *id,
@@ -122,22 +135,48 @@ fn attr_i(n: &NodeProto, name: &str, default: i64) -> i64 {
 /// ONNX QuantizeLinear rounding: half to even.
 fn round_even(x: f64) -> f64 {
     let r = x.round();
-    if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 { r - x.signum() } else { r }
+    if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+        r - x.signum()
+    } else {
+        r
+    }
 }
 
 impl Lower<'_> {
     fn input(&mut self, ctx: &Ctx, k: usize) -> Result<Val> {
-        let name = ctx.node.input.get(k).filter(|s| !s.is_empty()).ok_or_else(|| ctx.err(&format!("input {k}"), "missing".into()))?;
+        let name = ctx
+            .node
+            .input
+            .get(k)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ctx.err(&format!("input {k}"), "missing".into()))?;
         if let Some(v) = self.vals.get(name) {
             return Ok(v.clone());
         }
-        let t = self.inits.get(name.as_str()).ok_or_else(|| ctx.err(&format!("input {k}"), format!("value `{name}` is not produced earlier")))?;
+        let t = self.inits.get(name.as_str()).ok_or_else(|| {
+            ctx.err(
+                &format!("input {k}"),
+                format!("value `{name}` is not produced earlier"),
+            )
+        })?;
         let dims = tensor::dims(t)?;
-        Ok(if t.data_type == crate::proto::data_type::FLOAT || t.data_type == crate::proto::data_type::DOUBLE {
-            Val::Float { values: tensor::to_f64(t)?, dims }
-        } else {
-            Val::Int { values: tensor::to_i64(t)?, dims, scale: None, zero_point: vec![0] }
-        })
+        Ok(
+            if t.data_type == crate::proto::data_type::FLOAT
+                || t.data_type == crate::proto::data_type::DOUBLE
+            {
+                Val::Float {
+                    values: tensor::to_f64(t)?,
+                    dims,
+                }
+            } else {
+                Val::Int {
+                    values: tensor::to_i64(t)?,
+                    dims,
+                    scale: None,
+                    zero_point: vec![0],
+                }
+            },
+        )
     }
 
     fn has_input(&self, ctx: &Ctx, k: usize) -> bool {
@@ -158,20 +197,39 @@ impl Lower<'_> {
             return Ok((vec![0], DType::U8));
         }
         let name = ctx.node.input[k].clone();
-        let t = self.inits.get(name.as_str()).ok_or_else(|| ctx.unsupported("zero points must be constants"))?;
+        let t = self
+            .inits
+            .get(name.as_str())
+            .ok_or_else(|| ctx.unsupported("zero points must be constants"))?;
         let dt = match t.data_type {
             crate::proto::data_type::UINT8 => DType::U8,
             crate::proto::data_type::INT8 => DType::Signed { bits: 8 },
             crate::proto::data_type::INT32 => DType::I32,
-            other => return Err(ctx.unsupported(format!("zero point of type {}", crate::proto::data_type::name(other)))),
+            other => {
+                return Err(ctx.unsupported(format!(
+                    "zero point of type {}",
+                    crate::proto::data_type::name(other)
+                )));
+            }
         };
         Ok((tensor::to_i64(t)?, dt))
     }
 
     fn name(&mut self, ctx: &Ctx) -> String {
-        let base = if ctx.node.name.is_empty() { ctx.node.output.first().cloned().unwrap_or_default() } else { ctx.node.name.clone() };
-        let base: String = base.chars().map(|c| if c == '/' { '_' } else { c }).collect();
-        let base = if base.is_empty() { format!("node{}", ctx.position) } else { base };
+        let base = if ctx.node.name.is_empty() {
+            ctx.node.output.first().cloned().unwrap_or_default()
+        } else {
+            ctx.node.name.clone()
+        };
+        let base: String = base
+            .chars()
+            .map(|c| if c == '/' { '_' } else { c })
+            .collect();
+        let base = if base.is_empty() {
+            format!("node{}", ctx.position)
+        } else {
+            base
+        };
         let mut name = base.clone();
         let mut k = 1;
         while !self.names.insert(name.clone()) {
@@ -192,11 +250,19 @@ impl Lower<'_> {
             "Conv" => {
                 let x = self.input(ctx, 0)?;
                 let w = self.input(ctx, 1)?;
-                let b = if self.has_input(ctx, 2) { Some(self.input(ctx, 2)?) } else { None };
+                let b = if self.has_input(ctx, 2) {
+                    Some(self.input(ctx, 2)?)
+                } else {
+                    None
+                };
                 self.mac(ctx, x, w, b, true)
             }
             "Gemm" | "MatMul" => {
-                if n.op_type == "Gemm" && (attr_i(n, "transA", 0) != 0 || attr(n, "alpha").is_some_and(|a| a.f != 1.0) || attr(n, "beta").is_some_and(|a| a.f != 1.0)) {
+                if n.op_type == "Gemm"
+                    && (attr_i(n, "transA", 0) != 0
+                        || attr(n, "alpha").is_some_and(|a| a.f != 1.0)
+                        || attr(n, "beta").is_some_and(|a| a.f != 1.0))
+                {
                     return Err(ctx.unsupported("Gemm with transA or alpha/beta other than 1"));
                 }
                 let x = self.input(ctx, 0)?;
@@ -205,15 +271,26 @@ impl Lower<'_> {
                 if !trans_b {
                     w = transpose_const(ctx, w)?;
                 }
-                let b = if n.op_type == "Gemm" && self.has_input(ctx, 2) { Some(self.input(ctx, 2)?) } else { None };
+                let b = if n.op_type == "Gemm" && self.has_input(ctx, 2) {
+                    Some(self.input(ctx, 2)?)
+                } else {
+                    None
+                };
                 self.mac(ctx, x, w, b, false)
             }
             "QLinearConv" | "QLinearMatMul" => self.qlinear(ctx),
             "ConvInteger" | "MatMulInteger" => {
                 let x = self.input(ctx, 0)?;
                 let (xz, xdt) = self.zero_point(ctx, 2)?;
-                let Val::Act { id, .. } = x else { return Err(ctx.unsupported("input must be an integer tensor")) };
-                let x = Val::Act { id, scale: 1.0, zero_point: scalar(ctx, &xz)? as i32, dtype: xdt };
+                let Val::Act { id, .. } = x else {
+                    return Err(ctx.unsupported("input must be an integer tensor"));
+                };
+                let x = Val::Act {
+                    id,
+                    scale: 1.0,
+                    zero_point: scalar(ctx, &xz)? as i32,
+                    dtype: xdt,
+                };
                 let mut w = self.input(ctx, 1)?;
                 if n.op_type == "MatMulInteger" {
                     w = transpose_const(ctx, w)?;
@@ -228,42 +305,105 @@ impl Lower<'_> {
                 Ok(v)
             }
             "Relu" => match self.input(ctx, 0)? {
-                Val::Acc { id, scale, .. } => Ok(Val::Acc { id, scale, relu: true }),
-                Val::Act { id, scale, zero_point, dtype } => {
+                Val::Acc { id, scale, .. } => Ok(Val::Acc {
+                    id,
+                    scale,
+                    relu: true,
+                }),
+                Val::Act {
+                    id,
+                    scale,
+                    zero_point,
+                    dtype,
+                } => {
                     let name = self.name(ctx);
                     let id = self.b.relu(&name, id, zero_point)?;
-                    Ok(Val::Act { id, scale, zero_point, dtype })
+                    Ok(Val::Act {
+                        id,
+                        scale,
+                        zero_point,
+                        dtype,
+                    })
                 }
                 _ => Err(ctx.unsupported("Relu of a constant or of the float input")),
             },
             "MaxPool" | "AveragePool" => {
-                let ks: Vec<i64> = attr(n, "kernel_shape").map(|a| a.ints.clone()).unwrap_or_default();
-                let st: Vec<i64> = attr(n, "strides").map(|a| a.ints.clone()).unwrap_or_else(|| vec![1, 1]);
-                let pads: Vec<i64> = attr(n, "pads").map(|a| a.ints.clone()).unwrap_or_else(|| vec![0; 4]);
-                let ok = ks.len() == 2 && st.len() == 2 && st[0] == st[1] && pads.len() == 4 && pads.iter().all(|&p| p == pads[0])
+                let ks: Vec<i64> = attr(n, "kernel_shape")
+                    .map(|a| a.ints.clone())
+                    .unwrap_or_default();
+                let st: Vec<i64> = attr(n, "strides")
+                    .map(|a| a.ints.clone())
+                    .unwrap_or_else(|| vec![1, 1]);
+                let pads: Vec<i64> = attr(n, "pads")
+                    .map(|a| a.ints.clone())
+                    .unwrap_or_else(|| vec![0; 4]);
+                let ok = ks.len() == 2
+                    && st.len() == 2
+                    && st[0] == st[1]
+                    && pads.len() == 4
+                    && pads.iter().all(|&p| p == pads[0])
                     && attr(n, "dilations").is_none_or(|a| a.ints.iter().all(|&d| d == 1))
                     && attr(n, "auto_pad").is_none_or(|a| a.s.is_empty() || a.s == b"NOTSET")
                     && attr_i(n, "ceil_mode", 0) == 0;
-                if !ok || ks.iter().chain(&st).chain(&pads).any(|&v| !(0..=1 << 20).contains(&v)) {
+                if !ok
+                    || ks
+                        .iter()
+                        .chain(&st)
+                        .chain(&pads)
+                        .any(|&v| !(0..=1 << 20).contains(&v))
+                {
                     return Err(ctx.unsupported("pooling needs a 2-D kernel, equal strides, equal pads, no dilation, no ceil mode"));
                 }
-                let pool = Pool { kernel_h: ks[0] as usize, kernel_w: ks[1] as usize, stride: st[0] as usize, pad: pads[0] as usize };
+                let pool = Pool {
+                    kernel_h: ks[0] as usize,
+                    kernel_w: ks[1] as usize,
+                    stride: st[0] as usize,
+                    pad: pads[0] as usize,
+                };
                 let x = self.input(ctx, 0)?;
                 let name = self.name(ctx);
                 let avg = n.op_type == "AveragePool";
                 match x {
-                    Val::Act { id, scale, zero_point, dtype } => {
-                        let id = if avg { self.b.avg_pool(&name, id, pool)? } else { self.b.max_pool(&name, id, pool)? };
-                        Ok(Val::Act { id, scale, zero_point, dtype })
+                    Val::Act {
+                        id,
+                        scale,
+                        zero_point,
+                        dtype,
+                    } => {
+                        let id = if avg {
+                            self.b.avg_pool(&name, id, pool)?
+                        } else {
+                            self.b.max_pool(&name, id, pool)?
+                        };
+                        Ok(Val::Act {
+                            id,
+                            scale,
+                            zero_point,
+                            dtype,
+                        })
                     }
-                    Val::Acc { id, scale, relu } if !avg => Ok(Val::Acc { id: self.b.max_pool(&name, id, pool)?, scale, relu }),
+                    Val::Acc { id, scale, relu } if !avg => Ok(Val::Acc {
+                        id: self.b.max_pool(&name, id, pool)?,
+                        scale,
+                        relu,
+                    }),
                     _ => Err(ctx.unsupported("pooling of this value")),
                 }
             }
             "GlobalAveragePool" => match self.input(ctx, 0)? {
-                Val::Act { id, scale, zero_point, dtype } => {
+                Val::Act {
+                    id,
+                    scale,
+                    zero_point,
+                    dtype,
+                } => {
                     let name = self.name(ctx);
-                    Ok(Val::Act { id: self.b.global_avg_pool(&name, id)?, scale, zero_point, dtype })
+                    Ok(Val::Act {
+                        id: self.b.global_avg_pool(&name, id)?,
+                        scale,
+                        zero_point,
+                        dtype,
+                    })
                 }
                 _ => Err(ctx.unsupported("global pooling of a non-quantized value")),
             },
@@ -283,23 +423,45 @@ impl Lower<'_> {
                     let shape = self.floats(ctx, 1)?;
                     let numel = self.b.ty(id).numel() as f64;
                     if !(shape.len() == 2 && (shape[1] == -1.0 || shape[1] == numel)) {
-                        return Err(ctx.unsupported(format!("Reshape to {shape:?}: only [N, C*H*W] is supported")));
+                        return Err(ctx.unsupported(format!(
+                            "Reshape to {shape:?}: only [N, C*H*W] is supported"
+                        )));
                     }
                 }
                 let name = self.name(ctx);
                 let f = self.b.flatten(&name, id)?;
                 Ok(match x {
-                    Val::Act { scale, zero_point, dtype, .. } => Val::Act { id: f, scale, zero_point, dtype },
-                    Val::Acc { scale, relu, .. } if scale.len() == 1 => Val::Acc { id: f, scale, relu },
+                    Val::Act {
+                        scale,
+                        zero_point,
+                        dtype,
+                        ..
+                    } => Val::Act {
+                        id: f,
+                        scale,
+                        zero_point,
+                        dtype,
+                    },
+                    Val::Acc { scale, relu, .. } if scale.len() == 1 => {
+                        Val::Acc { id: f, scale, relu }
+                    }
                     _ => return Err(ctx.unsupported("flattening per-channel accumulators")),
                 })
             }
             "Add" => self.add(ctx),
             "Identity" | "Cast" => self.input(ctx, 0),
             "Mul" => match (self.input(ctx, 0)?, self.input(ctx, 1)?) {
-                (Val::Acc { id, scale, relu }, Val::Float { values, .. }) if values.len() == 1 || values.len() == scale.len() || scale.len() == 1 => {
+                (Val::Acc { id, scale, relu }, Val::Float { values, .. })
+                    if !values.is_empty()
+                        && !scale.is_empty()
+                        && (values.len() == 1
+                            || values.len() == scale.len()
+                            || scale.len() == 1) =>
+                {
                     let m = values.len().max(scale.len());
-                    let s = (0..m).map(|c| scale[c.min(scale.len() - 1)] * values[c.min(values.len() - 1)]).collect();
+                    let s = (0..m)
+                        .map(|c| scale[c.min(scale.len() - 1)] * values[c.min(values.len() - 1)])
+                        .collect();
                     Ok(Val::Acc { id, scale: s, relu })
                 }
                 _ => Err(ctx.unsupported("Mul other than an accumulator by a constant scale")),
@@ -327,7 +489,11 @@ impl Lower<'_> {
                 let s32 = s as f32;
                 let fits = |unit: bool| {
                     (0..=255u8).all(|p| {
-                        let x = if unit { f32::from(p) / 255.0 } else { f32::from(p) };
+                        let x = if unit {
+                            f32::from(p) / 255.0
+                        } else {
+                            f32::from(p)
+                        };
                         round_even(f64::from(x / s32)) + f64::from(z) == f64::from(p)
                     })
                 };
@@ -336,25 +502,55 @@ impl Lower<'_> {
                         "the input quantization (scale {s}, zero point {z}) must give the pixel bytes (scale 1/255 or 1, zero point 0, uint8)"
                     )));
                 }
-                Ok(Val::Act { id: 0, scale: s, zero_point: 0, dtype })
+                Ok(Val::Act {
+                    id: 0,
+                    scale: s,
+                    zero_point: 0,
+                    dtype,
+                })
             }
-            Val::Act { id, scale, zero_point, dtype: d } => {
+            Val::Act {
+                id,
+                scale,
+                zero_point,
+                dtype: d,
+            } => {
                 if (scale - s).abs() <= 1e-6 * s && zero_point == z && d == dtype {
-                    Ok(Val::Act { id, scale, zero_point, dtype })
+                    Ok(Val::Act {
+                        id,
+                        scale,
+                        zero_point,
+                        dtype,
+                    })
                 } else {
-                    Err(ctx.unsupported(format!("requantizing an integer tensor from scale {scale} to {s}")))
+                    Err(ctx.unsupported(format!(
+                        "requantizing an integer tensor from scale {scale} to {s}"
+                    )))
                 }
             }
             Val::Acc { id, scale, relu } => {
                 let name = self.name(ctx);
                 let requant = requantizer(ctx, &scale, s, z, dtype, relu)?;
                 let id = self.b.requant(&name, id, dtype, requant)?;
-                Ok(Val::Act { id, scale: s, zero_point: z, dtype })
+                Ok(Val::Act {
+                    id,
+                    scale: s,
+                    zero_point: z,
+                    dtype,
+                })
             }
             Val::Float { values, dims } => {
                 let (lo, hi) = (dtype.min_value() as f64, dtype.max_value() as f64);
-                let q = values.iter().map(|&v| (round_even(v / s) + f64::from(z)).clamp(lo, hi) as i64).collect();
-                Ok(Val::Int { values: q, dims, scale: None, zero_point: vec![0] })
+                let q = values
+                    .iter()
+                    .map(|&v| (round_even(v / s) + f64::from(z)).clamp(lo, hi) as i64)
+                    .collect();
+                Ok(Val::Int {
+                    values: q,
+                    dims,
+                    scale: None,
+                    zero_point: vec![0],
+                })
             }
             Val::Int { .. } => Err(ctx.unsupported("quantizing an integer constant")),
         }
@@ -368,18 +564,35 @@ impl Lower<'_> {
             Val::Int { values, dims, .. } => {
                 let axis = attr_i(ctx.node, "axis", 1);
                 if s.len() > 1 && (axis != 0 || dims.first() != Some(&s.len())) {
-                    return Err(ctx.unsupported("per-channel dequantization other than along axis 0 (output channels)"));
+                    return Err(ctx.unsupported(
+                        "per-channel dequantization other than along axis 0 (output channels)",
+                    ));
                 }
-                Ok(Val::Int { values, dims, scale: Some(s), zero_point: z })
+                Ok(Val::Int {
+                    values,
+                    dims,
+                    scale: Some(s),
+                    zero_point: z,
+                })
             }
-            Val::Act { id, scale, zero_point, dtype } => {
+            Val::Act {
+                id,
+                scale,
+                zero_point,
+                dtype,
+            } => {
                 let (&[s0], &[z0]) = (s.as_slice(), z.as_slice()) else {
                     return Err(ctx.unsupported("per-channel activation dequantization"));
                 };
                 if (s0 - scale).abs() > 1e-6 * scale || z0 as i32 != zero_point {
                     return Err(ctx.err("x_scale", format!("scale {s0} zero point {z0} differ from the quantization's {scale}, {zero_point}")));
                 }
-                Ok(Val::Act { id, scale, zero_point, dtype })
+                Ok(Val::Act {
+                    id,
+                    scale,
+                    zero_point,
+                    dtype,
+                })
             }
             _ => Err(ctx.unsupported("dequantizing this value")),
         }
@@ -388,10 +601,22 @@ impl Lower<'_> {
     /// A conv (`conv`) or dense layer of the quantized `x` with dequantized integer weights `w`
     /// (`[O, ...]`) and bias `b`; returns the accumulator.
     fn mac(&mut self, ctx: &Ctx, x: Val, w: Val, b: Option<Val>, conv: bool) -> Result<Val> {
-        let Val::Act { id: xid, scale: sx, zero_point: zx, .. } = x else {
+        let Val::Act {
+            id: xid,
+            scale: sx,
+            zero_point: zx,
+            ..
+        } = x
+        else {
             return Err(ctx.unsupported("the data input must be a quantized tensor (QDQ)"));
         };
-        let Val::Int { values, dims, scale: Some(sw), zero_point: zw } = w else {
+        let Val::Int {
+            values,
+            dims,
+            scale: Some(sw),
+            zero_point: zw,
+        } = w
+        else {
             return Err(ctx.unsupported("the weights must be dequantized integer constants"));
         };
         if zw.iter().any(|&z| z != 0) {
@@ -401,15 +626,36 @@ impl Lower<'_> {
             .iter()
             .map(|&v| i8::try_from(v).map_err(|_| ctx.err("weight", format!("{v} is not an int8"))))
             .collect::<Result<_>>()?;
-        let out = *dims.first().ok_or_else(|| ctx.err("weight", "no dimensions".into()))?;
-        let sacc: Vec<f64> = (0..if sw.len() == 1 { 1 } else { out }).map(|c| sx * sw[c.min(sw.len() - 1)]).collect();
+        let out = *dims
+            .first()
+            .ok_or_else(|| ctx.err("weight", "no dimensions".into()))?;
+        if sw.is_empty() || (sw.len() != 1 && sw.len() != out) {
+            return Err(ctx.err(
+                "weight scale",
+                format!("{} scales for {out} output channels", sw.len()),
+            ));
+        }
+        let sacc: Vec<f64> = (0..if sw.len() == 1 { 1 } else { out })
+            .map(|c| sx * sw[c.min(sw.len() - 1)])
+            .collect();
         let bias = match b {
             None => None,
             Some(Val::Int { values, scale, .. }) => {
                 let s = scale.unwrap_or_else(|| sacc.clone());
-                Some(requantize_bias(ctx, &values.iter().map(|&v| v as f64).collect::<Vec<_>>(), &s, &sacc, out)?)
+                if s.is_empty() {
+                    return Err(ctx.err("bias", "no scale".into()));
+                }
+                Some(requantize_bias(
+                    ctx,
+                    &values.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+                    &s,
+                    &sacc,
+                    out,
+                )?)
             }
-            Some(Val::Float { values, .. }) => Some(requantize_bias(ctx, &values, &[1.0], &sacc, out)?),
+            Some(Val::Float { values, .. }) => {
+                Some(requantize_bias(ctx, &values, &[1.0], &sacc, out)?)
+            }
             Some(_) => return Err(ctx.unsupported("the bias must be a constant")),
         };
         let name = self.name(ctx);
@@ -420,41 +666,61 @@ impl Lower<'_> {
             let st = ints("strides").unwrap_or_else(|| vec![1, 1]);
             let pads = ints("pads").unwrap_or_else(|| vec![0; 4]);
             let group = attr_i(n, "group", 1);
-            let ok = dims.len() == 4 && st.len() == 2 && st[0] == st[1] && pads.len() == 4 && pads.iter().all(|&p| p == pads[0])
+            let ok = dims.len() == 4
+                && st.len() == 2
+                && st[0] == st[1]
+                && pads.len() == 4
+                && pads.iter().all(|&p| p == pads[0])
                 && ints("dilations").is_none_or(|d| d.iter().all(|&d| d == 1))
                 && attr(n, "auto_pad").is_none_or(|a| a.s.is_empty() || a.s == b"NOTSET")
-                && (1..=1 << 20).contains(&st[0]) && (0..=1 << 20).contains(&pads[0]) && (1..=1 << 20).contains(&group);
+                && (1..=1 << 20).contains(&st[0])
+                && (0..=1 << 20).contains(&pads[0])
+                && (1..=1 << 20).contains(&group);
             if !ok {
-                return Err(ctx.unsupported("Conv needs 4-D weights, equal strides, equal pads, no dilation"));
+                return Err(ctx.unsupported(
+                    "Conv needs 4-D weights, equal strides, equal pads, no dilation",
+                ));
             }
             let groups = group as usize;
-            self.b.conv2d(&name, xid, Conv2d {
-                in_channels: dims[1] * groups,
-                out_channels: out,
-                kernel_h: dims[2],
-                kernel_w: dims[3],
-                stride: st[0] as usize,
-                pad: pads[0] as usize,
-                groups,
-                weight_kind: kind,
-                input_zero_point: zx,
-                weights,
-                bias,
-            })?
+            self.b.conv2d(
+                &name,
+                xid,
+                Conv2d {
+                    in_channels: dims[1] * groups,
+                    out_channels: out,
+                    kernel_h: dims[2],
+                    kernel_w: dims[3],
+                    stride: st[0] as usize,
+                    pad: pads[0] as usize,
+                    groups,
+                    weight_kind: kind,
+                    input_zero_point: zx,
+                    weights,
+                    bias,
+                },
+            )?
         } else {
             if dims.len() != 2 {
                 return Err(ctx.unsupported("dense weights must be 2-D"));
             }
-            self.b.dense(&name, xid, Dense {
-                in_features: dims[1],
-                out_features: out,
-                weight_kind: kind,
-                input_zero_point: zx,
-                weights,
-                bias,
-            })?
+            self.b.dense(
+                &name,
+                xid,
+                Dense {
+                    in_features: dims[1],
+                    out_features: out,
+                    weight_kind: kind,
+                    input_zero_point: zx,
+                    weights,
+                    bias,
+                },
+            )?
         };
-        Ok(Val::Acc { id, scale: sacc, relu: false })
+        Ok(Val::Acc {
+            id,
+            scale: sacc,
+            relu: false,
+        })
     }
 
     fn qlinear(&mut self, ctx: &Ctx) -> Result<Val> {
@@ -462,21 +728,35 @@ impl Lower<'_> {
         let x = self.input(ctx, 0)?;
         let sx = self.floats(ctx, 1)?;
         let (zx, dtx) = self.zero_point(ctx, 2)?;
-        let Val::Act { id, .. } = x else { return Err(ctx.unsupported("the data input must be an integer tensor")) };
-        let x = Val::Act { id, scale: scalar_f(ctx, &sx)?, zero_point: scalar(ctx, &zx)? as i32, dtype: dtx };
+        let Val::Act { id, .. } = x else {
+            return Err(ctx.unsupported("the data input must be an integer tensor"));
+        };
+        let x = Val::Act {
+            id,
+            scale: scalar_f(ctx, &sx)?,
+            zero_point: scalar(ctx, &zx)? as i32,
+            dtype: dtx,
+        };
         let mut w = self.input(ctx, 3)?;
         let sw = self.floats(ctx, 4)?;
         let (zw, _) = self.zero_point(ctx, 5)?;
         if !conv {
             w = transpose_const(ctx, w)?;
         }
-        if let Val::Int { scale, zero_point, .. } = &mut w {
+        if let Val::Int {
+            scale, zero_point, ..
+        } = &mut w
+        {
             *scale = Some(sw);
             *zero_point = zw;
         }
         let sy = scalar_f(ctx, &self.floats(ctx, 6)?)?;
         let (zy, dty) = self.zero_point(ctx, 7)?;
-        let b = if conv && self.has_input(ctx, 8) { Some(self.input(ctx, 8)?) } else { None };
+        let b = if conv && self.has_input(ctx, 8) {
+            Some(self.input(ctx, 8)?)
+        } else {
+            None
+        };
         let Val::Acc { id, scale, .. } = self.mac(ctx, x, w, b, conv)? else {
             return Err(ctx.unsupported("internal: no accumulator"));
         };
@@ -484,24 +764,58 @@ impl Lower<'_> {
         let requant = requantizer(ctx, &scale, sy, zy, dty, false)?;
         let name = format!("{}.requant", self.name(ctx));
         let id = self.b.requant(&name, id, dty, requant)?;
-        Ok(Val::Act { id, scale: sy, zero_point: zy, dtype: dty })
+        Ok(Val::Act {
+            id,
+            scale: sy,
+            zero_point: zy,
+            dtype: dty,
+        })
     }
 
     fn add(&mut self, ctx: &Ctx) -> Result<Val> {
         let (a, b) = (self.input(ctx, 0)?, self.input(ctx, 1)?);
-        let (Val::Act { id: ia, scale: sa, zero_point: za, .. }, Val::Act { id: ib, scale: sb, zero_point: zb, .. }) = (a, b) else {
+        let (
+            Val::Act {
+                id: ia,
+                scale: sa,
+                zero_point: za,
+                ..
+            },
+            Val::Act {
+                id: ib,
+                scale: sb,
+                zero_point: zb,
+                ..
+            },
+        ) = (a, b)
+        else {
             return Err(ctx.unsupported("Add of anything but two quantized tensors"));
         };
         let twice = 2.0 * sa.max(sb);
         let (multiplier_a, shift_a) = quantize_multiplier(sa / twice);
         let (multiplier_b, shift_b) = quantize_multiplier(sb / twice);
         let name = self.name(ctx);
-        let id = self.b.add(&name, ia, ib, Add {
-            zero_point_a: za,
-            zero_point_b: zb,
-            align: AddAlign::FixedPoint { left_shift: 20, multiplier_a, shift_a, multiplier_b, shift_b },
-        })?;
-        Ok(Val::Acc { id, scale: vec![twice / f64::from(1u32 << 20)], relu: false })
+        let id = self.b.add(
+            &name,
+            ia,
+            ib,
+            Add {
+                zero_point_a: za,
+                zero_point_b: zb,
+                align: AddAlign::FixedPoint {
+                    left_shift: 20,
+                    multiplier_a,
+                    shift_a,
+                    multiplier_b,
+                    shift_b,
+                },
+            },
+        )?;
+        Ok(Val::Acc {
+            id,
+            scale: vec![twice / f64::from(1u32 << 20)],
+            relu: false,
+        })
     }
 }
 
@@ -522,7 +836,12 @@ fn scalar_f(ctx: &Ctx, v: &[f64]) -> Result<f64> {
 /// A `[F, O]` constant as `[O, F]`.
 fn transpose_const(ctx: &Ctx, w: Val) -> Result<Val> {
     match w {
-        Val::Int { values, dims, scale, zero_point } if dims.len() == 2 => {
+        Val::Int {
+            values,
+            dims,
+            scale,
+            zero_point,
+        } if dims.len() == 2 => {
             let (f, o) = (dims[0], dims[1]);
             let mut t = vec![0; values.len()];
             for i in 0..f {
@@ -530,14 +849,25 @@ fn transpose_const(ctx: &Ctx, w: Val) -> Result<Val> {
                     t[j * f + i] = values[i * o + j];
                 }
             }
-            Ok(Val::Int { values: t, dims: vec![o, f], scale, zero_point })
+            Ok(Val::Int {
+                values: t,
+                dims: vec![o, f],
+                scale,
+                zero_point,
+            })
         }
         _ => Err(ctx.unsupported("the weights must be a 2-D integer constant")),
     }
 }
 
 /// The bias, given as `values * scale`, in units of the accumulator scale `sacc`.
-fn requantize_bias(ctx: &Ctx, values: &[f64], scale: &[f64], sacc: &[f64], out: usize) -> Result<Vec<i32>> {
+fn requantize_bias(
+    ctx: &Ctx,
+    values: &[f64],
+    scale: &[f64],
+    sacc: &[f64],
+    out: usize,
+) -> Result<Vec<i32>> {
     if values.len() != out {
         return Err(ctx.err("bias", format!("{} values for {out} outputs", values.len())));
     }
@@ -556,7 +886,14 @@ fn requantize_bias(ctx: &Ctx, values: &[f64], scale: &[f64], sacc: &[f64], out: 
 
 /// The requantizer taking accumulators of real scale `sacc` to `dtype` with scale `s`, zero
 /// point `z` (clamped at `z` after a ReLU): `Shift` for power-of-two ratios, else `FixedPoint`.
-fn requantizer(ctx: &Ctx, sacc: &[f64], s: f64, z: i32, dtype: DType, relu: bool) -> Result<Requant> {
+fn requantizer(
+    ctx: &Ctx,
+    sacc: &[f64],
+    s: f64,
+    z: i32,
+    dtype: DType,
+    relu: bool,
+) -> Result<Requant> {
     let (lo, hi) = (dtype.min_value() as i32, dtype.max_value() as i32);
     if !(lo..=hi).contains(&z) {
         return Err(ctx.err("y_zero_point", format!("{z} is outside {}", dtype.label())));
@@ -571,7 +908,12 @@ fn requantizer(ctx: &Ctx, sacc: &[f64], s: f64, z: i32, dtype: DType, relu: bool
         })
         .collect();
     if let Some(shift) = pot {
-        return Ok(Requant::Shift { shift, zero_point: z, min, max: hi });
+        return Ok(Requant::Shift {
+            shift,
+            zero_point: z,
+            min,
+            max: hi,
+        });
     }
     let mut multiplier = Vec::with_capacity(ratios.len());
     let mut shift = Vec::with_capacity(ratios.len());
@@ -581,10 +923,19 @@ fn requantizer(ctx: &Ctx, sacc: &[f64], s: f64, z: i32, dtype: DType, relu: bool
         }
         let (q, e) = quantize_multiplier(m);
         if !(-31..=30).contains(&e) {
-            return Err(ctx.err("scale", format!("requantization ratio {m} is outside the fixed-point range")));
+            return Err(ctx.err(
+                "scale",
+                format!("requantization ratio {m} is outside the fixed-point range"),
+            ));
         }
         multiplier.push(q);
         shift.push(e);
     }
-    Ok(Requant::FixedPoint { multiplier, shift, zero_point: z, min, max: hi })
+    Ok(Requant::FixedPoint {
+        multiplier,
+        shift,
+        zero_point: z,
+        min,
+        max: hi,
+    })
 }

@@ -21,8 +21,14 @@ pub const METHODS: &[(&str, &str)] = &[
     ("djq", "method: djq\n"),
     ("tnt", "method: tnt\n"),
     ("linear", "method: linear\n"),
-    ("bnn", "method: bnn\nmodel: float\ntrain: {epochs: 1, images: 256}\n"),
-    ("qnn", "method: qnn\nmodel: float\ntrain: {epochs: 1, images: 256}\n"),
+    (
+        "bnn",
+        "method: bnn\nmodel: float\ntrain: {epochs: 1, images: 256}\n",
+    ),
+    (
+        "qnn",
+        "method: qnn\nmodel: float\ntrain: {epochs: 1, images: 256}\n",
+    ),
 ];
 
 /// Pseudo-random u8 images.
@@ -105,9 +111,17 @@ pub fn graphs() -> &'static Vec<(String, QGraph, Vec<u8>)> {
             boxes: Vec::new(),
         };
         for name in ["int8", "djq"] {
-            let yaml = METHODS.iter().find(|m| m.0 == name).map(|m| m.1).unwrap_or_default();
+            let yaml = METHODS
+                .iter()
+                .find(|m| m.0 == name)
+                .map(|m| m.1)
+                .unwrap_or_default();
             let g = quantize("resnet20", yaml, &rgb);
-            out.push((format!("resnet20/{name}"), g, rgb.images[..8 * 3072].to_vec()));
+            out.push((
+                format!("resnet20/{name}"),
+                g,
+                rgb.images[..8 * 3072].to_vec(),
+            ));
         }
         out
     })
@@ -124,7 +138,10 @@ pub fn python() -> PathBuf {
 
 /// Runs `tests/py/<script>` with `args`; panics with its output on failure; returns stdout.
 pub fn run_py(script: &str, args: &[&Path]) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("py").join(script);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("py")
+        .join(script);
     let out = Command::new(python())
         .arg(&path)
         .args(args)
