@@ -28,6 +28,9 @@ def run_qonnx(model, x, batch):
 
     for vi in list(model.graph.input) + list(model.graph.output):
         vi.type.tensor_type.shape.dim[0].dim_value = batch
+    if model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
+        # A float model takes the pixels as p / 255.
+        x = x.astype(np.float32) / 255.0
     w = ModelWrapper(model).transform(InferShapes())
     iname = w.graph.input[0].name
     oname = w.graph.output[0].name

@@ -45,12 +45,14 @@ enum Val {
         scale: Vec<f64>,
         relu: bool,
     },
-    /// A constant: integers with an optional dequantization (scale and zero point per `axis`).
+    /// A constant: integers with an optional dequantization (scale and zero point per `axis`),
+    /// and the weight kind a QONNX quantizer gave them (int8 otherwise).
     Int {
         values: Vec<i64>,
         dims: Vec<usize>,
         scale: Option<Vec<f64>>,
         zero_point: Vec<i64>,
+        kind: Option<WeightKind>,
     },
     /// A float constant.
     Float { values: Vec<f64>, dims: Vec<usize> },
@@ -174,6 +176,7 @@ impl Lower<'_> {
                     dims,
                     scale: None,
                     zero_point: vec![0],
+                    kind: None,
                 }
             },
         )
@@ -241,6 +244,14 @@ impl Lower<'_> {
 
     fn lower(&mut self, ctx: &Ctx) -> Result<Val> {
         let n = ctx.node;
+        if n.domain == crate::export::QONNX_DOMAIN || n.domain == "onnx.brevitas" {
+            return match n.op_type.as_str() {
+                "Quant" | "IntQuant" => self.qonnx_quant(ctx),
+                "BipolarQuant" => self.bipolar_quant(ctx),
+                "MultiThreshold" => self.multi_threshold(ctx),
+                _ => Err(ctx.unsupported("")),
+            };
+        }
         if !(n.domain.is_empty() || n.domain == "ai.onnx") {
             return Err(ctx.unsupported(""));
         }
@@ -550,10 +561,308 @@ impl Lower<'_> {
                     dims,
                     scale: None,
                     zero_point: vec![0],
+                    kind: None,
                 })
             }
             Val::Int { .. } => Err(ctx.unsupported("quantizing an integer constant")),
         }
+    }
+
+    /// QONNX `Quant(x, scale, zero_point, bit_width)` (attributes `signed`, `narrow`,
+    /// `rounding_mode`): of a float constant, integer weights of that width; of the float input,
+    /// the pixel bytes; of an accumulator, the engine's requantizer to that width.
+    fn qonnx_quant(&mut self, ctx: &Ctx) -> Result<Val> {
+        let n = ctx.node;
+        let x = self.input(ctx, 0)?;
+        let s = self.floats(ctx, 1)?;
+        let z = scalar_f64(ctx, &self.floats(ctx, 2)?, "zero point")?;
+        // (bit widths above 8 are only taken for constants, below)
+        let bits = scalar_f64(ctx, &self.floats(ctx, 3)?, "bit width")?;
+        let signed = attr_i(n, "signed", 1) != 0;
+        let narrow = attr_i(n, "narrow", 0) != 0;
+        let mode = attr(n, "rounding_mode").map_or(b"ROUND".to_vec(), |a| a.s.to_ascii_uppercase());
+        if !(mode == b"ROUND" || mode == b"HALF_EVEN") {
+            return Err(
+                ctx.unsupported(format!("rounding mode {}", String::from_utf8_lossy(&mode)))
+            );
+        }
+        // Constants (an Int32Bias) may be wider than 8 bits; activations and weights may not.
+        let widest = if matches!(x, Val::Float { .. }) {
+            32.0
+        } else {
+            8.0
+        };
+        if !(bits.fract() == 0.0 && (1.0..=widest).contains(&bits)) || z.fract() != 0.0 {
+            return Err(ctx.unsupported(format!(
+                "bit width {bits} with zero point {z} (1 to 8 bits, integer zero point)"
+            )));
+        }
+        let bits = bits as u8;
+        if s.is_empty() || s.iter().any(|&v| !(v.is_finite() && v > 0.0)) {
+            return Err(ctx.err("scale", "scales must be positive".into()));
+        }
+        let (lo, hi) = match (signed, narrow) {
+            (true, false) => (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1),
+            (true, true) => (-(1i64 << (bits - 1)) + 1, (1i64 << (bits - 1)) - 1),
+            (false, false) => (0, (1i64 << bits) - 1),
+            (false, true) => (0, (1i64 << bits) - 2),
+        };
+        match x {
+            Val::Float { values, dims } => {
+                if !signed || bits < 2 || z != 0.0 {
+                    return Err(
+                        ctx.unsupported("weights must be signed, 2 to 8 bits, zero point 0")
+                    );
+                }
+                let per = values.len() / s.len().max(1);
+                if s.len() > 1 && (dims.first() != Some(&s.len()) || per * s.len() != values.len())
+                {
+                    return Err(ctx
+                        .unsupported("per-channel weight scales other than along the first axis"));
+                }
+                let q = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| {
+                        round_even(
+                            (v / s[if s.len() == 1 { 0 } else { i / per }])
+                                .clamp(lo as f64, hi as f64),
+                        ) as i64
+                    })
+                    .collect();
+                Ok(Val::Int {
+                    values: q,
+                    dims,
+                    scale: Some(s),
+                    zero_point: vec![0],
+                    kind: (bits <= 8).then_some(WeightKind::Int { bits }),
+                })
+            }
+            Val::Pixels => {
+                if signed || bits != 8 || z != 0.0 || s.len() != 1 {
+                    return Err(
+                        ctx.unsupported("the input quantizer must be unsigned 8-bit, zero point 0")
+                    );
+                }
+                self.pixels(ctx, s[0], 0, DType::U8)
+            }
+            Val::Acc { id, scale, relu } => {
+                let &[s] = s.as_slice() else {
+                    return Err(ctx.unsupported("per-channel activation quantization"));
+                };
+                let dtype = if signed {
+                    if bits < 2 {
+                        return Err(ctx.unsupported("1-bit signed activations: use BipolarQuant"));
+                    }
+                    DType::Signed { bits }
+                } else {
+                    DType::Unsigned { bits }
+                };
+                let name = self.name(ctx);
+                let mut requant = requantizer(ctx, &scale, s, z as i32, dtype, relu)?;
+                match &mut requant {
+                    Requant::Shift { min, max, .. } | Requant::FixedPoint { min, max, .. } => {
+                        *min = (*min).max(lo as i32);
+                        *max = (*max).min(hi as i32);
+                    }
+                    _ => {}
+                }
+                let id = self.b.requant(&name, id, dtype, requant)?;
+                Ok(Val::Act {
+                    id,
+                    scale: s,
+                    zero_point: z as i32,
+                    dtype,
+                })
+            }
+            Val::Act {
+                id,
+                scale,
+                zero_point,
+                dtype,
+            } if s.len() == 1 && (scale - s[0]).abs() <= 1e-6 * s[0] && zero_point == z as i32 => {
+                Ok(Val::Act {
+                    id,
+                    scale,
+                    zero_point,
+                    dtype,
+                })
+            }
+            _ => Err(ctx.unsupported("Quant of this value")),
+        }
+    }
+
+    /// QONNX `BipolarQuant(x, scale)`: of a float constant, +-1 weights; of an accumulator, the
+    /// sign (`acc >= 0`) as a threshold requantizer.
+    fn bipolar_quant(&mut self, ctx: &Ctx) -> Result<Val> {
+        let x = self.input(ctx, 0)?;
+        let s = self.floats(ctx, 1)?;
+        if s.is_empty() || s.iter().any(|&v| !(v.is_finite() && v > 0.0)) {
+            return Err(ctx.err("scale", "scales must be positive".into()));
+        }
+        match x {
+            Val::Float { values, dims } => {
+                if s.len() > 1 && dims.first() != Some(&s.len()) {
+                    return Err(
+                        ctx.unsupported("per-channel scales other than along the first axis")
+                    );
+                }
+                Ok(Val::Int {
+                    values: values
+                        .iter()
+                        .map(|&v| if v >= 0.0 { 1 } else { -1 })
+                        .collect(),
+                    dims,
+                    scale: Some(s),
+                    zero_point: vec![0],
+                    kind: Some(WeightKind::Binary),
+                })
+            }
+            Val::Acc { id, .. } => {
+                let &[s] = s.as_slice() else {
+                    return Err(ctx.unsupported("per-channel activation scale"));
+                };
+                let name = self.name(ctx);
+                let requant = Requant::Threshold {
+                    thresholds: vec![0],
+                    flip: vec![false],
+                };
+                let id = self.b.requant(&name, id, DType::Binary, requant)?;
+                Ok(Val::Act {
+                    id,
+                    scale: s,
+                    zero_point: 0,
+                    dtype: DType::Binary,
+                })
+            }
+            _ => Err(ctx.unsupported("BipolarQuant of this value")),
+        }
+    }
+
+    /// QONNX `MultiThreshold(x, thresholds)` of an accumulator: `count(acc S >= t)` as the
+    /// engine's multi-threshold (`UINTk`, `2^k - 1` thresholds) or, for `BIPOLAR` with out_scale
+    /// 2 and out_bias -1, its threshold; each threshold becomes `ceil(t / S)` in accumulator units.
+    fn multi_threshold(&mut self, ctx: &Ctx) -> Result<Val> {
+        let n = ctx.node;
+        let Val::Acc { id, scale, relu } = self.input(ctx, 0)? else {
+            return Err(ctx.unsupported("thresholds of anything but an accumulator"));
+        };
+        let t = self.input(ctx, 1)?;
+        let (tv, tdims) = match t {
+            Val::Float { values, dims } => (values, dims),
+            Val::Int { values, dims, .. } => (values.iter().map(|&v| v as f64).collect(), dims),
+            _ => return Err(ctx.unsupported("thresholds must be a constant")),
+        };
+        let &[sets, levels] = tdims.as_slice() else {
+            return Err(ctx.err(
+                "thresholds",
+                format!("dimensions {tdims:?} are not [channels, levels]"),
+            ));
+        };
+        let layout = attr(n, "data_layout").map_or(Vec::new(), |a| a.s.clone());
+        if !(layout.is_empty() || layout == b"NCHW" || layout == b"NC") {
+            return Err(ctx.unsupported("data layouts other than NCHW / NC"));
+        }
+        let out_dtype = attr(n, "out_dtype").map_or(Vec::new(), |a| a.s.clone());
+        let out_scale = attr(n, "out_scale").map_or(1.0, |a| f64::from(a.f));
+        let out_bias = attr(n, "out_bias").map_or(0.0, |a| f64::from(a.f));
+        let channels = self.b.ty(id).channels();
+        if !(sets == 1 || sets == channels) || (scale.len() != 1 && scale.len() != channels) {
+            return Err(ctx.err("thresholds", format!("{sets} sets for {channels} channels")));
+        }
+        let out_sets = if sets == 1 && scale.len() == 1 {
+            1
+        } else {
+            channels
+        };
+        let mut thresholds = Vec::with_capacity(out_sets * levels);
+        for c in 0..out_sets {
+            let sc = scale[c.min(scale.len() - 1)];
+            for k in 0..levels {
+                let t = tv[c.min(sets - 1) * levels + k];
+                let ta = if relu && t <= 0.0 {
+                    i32::MIN as f64
+                } else {
+                    (t / sc).ceil()
+                };
+                thresholds.push(ta.clamp(i32::MIN as f64, i32::MAX as f64) as i32);
+            }
+        }
+        let flip = vec![false; out_sets];
+        let name = self.name(ctx);
+        if out_dtype == b"BIPOLAR" {
+            if levels != 1 || out_scale != 2.0 || out_bias != -1.0 {
+                return Err(
+                    ctx.unsupported("BIPOLAR output needs one threshold, out_scale 2, out_bias -1")
+                );
+            }
+            let id = self.b.requant(
+                &name,
+                id,
+                DType::Binary,
+                Requant::Threshold { thresholds, flip },
+            )?;
+            return Ok(Val::Act {
+                id,
+                scale: 1.0,
+                zero_point: 0,
+                dtype: DType::Binary,
+            });
+        }
+        let bits = std::str::from_utf8(&out_dtype)
+            .ok()
+            .and_then(|d| d.strip_prefix("UINT"))
+            .and_then(|b| b.parse::<u8>().ok())
+            .filter(|&b| (1..=8).contains(&b) && levels == (1usize << b) - 1)
+            .ok_or_else(|| {
+                ctx.unsupported(format!(
+                "out_dtype {} with {levels} thresholds (UINTk with 2^k - 1 thresholds, or BIPOLAR)",
+                String::from_utf8_lossy(&out_dtype)
+            ))
+            })?;
+        let zp = -out_bias / out_scale;
+        if !(out_scale > 0.0 && zp.fract() == 0.0 && zp.abs() < 256.0) {
+            return Err(ctx.unsupported("out_bias must be an integer multiple of -out_scale"));
+        }
+        let dtype = DType::Unsigned { bits };
+        let id = self.b.requant(
+            &name,
+            id,
+            dtype,
+            Requant::MultiThreshold { thresholds, flip },
+        )?;
+        Ok(Val::Act {
+            id,
+            scale: out_scale,
+            zero_point: zp as i32,
+            dtype,
+        })
+    }
+
+    /// The graph input quantized to `scale`, zero point `z`: must give the pixel bytes.
+    fn pixels(&mut self, ctx: &Ctx, s: f64, z: i32, dtype: DType) -> Result<Val> {
+        let s32 = s as f32;
+        let fits = |unit: bool| {
+            (0..=255u8).all(|p| {
+                let x = if unit {
+                    f32::from(p) / 255.0
+                } else {
+                    f32::from(p)
+                };
+                round_even(f64::from(x / s32)) + f64::from(z) == f64::from(p)
+            })
+        };
+        if dtype != DType::U8 || !(fits(true) || fits(false)) {
+            return Err(ctx.unsupported(format!(
+                "the input quantization (scale {s}, zero point {z}) must give the pixel bytes (scale 1/255 or 1, zero point 0, uint8)"
+            )));
+        }
+        Ok(Val::Act {
+            id: 0,
+            scale: s,
+            zero_point: 0,
+            dtype,
+        })
     }
 
     fn dequantize(&mut self, ctx: &Ctx) -> Result<Val> {
@@ -561,7 +870,9 @@ impl Lower<'_> {
         let s = self.floats(ctx, 1)?;
         let (z, _) = self.zero_point(ctx, 2)?;
         match x {
-            Val::Int { values, dims, .. } => {
+            Val::Int {
+                values, dims, kind, ..
+            } => {
                 let axis = attr_i(ctx.node, "axis", 1);
                 if s.len() > 1 && (axis != 0 || dims.first() != Some(&s.len())) {
                     return Err(ctx.unsupported(
@@ -573,6 +884,7 @@ impl Lower<'_> {
                     dims,
                     scale: Some(s),
                     zero_point: z,
+                    kind,
                 })
             }
             Val::Act {
@@ -605,7 +917,7 @@ impl Lower<'_> {
             id: xid,
             scale: sx,
             zero_point: zx,
-            ..
+            dtype: xdt,
         } = x
         else {
             return Err(ctx.unsupported("the data input must be a quantized tensor (QDQ)"));
@@ -615,6 +927,7 @@ impl Lower<'_> {
             dims,
             scale: Some(sw),
             zero_point: zw,
+            kind,
         } = w
         else {
             return Err(ctx.unsupported("the weights must be dequantized integer constants"));
@@ -659,7 +972,13 @@ impl Lower<'_> {
             Some(_) => return Err(ctx.unsupported("the bias must be a constant")),
         };
         let name = self.name(ctx);
-        let kind = WeightKind::Int { bits: 8 };
+        let kind = kind.unwrap_or(WeightKind::Int { bits: 8 });
+        let binary = xdt == DType::Binary;
+        if binary && kind != WeightKind::Binary {
+            return Err(
+                ctx.unsupported("a layer over +-1 activations needs +-1 weights (BipolarQuant)")
+            );
+        }
         let id = if conv {
             let n = ctx.node;
             let ints = |a: &str| attr(n, a).map(|a| a.ints.clone());
@@ -682,27 +1001,55 @@ impl Lower<'_> {
                 ));
             }
             let groups = group as usize;
-            self.b.conv2d(
+            if binary {
+                self.b.binary_conv2d(
+                    &name,
+                    xid,
+                    qbench_engine::BinaryConv2d {
+                        in_channels: dims[1] * groups,
+                        out_channels: out,
+                        kernel_h: dims[2],
+                        kernel_w: dims[3],
+                        stride: st[0] as usize,
+                        pad: pads[0] as usize,
+                        groups,
+                        weights,
+                        bias,
+                    },
+                )?
+            } else {
+                self.b.conv2d(
+                    &name,
+                    xid,
+                    Conv2d {
+                        in_channels: dims[1] * groups,
+                        out_channels: out,
+                        kernel_h: dims[2],
+                        kernel_w: dims[3],
+                        stride: st[0] as usize,
+                        pad: pads[0] as usize,
+                        groups,
+                        weight_kind: kind,
+                        input_zero_point: zx,
+                        weights,
+                        bias,
+                    },
+                )?
+            }
+        } else if dims.len() != 2 {
+            return Err(ctx.unsupported("dense weights must be 2-D"));
+        } else if binary {
+            self.b.binary_dense(
                 &name,
                 xid,
-                Conv2d {
-                    in_channels: dims[1] * groups,
-                    out_channels: out,
-                    kernel_h: dims[2],
-                    kernel_w: dims[3],
-                    stride: st[0] as usize,
-                    pad: pads[0] as usize,
-                    groups,
-                    weight_kind: kind,
-                    input_zero_point: zx,
+                qbench_engine::BinaryDense {
+                    in_features: dims[1],
+                    out_features: out,
                     weights,
                     bias,
                 },
             )?
         } else {
-            if dims.len() != 2 {
-                return Err(ctx.unsupported("dense weights must be 2-D"));
-            }
             self.b.dense(
                 &name,
                 xid,
@@ -826,6 +1173,13 @@ fn scalar(ctx: &Ctx, v: &[i64]) -> Result<i64> {
     }
 }
 
+fn scalar_f64(ctx: &Ctx, v: &[f64], what: &str) -> Result<f64> {
+    match v {
+        [x] if x.is_finite() => Ok(*x),
+        _ => Err(ctx.unsupported(format!("a per-channel or non-finite {what}"))),
+    }
+}
+
 fn scalar_f(ctx: &Ctx, v: &[f64]) -> Result<f64> {
     match v {
         [x] if x.is_finite() && *x > 0.0 => Ok(*x),
@@ -841,6 +1195,7 @@ fn transpose_const(ctx: &Ctx, w: Val) -> Result<Val> {
             dims,
             scale,
             zero_point,
+            kind,
         } if dims.len() == 2 => {
             let (f, o) = (dims[0], dims[1]);
             let mut t = vec![0; values.len()];
@@ -854,6 +1209,7 @@ fn transpose_const(ctx: &Ctx, w: Val) -> Result<Val> {
                 dims: vec![o, f],
                 scale,
                 zero_point,
+                kind,
             })
         }
         _ => Err(ctx.unsupported("the weights must be a 2-D integer constant")),
