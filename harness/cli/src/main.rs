@@ -45,7 +45,7 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Write an integer graph as an ONNX model (exact integers; QONNX for BNN/QNN).
     Export(commands::export::ExportArgs),
-    /// Lower an ONNX model (qbench's own, QDQ or QOperator) to an integer graph.
+    /// Lower an ONNX model (qbench's own, QDQ, QOperator or QONNX) to an integer graph.
     Import(commands::import::ImportArgs),
     /// Measure speed against the machine's own peak.
     #[command(subcommand)]

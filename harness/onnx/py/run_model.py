@@ -78,7 +78,7 @@ def main():
     a = ap.parse_args()
     x = np.load(a.images)
     model = onnx.load(a.model)
-    if any(n.domain == QONNX_DOMAIN for n in model.graph.node):
+    if any(n.domain in (QONNX_DOMAIN, "onnx.brevitas") for n in model.graph.node):
         y = run_qonnx(model, x, a.batch)
     else:
         y = run_ort(a.model, x, a.batch, a.threads, a.time)

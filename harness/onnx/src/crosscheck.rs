@@ -5,7 +5,7 @@ use qbench_engine::exec::argmax;
 use qbench_engine::{FastExecutor, QGraph};
 
 use crate::error::{OnnxError, Result};
-use crate::export::{Provenance, export};
+use crate::export::{Form, Provenance, export_form};
 use crate::python::run_model;
 
 /// Agreement of the engine and the ONNX reference runtime on a set of images.
@@ -24,6 +24,11 @@ pub struct CrossCheck {
 /// Exports `graph`, runs it on `images` (whole images of the graph's input) in the project's
 /// Python environment, runs the engine on them too, and compares.
 pub fn crosscheck(graph: &QGraph, images: &[u8]) -> Result<CrossCheck> {
+    crosscheck_form(graph, images, Form::Exact)
+}
+
+/// [`crosscheck`] of the export in `form`.
+pub fn crosscheck_form(graph: &QGraph, images: &[u8], form: Form) -> Result<CrossCheck> {
     let per = graph.input_len();
     if per == 0 || !images.len().is_multiple_of(per) || images.is_empty() {
         return Err(OnnxError::Model(format!(
@@ -32,7 +37,7 @@ pub fn crosscheck(graph: &QGraph, images: &[u8]) -> Result<CrossCheck> {
         )));
     }
     let n = images.len() / per;
-    let model = export(graph, "", &Provenance::default())?;
+    let model = export_form(graph, "", &Provenance::default(), form)?;
     let runtime = if model.graph.as_ref().is_some_and(|g| {
         g.node
             .iter()

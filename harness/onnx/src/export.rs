@@ -78,10 +78,40 @@ pub fn onnx_type(d: DType) -> i32 {
 /// Exports `graph` (see the module docs); `sha256` is the graph file's hash, written with the
 /// provenance into the model's `metadata_props`.
 pub fn export(graph: &QGraph, sha256: &str, provenance: &Provenance) -> Result<ModelProto> {
+    export_form(graph, sha256, provenance, Form::Exact)
+}
+
+/// Which ONNX form an export writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// The engine's exact integers (see the module docs); `qbench import` reads it back.
+    Exact,
+    /// onnxruntime's fast path: each u8 convolution and its requantizer as one `QLinearConv`
+    /// (uint8 weights `w + 128`, the requantizer's real multiplier per channel as the weight scale), each
+    /// fixed-point residual add and its requantizer as `com.microsoft.QLinearAdd`; everything else
+    /// as in [`Form::Exact`]. onnxruntime rounds those float products half to even, so logits
+    /// may differ slightly: a form for speed and for
+    /// other consumers, not for the cross-check, and `qbench import` does not read it back.
+    QLinear,
+}
+
+/// Exports `graph` in `form` (see [`export`]).
+pub fn export_form(
+    graph: &QGraph,
+    sha256: &str,
+    provenance: &Provenance,
+    form: Form,
+) -> Result<ModelProto> {
     let mut e = Emitter::default();
     let mut values: Vec<String> = Vec::with_capacity(graph.nodes.len());
     let mut qonnx = false;
-    for node in &graph.nodes {
+    let mut microsoft = false;
+    let fused = if form == Form::QLinear {
+        crate::qlinear::fusions(graph)
+    } else {
+        vec![None; graph.nodes.len()]
+    };
+    for (i, node) in graph.nodes.iter().enumerate() {
         let inputs: Vec<&str> = node.inputs.iter().map(|&i| values[i].as_str()).collect();
         let types: Vec<&TensorType> = node
             .inputs
@@ -90,6 +120,15 @@ pub fn export(graph: &QGraph, sha256: &str, provenance: &Provenance) -> Result<M
             .collect();
         let v = if matches!(node.op, Op::Input) {
             "input".to_string()
+        } else if let Some(first) = fused[i] {
+            // The second node of a fused pair: emit both as one.
+            let head = &graph.nodes[first];
+            let head_inputs: Vec<&str> = head.inputs.iter().map(|&k| values[k].as_str()).collect();
+            microsoft |= matches!(head.op, Op::Add(_));
+            crate::qlinear::emit_pair(&mut e, head, node, &head_inputs)?
+        } else if fused.contains(&Some(i)) {
+            // The first node of a fused pair: emitted with the second.
+            String::new()
         } else {
             emit_node(&mut e, node, &types, &inputs)?
         };
@@ -108,12 +147,25 @@ pub fn export(graph: &QGraph, sha256: &str, provenance: &Provenance) -> Result<M
             version: 1,
         });
     }
+    if microsoft {
+        opset_import.push(OperatorSetIdProto {
+            domain: "com.microsoft".into(),
+            version: 1,
+        });
+    }
     let meta = |k: &str, v: &str| StringStringEntryProto {
         key: k.into(),
         value: v.into(),
     };
     let mut metadata_props = vec![
-        meta("qbench.format", FORMAT),
+        meta(
+            "qbench.format",
+            if form == Form::Exact {
+                FORMAT
+            } else {
+                "qbench-onnx-qlinear/1"
+            },
+        ),
         meta("qbench.graph_sha256", sha256),
         meta("qbench.version", env!("CARGO_PKG_VERSION")),
         meta("qbench.output", "int32 logits: the engine's i32 scores"),
@@ -454,7 +506,13 @@ fn check_f32_exact(node: &Node, v: &[i32]) -> Result<()> {
 }
 
 /// A scalar zero point of the input's ONNX type.
-fn zero_point_const(e: &mut Emitter, role: &str, dt: DType, z: i32, node: &Node) -> Result<String> {
+pub(crate) fn zero_point_const(
+    e: &mut Emitter,
+    role: &str,
+    dt: DType,
+    z: i32,
+    node: &Node,
+) -> Result<String> {
     match dt {
         DType::Unsigned { .. } => {
             let z = u8::try_from(z).map_err(|_| export_err(node, format!("zero point {z}")))?;

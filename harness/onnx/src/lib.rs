@@ -15,15 +15,16 @@ pub mod export;
 pub mod import;
 pub mod proto;
 pub mod python;
+pub mod qlinear;
 pub mod tensor;
 
 use std::path::Path;
 
 use prost::Message;
 
-pub use crosscheck::{CrossCheck, crosscheck};
+pub use crosscheck::{CrossCheck, crosscheck, crosscheck_form};
 pub use error::{OnnxError, Result};
-pub use export::{Provenance, export};
+pub use export::{Form, Provenance, export, export_form};
 pub use import::import;
 pub use proto::ModelProto;
 

@@ -21,3 +21,21 @@ fn every_method_exports_and_the_reference_runtime_gives_the_engine_logits() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// The QLinear form (onnxruntime's fused operators, for speed) computes the same network up to
+/// onnxruntime's float rounding: its predictions agree on nearly every image.
+#[test]
+fn the_qlinear_form_agrees_up_to_rounding() {
+    for (label, graph, images) in common::graphs() {
+        if !(label.ends_with("/int8") || label.ends_with("/djq")) {
+            continue;
+        }
+        let c = qbench_onnx::crosscheck_form(graph, images, qbench_onnx::Form::QLinear)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        eprintln!(
+            "{label} (QLinear form): agreement {:.4}, max logit difference {}",
+            c.agreement, c.max_logit_diff
+        );
+        assert!(c.agreement >= 0.9, "{label}: {c:?}");
+    }
+}

@@ -91,35 +91,47 @@ pub fn resnet18(batch: usize, seconds: f64, method: &str, onnxruntime: bool) -> 
     }
     if onnxruntime {
         let dir = tempfile::tempdir().context("temporary folder")?;
-        let path = dir.path().join("resnet18.onnx");
-        qbench_onnx::export_file(
-            &quantized.graph,
-            "",
-            &qbench_onnx::Provenance::default(),
-            &path,
-        )?;
         // As many images as the engine ran in about `seconds` at one thread, in whole batches.
         let n = batch * ((engine_rates[0] * seconds / batch as f64).ceil() as usize).max(1);
         let images: Vec<u8> = set.images[..batch * set.image_len()].repeat(n / batch);
-        println!("onnxruntime (CPU provider) on the exported graph, batches of {batch}:");
-        for (k, threads) in [1usize, 2].into_iter().enumerate() {
-            let run = qbench_onnx::python::run_model(
-                &path,
-                &images,
-                n,
-                &[3, 224, 224],
-                threads,
-                batch,
-                true,
+        for (form, what) in [
+            (
+                qbench_onnx::Form::QLinear,
+                "QLinearConv/QLinearAdd form (onnxruntime's fast path)",
+            ),
+            (
+                qbench_onnx::Form::Exact,
+                "exact integer form (ConvInteger, int64 requantizers)",
+            ),
+        ] {
+            let path = dir.path().join("resnet18.onnx");
+            let model = qbench_onnx::export_form(
+                &quantized.graph,
+                "",
+                &qbench_onnx::Provenance::default(),
+                form,
             )?;
-            let rate = run
-                .images_per_second
-                .context("onnxruntime printed no rate")?;
-            println!(
-                "{threads} thread{}: {rate:.2} images/s ({n} images); engine / onnxruntime = {:.2}",
-                if threads == 1 { "" } else { "s" },
-                engine_rates[k] / rate
-            );
+            qbench_io::write_atomic(&path, qbench_onnx::to_bytes(&model))?;
+            println!("onnxruntime (CPU provider), {what}, batches of {batch}:");
+            for (k, threads) in [1usize, 2].into_iter().enumerate() {
+                let run = qbench_onnx::python::run_model(
+                    &path,
+                    &images,
+                    n,
+                    &[3, 224, 224],
+                    threads,
+                    batch,
+                    true,
+                )?;
+                let rate = run
+                    .images_per_second
+                    .context("onnxruntime printed no rate")?;
+                println!(
+                    "{threads} thread{}: {rate:.2} images/s ({n} images); engine / onnxruntime = {:.2}",
+                    if threads == 1 { "" } else { "s" },
+                    engine_rates[k] / rate
+                );
+            }
         }
     }
     println!("wall-clock rates: other processes on the machine slow them down");

@@ -13,7 +13,11 @@ Reads:
   - QDQ models: QuantizeLinear/DequantizeLinear around Conv, Gemm, MatMul, Add, pooling and \
 Relu, as onnxruntime.quantization.quantize_static writes (uint8 activations, int8 weights with \
 zero point 0, per tensor or per output channel);
-  - QOperator models: QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger.
+  - QOperator models: QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger;
+  - QONNX models, as Brevitas' export_qonnx writes them: Quant (weights and activations up to 8 \
+bits, a 32-bit bias at the accumulator's scale), BipolarQuant (+-1 weights and activations: \
+binary layers, threshold requantizers), MultiThreshold (FINN-style thresholds: multi-threshold \
+requantizers).
 The float input must be quantized to the pixel bytes themselves (scale 1/255 of p / 255, or 1 of \
 p, zero point 0). Each QuantizeLinear of an accumulator becomes a requantizer: Shift where every \
 combined scale is a power of two, else FixedPoint (gemmlowp's Q31 multiplier); logits may differ \

@@ -1,6 +1,14 @@
 //! Import of quantized models by meaning: QDQ (QuantizeLinear/DequantizeLinear around float
-//! Conv, Gemm, MatMul, Add, pooling and Relu, as onnxruntime's `quantize_static` writes) and
-//! QOperator (QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger).
+//! Conv, Gemm, MatMul, Add, pooling and Relu, as onnxruntime's `quantize_static` writes),
+//! QOperator (QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger) and QONNX as Brevitas'
+//! `export_qonnx` writes it (domains `qonnx.custom_op.general` and `onnx.brevitas`): `Quant` of
+//! weights (2 to 8 bits, any per-channel scale along the output channels; a 32-bit `Quant` of a
+//! bias, Brevitas' `Int32Bias`), of the input and of accumulators (a requantizer to 1 to 8
+//! bits, `ROUND` mode: qonnx rounds half to even, the engine as its requantizer does),
+//! `BipolarQuant` (+-1 weights: binary layers over +-1 activations; of an accumulator: the sign
+//! as a threshold requantizer) and `MultiThreshold` (each threshold `t` becomes `ceil(t / S)` in
+//! accumulator units: `BIPOLAR` with out_scale 2 and out_bias -1 a threshold, `UINTk` with
+//! `2^k - 1` thresholds a multi-threshold). `Trunc` is not supported yet.
 //!
 //! Every ONNX value is tracked as one of [`Val`]: the float pixels of the graph input, an integer
 //! activation of the engine with its scale and zero point, an i32 accumulator with its real scale
