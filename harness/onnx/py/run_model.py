@@ -3,7 +3,7 @@
 
     run_model.py MODEL.onnx IMAGES.npy OUT.i32 [--threads T] [--batch B] [--time]
 
-A float-input model gets the pixels as p / 255. A model with QONNX custom ops (domain qonnx.custom_op.general) runs in qonnx's executor
+A float-input model gets the pixels as p / 255 (as p when its input quantizer has scale 1). A model with QONNX custom ops (domain qonnx.custom_op.general) runs in qonnx's executor
 (qonnx.core.onnx_exec.execute_onnx, the reference for QONNX), with the batch dimension fixed to B
 (the last batch padded); any other model runs in onnxruntime's CPU provider. The model's single
 input takes the images; its first output is written, converted to int32 when it is integral
@@ -21,6 +21,19 @@ import onnx
 QONNX_DOMAIN = "qonnx.custom_op.general"
 
 
+def pixel_divisor(model):
+    """A float model takes the pixels p as p / 255, unless the node quantizing its input has
+    scale 1 (then as p): the rule qbench's importer applies."""
+    inits = {t.name: t for t in model.graph.initializer}
+    iname = model.graph.input[0].name
+    for n in model.graph.node:
+        if iname in n.input and n.op_type in ("Quant", "IntQuant", "QuantizeLinear") and len(n.input) > 1:
+            t = inits.get(n.input[1])
+            if t is not None and np.allclose(onnx.numpy_helper.to_array(t), 1.0):
+                return 1.0
+    return 255.0
+
+
 def run_qonnx(model, x, batch):
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
@@ -29,8 +42,7 @@ def run_qonnx(model, x, batch):
     for vi in list(model.graph.input) + list(model.graph.output):
         vi.type.tensor_type.shape.dim[0].dim_value = batch
     if model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
-        # A float model takes the pixels as p / 255.
-        x = x.astype(np.float32) / 255.0
+        x = x.astype(np.float32) / np.float32(pixel_divisor(model))
     w = ModelWrapper(model).transform(InferShapes())
     iname = w.graph.input[0].name
     oname = w.graph.output[0].name
@@ -45,6 +57,7 @@ def run_qonnx(model, x, batch):
 
 
 def run_ort(path, x, batch, threads, timed):
+    divisor = pixel_divisor(onnx.load(path))
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -54,8 +67,7 @@ def run_ort(path, x, batch, threads, timed):
     iname = s.get_inputs()[0].name
     oname = s.get_outputs()[0].name
     if s.get_inputs()[0].type == "tensor(float)":
-        # A float model takes the pixels as p / 255.
-        x = x.astype(np.float32) / 255.0
+        x = x.astype(np.float32) / np.float32(divisor)
     outs = [s.run([oname], {iname: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
     if timed:
         t0 = time.perf_counter()

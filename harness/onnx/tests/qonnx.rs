@@ -97,3 +97,17 @@ fn a_qnn_with_4_bit_quant_nodes_agrees_with_qonnx() {
     assert!(diff < 64.0, "logits differ by {diff} units");
     assert!(agreement >= 0.95, "agreement {agreement}");
 }
+
+#[test]
+fn a_power_of_two_qnn_with_matched_rounding_matches_qonnx_exactly() {
+    // Power-of-two scales make every requantizer a shift; HALF_UP after ReLU rounds as the
+    // engine's shift does; qonnx's float32 arithmetic is exact on these values. So the
+    // difference is zero: rounding rules are the only source of the qnn test's differences.
+    let (agreement, diff, kinds) = compare("qnn_pot", 2f64.powi(-2) * 2f64.powi(-5));
+    eprintln!(
+        "QONNX qnn_pot: agreement {agreement:.4}, max logit difference {diff}, requantizers {kinds:?}"
+    );
+    assert_eq!(kinds, ["shift", "shift"]);
+    assert_eq!(diff, 0.0);
+    assert_eq!(agreement, 1.0);
+}

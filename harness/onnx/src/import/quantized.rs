@@ -4,7 +4,9 @@
 //! `export_qonnx` writes it (domains `qonnx.custom_op.general` and `onnx.brevitas`): `Quant` of
 //! weights (2 to 8 bits, any per-channel scale along the output channels; a 32-bit `Quant` of a
 //! bias, Brevitas' `Int32Bias`), of the input and of accumulators (a requantizer to 1 to 8
-//! bits, `ROUND` mode: qonnx rounds half to even, the engine as its requantizer does),
+//! bits; `ROUND` (half to even) or `HALF_UP` (half away from zero, which the engine's `Shift`
+//! matches on the non-negative values after a ReLU); otherwise the engine rounds as its
+//! requantizer does),
 //! `BipolarQuant` (+-1 weights: binary layers over +-1 activations; of an accumulator: the sign
 //! as a threshold requantizer) and `MultiThreshold` (each threshold `t` becomes `ceil(t / S)` in
 //! accumulator units: `BIPOLAR` with out_scale 2 and out_bias -1 a threshold, `UINTk` with
@@ -589,7 +591,8 @@ impl Lower<'_> {
         let signed = attr_i(n, "signed", 1) != 0;
         let narrow = attr_i(n, "narrow", 0) != 0;
         let mode = attr(n, "rounding_mode").map_or(b"ROUND".to_vec(), |a| a.s.to_ascii_uppercase());
-        if !(mode == b"ROUND" || mode == b"HALF_EVEN") {
+        let half_up = mode == b"HALF_UP";
+        if !(mode == b"ROUND" || mode == b"HALF_EVEN" || half_up) {
             return Err(
                 ctx.unsupported(format!("rounding mode {}", String::from_utf8_lossy(&mode)))
             );
@@ -632,10 +635,10 @@ impl Lower<'_> {
                     .iter()
                     .enumerate()
                     .map(|(i, &v)| {
-                        round_even(
-                            (v / s[if s.len() == 1 { 0 } else { i / per }])
-                                .clamp(lo as f64, hi as f64),
-                        ) as i64
+                        let x = (v / s[if s.len() == 1 { 0 } else { i / per }])
+                            .clamp(lo as f64, hi as f64);
+                        // HALF_UP is half away from zero (f64::round); ROUND half to even.
+                        (if half_up { x.round() } else { round_even(x) }) as i64
                     })
                     .collect();
                 Ok(Val::Int {
@@ -668,6 +671,9 @@ impl Lower<'_> {
                 };
                 let name = self.name(ctx);
                 let mut requant = requantizer(ctx, &scale, s, z as i32, dtype, relu)?;
+                // HALF_UP rounds half away from zero; the engine's shift rounds half up, the same
+                // on the non-negative values after a ReLU. Elsewhere it is a stated difference,
+                // like ROUND's half to even.
                 match &mut requant {
                     Requant::Shift { min, max, .. } | Requant::FixedPoint { min, max, .. } => {
                         *min = (*min).max(lo as i32);
@@ -1248,6 +1254,10 @@ fn requantize_bias(
         .collect()
 }
 
+/// Relative distance from a power of two within which a requantization ratio is taken as one
+/// (2^-20: a few float32 roundings of the scales it is made of).
+pub const POT_TOLERANCE: f64 = 1.0 / (1u64 << 20) as f64;
+
 /// The requantizer taking accumulators of real scale `sacc` to `dtype` with scale `s`, zero
 /// point `z` (clamped at `z` after a ReLU): `Shift` for power-of-two ratios, else `FixedPoint`.
 fn requantizer(
@@ -1267,8 +1277,11 @@ fn requantizer(
     let pot: Option<Vec<u8>> = ratios
         .iter()
         .map(|&m| {
-            let k = -m.log2();
-            (k.fract() == 0.0 && (0.0..=31.0).contains(&k) && 2f64.powf(-k) == m).then_some(k as u8)
+            // Scales are float32 in ONNX: a ratio within float32 precision of 2^-k (e.g.
+            // (1/255) * (255 * 2^-4), neither factor exact) is that power of two.
+            let k = (-m.log2()).round();
+            ((0.0..=31.0).contains(&k) && (m * 2f64.powf(k) - 1.0).abs() <= POT_TOLERANCE)
+                .then_some(k as u8)
         })
         .collect();
     if let Some(shift) = pot {

@@ -5,6 +5,7 @@ streamlining, for thresholds) writes, with seeded random weights, for 28x28 inpu
 - qnn.onnx: input Quant (8-bit unsigned, scale 1/255); Conv with 4-bit per-channel Quant weights
   (signed, narrow) and a 32-bit Quant bias at the accumulator's scale (Brevitas' Int32Bias); Relu; Quant (4-bit unsigned activations, power-of-two scale);
   MaxPool; the same again; Flatten; Gemm with 4-bit per-tensor Quant weights. Float logits.
+- qnn_pot.onnx: the same with power-of-two scales and HALF_UP rounding (see qnn_pot).
 - bnn.onnx: input Quant; Conv with BipolarQuant weights; MultiThreshold (BIPOLAR, out_scale 2,
   out_bias -1); MaxPool; Conv with BipolarQuant weights over the +-1 activations; MultiThreshold
   (UINT2); MaxPool; Flatten; Gemm with BipolarQuant weights. Float logits holding integers.
@@ -39,11 +40,11 @@ class G:
         self.nodes.append(helper.make_node(op, ins, [out], name=out, domain=domain, **attrs))
         return out
 
-    def quant(self, x, scale, bits, signed, narrow):
+    def quant(self, x, scale, bits, signed, narrow, mode="ROUND"):
         self.k += 1
         k = self.k
         ins = [x, self.c(f"s{k}", scale), self.c(f"z{k}", 0.0), self.c(f"b{k}", float(bits))]
-        return self.op("Quant", ins, D, signed=int(signed), narrow=int(narrow), rounding_mode="ROUND")
+        return self.op("Quant", ins, D, signed=int(signed), narrow=int(narrow), rounding_mode=mode)
 
     def model(self, out, name):
         graph = helper.make_graph(
@@ -101,6 +102,33 @@ def qnn(rng):
     return g.model(x, "qnn")
 
 
+def qnn_pot(rng):
+    """The qnn with power-of-two scales throughout (its input is the pixels p themselves, input
+    quantizer scale 1) and HALF_UP rounding of the (post-ReLU, non-negative) activations: the
+    engine's shift requantizers round exactly as qonnx does, and qonnx's float32 arithmetic is
+    exact on these values."""
+    g = G()
+    x = g.quant("input", 1.0, 8, False, False)
+    in_scale = 1.0
+    for cin, cout, w_scale, a_scale in [(1, 16, 2.0**-10, 2.0**-3), (16, 32, 2.0**-4, 2.0**-2)]:
+        w = rng.standard_normal((cout, cin, 3, 3)).astype(np.float32) * 4 * w_scale
+        g.k += 1
+        w = g.quant(g.c(f"w{g.k}", w), np.float32(w_scale), 4, True, True, "HALF_UP")
+        b = bias_quant(g, rng, cout, np.full(cout, in_scale * w_scale, np.float32))
+        x = g.op("Conv", [x, w, b], **CONV)
+        x = g.op("Relu", [x])
+        x = g.quant(x, a_scale, 4, False, False, "HALF_UP")
+        x = g.op("MaxPool", [x], **POOL)
+        in_scale = a_scale
+    x = g.op("Flatten", [x], axis=1)
+    w_scale = 2.0**-5
+    w = rng.standard_normal((10, 1568)).astype(np.float32) * 4 * w_scale
+    g.k += 1
+    w = g.quant(g.c(f"w{g.k}", w), np.float32(w_scale), 4, True, True, "HALF_UP")
+    x = g.op("Gemm", [x, w, bias_quant(g, rng, 10, in_scale * w_scale)], transB=1)
+    return g.model(x, "qnn_pot")
+
+
 def bnn(rng):
     g = G()
     x = g.quant("input", 1.0 / 255.0, 8, False, False)
@@ -123,7 +151,7 @@ def bnn(rng):
 def main():
     out = sys.argv[1]
     rng = np.random.default_rng(0)
-    for name, build in [("qnn", qnn), ("bnn", bnn)]:
+    for name, build in [("qnn", qnn), ("bnn", bnn), ("qnn_pot", qnn_pot)]:
         path = os.path.join(out, f"{name}.onnx")
         onnx.save(build(rng), path)
         print("wrote", path)
