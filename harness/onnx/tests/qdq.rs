@@ -20,10 +20,13 @@ fn qdq_model(dir: &Path) -> (std::path::PathBuf, qbench_datasets::ImageSet) {
     (dir.join("qdq.onnx"), data)
 }
 
-#[test]
-fn an_ort_quantized_qdq_cnn_runs_in_the_engine_with_onnxruntime_predictions() {
+/// Imports `file` of `qdq_cnn.py`'s output (`qdq.onnx` or `qop.onnx`), runs it in the engine and
+/// in onnxruntime on the test images; returns the agreement, the largest logit difference in
+/// uint8 units (onnxruntime's dequantized logits mapped back), and the requantizer kinds.
+fn engine_vs_onnxruntime(file: &str) -> (f64, i32, Vec<&'static str>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (path, data) = qdq_model(dir.path());
+    let (_, data) = qdq_model(dir.path());
+    let path = dir.path().join(file);
     let graph = import(&read_model(&path).expect("reads")).expect("imports");
     let n = data.len();
     let engine = FastExecutor::new(&graph)
@@ -60,7 +63,7 @@ fn an_ort_quantized_qdq_cnn_runs_in_the_engine_with_onnxruntime_predictions() {
             max_diff = max_diff.max((x - y).abs());
         }
     }
-    let kinds: Vec<&str> = graph
+    let kinds = graph
         .nodes
         .iter()
         .filter_map(|n| match &n.op {
@@ -68,13 +71,33 @@ fn an_ort_quantized_qdq_cnn_runs_in_the_engine_with_onnxruntime_predictions() {
             _ => None,
         })
         .collect();
-    let agreement = same as f64 / n as f64;
+    (same as f64 / n as f64, max_diff, kinds)
+}
+
+#[test]
+fn an_ort_quantized_qdq_cnn_runs_in_the_engine_with_onnxruntime_predictions() {
+    let (agreement, max_diff, kinds) = engine_vs_onnxruntime("qdq.onnx");
     eprintln!(
-        "QDQ cnn: {n} images, engine vs onnxruntime agreement {agreement:.4}, max logit difference \
-         {max_diff} (uint8 units); requantizers {kinds:?}"
+        "QDQ cnn: {IMAGES} images, engine vs onnxruntime agreement {agreement:.4}, max logit \
+         difference {max_diff} (uint8 units); requantizers {kinds:?}"
     );
     // Rounding only: onnxruntime requantizes with a float multiplier rounding half to even, the
     // engine with gemmlowp's fixed point; an untrained network's logits are often a unit apart.
+    assert!(
+        max_diff <= 1,
+        "a logit differs by {max_diff} units: not a rounding difference"
+    );
+    assert!(agreement >= 0.99, "agreement {agreement}");
+}
+
+#[test]
+fn an_ort_quantized_qoperator_cnn_runs_in_the_engine_with_onnxruntime_predictions() {
+    // The same quantization as QLinearConv (ReLU fused), uint8 MaxPool and com.microsoft QGemm.
+    let (agreement, max_diff, kinds) = engine_vs_onnxruntime("qop.onnx");
+    eprintln!(
+        "QOperator cnn: {IMAGES} images, engine vs onnxruntime agreement {agreement:.4}, max \
+         logit difference {max_diff} (uint8 units); requantizers {kinds:?}"
+    );
     assert!(
         max_diff <= 1,
         "a logit differs by {max_diff} units: not a rounding difference"

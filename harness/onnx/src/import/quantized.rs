@@ -1,6 +1,6 @@
 //! Import of quantized models by meaning: QDQ (QuantizeLinear/DequantizeLinear around float
 //! Conv, Gemm, MatMul, Add, pooling and Relu, as onnxruntime's `quantize_static` writes),
-//! QOperator (QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger) and QONNX as Brevitas'
+//! QOperator (QLinearConv, QLinearMatMul, com.microsoft QGemm, ConvInteger, MatMulInteger) and QONNX as Brevitas'
 //! `export_qonnx` writes it (domains `qonnx.custom_op.general` and `onnx.brevitas`): `Quant` of
 //! weights (2 to 8 bits, any per-channel scale along the output channels; a 32-bit `Quant` of a
 //! bias, Brevitas' `Int32Bias`), of the input and of accumulators (a requantizer to 1 to 8
@@ -261,6 +261,9 @@ impl Lower<'_> {
                 "MultiThreshold" => self.multi_threshold(ctx),
                 _ => Err(ctx.unsupported("")),
             };
+        }
+        if n.domain == "com.microsoft" && n.op_type == "QGemm" {
+            return self.qlinear(ctx);
         }
         if !(n.domain.is_empty() || n.domain == "ai.onnx") {
             return Err(ctx.unsupported(""));
@@ -1084,8 +1087,24 @@ impl Lower<'_> {
         })
     }
 
+    /// QLinearConv, QLinearMatMul and com.microsoft's QGemm: the layer and (when the output is
+    /// quantized; a QGemm without `y_scale` outputs its float accumulator) its requantizer.
     fn qlinear(&mut self, ctx: &Ctx) -> Result<Val> {
-        let conv = ctx.node.op_type == "QLinearConv";
+        let op = ctx.node.op_type.as_str();
+        let conv = op == "QLinearConv";
+        // (y_scale, y_zero_point, bias) input positions and whether B is [F, O].
+        let (ys, yz, bias, transpose) = match op {
+            "QLinearConv" => (6, 7, Some(8), false),
+            "QLinearMatMul" => (6, 7, None, true),
+            _ => {
+                if attr_i(ctx.node, "transA", 0) != 0
+                    || attr(ctx.node, "alpha").is_some_and(|a| a.f != 1.0)
+                {
+                    return Err(ctx.unsupported("QGemm with transA or alpha other than 1"));
+                }
+                (7, 8, Some(6), attr_i(ctx.node, "transB", 0) == 0)
+            }
+        };
         let x = self.input(ctx, 0)?;
         let sx = self.floats(ctx, 1)?;
         let (zx, dtx) = self.zero_point(ctx, 2)?;
@@ -1101,7 +1120,7 @@ impl Lower<'_> {
         let mut w = self.input(ctx, 3)?;
         let sw = self.floats(ctx, 4)?;
         let (zw, _) = self.zero_point(ctx, 5)?;
-        if !conv {
+        if transpose {
             w = transpose_const(ctx, w)?;
         }
         if let Val::Int {
@@ -1111,16 +1130,19 @@ impl Lower<'_> {
             *scale = Some(sw);
             *zero_point = zw;
         }
-        let sy = scalar_f(ctx, &self.floats(ctx, 6)?)?;
-        let (zy, dty) = self.zero_point(ctx, 7)?;
-        let b = if conv && self.has_input(ctx, 8) {
-            Some(self.input(ctx, 8)?)
-        } else {
-            None
+        let b = match bias {
+            Some(k) if self.has_input(ctx, k) => Some(self.input(ctx, k)?),
+            _ => None,
         };
-        let Val::Acc { id, scale, .. } = self.mac(ctx, x, w, b, conv)? else {
+        let acc = self.mac(ctx, x, w, b, conv)?;
+        if !self.has_input(ctx, ys) {
+            return Ok(acc);
+        }
+        let Val::Acc { id, scale, .. } = acc else {
             return Err(ctx.unsupported("internal: no accumulator"));
         };
+        let sy = scalar_f(ctx, &self.floats(ctx, ys)?)?;
+        let (zy, dty) = self.zero_point(ctx, yz)?;
         let zy = scalar(ctx, &zy)? as i32;
         let requant = requantizer(ctx, &scale, sy, zy, dty, false)?;
         let name = format!("{}.requant", self.name(ctx));

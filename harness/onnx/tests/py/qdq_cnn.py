@@ -4,7 +4,10 @@ pool, dense 1568->10; 28x28 input p/255) with seeded random He-initialised weigh
 model, and quantizes it with onnxruntime.quantization.quantize_static (QDQ format, uint8
 activations, int8 weights in 7 bits (reduce_range), per tensor, MinMax calibration on the first 256 images).
 
-    qdq_cnn.py IMAGES.npy OUT_DIR      # writes OUT_DIR/float.onnx and OUT_DIR/qdq.onnx
+    qdq_cnn.py IMAGES.npy OUT_DIR      # writes OUT_DIR/float.onnx, qdq.onnx and qop.onnx
+
+qop.onnx is the same quantization in onnxruntime's QOperator format (QuantizeLinear,
+QLinearConv with the ReLU fused, uint8 MaxPool, com.microsoft QGemm, DequantizeLinear).
 """
 
 import os
@@ -71,11 +74,17 @@ def main():
     x = np.load(images).astype(np.float32) / 255.0
     fp = os.path.join(out, "float.onnx")
     onnx.save(float_cnn(np.random.default_rng(0)), fp)
+    for name, fmt in [("qdq.onnx", QuantFormat.QDQ), ("qop.onnx", QuantFormat.QOperator)]:
+        quantize(fp, os.path.join(out, name), x, fmt)
+    print("wrote", os.path.join(out, "qdq.onnx"), "and qop.onnx")
+
+
+def quantize(fp, out, x, fmt):
     quantize_static(
         fp,
-        os.path.join(out, "qdq.onnx"),
+        out,
         Reader(x[:256]),
-        quant_format=QuantFormat.QDQ,
+        quant_format=fmt,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         per_channel=False,
@@ -84,7 +93,6 @@ def main():
         # onnxruntime's integers are exact and only its rounding differs from the engine's.
         reduce_range=True,
     )
-    print("wrote", os.path.join(out, "qdq.onnx"))
 
 
 if __name__ == "__main__":
