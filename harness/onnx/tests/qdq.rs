@@ -106,6 +106,22 @@ fn an_ort_quantized_qoperator_cnn_runs_in_the_engine_with_onnxruntime_prediction
 }
 
 #[test]
+fn an_ort_quantized_qdq_residual_block_runs_in_the_engine_with_onnxruntime_predictions() {
+    // The residual Add between Q/DQ pairs becomes TFLite's ADD (left shift 20, two fixed-point
+    // multipliers) and a fixed-point requantizer with the ReLU as its clamp.
+    let (agreement, max_diff, kinds) = engine_vs_onnxruntime("residual_qdq.onnx");
+    eprintln!(
+        "QDQ residual: {IMAGES} images, engine vs onnxruntime agreement {agreement:.4}, max \
+         logit difference {max_diff} (uint8 units); requantizers {kinds:?}"
+    );
+    assert!(
+        max_diff <= 2,
+        "a logit differs by {max_diff} units: not a rounding difference"
+    );
+    assert!(agreement >= 0.99, "agreement {agreement}");
+}
+
+#[test]
 fn an_unsupported_operator_is_an_error_naming_the_node_its_op_and_position() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (path, _) = qdq_model(dir.path());

@@ -4,7 +4,8 @@ pool, dense 1568->10; 28x28 input p/255) with seeded random He-initialised weigh
 model, and quantizes it with onnxruntime.quantization.quantize_static (QDQ format, uint8
 activations, int8 weights in 7 bits (reduce_range), per tensor, MinMax calibration on the first 256 images).
 
-    qdq_cnn.py IMAGES.npy OUT_DIR      # writes OUT_DIR/float.onnx, qdq.onnx and qop.onnx
+    qdq_cnn.py IMAGES.npy OUT_DIR      # writes OUT_DIR/float.onnx, qdq.onnx, qop.onnx and
+                                       # residual_qdq.onnx (see float_residual)
 
 qop.onnx is the same quantization in onnxruntime's QOperator format (QuantizeLinear,
 QLinearConv with the ReLU fused, uint8 MaxPool, com.microsoft QGemm, DequantizeLinear).
@@ -61,6 +62,46 @@ def float_cnn(rng):
     return model
 
 
+def float_residual(rng):
+    """A residual block: conv 1->16, ReLU; conv 16->16, ReLU; Add of the two; ReLU; max pool;
+    flatten; dense 3136->10. QDQ quantization puts the Add between its own Q/DQ pairs."""
+
+    def he(shape, fan_in):
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+    inits = [
+        numpy_helper.from_array(he((16, 1, 3, 3), 9), "w1"),
+        numpy_helper.from_array((rng.standard_normal(16) * 0.1).astype(np.float32), "b1"),
+        numpy_helper.from_array(he((16, 16, 3, 3), 144) * 0.5, "w2"),
+        numpy_helper.from_array((rng.standard_normal(16) * 0.1).astype(np.float32), "b2"),
+        numpy_helper.from_array(he((10, 3136), 3136), "w3"),
+        numpy_helper.from_array((rng.standard_normal(10) * 0.1).astype(np.float32), "b3"),
+    ]
+    conv = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1])
+    nodes = [
+        helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], name="conv1", **conv),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", **conv),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("Add", ["r2", "r1"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["rs"], name="relu3"),
+        helper.make_node("MaxPool", ["rs"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten", axis=1),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["logits"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "residual",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
 class Reader(CalibrationDataReader):
     def __init__(self, x):
         self.batches = iter([{"input": x[i : i + 32]} for i in range(0, len(x), 32)])
@@ -76,7 +117,10 @@ def main():
     onnx.save(float_cnn(np.random.default_rng(0)), fp)
     for name, fmt in [("qdq.onnx", QuantFormat.QDQ), ("qop.onnx", QuantFormat.QOperator)]:
         quantize(fp, os.path.join(out, name), x, fmt)
-    print("wrote", os.path.join(out, "qdq.onnx"), "and qop.onnx")
+    rp = os.path.join(out, "residual_float.onnx")
+    onnx.save(float_residual(np.random.default_rng(1)), rp)
+    quantize(rp, os.path.join(out, "residual_qdq.onnx"), x, QuantFormat.QDQ)
+    print("wrote", os.path.join(out, "qdq.onnx"), "qop.onnx and residual_qdq.onnx")
 
 
 def quantize(fp, out, x, fmt):
