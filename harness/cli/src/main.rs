@@ -44,6 +44,10 @@ enum Command {
     Quantize(commands::quantize::QuantizeArgs),
     /// Evaluate a saved integer graph on a dataset with the integer engine.
     Eval(commands::eval::EvalArgs),
+    /// Write an integer graph as an ONNX model (exact integers; QONNX for BNN/QNN).
+    Export(commands::export::ExportArgs),
+    /// Lower an ONNX model (qbench's own, QDQ, QOperator or QONNX) to an integer graph.
+    Import(commands::import::ImportArgs),
     /// Measure speed against the machine's own peak.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -95,6 +99,8 @@ fn main() -> std::process::ExitCode {
         Command::Train(args) => commands::train::run(args),
         Command::Quantize(args) => commands::quantize::run(args),
         Command::Eval(args) => commands::eval::run(args),
+        Command::Export(args) => commands::export::run(args),
+        Command::Import(args) => commands::import::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Reproduce(args) => commands::reproduce::run(args),
         Command::Run(args) => commands::run::run(args),

@@ -33,6 +33,11 @@ pub enum BenchCommand {
         /// activation_bits: 8}`.
         #[arg(long, default_value = qbench_methods::method::registry::BASELINE_CONFIG)]
         method: String,
+        /// Also run the same graph, exported to ONNX (`qbench export`), in onnxruntime at 1 and
+        /// 2 intra-op threads through the project's Python (`.ci/python-env`), and print the
+        /// ratio engine / onnxruntime.
+        #[arg(long)]
+        onnxruntime: bool,
     },
     /// Float training speed: one epoch of a zoo model over the whole training pool of a dataset
     /// (no validation pass, nothing cached), in seconds per epoch and against the 60 s target.
@@ -77,7 +82,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             batch,
             seconds,
             method,
-        } => super::bench_model::resnet18(batch.max(1), seconds, &method),
+            onnxruntime,
+        } => super::bench_model::resnet18(batch.max(1), seconds, &method, onnxruntime),
         BenchCommand::Train {
             model,
             dataset,

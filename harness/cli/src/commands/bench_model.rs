@@ -20,8 +20,9 @@ const CALIBRATION_IMAGES: usize = 8;
 
 /// Lowers a randomly initialised 224x224 ResNet-18 with `method` and times the engine on batches
 /// of `batch` random images at 1 and 2 threads, `seconds` each; prints images/s and the
-/// estimated time for 50,000 images.
-pub fn resnet18(batch: usize, seconds: f64, method: &str) -> Result<()> {
+/// estimated time for 50,000 images. With `onnxruntime`, the exported graph runs in onnxruntime
+/// on the same images too, and the ratio is printed per thread count.
+pub fn resnet18(batch: usize, seconds: f64, method: &str, onnxruntime: bool) -> Result<()> {
     let config = MethodConfig::from_yaml(method, "--method")?;
     let arch = zoo::build("resnet18", [3, 224, 224], 1000).context("resnet18 in the zoo")?;
     let params = Params::init(&arch, 0)?;
@@ -60,6 +61,7 @@ pub fn resnet18(batch: usize, seconds: f64, method: &str) -> Result<()> {
         "ResNet-18 224x224, {} graph, integer engine, batches of {batch}",
         method.label()
     );
+    let mut engine_rates = Vec::new();
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -76,6 +78,7 @@ pub fn resnet18(batch: usize, seconds: f64, method: &str) -> Result<()> {
             Ok((images, start.elapsed()))
         })?;
         let rate = images as f64 / elapsed.as_secs_f64();
+        engine_rates.push(rate);
         let total = IMAGENET_VAL_IMAGES / rate;
         println!(
             "{threads} thread{}: {rate:.2} images/s ({images} images in {:.1} s); \
@@ -85,6 +88,51 @@ pub fn resnet18(batch: usize, seconds: f64, method: &str) -> Result<()> {
             total,
             total / 60.0
         );
+    }
+    if onnxruntime {
+        let dir = tempfile::tempdir().context("temporary folder")?;
+        // As many images as the engine ran in about `seconds` at one thread, in whole batches.
+        let n = batch * ((engine_rates[0] * seconds / batch as f64).ceil() as usize).max(1);
+        let images: Vec<u8> = set.images[..batch * set.image_len()].repeat(n / batch);
+        for (form, what) in [
+            (
+                qbench_onnx::Form::QLinear,
+                "QLinearConv/QLinearAdd form (onnxruntime's fast path)",
+            ),
+            (
+                qbench_onnx::Form::Exact,
+                "exact integer form (ConvInteger, int64 requantizers)",
+            ),
+        ] {
+            let path = dir.path().join("resnet18.onnx");
+            let model = qbench_onnx::export_form(
+                &quantized.graph,
+                "",
+                &qbench_onnx::Provenance::default(),
+                form,
+            )?;
+            qbench_io::write_atomic(&path, qbench_onnx::to_bytes(&model))?;
+            println!("onnxruntime (CPU provider), {what}, batches of {batch}:");
+            for (k, threads) in [1usize, 2].into_iter().enumerate() {
+                let run = qbench_onnx::python::run_model(
+                    &path,
+                    &images,
+                    n,
+                    &[3, 224, 224],
+                    threads,
+                    batch,
+                    true,
+                )?;
+                let rate = run
+                    .images_per_second
+                    .context("onnxruntime printed no rate")?;
+                println!(
+                    "{threads} thread{}: {rate:.2} images/s ({n} images); engine / onnxruntime = {:.2}",
+                    if threads == 1 { "" } else { "s" },
+                    engine_rates[k] / rate
+                );
+            }
+        }
     }
     println!("wall-clock rates: other processes on the machine slow them down");
     Ok(())
