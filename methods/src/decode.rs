@@ -8,18 +8,11 @@
 //! (see [`crate::model::arch::Head::Detector`]). Boxes of one class then go through greedy
 //! non-maximum suppression, and the best [`Decode::max_detections`] of the image are kept.
 
-use crate::model::arch::DetectorGrid;
+/// One detected object: the KITTI evaluation's own type, with its box in the model input's
+/// pixel coordinates and `sigmoid` of the heatmap logit as its score.
+pub use qbench_datasets::kitti::eval::Detection;
 
-/// One detected object, in the model input's pixel coordinates.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Detection {
-    /// Class index (a heatmap channel).
-    pub class: usize,
-    /// Left, top, right, bottom.
-    pub bbox: [f32; 4],
-    /// Confidence, `sigmoid` of the heatmap logit.
-    pub score: f32,
-}
+use crate::model::arch::DetectorGrid;
 
 /// Post-processing settings.
 #[derive(Clone, Copy, Debug, PartialEq)]

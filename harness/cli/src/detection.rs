@@ -202,15 +202,14 @@ fn files_sha256(split_dir: &Path, ids: &[String]) -> Result<String> {
 
 /// Scores per-image detections (input pixels) against `truth`.
 pub fn evaluate(detections: &[Vec<Detection>], truth: &Truth) -> eval::Evaluation {
-    let mapped: Vec<Vec<eval::Detection>> = detections
+    let mapped: Vec<Vec<Detection>> = detections
         .iter()
         .zip(&truth.letterbox)
         .map(|(dets, lb)| {
             dets.iter()
-                .map(|d| eval::Detection {
-                    class: d.class,
+                .map(|d| Detection {
                     bbox: lb.to_source(d.bbox),
-                    score: d.score,
+                    ..*d
                 })
                 .collect()
         })
