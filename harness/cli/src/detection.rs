@@ -57,10 +57,10 @@ pub struct Loaded {
 }
 
 /// Where the generated set lives: `$QBENCH_DATA/kitti-synth` when `QBENCH_DATA` is set, else
-/// `data/kitti-synth` in the results folder.
+/// `data/kitti-synth` in the command's results folder.
 pub fn synth_dir(entry: &DatasetEntry) -> PathBuf {
     qbench_datasets::data_dir_for(entry)
-        .unwrap_or_else(|| results::root(None).join("data").join(&entry.name))
+        .unwrap_or_else(|| results::chosen_root().join("data").join(&entry.name))
 }
 
 /// Writes the generated set of `images` images into `dir` from Fashion-MNIST's training images

@@ -6,15 +6,26 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 /// The results folder: `--results`, else `$QBENCH_RESULTS`, else `results` in the current folder.
+/// The first folder a command resolves is also [`chosen_root`] for the rest of the process.
 pub fn root(explicit: Option<&Path>) -> PathBuf {
-    explicit
+    let root = explicit
         .map(Path::to_path_buf)
         .or_else(|| {
             std::env::var_os("QBENCH_RESULTS")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         })
-        .unwrap_or_else(|| PathBuf::from("results"))
+        .unwrap_or_else(|| PathBuf::from("results"));
+    let _ = CHOSEN.set(root.clone());
+    root
+}
+
+static CHOSEN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The results folder this command works in (the one [`root`] resolved first), for what lives
+/// there without being handed the folder: the generated datasets under `data/`.
+pub fn chosen_root() -> PathBuf {
+    CHOSEN.get().cloned().unwrap_or_else(|| root(None))
 }
 
 /// Writes `value` as pretty JSON, atomically (a reader never sees half a file).

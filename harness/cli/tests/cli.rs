@@ -111,19 +111,27 @@ fn quick_reproduce_runs_the_paper_spec_and_then_reuses_every_cell() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let runs: Vec<_> = std::fs::read_dir(results.path().join("runs"))
+    let mut runs: Vec<_> = std::fs::read_dir(results.path().join("runs"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    let run_dir = &runs[0];
+    runs.sort();
+    // The classification suite, then the detection suite on the generated KITTI-format set,
+    // which is written into the results folder (no QBENCH_DATA here).
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let name = |p: &std::path::Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name(&runs[0]).starts_with("detection-quick-"), "{runs:?}");
+    assert!(name(&runs[1]).starts_with("paper-quick-"), "{runs:?}");
     assert!(
-        run_dir
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("paper-quick-")
+        results
+            .path()
+            .join("data/kitti-synth/training/label_2/000000.txt")
+            .exists()
     );
+    let detection = std::fs::read_to_string(runs[0].join("tables/summary.md")).unwrap();
+    assert!(detection.contains("| mAP (int) |"), "{detection}");
+    assert!(detection.contains("KITTI AP per class"), "{detection}");
+    let run_dir = &runs[1];
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("manifest.json")).unwrap())
             .unwrap();
