@@ -386,6 +386,7 @@ mod tests {
             let input = match *name {
                 "bnn-vgg" | "resnet20" => [3, 32, 32],
                 "resnet18" => [3, 224, 224],
+                "detnet" => [1, 64, 192],
                 _ => [1, 28, 28],
             };
             let arch = build(name, input, 10).expect("built-in name");
