@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{fashion_mnist_present, qbench};
+use common::{fashion_mnist_present, ok, qbench};
 
 const SPEC: &str = "\
 name: det
@@ -21,16 +21,6 @@ methods:
   - {method: djq, weight_bits: 8, activation_bits: 8, unified: false}
 hardware: {enabled: false}
 ";
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// Generates 60 images under `data/kitti-synth` (`data` must exist: `QBENCH_DATA` names it).
 fn generate(data: &Path) {

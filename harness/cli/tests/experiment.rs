@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{fashion_mnist_present, qbench};
+use common::{fashion_mnist_present, ok, qbench};
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 /// A small grid: one float model on 3,000 images, five method cells.
@@ -26,16 +25,6 @@ methods:
   - {method: linear, bits: 4}
 hardware: {enabled: false}
 ";
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn run_dir(results: &Path) -> Option<PathBuf> {
     let dir = std::fs::read_dir(results.join("runs"))

@@ -2,7 +2,7 @@
 //! installed (tests that need it skip without it, unless `QBENCH_REQUIRE_FASHION_MNIST` is set).
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The `qbench` binary under test.
 pub fn qbench() -> Command {
@@ -22,4 +22,19 @@ pub fn fashion_mnist_present() -> bool {
         eprintln!("SKIPPED: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
     }
     present
+}
+
+/// `out` when the command succeeded; otherwise fails the test showing its stdout and stderr.
+#[allow(
+    dead_code,
+    reason = "each test binary compiles this module; not all of them call it"
+)]
+pub fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
