@@ -509,30 +509,7 @@ impl Lower<'_> {
         }
         let z = z as i32;
         match x {
-            Val::Pixels => {
-                let s32 = s as f32;
-                let fits = |unit: bool| {
-                    (0..=255u8).all(|p| {
-                        let x = if unit {
-                            f32::from(p) / 255.0
-                        } else {
-                            f32::from(p)
-                        };
-                        round_even(f64::from(x / s32)) + f64::from(z) == f64::from(p)
-                    })
-                };
-                if dtype != DType::U8 || !(fits(true) || fits(false)) {
-                    return Err(ctx.unsupported(format!(
-                        "the input quantization (scale {s}, zero point {z}) must give the pixel bytes (scale 1/255 or 1, zero point 0, uint8)"
-                    )));
-                }
-                Ok(Val::Act {
-                    id: 0,
-                    scale: s,
-                    zero_point: 0,
-                    dtype,
-                })
-            }
+            Val::Pixels => self.pixels(ctx, s, z, dtype),
             Val::Act {
                 id,
                 scale,
