@@ -111,3 +111,47 @@ fn a_power_of_two_qnn_with_matched_rounding_matches_qonnx_exactly() {
     assert_eq!(diff, 0.0);
     assert_eq!(agreement, 1.0);
 }
+
+#[test]
+fn truncated_average_pools_match_qonnx_exactly() {
+    // Brevitas' TruncAvgPool2d (AveragePool, Mul by the window, Trunc) becomes a depthwise sum
+    // and a shift whose bias turns the engine's rounding into Trunc's FLOOR or CEIL: exact.
+    // v1 keeps the input scale (2^-2 before the classifier of weight scale 2^-5); v2 multiplies
+    // it by 2^2 in the second block and by 2^6 in the global pool before the classifier.
+    for (name, unit) in [("qnn_trunc", 2f64.powi(-7)), ("qnn_trunc_v2", 2.0)] {
+        let (agreement, diff, kinds) = compare(name, unit);
+        eprintln!(
+            "QONNX {name}: agreement {agreement:.4}, max logit difference {diff}, requantizers {kinds:?}"
+        );
+        assert_eq!(kinds, ["shift"; 4], "{name}");
+        assert_eq!(diff, 0.0, "{name}");
+        assert_eq!(agreement, 1.0, "{name}");
+    }
+}
+
+#[test]
+fn a_trunc_without_its_average_pool_names_the_node() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    common::run_py("qonnx_models.py", &[dir.path()]);
+    let mut model = read_model(&dir.path().join("qnn_trunc.onnx")).expect("reads");
+    let g = model.graph.as_mut().expect("graph");
+    // Drop the first Mul: its Trunc then reads the average itself.
+    let mul = g.node.iter().position(|n| n.op_type == "Mul").expect("mul");
+    let (average, product) = (g.node[mul].input[0].clone(), g.node[mul].output[0].clone());
+    g.node.remove(mul);
+    let trunc = g
+        .node
+        .iter_mut()
+        .find(|n| n.input[0] == product)
+        .expect("trunc");
+    trunc.input[0] = average;
+    let err = import(&model)
+        .expect_err("a Trunc without its Mul")
+        .to_string();
+    assert!(
+        err.contains(&format!("node {mul} "))
+            && err.contains("Trunc")
+            && err.contains("Mul by its window size"),
+        "{err}"
+    );
+}

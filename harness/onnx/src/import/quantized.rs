@@ -10,7 +10,8 @@
 //! `BipolarQuant` (+-1 weights: binary layers over +-1 activations; of an accumulator: the sign
 //! as a threshold requantizer) and `MultiThreshold` (each threshold `t` becomes `ceil(t / S)` in
 //! accumulator units: `BIPOLAR` with out_scale 2 and out_bias -1 a threshold, `UINTk` with
-//! `2^k - 1` thresholds a multi-threshold). `Trunc` is not supported yet.
+//! `2^k - 1` thresholds a multi-threshold) and `Trunc` after an average pool (Brevitas'
+//! `TruncAvgPool2d`: see [`trunc`]).
 //!
 //! Every ONNX value is tracked as one of [`Val`]: the float pixels of the graph input, an integer
 //! activation of the engine with its scale and zero point, an i32 accumulator with its real scale
@@ -36,6 +37,8 @@ use super::{Ctx, input_shape};
 use crate::error::{OnnxError, Result};
 use crate::proto::{GraphProto, NodeProto, TensorProto};
 use crate::tensor;
+
+mod trunc;
 
 /// What an ONNX value is, as far as the lowering knows.
 #[derive(Clone, Debug)]
@@ -109,7 +112,20 @@ pub fn import(graph: &GraphProto) -> Result<QGraph> {
             l.vals.insert(i.name.clone(), v);
         }
     }
+    let readers = trunc::consumers(graph);
+    let mut lowered = std::collections::HashSet::new();
     for (position, node) in graph.node.iter().enumerate() {
+        if lowered.contains(&position) {
+            continue;
+        }
+        if let Some(chain) = trunc::find(graph, &readers, position) {
+            let out = l.trunc_pool(graph, position, &chain)?;
+            lowered.extend(chain.rest());
+            if let Some(name) = chain.output(graph) {
+                l.vals.insert(name.clone(), out);
+            }
+            continue;
+        }
         let ctx = Ctx { position, node };
         let out = l.lower(&ctx)?;
         let name = node
@@ -259,6 +275,9 @@ impl Lower<'_> {
                 "Quant" | "IntQuant" => self.qonnx_quant(ctx),
                 "BipolarQuant" => self.bipolar_quant(ctx),
                 "MultiThreshold" => self.multi_threshold(ctx),
+                "Trunc" => Err(ctx.unsupported(
+                    "Trunc is read after an AveragePool or GlobalAveragePool and a Mul by its window size (Brevitas' TruncAvgPool2d)",
+                )),
                 _ => Err(ctx.unsupported("")),
             };
         }
@@ -352,38 +371,7 @@ impl Lower<'_> {
                 _ => Err(ctx.unsupported("Relu of a constant or of the float input")),
             },
             "MaxPool" | "AveragePool" => {
-                let ks: Vec<i64> = attr(n, "kernel_shape")
-                    .map(|a| a.ints.clone())
-                    .unwrap_or_default();
-                let st: Vec<i64> = attr(n, "strides")
-                    .map(|a| a.ints.clone())
-                    .unwrap_or_else(|| vec![1, 1]);
-                let pads: Vec<i64> = attr(n, "pads")
-                    .map(|a| a.ints.clone())
-                    .unwrap_or_else(|| vec![0; 4]);
-                let ok = ks.len() == 2
-                    && st.len() == 2
-                    && st[0] == st[1]
-                    && pads.len() == 4
-                    && pads.iter().all(|&p| p == pads[0])
-                    && attr(n, "dilations").is_none_or(|a| a.ints.iter().all(|&d| d == 1))
-                    && attr(n, "auto_pad").is_none_or(|a| a.s.is_empty() || a.s == b"NOTSET")
-                    && attr_i(n, "ceil_mode", 0) == 0;
-                if !ok
-                    || ks
-                        .iter()
-                        .chain(&st)
-                        .chain(&pads)
-                        .any(|&v| !(0..=1 << 20).contains(&v))
-                {
-                    return Err(ctx.unsupported("pooling needs a 2-D kernel, equal strides, equal pads, no dilation, no ceil mode"));
-                }
-                let pool = Pool {
-                    kernel_h: ks[0] as usize,
-                    kernel_w: ks[1] as usize,
-                    stride: st[0] as usize,
-                    pad: pads[0] as usize,
-                };
+                let pool = pool_attrs(ctx)?;
                 let x = self.input(ctx, 0)?;
                 let name = self.name(ctx);
                 let avg = n.op_type == "AveragePool";
@@ -1177,6 +1165,46 @@ impl Lower<'_> {
             relu: false,
         })
     }
+}
+
+/// The window of a `MaxPool` or `AveragePool` node: a 2-D kernel, equal strides, equal pads, no
+/// dilation or ceil mode.
+fn pool_attrs(ctx: &Ctx) -> Result<Pool> {
+    let n = ctx.node;
+    let ks: Vec<i64> = attr(n, "kernel_shape")
+        .map(|a| a.ints.clone())
+        .unwrap_or_default();
+    let st: Vec<i64> = attr(n, "strides")
+        .map(|a| a.ints.clone())
+        .unwrap_or_else(|| vec![1, 1]);
+    let pads: Vec<i64> = attr(n, "pads")
+        .map(|a| a.ints.clone())
+        .unwrap_or_else(|| vec![0; 4]);
+    let ok = ks.len() == 2
+        && st.len() == 2
+        && st[0] == st[1]
+        && pads.len() == 4
+        && pads.iter().all(|&p| p == pads[0])
+        && attr(n, "dilations").is_none_or(|a| a.ints.iter().all(|&d| d == 1))
+        && attr(n, "auto_pad").is_none_or(|a| a.s.is_empty() || a.s == b"NOTSET")
+        && attr_i(n, "ceil_mode", 0) == 0;
+    if !ok
+        || ks
+            .iter()
+            .chain(&st)
+            .chain(&pads)
+            .any(|&v| !(0..=1 << 20).contains(&v))
+    {
+        return Err(ctx.unsupported(
+            "pooling needs a 2-D kernel, equal strides, equal pads, no dilation, no ceil mode",
+        ));
+    }
+    Ok(Pool {
+        kernel_h: ks[0] as usize,
+        kernel_w: ks[1] as usize,
+        stride: st[0] as usize,
+        pad: pads[0] as usize,
+    })
 }
 
 fn scalar(ctx: &Ctx, v: &[i64]) -> Result<i64> {
