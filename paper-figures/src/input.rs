@@ -140,6 +140,13 @@ pub struct MethodRow {
     /// Area of the method's requantizer plus processing-element units, µm².
     #[serde(default)]
     pub area_um2: Option<f64>,
+    /// Fraction of checked images where onnxruntime (or qonnx), running the exported graph,
+    /// agrees with the engine, in [0, 1]; `None` when not cross-checked.
+    #[serde(default)]
+    pub runtime_agreement: Option<f64>,
+    /// Largest output difference between that runtime and the engine, integer units.
+    #[serde(default)]
+    pub runtime_max_logit_diff: Option<i64>,
 }
 
 /// One synthesised hardware unit.
@@ -256,6 +263,7 @@ impl FigureInput {
                 ("accuracy_std", Some(m.accuracy_std)),
                 ("fake_accuracy", Some(m.fake_accuracy)),
                 ("agreement", Some(m.agreement)),
+                ("runtime_agreement", m.runtime_agreement),
                 ("float_accuracy", m.float_accuracy),
                 ("energy_per_inference_nj", m.energy_per_inference_nj),
                 ("area_um2", m.area_um2),

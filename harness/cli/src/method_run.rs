@@ -63,6 +63,43 @@ pub struct MethodResult {
     pub macs_by_kind: std::collections::BTreeMap<qbench_engine::MacKind, u64>,
     /// Seconds spent quantizing (0 when cached).
     pub quantize_seconds: f64,
+    /// The graph exported to ONNX and run by onnxruntime (qonnx's executor for BNN/QNN graphs)
+    /// on the fake-quant sample, against the engine; `None` where the project's Python
+    /// environment was missing when the cell ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_check: Option<RuntimeCheck>,
+}
+
+/// The integer graph against an ONNX runtime on the same images ([`qbench_onnx::crosscheck`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeCheck {
+    /// `onnxruntime` or `qonnx`.
+    pub runtime: String,
+    /// Images compared.
+    pub images: usize,
+    /// Fraction of images with the same top-1 class.
+    pub agreement: f64,
+    /// Fraction of images with every output equal (a detector's maps).
+    pub identical: f64,
+    /// Largest difference of any output, in the graph's integer units.
+    pub max_logit_diff: i64,
+}
+
+/// Runs the ONNX cross-check of `graph` on `images` when the project's Python environment exists
+/// (`None` otherwise: the tables say n/a). A failing export or runtime is an error: it would be
+/// a lowering or export bug.
+fn runtime_check(graph: &qbench_engine::QGraph, images: &[u8]) -> Result<Option<RuntimeCheck>> {
+    if qbench_onnx::python::interpreter().is_err() {
+        return Ok(None);
+    }
+    let c = qbench_onnx::crosscheck(graph, images).context("the onnxruntime cross-check")?;
+    Ok(Some(RuntimeCheck {
+        runtime: c.runtime.to_string(),
+        images: c.images,
+        agreement: c.agreement,
+        identical: c.identical,
+        max_logit_diff: c.max_logit_diff,
+    }))
 }
 
 /// Where a method result came from.
@@ -154,6 +191,7 @@ pub fn run_method(
             }
         }
     };
+    let runtime_check = runtime_check(&quantized.graph, &sample.images)?;
     let result = MethodResult {
         report: quantized.report,
         graph_path,
@@ -171,6 +209,7 @@ pub fn run_method(
         weight_bits: counts.weight_bits,
         macs_by_kind: counts.macs_by_kind,
         quantize_seconds,
+        runtime_check,
     };
     results::write_sealed(&record_path, &result)?;
     Ok((result, Origin::Computed))

@@ -15,6 +15,8 @@ pub struct CrossCheck {
     pub images: usize,
     /// Fraction of images whose top-1 class is the same (ties to the lowest index in both).
     pub agreement: f64,
+    /// Fraction of images whose every logit is the same (what a detector's maps are compared by).
+    pub identical: f64,
     /// Largest absolute difference of any logit.
     pub max_logit_diff: i64,
     /// `onnxruntime` or `qonnx`.
@@ -65,7 +67,7 @@ pub fn crosscheck_form(graph: &QGraph, images: &[u8], form: Form) -> Result<Cros
 /// Compares two `[images, classes]` logit tables.
 pub fn compare(a: &[i32], b: &[i32], classes: usize, runtime: &'static str) -> CrossCheck {
     let n = a.len().min(b.len()).checked_div(classes).unwrap_or(0);
-    let mut same = 0usize;
+    let (mut same, mut equal) = (0usize, 0usize);
     let mut max_diff = if a.len() == b.len() { 0i64 } else { i64::MAX };
     for i in 0..n {
         let (ra, rb) = (
@@ -73,6 +75,7 @@ pub fn compare(a: &[i32], b: &[i32], classes: usize, runtime: &'static str) -> C
             &b[i * classes..(i + 1) * classes],
         );
         same += usize::from(argmax(ra) == argmax(rb));
+        equal += usize::from(ra == rb);
         for (x, y) in ra.iter().zip(rb) {
             max_diff = max_diff.max((i64::from(*x) - i64::from(*y)).abs());
         }
@@ -80,6 +83,7 @@ pub fn compare(a: &[i32], b: &[i32], classes: usize, runtime: &'static str) -> C
     CrossCheck {
         images: n,
         agreement: if n == 0 { 0.0 } else { same as f64 / n as f64 },
+        identical: if n == 0 { 0.0 } else { equal as f64 / n as f64 },
         max_logit_diff: max_diff,
         runtime,
     }

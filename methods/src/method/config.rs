@@ -34,6 +34,9 @@ pub struct RawMethodConfig {
     pub options: serde_yaml_ng::Mapping,
     /// Where it came from (a file path or `<inline>`), for errors.
     pub source: String,
+    /// The folder relative paths in the options are taken from: the config file's (or spec's)
+    /// folder, empty for the current folder.
+    pub base: std::path::PathBuf,
 }
 
 /// A range or consistency check of typed options. The error names the offending key.
@@ -84,13 +87,16 @@ impl RawMethodConfig {
             method,
             options: map,
             source: source.to_string(),
+            base: std::path::PathBuf::new(),
         })
     }
 
     /// Reads and parses a YAML file.
     pub fn from_path(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| IoError::new("read", path, e))?;
-        Self::from_yaml(&text, &path.display().to_string())
+        let mut raw = Self::from_yaml(&text, &path.display().to_string())?;
+        raw.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(raw)
     }
 
     /// The options as the method's typed struct, validated. Unknown keys, wrong types and values
@@ -135,6 +141,20 @@ impl MethodConfig {
         M: QuantMethod + Send + Sync + 'static,
     {
         let typed: T = raw.typed()?;
+        Self::built(raw, typed, build)
+    }
+
+    /// [`MethodConfig::typed`] for options a registry arm has typed and completed itself (e.g.
+    /// with the hash of a file they name).
+    pub fn built<T, M>(
+        raw: &RawMethodConfig,
+        typed: T,
+        build: impl FnOnce(T) -> Result<M>,
+    ) -> Result<Self>
+    where
+        T: Serialize,
+        M: QuantMethod + Send + Sync + 'static,
+    {
         let options = serde_json::to_value(&typed).map_err(|e| {
             MethodError::Config(format!("{} (method {}): {e}", raw.source, raw.method))
         })?;
@@ -158,7 +178,15 @@ impl MethodConfig {
     /// Parses an already parsed YAML value (a mapping with a `method:` key) into a built,
     /// validated config; `source` names it in errors.
     pub fn from_value(value: serde_yaml_ng::Value, source: &str) -> Result<Self> {
-        super::registry::parse(&RawMethodConfig::from_value(value, source)?)
+        Self::from_value_in(value, source, Path::new(""))
+    }
+
+    /// [`MethodConfig::from_value`] with relative paths in the options taken from `base` (an
+    /// experiment spec's folder).
+    pub fn from_value_in(value: serde_yaml_ng::Value, source: &str, base: &Path) -> Result<Self> {
+        let mut raw = RawMethodConfig::from_value(value, source)?;
+        raw.base = base.to_path_buf();
+        super::registry::parse(&raw)
     }
 
     /// The method's registered name (the `method:` key).

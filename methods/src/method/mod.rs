@@ -18,6 +18,7 @@ pub mod int8;
 pub mod intnet;
 pub mod linear;
 pub mod lowbit;
+pub mod onnx;
 pub mod qat;
 pub mod qnn;
 pub mod registry;

@@ -33,12 +33,17 @@ pub const METHODS: &[(&str, &str)] = &[
         "qnn",
         "QNN quantized network (Hubara et al. 2016): k-bit weights and activations trained with STE, BN+quantization as multi-thresholds",
     ),
+    (
+        "onnx",
+        "a model quantized elsewhere (PyTorch, Brevitas, onnxruntime), imported from the ONNX file `path` (QDQ, QOperator or QONNX)",
+    ),
 ];
 
 /// Parses the config `raw` names: its options typed as that method's options struct, validated,
 /// and the method built from them, once (see [`MethodConfig`]). Errors name `raw.source`, the
 /// method and the key.
 pub fn parse(raw: &RawMethodConfig) -> Result<MethodConfig> {
+    use super::onnx::{OnnxModel, OnnxOptions};
     use super::{bnn::Bnn, djq::Djq, int8::Int8, linear::Linear, qnn::Qnn, tnt::Tnt};
     match raw.method.as_str() {
         "linear" => MethodConfig::typed(raw, Linear::new),
@@ -47,6 +52,18 @@ pub fn parse(raw: &RawMethodConfig) -> Result<MethodConfig> {
         "tnt" => MethodConfig::typed(raw, Tnt::new),
         "bnn" => MethodConfig::typed(raw, Bnn::new),
         "qnn" => MethodConfig::typed(raw, Qnn::new),
+        "onnx" => {
+            // The file is read, hashed and imported now; its hash joins the recorded options.
+            let model = OnnxModel::open(raw.typed::<OnnxOptions>()?, &raw.base).map_err(
+                |(key, message)| {
+                    MethodError::Config(format!(
+                        "{} (method onnx): key `{key}`: {message}",
+                        raw.source
+                    ))
+                },
+            )?;
+            MethodConfig::built(raw, model.options().clone(), |_| Ok(model))
+        }
         other => {
             let known: Vec<&str> = METHODS.iter().map(|(n, _)| *n).collect();
             Err(MethodError::Config(format!(
@@ -63,13 +80,40 @@ mod tests {
     use super::*;
     use crate::method::linear::LinearOptions;
 
-    /// Every registered name parses with its defaults alone, and its canonical options are a
+    /// Every registered name parses with its defaults alone (and its required keys), and its canonical options are a
     /// config of their own that parses back to the same value (what a record stores can be read
     /// as a config again).
     #[test]
     fn every_method_parses_with_defaults_and_its_options_round_trip() {
+        // `onnx` has one required key, the file it imports.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.onnx");
+        let graph = {
+            let mut b = qbench_engine::GraphBuilder::new(&[2]);
+            let d = b
+                .dense(
+                    "d",
+                    0,
+                    qbench_engine::Dense {
+                        in_features: 2,
+                        out_features: 2,
+                        weight_kind: qbench_engine::WeightKind::Int { bits: 8 },
+                        input_zero_point: 0,
+                        weights: vec![1, 2, 3, 4],
+                        bias: None,
+                    },
+                )
+                .unwrap();
+            b.finish(d).unwrap()
+        };
+        let provenance = qbench_onnx::Provenance { source: None };
+        qbench_onnx::export_file(&graph, "0", &provenance, &file).unwrap();
         for (name, _) in METHODS {
-            let config = MethodConfig::from_yaml(&format!("method: {name}\n"), "t.yaml")
+            let required = match *name {
+                "onnx" => format!("path: {}\n", file.display()),
+                _ => String::new(),
+            };
+            let config = MethodConfig::from_yaml(&format!("method: {name}\n{required}"), "t.yaml")
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(config.name(), *name);
             let serde_json::Value::Object(options) = config.options() else {

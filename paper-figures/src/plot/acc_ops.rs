@@ -214,6 +214,8 @@ mod tests {
             energy_per_inference_nj: None,
             energy_breakdown_nj: Default::default(),
             area_um2: None,
+            runtime_agreement: None,
+            runtime_max_logit_diff: None,
         }
     }
 

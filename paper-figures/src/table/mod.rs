@@ -246,6 +246,20 @@ pub fn methods_table(input: &FigureInput) -> Table {
             "",
         ),
         col("agreement", "Agreement", Kind::Float(4), false, ""),
+        col(
+            "onnxruntime_agreement",
+            "onnxruntime agreement",
+            Kind::Float(4),
+            false,
+            "not cross-checked: no Python environment when the cell ran",
+        ),
+        col(
+            "onnxruntime_max_logit_diff",
+            "onnxruntime max diff.",
+            Kind::Int,
+            false,
+            "not cross-checked: no Python environment when the cell ran",
+        ),
         col("quant_ops", "Quant. ops", Kind::Int, true, ""),
         col("weight_bits_total", "Weight bits", Kind::Int, true, ""),
         col(
@@ -290,6 +304,9 @@ pub fn methods_table(input: &FigureInput) -> Table {
                 Value::Float(m.accuracy_std),
                 Value::Float(m.fake_accuracy),
                 Value::Float(m.agreement),
+                opt_f(m.runtime_agreement),
+                m.runtime_max_logit_diff
+                    .map_or(Value::Missing, |d| Value::Int(d.unsigned_abs())),
                 Value::Int(m.quant_ops),
                 Value::Int(m.weight_bits_total),
                 opt_f(m.energy_per_inference_nj),

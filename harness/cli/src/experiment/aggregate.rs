@@ -48,8 +48,55 @@ pub struct AggregateRow {
     pub quant_ops: u64,
     /// Weight memory in bits.
     pub weight_bits: u64,
+    /// The ONNX runtime cross-check over the row's cells (`None` when a cell has none).
+    pub runtime_check: Option<RuntimeAgreement>,
     /// The cells behind the row.
     pub cell_ids: Vec<String>,
+}
+
+/// The cells' ONNX runtime cross-checks, aggregated.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RuntimeAgreement {
+    /// `onnxruntime` or `qonnx` (the first cell's).
+    pub runtime: String,
+    /// Top-1 agreement with the engine, mean over cells.
+    pub agreement: f64,
+    /// Fraction of images with every output equal, mean over cells.
+    pub identical: f64,
+    /// Largest output difference over cells, in integer units.
+    pub max_logit_diff: i64,
+}
+
+impl RuntimeAgreement {
+    /// Aggregates the cells' checks; `None` if any cell has none.
+    fn of(group: &[&CellRecord]) -> Option<Self> {
+        let checks: Vec<_> = group
+            .iter()
+            .map(|c| c.result.runtime_check.as_ref())
+            .collect::<Option<_>>()?;
+        let n = checks.len() as f64;
+        Some(RuntimeAgreement {
+            runtime: checks.first()?.runtime.clone(),
+            agreement: checks.iter().map(|c| c.agreement).sum::<f64>() / n,
+            identical: checks.iter().map(|c| c.identical).sum::<f64>() / n,
+            max_logit_diff: checks.iter().map(|c| c.max_logit_diff).max()?,
+        })
+    }
+
+    /// The table cell: the agreement the metric calls for (top-1 for a classifier, whole
+    /// outputs for a detector's maps) and the largest difference, naming qonnx where it ran.
+    fn cell(&self, metric: Metric) -> String {
+        let share = match metric {
+            Metric::Top1Accuracy => self.agreement,
+            Metric::MeanApModerate => self.identical,
+        };
+        let by = if self.runtime == "onnxruntime" {
+            String::new()
+        } else {
+            format!(", {}", self.runtime)
+        };
+        format!("{:.2}% (Δ {}{by})", 100.0 * share, self.max_logit_diff)
+    }
 }
 
 /// The architecture a cell's method ran and whether it started from the float model (the
@@ -116,22 +163,28 @@ pub fn rows(cells: &[CellRecord]) -> Vec<AggregateRow> {
                 float_accuracy: mean(&|c| c.float.test_accuracy),
                 quant_ops: first.result.quant_ops,
                 weight_bits: first.result.weight_bits,
+                runtime_check: RuntimeAgreement::of(&group),
                 cell_ids: group.iter().map(|c| c.cell_id.clone()).collect(),
             }
         })
         .collect()
 }
 
-/// The rows as a Markdown table (accuracies, or a detector's mean AP, in percent).
+/// The rows as a Markdown table (accuracies, or a detector's mean AP, in percent), with a
+/// footnote on the onnxruntime column.
 pub fn markdown(rows: &[AggregateRow], metric: Metric) -> String {
     let name = metric.short();
     let mut md = format!(
-        "| model | method | {name} (int) | ± std | fake-quant | agreement | quant ops / image | weight bits | seeds |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| model | method | {name} (int) | ± std | fake-quant | agreement | onnxruntime agreement | quant ops / image | weight bits | seeds |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
+        let runtime = r
+            .runtime_check
+            .as_ref()
+            .map_or_else(|| "n/a".to_string(), |c| c.cell(metric));
         md.push_str(&format!(
-            "| {} | {} | {:.2}% | {:.2} | {:.2}% | {:.2}% | {} | {} | {} |\n",
+            "| {} | {} | {:.2}% | {:.2} | {:.2}% | {:.2}% | {runtime} | {} | {} | {} |\n",
             r.model,
             r.label,
             100.0 * r.accuracy_mean,
@@ -143,6 +196,22 @@ pub fn markdown(rows: &[AggregateRow], metric: Metric) -> String {
             r.seeds.len()
         ));
     }
+    let compared = match metric {
+        Metric::Top1Accuracy => "images with the same top-1 class",
+        Metric::MeanApModerate => "images with identical maps",
+    };
+    md.push_str(&format!(
+        "\nonnxruntime agreement: the integer graph exported to ONNX (`qbench export`) and run by \
+         onnxruntime (qonnx's executor for threshold graphs) on the fake-quant sample: {compared}, \
+         and Δ the largest output difference in integer units (0: bit-exact)."
+    ));
+    if rows.iter().any(|r| r.runtime_check.is_none()) {
+        md.push_str(
+            " n/a: not cross-checked, for the project's Python environment was missing when the \
+             cell ran (`.ci/python-env` makes it).",
+        );
+    }
+    md.push('\n');
     md
 }
 

@@ -31,6 +31,7 @@ pub fn input(
     };
     // A run over several float models has each method once per model: the model names the row.
     let several_models = rows.iter().any(|r| r.float_model != rows[0].float_model);
+    let input_metric = metric(cells);
     let mut methods = Vec::new();
     for row in rows {
         let first = by_id[row.cell_ids[0].as_str()];
@@ -81,6 +82,11 @@ pub fn input(
             energy_per_inference_nj: mean.as_ref().map(|m| m.total_nj),
             energy_breakdown_nj: mean.map(|m| m.by_category_nj).unwrap_or_default(),
             area_um2: area,
+            runtime_agreement: row.runtime_check.as_ref().map(|c| match input_metric {
+                Metric::Top1Accuracy => c.agreement,
+                Metric::MeanApModerate => c.identical,
+            }),
+            runtime_max_logit_diff: row.runtime_check.as_ref().map(|c| c.max_logit_diff),
         });
     }
 
@@ -199,7 +205,7 @@ pub fn input(
         run_id: manifest.run_id.clone(),
         title: title.to_string(),
         dataset: manifest.dataset.name.clone(),
-        metric: metric(cells),
+        metric: input_metric,
         methods,
         hw_units,
         layer_energy,
