@@ -14,21 +14,25 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
 }
 
-/// The interpreter: `$QBENCH_PYTHON` if set, else `<repo>/.venv/bin/python` if it exists. The
-/// error names `.ci/python-env`, which creates the environment.
+/// The interpreter: `$QBENCH_PYTHON` if set, else `.venv/bin/python` in the current folder (a
+/// checkout `qbench` runs in), else in the repository it was built from. The error names
+/// `.ci/python-env`, which creates the environment.
 pub fn interpreter() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("QBENCH_PYTHON") {
         return Ok(PathBuf::from(p));
     }
-    let venv = repo_root().join(".venv").join("bin").join("python");
-    if venv.exists() {
-        return Ok(venv);
-    }
-    Err(OnnxError::Model(format!(
-        "no Python environment: run .ci/python-env (creates {}) or set QBENCH_PYTHON to a python \
-         with onnx, onnxruntime, numpy and qonnx",
-        venv.display()
-    )))
+    let venv = |root: PathBuf| root.join(".venv").join("bin").join("python");
+    let built = venv(repo_root());
+    [venv(PathBuf::new()), built.clone()]
+        .into_iter()
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            OnnxError::Model(format!(
+                "no Python environment: run .ci/python-env (creates {}) or set QBENCH_PYTHON to \
+                 a python with onnx, onnxruntime, numpy and qonnx",
+                built.display()
+            ))
+        })
 }
 
 /// Writes `images` (`n` images of `shape`, u8) as a NumPy `.npy` file of shape `[n, ...shape]`.

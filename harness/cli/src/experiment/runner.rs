@@ -309,6 +309,11 @@ pub fn run(spec: &ExperimentSpec, options: &RunOptions) -> Result<RunOutcome> {
         pending.len(),
         jobs.min(pending.len().max(1))
     );
+    if !pending.is_empty()
+        && let Err(e) = qbench_onnx::python::interpreter()
+    {
+        eprintln!("note: the onnxruntime cross-check is skipped (the tables will say n/a): {e}");
+    }
     let counts = run_pending(
         &run,
         &pending,
