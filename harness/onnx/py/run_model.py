@@ -25,7 +25,7 @@ def pixel_divisor(model):
     """A float model takes the pixels p as p / 255, unless the node quantizing its input has
     scale 1 (then as p): the rule qbench's importer applies."""
     inits = {t.name: t for t in model.graph.initializer}
-    iname = model.graph.input[0].name
+    iname = next(i.name for i in model.graph.input if i.name not in inits)
     for n in model.graph.node:
         if iname in n.input and n.op_type in ("Quant", "IntQuant", "QuantizeLinear") and len(n.input) > 1:
             t = inits.get(n.input[1])
@@ -39,12 +39,19 @@ def run_qonnx(model, x, batch):
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.transformation.infer_shapes import InferShapes
 
-    for vi in list(model.graph.input) + list(model.graph.output):
-        vi.type.tensor_type.shape.dim[0].dim_value = batch
-    if model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
+    # Exporters that list initializers among the inputs (Brevitas) give them scalar shapes.
+    inits = {t.name for t in model.graph.initializer}
+    data = [vi for vi in model.graph.input if vi.name not in inits]
+    for vi in data + list(model.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if dims:
+            dims[0].dim_value = batch
+    # Shapes recorded at export (batch 1) are inferred again for this batch.
+    del model.graph.value_info[:]
+    if data[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
         x = x.astype(np.float32) / np.float32(pixel_divisor(model))
     w = ModelWrapper(model).transform(InferShapes())
-    iname = w.graph.input[0].name
+    iname = data[0].name
     oname = w.graph.output[0].name
     outs = []
     for i in range(0, len(x), batch):
