@@ -105,6 +105,9 @@ impl Lower<'_> {
         };
         let window = if graph.node[pool].op_type == "GlobalAveragePool" {
             let shape = &self.b.ty(id).shape;
+            if shape.len() != 3 {
+                return Err(pool_ctx.unsupported("global pooling of a vector"));
+            }
             Pool {
                 kernel_h: shape[1],
                 kernel_w: shape[2],
