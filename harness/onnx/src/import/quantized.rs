@@ -244,6 +244,21 @@ impl Lower<'_> {
         Ok((tensor::to_i64(t)?, dt))
     }
 
+    /// Input `k` of an integer op (ConvInteger, QLinearConv, ...) as an engine integer tensor of
+    /// real `scale`, with the zero point of input `zk`.
+    fn integer_input(&mut self, ctx: &Ctx, k: usize, scale: f64, zk: usize) -> Result<Val> {
+        let Val::Act { id, .. } = self.input(ctx, k)? else {
+            return Err(ctx.unsupported("the data input must be an integer tensor"));
+        };
+        let (z, dtype) = self.zero_point(ctx, zk)?;
+        Ok(Val::Act {
+            id,
+            scale,
+            zero_point: scalar(ctx, &z)? as i32,
+            dtype,
+        })
+    }
+
     fn name(&mut self, ctx: &Ctx) -> String {
         let base = if ctx.node.name.is_empty() {
             ctx.node.output.first().cloned().unwrap_or_default()
@@ -323,17 +338,7 @@ impl Lower<'_> {
             }
             "QLinearConv" | "QLinearMatMul" => self.qlinear(ctx),
             "ConvInteger" | "MatMulInteger" => {
-                let x = self.input(ctx, 0)?;
-                let (xz, xdt) = self.zero_point(ctx, 2)?;
-                let Val::Act { id, .. } = x else {
-                    return Err(ctx.unsupported("input must be an integer tensor"));
-                };
-                let x = Val::Act {
-                    id,
-                    scale: 1.0,
-                    zero_point: scalar(ctx, &xz)? as i32,
-                    dtype: xdt,
-                };
+                let x = self.integer_input(ctx, 0, 1.0, 2)?;
                 let mut w = self.input(ctx, 1)?;
                 if n.op_type == "MatMulInteger" {
                     w = transpose_const(ctx, w)?;
@@ -1070,18 +1075,8 @@ impl Lower<'_> {
                 (7, 8, Some(6), attr_i(ctx.node, "transB", 0) == 0)
             }
         };
-        let x = self.input(ctx, 0)?;
         let sx = self.floats(ctx, 1)?;
-        let (zx, dtx) = self.zero_point(ctx, 2)?;
-        let Val::Act { id, .. } = x else {
-            return Err(ctx.unsupported("the data input must be an integer tensor"));
-        };
-        let x = Val::Act {
-            id,
-            scale: scalar_f(ctx, &sx)?,
-            zero_point: scalar(ctx, &zx)? as i32,
-            dtype: dtx,
-        };
+        let x = self.integer_input(ctx, 0, scalar_f(ctx, &sx)?, 2)?;
         let mut w = self.input(ctx, 3)?;
         let sw = self.floats(ctx, 4)?;
         let (zw, _) = self.zero_point(ctx, 5)?;
