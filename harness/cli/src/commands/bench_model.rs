@@ -21,8 +21,15 @@ const CALIBRATION_IMAGES: usize = 8;
 /// Lowers a randomly initialised 224x224 ResNet-18 with `method` and times the engine on batches
 /// of `batch` random images at 1 and 2 threads, `seconds` each; prints images/s and the
 /// estimated time for 50,000 images. With `onnxruntime`, the exported graph runs in onnxruntime
-/// on the same images too, and the ratio is printed per thread count.
-pub fn resnet18(batch: usize, seconds: f64, method: &str, onnxruntime: bool) -> Result<()> {
+/// on the same images too, and the ratio is printed per thread count. With `layers`, a per-node
+/// profile at one thread follows the engine's rates.
+pub fn resnet18(
+    batch: usize,
+    seconds: f64,
+    method: &str,
+    onnxruntime: bool,
+    layers: bool,
+) -> Result<()> {
     let config = MethodConfig::from_yaml(method, "--method")?;
     let arch = zoo::build("resnet18", [3, 224, 224], 1000).context("resnet18 in the zoo")?;
     let params = Params::init(&arch, 0)?;
@@ -89,6 +96,10 @@ pub fn resnet18(batch: usize, seconds: f64, method: &str, onnxruntime: bool) -> 
             total / 60.0
         );
     }
+    if layers {
+        let runs = ((engine_rates[0] * seconds / batch as f64).ceil() as usize).max(1);
+        print_layers(&exec, &quantized.graph, input, batch, runs)?;
+    }
     if onnxruntime {
         let dir = tempfile::tempdir().context("temporary folder")?;
         // As many images as the engine ran in about `seconds` at one thread, in whole batches.
@@ -135,5 +146,65 @@ pub fn resnet18(batch: usize, seconds: f64, method: &str, onnxruntime: bool) -> 
         }
     }
     println!("wall-clock rates: other processes on the machine slow them down");
+    Ok(())
+}
+
+/// Prints each node's share of a one-thread run: milliseconds per image, percent of the total,
+/// and GMAC/s for the nodes that multiply-accumulate.
+fn print_layers(
+    exec: &FastExecutor,
+    graph: &qbench_engine::QGraph,
+    input: &[u8],
+    batch: usize,
+    runs: usize,
+) -> Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .context("building the thread pool")?;
+    let times = pool.install(|| exec.profile(input, batch, runs))?;
+    let counts = qbench_engine::count_ops(graph);
+    let total: f64 = times.iter().map(Duration::as_secs_f64).sum();
+    let images = (runs * batch) as f64;
+    println!("per-node profile, 1 thread, {runs} runs of {batch} images:");
+    println!(
+        "{:<28} {:<14} {:>9} {:>6} {:>8}",
+        "node", "op", "ms/image", "%", "GMAC/s"
+    );
+    for (row, t) in counts.nodes.iter().zip(&times) {
+        let secs = t.as_secs_f64();
+        let rate = if row.macs > 0 && secs > 0.0 {
+            format!("{:.1}", row.macs as f64 * images / secs / 1e9)
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<28} {:<14} {:>9.3} {:>6.1} {:>8}",
+            row.name,
+            row.op,
+            1e3 * secs / images,
+            100.0 * secs / total.max(f64::MIN_POSITIVE),
+            rate
+        );
+    }
+    let by_op = counts.nodes.iter().zip(&times).fold(
+        std::collections::BTreeMap::<&str, f64>::new(),
+        |mut m, (row, t)| {
+            *m.entry(row.op.as_str()).or_default() += t.as_secs_f64();
+            m
+        },
+    );
+    for (op, secs) in by_op {
+        println!(
+            "total {op:<14} {:>9.3} ms/image {:>6.1} %",
+            1e3 * secs / images,
+            100.0 * secs / total.max(f64::MIN_POSITIVE)
+        );
+    }
+    println!(
+        "total {:.3} ms/image, {:.2} GMAC/s over the whole graph",
+        1e3 * total / images,
+        counts.total_macs as f64 * images / total.max(f64::MIN_POSITIVE) / 1e9
+    );
     Ok(())
 }

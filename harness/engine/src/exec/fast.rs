@@ -24,6 +24,7 @@ use qbench_kernels::{
     depthwise_conv2d_u8i8_packed, gemm_u8i8_packed, is_depthwise,
 };
 use rayon::prelude::*;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::exec::{Logits, check_input};
@@ -84,6 +85,10 @@ pub struct FastExecutor<'g> {
     /// MAC nodes whose per-channel add (zero-point correction and bias) is left to their single
     /// consumer, a requantizer, in untraced runs: saves a pass over the i32 accumulators.
     fused: Vec<bool>,
+    /// Residual adds whose single consumer is a requantizer, with that consumer's id: in untraced
+    /// runs the add may produce the requantized bytes directly (AVX2 fixed point), which the
+    /// requantizer then passes on.
+    fused_add: Vec<Option<usize>>,
 }
 
 thread_local! {
@@ -163,11 +168,21 @@ impl<'g> FastExecutor<'g> {
                 mac && c.len() == 1 && matches!(graph.nodes[c[0]].op, Op::Requant(_))
             })
             .collect();
+        let fused_add = graph
+            .nodes
+            .iter()
+            .zip(&consumers)
+            .map(|(n, c)| match (&n.op, c.as_slice()) {
+                (Op::Add(_), &[r]) if matches!(graph.nodes[r].op, Op::Requant(_)) => Some(r),
+                _ => None,
+            })
+            .collect();
         Ok(FastExecutor {
             graph,
             prep,
             last_use: graph.last_use(),
             fused,
+            fused_add,
         })
     }
 
@@ -181,7 +196,7 @@ impl<'g> FastExecutor<'g> {
         let parts: Vec<Vec<i32>> = input
             .par_chunks(chunk * per)
             .map(|images| {
-                let mut outs = self.run_chunk(images, images.len() / per, false);
+                let mut outs = self.run_chunk(images, images.len() / per, false, None);
                 match outs.pop().flatten().map(|t| t.data) {
                     Some(TensorData::I32(v)) => v,
                     _ => unreachable!("the output node produces i32"),
@@ -199,17 +214,52 @@ impl<'g> FastExecutor<'g> {
     pub fn run_traced(&self, input: &[u8], batch: usize) -> Result<Vec<Tensor>> {
         check_input(self.graph, input, batch)?;
         Ok(self
-            .run_chunk(input, batch, true)
+            .run_chunk(input, batch, true, None)
             .into_iter()
             .map(|t| t.expect("traced runs keep every tensor"))
             .collect())
     }
 
-    fn run_chunk(&self, input: &[u8], batch: usize, keep: bool) -> Vec<Option<Tensor>> {
+    /// Runs the whole batch as one untraced chunk on the calling thread's pool `runs` times and
+    /// returns the wall time each node took, summed over the runs (index = node id). For
+    /// per-layer profiles; the results are those of [`FastExecutor::run`].
+    pub fn profile(&self, input: &[u8], batch: usize, runs: usize) -> Result<Vec<Duration>> {
+        check_input(self.graph, input, batch)?;
+        let mut times = vec![Duration::ZERO; self.graph.nodes.len()];
+        for _ in 0..runs {
+            self.run_chunk(input, batch, false, Some(&mut times));
+        }
+        Ok(times)
+    }
+
+    /// Runs every node on `batch` images; with `keep` every output is kept (traced), else freed
+    /// after its last use. `times`, if given, gets each node's wall time added.
+    fn run_chunk(
+        &self,
+        input: &[u8],
+        batch: usize,
+        keep: bool,
+        mut times: Option<&mut Vec<Duration>>,
+    ) -> Vec<Option<Tensor>> {
         let nodes = &self.graph.nodes;
         let mut out: Vec<Option<Tensor>> = Vec::with_capacity(nodes.len());
         for (i, node) in nodes.iter().enumerate() {
-            let t = {
+            let start = times.is_some().then(Instant::now);
+            // A requantizer whose fused add already produced its bytes passes them on.
+            let done = match node.op {
+                Op::Requant(_) if !keep && self.fused_add[node.inputs[0]].is_some() => out
+                    [node.inputs[0]]
+                    .take_if(|t| !matches!(t.data, TensorData::I32(_)))
+                    .map(|t| t.data),
+                _ => None,
+            };
+            let t = if let Some(data) = done {
+                Tensor {
+                    ty: node.output.clone(),
+                    batch,
+                    data,
+                }
+            } else {
                 let arg = |k: usize| {
                     out[node.inputs[k]]
                         .as_ref()
@@ -236,15 +286,14 @@ impl<'g> FastExecutor<'g> {
                     Op::AvgPool(p) => avg_pool(p, arg(0), &node.output),
                     Op::GlobalAvgPool => global_avg_pool(arg(0), &node.output),
                     Op::Relu { zero_point } => relu(arg(0), *zero_point),
-                    Op::Add(a) => {
-                        let (x, y) = (to_i32(arg(0)), to_i32(arg(1)));
-                        TensorData::I32(
-                            x.iter()
-                                .zip(y.iter())
-                                .map(|(&p, &q)| residual_add(p, q, a))
-                                .collect(),
-                        )
+                    Op::Add(a) if !keep && self.fused_add[i].is_some() => {
+                        let r = self.fused_add[i].map(|r| &nodes[r]);
+                        match r.and_then(|r| add_requant(a, r, arg(0), arg(1))) {
+                            Some(d) => d,
+                            None => add(a, arg(0), arg(1)),
+                        }
                     }
+                    Op::Add(a) => add(a, arg(0), arg(1)),
                     Op::Flatten => flatten(arg(0)),
                     Op::Output => TensorData::I32(to_i32(arg(0)).into_owned()),
                 };
@@ -255,6 +304,9 @@ impl<'g> FastExecutor<'g> {
                 }
             };
             out.push(Some(t));
+            if let (Some(times), Some(start)) = (times.as_deref_mut(), start) {
+                times[i] += start.elapsed();
+            }
             if !keep {
                 for &p in &node.inputs {
                     if self.last_use[p] == i
@@ -535,6 +587,63 @@ fn to_i32(t: &Tensor) -> std::borrow::Cow<'_, [i32]> {
     }
 }
 
+/// The residual add `a` of `x` and `y`, as i32.
+fn add(a: &crate::node::Add, x: &Tensor, y: &Tensor) -> TensorData {
+    let (x, y) = (to_i32(x), to_i32(y));
+    TensorData::I32(
+        x.iter()
+            .zip(y.iter())
+            .map(|(&p, &q)| residual_add(p, q, a))
+            .collect(),
+    )
+}
+
+/// The residual add `a` of `x` and `y` requantized by `r`, its single consumer (a requantizer
+/// node), in one AVX2 pass; `None` where that path does not apply (then the add runs alone).
+fn add_requant(a: &crate::node::Add, r: &Node, x: &Tensor, y: &Tensor) -> Option<TensorData> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        let Op::Requant(rq) = &r.op else {
+            return None;
+        };
+        let (xs, ys, signed_in) = match (&x.data, &y.data) {
+            (TensorData::U8(p), TensorData::U8(q)) => (p.as_slice(), q.as_slice(), false),
+            (TensorData::I8(p), TensorData::I8(q)) => (bytes_of(p), bytes_of(q), true),
+            _ => return None,
+        };
+        let signed_out = match r.output.dtype {
+            DType::Unsigned { .. } => false,
+            DType::Signed { .. } => true,
+            _ => return None,
+        };
+        let cs = (r.output.channels(), r.output.spatial());
+        // SAFETY: the CPU supports AVX2, checked just above.
+        let v = unsafe {
+            super::fast_avx2::add_requant(a, &rq.requant, xs, ys, cs, signed_in, signed_out)
+        }?;
+        return Some(narrow(v, signed_out));
+    }
+    let _ = (a, r, x, y);
+    None
+}
+
+/// The bytes of an i8 slice.
+#[cfg(target_arch = "x86_64")]
+fn bytes_of(v: &[i8]) -> &[u8] {
+    // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len()) }
+}
+
+/// Bytes as the storage of a narrow dtype (`signed`: i8, else u8).
+#[cfg(target_arch = "x86_64")]
+fn narrow(v: Vec<u8>, signed: bool) -> TensorData {
+    if signed {
+        TensorData::I8(v.into_iter().map(|b| b as i8).collect())
+    } else {
+        TensorData::U8(v)
+    }
+}
+
 /// Stores logical values in the storage of a non-binary dtype.
 fn store(dtype: DType, values: Vec<i32>) -> TensorData {
     match dtype {
@@ -550,6 +659,18 @@ fn store(dtype: DType, values: Vec<i32>) -> TensorData {
 fn requant(r: &Requant, x: &Tensor, out: &TensorType, pending: Option<&[i32]>) -> TensorData {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
+        if let (TensorData::I32(acc), DType::Unsigned { .. } | DType::Signed { .. }) =
+            (&x.data, out.dtype)
+        {
+            let signed = matches!(out.dtype, DType::Signed { .. });
+            let cs = (out.channels(), out.spatial());
+            // SAFETY: the CPU supports AVX2, checked just above.
+            if let Some(v) =
+                unsafe { super::fast_avx2::requant_fixed_point(r, acc, cs, pending, signed) }
+            {
+                return narrow(v, signed);
+            }
+        }
         // SAFETY: the CPU supports AVX2, checked just above.
         return unsafe { requant_avx2(r, x, out, pending) };
     }
@@ -721,6 +842,38 @@ fn max_pool_2x2<T: Copy + Ord>(
     out
 }
 
+/// Max pooling of any window, stride and padding, separably: per output row the window's input
+/// rows are folded element-wise into one row (a vectorizable loop over the whole width), then
+/// each output takes the max of its window in that row. Out-of-bounds taps are skipped, as in
+/// [`pool_planes`].
+#[inline(always)]
+fn max_pool_rows<T: Copy + Ord + Default>(
+    p: &Pool,
+    x: &[T],
+    planes: usize,
+    (h, w): (usize, usize),
+    (oh, ow): (usize, usize),
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(planes * oh * ow);
+    let mut row = vec![T::default(); w];
+    for plane in x.chunks(h * w).take(planes) {
+        for y in 0..oh {
+            let (y0, y1) = window(y, p.stride, p.pad, p.kernel_h, h);
+            row.copy_from_slice(&plane[y0 * w..(y0 + 1) * w]);
+            for iy in y0 + 1..y1 {
+                for (m, &v) in row.iter_mut().zip(&plane[iy * w..(iy + 1) * w]) {
+                    *m = (*m).max(v);
+                }
+            }
+            out.extend((0..ow).map(|xo| {
+                let (x0, x1) = window(xo, p.stride, p.pad, p.kernel_w, w);
+                row[x0 + 1..x1].iter().fold(row[x0], |m, &v| m.max(v))
+            }));
+        }
+    }
+    out
+}
+
 #[inline(always)]
 fn max_pool_body(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
     let (c, h, w) = (x.ty.shape[0], x.ty.shape[1], x.ty.shape[2]);
@@ -737,36 +890,9 @@ fn max_pool_body(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
         }
     }
     match &x.data {
-        TensorData::U8(v) => TensorData::U8(pool_planes(
-            p,
-            v,
-            planes,
-            (h, w),
-            (oh, ow),
-            |a| a,
-            Ord::max,
-            |a| a,
-        )),
-        TensorData::I8(v) => TensorData::I8(pool_planes(
-            p,
-            v,
-            planes,
-            (h, w),
-            (oh, ow),
-            |a| a,
-            Ord::max,
-            |a| a,
-        )),
-        TensorData::I32(v) => TensorData::I32(pool_planes(
-            p,
-            v,
-            planes,
-            (h, w),
-            (oh, ow),
-            |a| a,
-            Ord::max,
-            |a| a,
-        )),
+        TensorData::U8(v) => TensorData::U8(max_pool_rows(p, v, planes, (h, w), (oh, ow))),
+        TensorData::I8(v) => TensorData::I8(max_pool_rows(p, v, planes, (h, w), (oh, ow))),
+        TensorData::I32(v) => TensorData::I32(max_pool_rows(p, v, planes, (h, w), (oh, ow))),
         TensorData::Bits(bits) => {
             // max of +-1 values is +1 if any is +1: OR the packed pixels of the window.
             let words = binary_words(c);
