@@ -74,21 +74,34 @@ pub fn resnet18(
             .num_threads(threads)
             .build()
             .context("building the thread pool")?;
-        let (images, elapsed) = pool.install(|| -> Result<(usize, Duration)> {
-            exec.run(input, batch)?; // warm-up: buffers, caches
-            let start = Instant::now();
-            let mut images = 0;
-            while images == 0 || start.elapsed().as_secs_f64() < seconds {
-                exec.run(input, batch)?;
-                images += batch;
-            }
-            Ok((images, start.elapsed()))
-        })?;
+        let (images, elapsed, cpu) =
+            pool.install(|| -> Result<(usize, Duration, Option<u64>)> {
+                exec.run(input, batch)?; // warm-up: buffers, caches
+                let (start, cpu0) = (Instant::now(), thread_cpu_ns());
+                let mut images = 0;
+                while images == 0 || start.elapsed().as_secs_f64() < seconds {
+                    exec.run(input, batch)?;
+                    images += batch;
+                }
+                let cpu = thread_cpu_ns().zip(cpu0).map(|(b, a)| b.saturating_sub(a));
+                Ok((images, start.elapsed(), cpu))
+            })?;
         let rate = images as f64 / elapsed.as_secs_f64();
         engine_rates.push(rate);
         let total = IMAGENET_VAL_IMAGES / rate;
+        // At one thread all work runs on the pool's one thread: its CPU time excludes the time
+        // other processes took the core.
+        let cpu_rate = match cpu {
+            Some(ns) if threads == 1 && ns > 0 => {
+                format!(
+                    ", {:.2} images per CPU-second",
+                    images as f64 / (ns as f64 * 1e-9)
+                )
+            }
+            _ => String::new(),
+        };
         println!(
-            "{threads} thread{}: {rate:.2} images/s ({images} images in {:.1} s); \
+            "{threads} thread{}: {rate:.2} images/s ({images} images in {:.1} s{cpu_rate}); \
              50,000 validation images: {:.0} s ({:.1} min)",
             if threads == 1 { "" } else { "s" },
             elapsed.as_secs_f64(),
@@ -207,4 +220,11 @@ fn print_layers(
         counts.total_macs as f64 * images / total.max(f64::MIN_POSITIVE) / 1e9
     );
     Ok(())
+}
+
+/// CPU time of the calling thread in nanoseconds (Linux `/proc/thread-self/schedstat`), if
+/// readable.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }

@@ -12,10 +12,12 @@
 //! per-channel correction `bias - pad_value * sum(w)`, which equals `sum (x - z) * w + bias` exactly in
 //! wrapping i32 arithmetic.
 //!
-//! Untraced runs take three shortcuts that do not change any result: a MAC node whose only consumer
+//! Untraced runs take four shortcuts that do not change any result: a MAC node whose only consumer
 //! is a requantizer leaves its per-channel add to that requantizer (one pass less over the i32
-//! accumulators); freed i32 buffers are reused on the same thread for later kernel outputs (which
-//! the kernels overwrite completely); and the requantizer and max-pool loops run in an AVX2 build
+//! accumulators); freed i32 and byte buffers are reused on the same thread for later outputs that
+//! are overwritten completely (kernel accumulators, vectorized requantizers); a residual add whose
+//! single consumer is a fixed-point requantizer is computed and requantized in one AVX2 pass
+//! (`fast_avx2`); and the requantizer and max-pool loops run in an AVX2 build
 //! where the CPU has it. Traced runs materialize every node's output exactly as the reference does.
 
 use qbench_kernels::{
@@ -94,8 +96,13 @@ pub struct FastExecutor<'g> {
 thread_local! {
     /// i32 buffers of freed tensors, reused for the next kernel outputs on this thread so that their
     /// memory is neither zeroed nor faulted in again (the kernels overwrite every output element).
-    static SPARE_I32: std::cell::RefCell<Vec<Vec<i32>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE_I32: Spares<i32> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Byte buffers of freed u8/i8 tensors, reused likewise by loops that write every byte.
+    static SPARE_U8: Spares<u8> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// A thread's spare buffers of one element type.
+type Spares<T> = std::cell::RefCell<Vec<Vec<T>>>;
 
 /// Most spare buffers kept per thread.
 const MAX_SPARE: usize = 8;
@@ -106,7 +113,16 @@ const MAX_SPARE_BYTES: usize = 64 << 20;
 /// A buffer of `n` i32 for a kernel to overwrite completely: a spare one (contents stale) if one is
 /// large enough, else a new zeroed one.
 fn kernel_output(n: usize) -> Vec<i32> {
-    let spare = SPARE_I32.with(|s| {
+    take_spare(&SPARE_I32, n)
+}
+
+/// The smallest spare buffer of at least `n` elements resized to `n` (contents stale), else a new
+/// zeroed one.
+fn take_spare<T: Copy + Default + 'static>(
+    spares: &'static std::thread::LocalKey<Spares<T>>,
+    n: usize,
+) -> Vec<T> {
+    let spare = spares.with(|s| {
         let mut s = s.borrow_mut();
         let best = s
             .iter()
@@ -121,25 +137,53 @@ fn kernel_output(n: usize) -> Vec<i32> {
             if v.len() >= n {
                 v.truncate(n);
             } else {
-                v.resize(n, 0);
+                v.resize(n, T::default());
             }
             v
         }
-        None => vec![0; n],
+        None => vec![T::default(); n],
     }
 }
 
-/// Returns a freed tensor's i32 buffer to this thread's spares.
+/// Returns a freed tensor's i32 or byte buffer to this thread's spares.
 fn recycle(t: Tensor) {
-    if let TensorData::I32(v) = t.data {
-        SPARE_I32.with(|s| {
-            let mut s = s.borrow_mut();
-            let held: usize = s.iter().map(|b| b.capacity() * 4).sum();
-            if s.len() < MAX_SPARE && held + v.capacity() * 4 <= MAX_SPARE_BYTES {
-                s.push(v);
-            }
-        });
+    match t.data {
+        TensorData::I32(v) => keep_spare(&SPARE_I32, v),
+        TensorData::U8(v) => recycle_bytes(v),
+        TensorData::I8(v) => {
+            let mut v = std::mem::ManuallyDrop::new(v);
+            // SAFETY: the allocation is handed over whole; i8 and u8 have the same size and
+            // alignment and every bit pattern is valid in both.
+            recycle_bytes(unsafe {
+                Vec::from_raw_parts(v.as_mut_ptr() as *mut u8, v.len(), v.capacity())
+            });
+        }
+        TensorData::Bits(_) => {}
     }
+}
+
+/// Returns a byte buffer to this thread's spares.
+fn recycle_bytes(v: Vec<u8>) {
+    keep_spare(&SPARE_U8, v);
+}
+
+/// Keeps `v` in `spares` unless they are full.
+fn keep_spare<T: 'static>(spares: &'static std::thread::LocalKey<Spares<T>>, v: Vec<T>) {
+    spares.with(|s| {
+        let mut s = s.borrow_mut();
+        let size = std::mem::size_of::<T>();
+        let held: usize = s.iter().map(|b| b.capacity() * size).sum();
+        if s.len() < MAX_SPARE && held + v.capacity() * size <= MAX_SPARE_BYTES {
+            s.push(v);
+        }
+    });
+}
+
+/// A buffer of `n` bytes for a loop to overwrite completely: a spare one (contents stale) if
+/// one is large enough, else a new zeroed one.
+#[cfg(target_arch = "x86_64")]
+fn byte_output(n: usize) -> Vec<u8> {
+    take_spare(&SPARE_U8, n)
 }
 
 /// Largest chunk of images one task runs through the whole graph.
@@ -617,10 +661,15 @@ fn add_requant(a: &crate::node::Add, r: &Node, x: &Tensor, y: &Tensor) -> Option
             _ => return None,
         };
         let cs = (r.output.channels(), r.output.spatial());
+        let mut v = byte_output(xs.len());
         // SAFETY: the CPU supports AVX2, checked just above.
-        let v = unsafe {
-            super::fast_avx2::add_requant(a, &rq.requant, xs, ys, cs, signed_in, signed_out)
-        }?;
+        let done = unsafe {
+            super::fast_avx2::add_requant(a, &rq.requant, xs, ys, cs, signed_in, signed_out, &mut v)
+        };
+        if done.is_none() {
+            recycle_bytes(v);
+            return None;
+        }
         return Some(narrow(v, signed_out));
     }
     let _ = (a, r, x, y);
@@ -638,7 +687,12 @@ fn bytes_of(v: &[i8]) -> &[u8] {
 #[cfg(target_arch = "x86_64")]
 fn narrow(v: Vec<u8>, signed: bool) -> TensorData {
     if signed {
-        TensorData::I8(v.into_iter().map(|b| b as i8).collect())
+        let mut v = std::mem::ManuallyDrop::new(v);
+        // SAFETY: the allocation is handed over whole; i8 and u8 have the same size and
+        // alignment and every bit pattern is valid in both.
+        TensorData::I8(unsafe {
+            Vec::from_raw_parts(v.as_mut_ptr() as *mut i8, v.len(), v.capacity())
+        })
     } else {
         TensorData::U8(v)
     }
@@ -664,12 +718,15 @@ fn requant(r: &Requant, x: &Tensor, out: &TensorType, pending: Option<&[i32]>) -
         {
             let signed = matches!(out.dtype, DType::Signed { .. });
             let cs = (out.channels(), out.spatial());
+            let mut v = byte_output(acc.len());
             // SAFETY: the CPU supports AVX2, checked just above.
-            if let Some(v) =
-                unsafe { super::fast_avx2::requant_fixed_point(r, acc, cs, pending, signed) }
-            {
+            let done = unsafe {
+                super::fast_avx2::requant_fixed_point(r, acc, cs, pending, signed, &mut v)
+            };
+            if done.is_some() {
                 return narrow(v, signed);
             }
+            recycle_bytes(v);
         }
         // SAFETY: the CPU supports AVX2, checked just above.
         return unsafe { requant_avx2(r, x, out, pending) };

@@ -151,31 +151,159 @@ fn pack8<const SIGNED: bool>(v: __m256i) -> __m128i {
     ))
 }
 
-/// `f(i)` computes the requantized values `i .. i + 8`; `scalar(i)` value `i`. Writes all of
-/// `dst` in blocks of 32 and 8 and a scalar tail.
+/// A source of requantized values: eight lanes at a time, or one.
+trait Source {
+    /// Values `i .. i + 8`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; `i + 8` is at most the run's length.
+    unsafe fn lanes(&self, i: usize) -> __m256i;
+    /// Value `i`.
+    fn one(&self, i: usize) -> i32;
+}
+
+/// Writes `src`'s values to all of `dst` in blocks of 32 and 8 and a scalar tail.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn write_bytes<const SIGNED: bool>(
-    dst: &mut [u8],
-    f: impl Fn(usize) -> __m256i,
-    scalar: impl Fn(usize) -> i32,
-) {
+fn write_bytes<const SIGNED: bool>(dst: &mut [u8], src: &impl Source) {
     let n = dst.len();
     let out = dst.as_mut_ptr();
     let mut i = 0;
-    while i + 32 <= n {
-        let v = pack32::<SIGNED>([f(i), f(i + 8), f(i + 16), f(i + 24)]);
-        // SAFETY: bytes i .. i + 32 of `dst` exist.
-        unsafe { _mm256_storeu_si256(out.add(i) as *mut __m256i, v) };
-        i += 32;
-    }
-    while i + 8 <= n {
-        // SAFETY: bytes i .. i + 8 of `dst` exist.
-        unsafe { _mm_storel_epi64(out.add(i) as *mut __m128i, pack8::<SIGNED>(f(i))) };
-        i += 8;
+    // SAFETY (loads and stores): values and bytes i .. i + 32 (or + 8) exist.
+    unsafe {
+        while i + 32 <= n {
+            let v = [
+                src.lanes(i),
+                src.lanes(i + 8),
+                src.lanes(i + 16),
+                src.lanes(i + 24),
+            ];
+            _mm256_storeu_si256(out.add(i) as *mut __m256i, pack32::<SIGNED>(v));
+            i += 32;
+        }
+        while i + 8 <= n {
+            _mm_storel_epi64(out.add(i) as *mut __m128i, pack8::<SIGNED>(src.lanes(i)));
+            i += 8;
+        }
     }
     for (j, d) in dst.iter_mut().enumerate().skip(i) {
-        *d = scalar(j) as u8;
+        *d = src.one(j) as u8;
+    }
+}
+
+/// One plane of accumulators plus a per-channel add, through a channel's requantizer.
+struct AccPlane<'a> {
+    src: &'a [i32],
+    add: i32,
+    ch: &'a FixedPointChannel,
+}
+
+impl Source for AccPlane<'_> {
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn lanes(&self, i: usize) -> __m256i {
+        debug_assert!(i + 8 <= self.src.len());
+        // SAFETY: by the caller, values i .. i + 8 exist.
+        let x = unsafe { load_i32(self.src.as_ptr().add(i)) };
+        self.ch
+            .apply(_mm256_add_epi32(x, _mm256_set1_epi32(self.add)))
+    }
+
+    fn one(&self, i: usize) -> i32 {
+        self.ch.apply_scalar(self.src[i].wrapping_add(self.add))
+    }
+}
+
+/// One plane of two narrow inputs through a residual add and a channel's requantizer.
+struct AddPlane<'a, const SIGNED_IN: bool> {
+    a: &'a [u8],
+    b: &'a [u8],
+    add: &'a Add,
+    align: &'a VecAlign,
+    ch: &'a FixedPointChannel,
+}
+
+impl<const SIGNED_IN: bool> Source for AddPlane<'_, SIGNED_IN> {
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn lanes(&self, i: usize) -> __m256i {
+        debug_assert!(i + 8 <= self.a.len() && i + 8 <= self.b.len());
+        // SAFETY: by the caller, values i .. i + 8 exist.
+        let (x, y) = unsafe {
+            (
+                load_bytes::<SIGNED_IN>(self.a.as_ptr().add(i)),
+                load_bytes::<SIGNED_IN>(self.b.as_ptr().add(i)),
+            )
+        };
+        self.ch.apply(self.align.sum(x, y))
+    }
+
+    fn one(&self, i: usize) -> i32 {
+        let value = |x: u8| {
+            if SIGNED_IN {
+                i32::from(x as i8)
+            } else {
+                i32::from(x)
+            }
+        };
+        let sum = residual_add(value(self.a[i]), value(self.b[i]), self.add);
+        self.ch.apply_scalar(sum)
+    }
+}
+
+/// A residual add's alignment of its two inputs, in vector form.
+struct VecAlign {
+    za: __m256i,
+    zb: __m256i,
+    sa: __m128i,
+    sb: __m128i,
+    /// The multipliers of the fixed-point alignment (none for powers of two).
+    mbqm: Option<(VecMbqm, VecMbqm)>,
+}
+
+impl VecAlign {
+    /// `None` where the vector form does not apply.
+    #[target_feature(enable = "avx2")]
+    fn new(add: &Add) -> Option<Self> {
+        let (shift_a, shift_b, mbqm) = match add.align {
+            AddAlign::PowerOfTwo { shift_a, shift_b } => (shift_a, shift_b, None),
+            AddAlign::FixedPoint {
+                left_shift,
+                multiplier_a,
+                shift_a,
+                multiplier_b,
+                shift_b,
+            } => (
+                left_shift,
+                left_shift,
+                Some((
+                    VecMbqm::new(multiplier_a, shift_a)?,
+                    VecMbqm::new(multiplier_b, shift_b)?,
+                )),
+            ),
+        };
+        if shift_a > 31 || shift_b > 31 {
+            return None;
+        }
+        Some(VecAlign {
+            za: _mm256_set1_epi32(add.zero_point_a),
+            zb: _mm256_set1_epi32(add.zero_point_b),
+            sa: _mm_cvtsi32_si128(i32::from(shift_a)),
+            sb: _mm_cvtsi32_si128(i32::from(shift_b)),
+            mbqm,
+        })
+    }
+
+    /// The aligned sum of eight lanes of the widened inputs.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn sum(&self, x: __m256i, y: __m256i) -> __m256i {
+        let da = _mm256_sll_epi32(_mm256_sub_epi32(x, self.za), self.sa);
+        let db = _mm256_sll_epi32(_mm256_sub_epi32(y, self.zb), self.sb);
+        match &self.mbqm {
+            Some((ma, mb)) => _mm256_add_epi32(ma.apply(da), mb.apply(db)),
+            None => _mm256_add_epi32(da, db),
+        }
     }
 }
 
@@ -236,8 +364,9 @@ fn channels(r: &Requant, c: usize, signed: bool) -> Option<Vec<FixedPointChannel
 }
 
 /// Requantizes `acc` (planes of `s` values, channel `plane % c`) with the fixed-point `r` into
-/// bytes (i8 storage when `signed`), adding `pending[channel]` (wrapping) first if given.
-/// `None` (nothing done) if `r` is not a fixed-point requantizer the vector path takes.
+/// `out` (as long as `acc`; bytes, i8 storage when `signed`), adding `pending[channel]`
+/// (wrapping) first if given. `None` (nothing written) if `r` is not a fixed-point requantizer
+/// the vector path takes.
 ///
 /// # Safety
 /// The CPU must have AVX2.
@@ -248,33 +377,32 @@ pub(crate) unsafe fn requant_fixed_point(
     (c, s): (usize, usize),
     pending: Option<&[i32]>,
     signed: bool,
-) -> Option<Vec<u8>> {
+    out: &mut [u8],
+) -> Option<()> {
     let ch = channels(r, c, signed)?;
-    if c == 0 || s == 0 || !acc.len().is_multiple_of(c * s) {
+    if c == 0 || s == 0 || !acc.len().is_multiple_of(c * s) || out.len() != acc.len() {
         return None;
     }
-    let mut out = vec![0u8; acc.len()];
     for (k, (src, dst)) in acc.chunks_exact(s).zip(out.chunks_exact_mut(s)).enumerate() {
-        let p = &ch[k % c];
         let add = pending.map_or(0, |a| a[k % c]);
-        let addv = _mm256_set1_epi32(add);
-        let sp = src.as_ptr();
-        // SAFETY (loads): `write_bytes` asks for values i .. i + 8 < s only.
-        let f = |i: usize| p.apply(_mm256_add_epi32(unsafe { load_i32(sp.add(i)) }, addv));
-        let g = |i: usize| p.apply_scalar(src[i].wrapping_add(add));
+        let plane = AccPlane {
+            src,
+            add,
+            ch: &ch[k % c],
+        };
         if signed {
-            write_bytes::<true>(dst, f, g);
+            write_bytes::<true>(dst, &plane);
         } else {
-            write_bytes::<false>(dst, f, g);
+            write_bytes::<false>(dst, &plane);
         }
     }
-    Some(out)
+    Some(())
 }
 
 /// `r(a + b)` for the residual add `add` of two narrow tensors (bytes; i8 storage when
 /// `signed_in`) and its consuming fixed-point requantizer `r`, planes of `s` values of channel
-/// `plane % c`, into bytes (i8 storage when `signed_out`). `None` (nothing done) if the vector
-/// path does not take `r` or `add`.
+/// `plane % c`, into `out` (bytes, i8 storage when `signed_out`). `None` (nothing written) if
+/// the vector path does not take `r` or `add`.
 ///
 /// # Safety
 /// The CPU must have AVX2.
@@ -288,83 +416,42 @@ pub(crate) unsafe fn add_requant(
     (c, s): (usize, usize),
     signed_in: bool,
     signed_out: bool,
-) -> Option<Vec<u8>> {
+    out: &mut [u8],
+) -> Option<()> {
     let ch = channels(r, c, signed_out)?;
-    if c == 0 || s == 0 || a.len() != b.len() || !a.len().is_multiple_of(c * s) {
+    let n = a.len();
+    if c == 0 || s == 0 || b.len() != n || out.len() != n || !n.is_multiple_of(c * s) {
         return None;
     }
-    let (za, zb) = (
-        _mm256_set1_epi32(add.zero_point_a),
-        _mm256_set1_epi32(add.zero_point_b),
-    );
-    // The aligned sum of eight lanes from the widened inputs.
-    let (shift_a, shift_b, mbqm) = match add.align {
-        AddAlign::PowerOfTwo { shift_a, shift_b } => (
-            i32::from(shift_a),
-            i32::from(shift_b),
-            None::<(VecMbqm, VecMbqm)>,
-        ),
-        AddAlign::FixedPoint {
-            left_shift,
-            multiplier_a,
-            shift_a,
-            multiplier_b,
-            shift_b,
-        } => (
-            i32::from(left_shift),
-            i32::from(left_shift),
-            Some((
-                VecMbqm::new(multiplier_a, shift_a)?,
-                VecMbqm::new(multiplier_b, shift_b)?,
-            )),
-        ),
-    };
-    if !(0..=31).contains(&shift_a) || !(0..=31).contains(&shift_b) {
-        return None;
-    }
-    let (sa, sb) = (_mm_cvtsi32_si128(shift_a), _mm_cvtsi32_si128(shift_b));
-    let sum = |x: __m256i, y: __m256i| {
-        let da = _mm256_sll_epi32(_mm256_sub_epi32(x, za), sa);
-        let db = _mm256_sll_epi32(_mm256_sub_epi32(y, zb), sb);
-        match &mbqm {
-            Some((ma, mb)) => _mm256_add_epi32(ma.apply(da), mb.apply(db)),
-            None => _mm256_add_epi32(da, db),
-        }
-    };
-    let value = |x: u8| {
-        if signed_in {
-            i32::from(x as i8)
-        } else {
-            i32::from(x)
-        }
-    };
-    let mut out = vec![0u8; a.len()];
+    let align = VecAlign::new(add)?;
     let planes = a.chunks_exact(s).zip(b.chunks_exact(s));
-    for (k, ((pa, pb), dst)) in planes.zip(out.chunks_exact_mut(s)).enumerate() {
-        let p = &ch[k % c];
-        let (ap, bp) = (pa.as_ptr(), pb.as_ptr());
-        // SAFETY (loads): `write_bytes` asks for values i .. i + 8 < s only.
-        let f = |i: usize| unsafe {
-            if signed_in {
-                p.apply(sum(
-                    load_bytes::<true>(ap.add(i)),
-                    load_bytes::<true>(bp.add(i)),
-                ))
-            } else {
-                p.apply(sum(
-                    load_bytes::<false>(ap.add(i)),
-                    load_bytes::<false>(bp.add(i)),
-                ))
-            }
-        };
-        let g = |i: usize| p.apply_scalar(residual_add(value(pa[i]), value(pb[i]), add));
-        if signed_out {
-            write_bytes::<true>(dst, f, g);
-        } else {
-            write_bytes::<false>(dst, f, g);
+    for (k, ((a, b), dst)) in planes.zip(out.chunks_exact_mut(s)).enumerate() {
+        let ch = &ch[k % c];
+        match (signed_in, signed_out) {
+            (false, false) => write_bytes::<false>(dst, &plane::<false>(a, b, add, &align, ch)),
+            (false, true) => write_bytes::<true>(dst, &plane::<false>(a, b, add, &align, ch)),
+            (true, false) => write_bytes::<false>(dst, &plane::<true>(a, b, add, &align, ch)),
+            (true, true) => write_bytes::<true>(dst, &plane::<true>(a, b, add, &align, ch)),
         }
     }
-    Some(out)
+    Some(())
+}
+
+/// An [`AddPlane`] (for type inference of `SIGNED_IN`).
+fn plane<'a, const SIGNED_IN: bool>(
+    a: &'a [u8],
+    b: &'a [u8],
+    add: &'a Add,
+    align: &'a VecAlign,
+    ch: &'a FixedPointChannel,
+) -> AddPlane<'a, SIGNED_IN> {
+    AddPlane {
+        a,
+        b,
+        add,
+        align,
+        ch,
+    }
 }
 
 #[cfg(test)]
@@ -439,8 +526,9 @@ mod tests {
             let r = requant(&mut rng, c, signed);
             let acc = values(&mut rng, batch * c * s);
             let pending: Option<Vec<i32>> = rng.random_bool(0.5).then(|| values(&mut rng, c));
+            let mut got = vec![0u8; acc.len()];
             // SAFETY: AVX2 checked above.
-            let got = unsafe { requant_fixed_point(&r, &acc, (c, s), pending.as_deref(), signed) }
+            unsafe { requant_fixed_point(&r, &acc, (c, s), pending.as_deref(), signed, &mut got) }
                 .expect("vector path takes valid fixed-point parameters");
             for (i, (&x, &g)) in acc.iter().zip(&got).enumerate() {
                 let ch = (i / s) % c;
@@ -472,7 +560,9 @@ mod tests {
             (r(1 << 30, 10, 5), false),
         ] {
             // SAFETY: AVX2 checked above.
-            assert!(unsafe { requant_fixed_point(&rq, &acc, (1, 16), None, signed) }.is_none());
+            let mut out = vec![0u8; 16];
+            let done = unsafe { requant_fixed_point(&rq, &acc, (1, 16), None, signed, &mut out) };
+            assert!(done.is_none());
         }
     }
 
@@ -516,7 +606,8 @@ mod tests {
             let a: Vec<u8> = (0..n).map(|_| rng.random()).collect();
             let b: Vec<u8> = (0..n).map(|_| rng.random()).collect();
             // SAFETY: AVX2 checked above.
-            let got = unsafe { add_requant(&add, &r, &a, &b, (c, s), signed_in, signed_out) }
+            let mut got = vec![0u8; n];
+            unsafe { add_requant(&add, &r, &a, &b, (c, s), signed_in, signed_out, &mut got) }
                 .expect("vector path takes valid parameters");
             let value = |x: u8| {
                 if signed_in {
