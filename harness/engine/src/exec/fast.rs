@@ -900,9 +900,11 @@ fn max_pool_2x2<T: Copy + Ord>(
 }
 
 /// Max pooling of any window, stride and padding, separably: per output row the window's input
-/// rows are folded element-wise into one row (a vectorizable loop over the whole width), then
-/// each output takes the max of its window in that row. Out-of-bounds taps are skipped, as in
-/// [`pool_planes`].
+/// rows are folded element-wise into one row (a vectorizable loop over the whole width). That
+/// row, with `lowest` in the left and right padding (it never wins a max, and every window holds
+/// an input since `pad < kernel_w`), is split into `stride` phases (`phase[r][i] = row[i stride
+/// + r]`), so each output is the max of `kernel_w` contiguous phase slices, one vectorizable loop
+/// per tap. Out-of-bounds rows are skipped, as in [`pool_planes`]. Requires `pad < kernel_w`.
 #[inline(always)]
 fn max_pool_rows<T: Copy + Ord + Default>(
     p: &Pool,
@@ -910,22 +912,45 @@ fn max_pool_rows<T: Copy + Ord + Default>(
     planes: usize,
     (h, w): (usize, usize),
     (oh, ow): (usize, usize),
+    lowest: T,
 ) -> Vec<T> {
-    let mut out = Vec::with_capacity(planes * oh * ow);
-    let mut row = vec![T::default(); w];
-    for plane in x.chunks(h * w).take(planes) {
-        for y in 0..oh {
+    let (s, kw) = (p.stride, p.kernel_w);
+    // Phase length: output i reads phase (j % s) at i + j / s for taps j < kw.
+    let plen = ow + (kw - 1) / s;
+    let mut row = vec![lowest; plen * s];
+    let mut phases = vec![lowest; plen * s];
+    let mut out = vec![T::default(); planes * oh * ow];
+    let wc = w.min(plen * s - p.pad);
+    for (plane, o) in x.chunks(h * w).zip(out.chunks_mut(oh * ow)).take(planes) {
+        for (y, o) in o.chunks_mut(ow).enumerate() {
             let (y0, y1) = window(y, p.stride, p.pad, p.kernel_h, h);
-            row.copy_from_slice(&plane[y0 * w..(y0 + 1) * w]);
+            let r = &mut row[p.pad..p.pad + wc];
+            r.copy_from_slice(&plane[y0 * w..y0 * w + wc]);
             for iy in y0 + 1..y1 {
-                for (m, &v) in row.iter_mut().zip(&plane[iy * w..(iy + 1) * w]) {
+                for (m, &v) in r.iter_mut().zip(&plane[iy * w..iy * w + wc]) {
                     *m = (*m).max(v);
                 }
             }
-            out.extend((0..ow).map(|xo| {
-                let (x0, x1) = window(xo, p.stride, p.pad, p.kernel_w, w);
-                row[x0 + 1..x1].iter().fold(row[x0], |m, &v| m.max(v))
-            }));
+            if s == 2 {
+                // The common stride, without per-element index arithmetic.
+                let (even, odd) = phases.split_at_mut(plen);
+                for ((pair, e), o) in row.chunks_exact(2).zip(even).zip(odd) {
+                    (*e, *o) = (pair[0], pair[1]);
+                }
+            } else {
+                for (r, phase) in phases.chunks_exact_mut(plen).enumerate() {
+                    for (d, chunk) in phase.iter_mut().zip(row.chunks_exact(s)) {
+                        *d = chunk[r];
+                    }
+                }
+            }
+            o.copy_from_slice(&phases[..ow]);
+            for j in 1..kw {
+                let src = &phases[(j % s) * plen + j / s..][..ow];
+                for (d, &v) in o.iter_mut().zip(src) {
+                    *d = (*d).max(v);
+                }
+            }
         }
     }
     out
@@ -936,6 +961,7 @@ fn max_pool_body(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
     let (c, h, w) = (x.ty.shape[0], x.ty.shape[1], x.ty.shape[2]);
     let (oh, ow) = (out.shape[1], out.shape[2]);
     let planes = x.batch * c;
+    let separable = p.stride > 0 && p.pad < p.kernel_w && p.pad < p.kernel_h && oh > 0 && ow > 0;
     if p.pad == 0 && p.stride == 2 && p.kernel_h == 2 && p.kernel_w == 2 {
         match &x.data {
             TensorData::U8(v) => return TensorData::U8(max_pool_2x2(v, planes, (h, w), (oh, ow))),
@@ -947,9 +973,45 @@ fn max_pool_body(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
         }
     }
     match &x.data {
-        TensorData::U8(v) => TensorData::U8(max_pool_rows(p, v, planes, (h, w), (oh, ow))),
-        TensorData::I8(v) => TensorData::I8(max_pool_rows(p, v, planes, (h, w), (oh, ow))),
-        TensorData::I32(v) => TensorData::I32(max_pool_rows(p, v, planes, (h, w), (oh, ow))),
+        TensorData::U8(v) if separable => {
+            TensorData::U8(max_pool_rows(p, v, planes, (h, w), (oh, ow), u8::MIN))
+        }
+        TensorData::I8(v) if separable => {
+            TensorData::I8(max_pool_rows(p, v, planes, (h, w), (oh, ow), i8::MIN))
+        }
+        TensorData::I32(v) if separable => {
+            TensorData::I32(max_pool_rows(p, v, planes, (h, w), (oh, ow), i32::MIN))
+        }
+        TensorData::U8(v) => TensorData::U8(pool_planes(
+            p,
+            v,
+            planes,
+            (h, w),
+            (oh, ow),
+            |a| a,
+            Ord::max,
+            |a| a,
+        )),
+        TensorData::I8(v) => TensorData::I8(pool_planes(
+            p,
+            v,
+            planes,
+            (h, w),
+            (oh, ow),
+            |a| a,
+            Ord::max,
+            |a| a,
+        )),
+        TensorData::I32(v) => TensorData::I32(pool_planes(
+            p,
+            v,
+            planes,
+            (h, w),
+            (oh, ow),
+            |a| a,
+            Ord::max,
+            |a| a,
+        )),
         TensorData::Bits(bits) => {
             // max of +-1 values is +1 if any is +1: OR the packed pixels of the window.
             let words = binary_words(c);
