@@ -87,10 +87,10 @@ pub struct FastExecutor<'g> {
     /// MAC nodes whose per-channel add (zero-point correction and bias) is left to their single
     /// consumer, a requantizer, in untraced runs: saves a pass over the i32 accumulators.
     fused: Vec<bool>,
-    /// Residual adds whose single consumer is a requantizer, with that consumer's id: in untraced
-    /// runs the add may produce the requantized bytes directly (AVX2 fixed point), which the
-    /// requantizer then passes on.
-    fused_add: Vec<Option<usize>>,
+    /// Residual adds and convolutions whose single consumer is a requantizer, with that
+    /// consumer's id: in untraced runs they may produce the requantized bytes directly (AVX2
+    /// fixed point), which the requantizer then passes on.
+    requant_of: Vec<Option<usize>>,
 }
 
 thread_local! {
@@ -212,12 +212,16 @@ impl<'g> FastExecutor<'g> {
                 mac && c.len() == 1 && matches!(graph.nodes[c[0]].op, Op::Requant(_))
             })
             .collect();
-        let fused_add = graph
+        let requant_of = graph
             .nodes
             .iter()
             .zip(&consumers)
             .map(|(n, c)| match (&n.op, c.as_slice()) {
-                (Op::Add(_), &[r]) if matches!(graph.nodes[r].op, Op::Requant(_)) => Some(r),
+                (Op::Add(_) | Op::Conv2d(_), &[r])
+                    if matches!(graph.nodes[r].op, Op::Requant(_)) =>
+                {
+                    Some(r)
+                }
                 _ => None,
             })
             .collect();
@@ -226,7 +230,7 @@ impl<'g> FastExecutor<'g> {
             prep,
             last_use: graph.last_use(),
             fused,
-            fused_add,
+            requant_of,
         })
     }
 
@@ -291,7 +295,7 @@ impl<'g> FastExecutor<'g> {
             let start = times.is_some().then(Instant::now);
             // A requantizer whose fused add already produced its bytes passes them on.
             let done = match node.op {
-                Op::Requant(_) if !keep && self.fused_add[node.inputs[0]].is_some() => out
+                Op::Requant(_) if !keep && self.requant_of[node.inputs[0]].is_some() => out
                     [node.inputs[0]]
                     .take_if(|t| !matches!(t.data, TensorData::I32(_)))
                     .map(|t| t.data),
@@ -330,8 +334,8 @@ impl<'g> FastExecutor<'g> {
                     Op::AvgPool(p) => avg_pool(p, arg(0), &node.output),
                     Op::GlobalAvgPool => global_avg_pool(arg(0), &node.output),
                     Op::Relu { zero_point } => relu(arg(0), *zero_point),
-                    Op::Add(a) if !keep && self.fused_add[i].is_some() => {
-                        let r = self.fused_add[i].map(|r| &nodes[r]);
+                    Op::Add(a) if !keep && self.requant_of[i].is_some() => {
+                        let r = self.requant_of[i].map(|r| &nodes[r]);
                         match r.and_then(|r| add_requant(a, r, arg(0), arg(1))) {
                             Some(d) => d,
                             None => add(a, arg(0), arg(1)),
@@ -408,6 +412,17 @@ impl<'g> FastExecutor<'g> {
                     c.pad,
                     c.groups,
                 );
+                if let (false, ConvWeights::Gemm(w), Some(r)) = (finish, packed, self.requant_of[i])
+                    && let Some(bytes) =
+                        conv_requant(a, w, &g, *pad_value, correction, &self.graph.nodes[r])
+                {
+                    recycle(Tensor {
+                        ty: node.output.clone(),
+                        batch,
+                        data: TensorData::I32(acc),
+                    });
+                    return bytes;
+                }
                 match packed {
                     ConvWeights::Gemm(w) => conv2d_u8i8_packed(a, w, &mut acc, &g, *pad_value),
                     ConvWeights::Depthwise(w) => {
@@ -673,6 +688,46 @@ fn add_requant(a: &crate::node::Add, r: &Node, x: &Tensor, y: &Tensor) -> Option
         return Some(narrow(v, signed_out));
     }
     let _ = (a, r, x, y);
+    None
+}
+
+/// The convolution `w` of `a` requantized by `r`, its single consumer (a requantizer node), with
+/// the per-channel `correction` added first: the kernels deliver i32 blocks while they are in
+/// cache and an AVX2 loop requantizes them, so no i32 tensor is stored. `None` where that path
+/// does not apply (then the convolution runs alone).
+fn conv_requant(
+    a: &[u8],
+    w: &PackedConvWeights,
+    g: &ConvGeometry,
+    pad_value: u8,
+    correction: &[i32],
+    r: &Node,
+) -> Option<TensorData> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        let Op::Requant(rq) = &r.op else {
+            return None;
+        };
+        let signed = match r.output.dtype {
+            DType::Unsigned { .. } => false,
+            DType::Signed { .. } => true,
+            _ => return None,
+        };
+        let plane = g.out_h() * g.out_w();
+        let mut v = byte_output(g.batch * g.out_channels * plane);
+        // SAFETY: the CPU supports AVX2, checked just above.
+        let sink = unsafe {
+            super::fast_avx2::RequantSink::new(&rq.requant, correction, &mut v, plane, signed)
+        };
+        let Some(sink) = sink else {
+            recycle_bytes(v);
+            return None;
+        };
+        qbench_kernels::conv2d_u8i8_packed_sink(a, w, g, pad_value, &sink);
+        drop(sink);
+        return Some(narrow(v, signed));
+    }
+    let _ = (a, w, g, pad_value, correction, r);
     None
 }
 

@@ -399,6 +399,95 @@ pub(crate) unsafe fn requant_fixed_point(
     Some(())
 }
 
+/// A convolution sink that adds each channel's correction to the i32 results and requantizes
+/// them with a fixed-point requantizer into a byte tensor `[N][C][plane]` (i8 storage when
+/// `signed`).
+pub(crate) struct RequantSink<'a> {
+    channels: Vec<FixedPointChannel>,
+    correction: &'a [i32],
+    out: *mut u8,
+    len: usize,
+    plane: usize,
+    signed: bool,
+    _out: std::marker::PhantomData<&'a mut [u8]>,
+}
+
+// SAFETY: `put` writes only the output elements of the block it is given, and the convolution
+// delivers every element exactly once, so concurrent calls never write the same byte; `out`
+// is borrowed mutably for the sink's lifetime, so nothing else reads or writes it meanwhile.
+unsafe impl Sync for RequantSink<'_> {}
+
+impl<'a> RequantSink<'a> {
+    /// A sink for `r` with `correction.len()` channels of `plane` pixels into `out`; `None` if
+    /// the vector path does not take `r` (nothing written).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(crate) unsafe fn new(
+        r: &Requant,
+        correction: &'a [i32],
+        out: &'a mut [u8],
+        plane: usize,
+        signed: bool,
+    ) -> Option<Self> {
+        let c = correction.len();
+        if c == 0 || plane == 0 || !out.len().is_multiple_of(c * plane) {
+            return None;
+        }
+        Some(RequantSink {
+            channels: channels(r, c, signed)?,
+            correction,
+            out: out.as_mut_ptr(),
+            len: out.len(),
+            plane,
+            signed,
+            _out: std::marker::PhantomData,
+        })
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    fn put_avx2(
+        &self,
+        n: usize,
+        o0: usize,
+        rows: usize,
+        px0: usize,
+        cols: usize,
+        block: &[i32],
+        ld: usize,
+    ) {
+        let c = self.channels.len();
+        assert!(o0 + rows <= c && px0 + cols <= self.plane && block.len() + ld > rows * ld);
+        for r in 0..rows {
+            let o = o0 + r;
+            let at = (n * c + o) * self.plane + px0;
+            assert!(at + cols <= self.len, "sink block outside the output");
+            // SAFETY: in bounds (checked); the convolution delivers each element once, so no
+            // other call writes these bytes (see the `Sync` impl).
+            let dst = unsafe { std::slice::from_raw_parts_mut(self.out.add(at), cols) };
+            let plane = AccPlane {
+                src: &block[r * ld..r * ld + cols],
+                add: self.correction[o],
+                ch: &self.channels[o],
+            };
+            if self.signed {
+                write_bytes::<true>(dst, &plane);
+            } else {
+                write_bytes::<false>(dst, &plane);
+            }
+        }
+    }
+}
+
+impl qbench_kernels::ConvSink for RequantSink<'_> {
+    fn put(&self, n: usize, o0: usize, rows: usize, px0: usize, cols: usize, b: &[i32], ld: usize) {
+        // SAFETY: sinks are built only by `new`, whose caller guarantees AVX2.
+        unsafe { self.put_avx2(n, o0, rows, px0, cols, b, ld) }
+    }
+}
+
 /// `r(a + b)` for the residual add `add` of two narrow tensors (bytes; i8 storage when
 /// `signed_in`) and its consuming fixed-point requantizer `r`, planes of `s` values of channel
 /// `plane % c`, into `out` (bytes, i8 storage when `signed_out`). `None` (nothing written) if
