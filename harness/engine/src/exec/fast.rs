@@ -16,8 +16,10 @@
 //! is a requantizer leaves its per-channel add to that requantizer (one pass less over the i32
 //! accumulators); freed i32 and byte buffers are reused on the same thread for later outputs that
 //! are overwritten completely (kernel accumulators, vectorized requantizers); a residual add whose
-//! single consumer is a fixed-point requantizer is computed and requantized in one AVX2 pass
-//! (`fast_avx2`); and the requantizer and max-pool loops run in an AVX2 build
+//! single consumer is a requantizer is computed and requantized in one pass (a 64 KiB byte table
+//! per add for per-tensor requantizers, else an AVX2 fixed-point loop in `fast_avx2`), and so is a
+//! convolution whose single consumer is a fixed-point requantizer (the kernels hand over i32
+//! blocks through a `ConvSink`); and the requantizer and max-pool loops run in an AVX2 build
 //! where the CPU has it. Traced runs materialize every node's output exactly as the reference does.
 
 use qbench_kernels::{
@@ -91,6 +93,10 @@ pub struct FastExecutor<'g> {
     /// consumer's id: in untraced runs they may produce the requantized bytes directly (AVX2
     /// fixed point), which the requantizer then passes on.
     requant_of: Vec<Option<usize>>,
+    /// For residual adds of two narrow inputs whose single consumer is a per-tensor requantizer:
+    /// that requantizer's output for every pair of input bytes, `table[a << 8 | b]`, computed
+    /// with the scalar functions once per graph (one load per element in untraced runs).
+    add_tables: Vec<Option<Vec<u8>>>,
 }
 
 thread_local! {
@@ -181,7 +187,6 @@ fn keep_spare<T: 'static>(spares: &'static std::thread::LocalKey<Spares<T>>, v: 
 
 /// A buffer of `n` bytes for a loop to overwrite completely: a spare one (contents stale) if
 /// one is large enough, else a new zeroed one.
-#[cfg(target_arch = "x86_64")]
 fn byte_output(n: usize) -> Vec<u8> {
     take_spare(&SPARE_U8, n)
 }
@@ -225,12 +230,19 @@ impl<'g> FastExecutor<'g> {
                 _ => None,
             })
             .collect();
+        let add_tables = graph
+            .nodes
+            .iter()
+            .zip(&requant_of)
+            .map(|(n, r): (&Node, &Option<usize>)| add_table(graph, n, (*r)?))
+            .collect();
         Ok(FastExecutor {
             graph,
             prep,
             last_use: graph.last_use(),
             fused,
             requant_of,
+            add_tables,
         })
     }
 
@@ -334,6 +346,12 @@ impl<'g> FastExecutor<'g> {
                     Op::AvgPool(p) => avg_pool(p, arg(0), &node.output),
                     Op::GlobalAvgPool => global_avg_pool(arg(0), &node.output),
                     Op::Relu { zero_point } => relu(arg(0), *zero_point),
+                    Op::Add(_) if !keep && self.add_tables[i].is_some() => {
+                        let table = self.add_tables[i].as_deref().unwrap_or_default();
+                        let r = self.requant_of[i].map(|r| &nodes[r].output);
+                        let signed_out = r.is_some_and(|t| matches!(t.dtype, DType::Signed { .. }));
+                        add_lookup(table, arg(0), arg(1), signed_out)
+                    }
                     Op::Add(a) if !keep && self.requant_of[i].is_some() => {
                         let r = self.requant_of[i].map(|r| &nodes[r]);
                         match r.and_then(|r| add_requant(a, r, arg(0), arg(1))) {
@@ -646,6 +664,70 @@ fn to_i32(t: &Tensor) -> std::borrow::Cow<'_, [i32]> {
     }
 }
 
+/// The byte table of an add node `n` of two narrow inputs whose single consumer `r` is a
+/// per-tensor requantizer to a narrow type (see `FastExecutor::add_tables`), else `None`.
+fn add_table(graph: &QGraph, n: &Node, r: usize) -> Option<Vec<u8>> {
+    let (Op::Add(add), Op::Requant(rq)) = (&n.op, &graph.nodes[r].op) else {
+        return None;
+    };
+    let per_tensor = match &rq.requant {
+        Requant::FixedPoint {
+            multiplier, shift, ..
+        } => multiplier.len() == 1 && shift.len() == 1,
+        Requant::Shift { shift, .. } => shift.len() == 1,
+        _ => false,
+    };
+    let dtypes: Vec<DType> = n
+        .inputs
+        .iter()
+        .map(|&p| graph.nodes[p].output.dtype)
+        .collect();
+    let signed = match dtypes.as_slice() {
+        [DType::Unsigned { .. }, DType::Unsigned { .. }] => false,
+        [DType::Signed { .. }, DType::Signed { .. }] => true,
+        _ => return None,
+    };
+    if !per_tensor || !graph.nodes[r].output.dtype.is_narrow_int() {
+        return None;
+    }
+    let value = |b: usize| {
+        if signed {
+            i32::from(b as u8 as i8)
+        } else {
+            b as i32
+        }
+    };
+    Some(
+        (0..1usize << 16)
+            .map(|i| {
+                rq.requant
+                    .apply(residual_add(value(i >> 8), value(i & 255), add), 0)
+                    as u8
+            })
+            .collect(),
+    )
+}
+
+/// The requantized residual add of `x` and `y` through its byte table, stored as i8 when the
+/// requantizer's output is `signed_out`.
+fn add_lookup(table: &[u8], x: &Tensor, y: &Tensor, signed_out: bool) -> TensorData {
+    fn bytes(t: &Tensor) -> Option<&[u8]> {
+        match &t.data {
+            TensorData::U8(v) => Some(v),
+            TensorData::I8(v) => Some(bytes_of(v)),
+            _ => None,
+        }
+    }
+    let (Some(a), Some(b)) = (bytes(x), bytes(y)) else {
+        unreachable!("add tables exist only for narrow inputs")
+    };
+    let mut out = byte_output(a.len());
+    for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
+        *o = table[usize::from(p) << 8 | usize::from(q)];
+    }
+    narrow(out, signed_out)
+}
+
 /// The residual add `a` of `x` and `y`, as i32.
 fn add(a: &crate::node::Add, x: &Tensor, y: &Tensor) -> TensorData {
     let (x, y) = (to_i32(x), to_i32(y));
@@ -732,14 +814,12 @@ fn conv_requant(
 }
 
 /// The bytes of an i8 slice.
-#[cfg(target_arch = "x86_64")]
 fn bytes_of(v: &[i8]) -> &[u8] {
     // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid.
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len()) }
 }
 
 /// Bytes as the storage of a narrow dtype (`signed`: i8, else u8).
-#[cfg(target_arch = "x86_64")]
 fn narrow(v: Vec<u8>, signed: bool) -> TensorData {
     if signed {
         let mut v = std::mem::ManuallyDrop::new(v);

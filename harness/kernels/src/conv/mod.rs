@@ -16,6 +16,10 @@
 //! output layout, so tiles are stored in place; one AVX2 call runs every weight panel of a group
 //! against a pixel panel.
 //!
+//! [`conv2d_u8i8_packed_sink`] runs the same driver but hands each pixel panel's results (all
+//! channels of a group) to a [`ConvSink`] instead of storing them, so a consumer can requantize
+//! them while they are in cache.
+//!
 //! With several small images (at most 64 KiB padded), each task pads the (at most two) images its
 //! current pixel panel reads into a small buffer of its own, which stays in cache; otherwise all
 //! images are padded once, in parallel, into a per-thread buffer reused across calls.
