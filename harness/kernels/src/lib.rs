@@ -47,7 +47,9 @@ pub use binary::{
     PackedBinaryConvWeights, PackedBinaryWeights, binary_conv2d_packed, binary_conv2d_with,
     binary_gemm_packed, binary_gemm_with,
 };
-pub use conv::{PackedConvWeights, conv2d_u8i8_packed, conv2d_u8i8_with};
+pub use conv::{
+    ConvSink, PackedConvWeights, conv2d_u8i8_packed, conv2d_u8i8_packed_sink, conv2d_u8i8_with,
+};
 pub use depthwise::{
     PackedDepthwiseWeights, depthwise_conv2d_u8i8, depthwise_conv2d_u8i8_packed,
     depthwise_conv2d_u8i8_with, is_depthwise,

@@ -129,6 +129,51 @@ fn check_conv(c: &ConvCase) {
     let mut got = vec![7i32; n_out];
     conv2d_u8i8(&c.input, &c.weights, &mut got, g, c.pad_value);
     assert_eq!(got, want, "dispatched {g:?}");
+    check_conv_sink(c, &want);
+}
+
+/// Collects a sink's blocks into the output tensor layout and counts each element's deliveries.
+struct Collect {
+    g: ConvGeometry,
+    out: std::sync::Mutex<(Vec<i32>, Vec<u32>)>,
+}
+
+impl ConvSink for Collect {
+    fn put(&self, n: usize, o0: usize, rows: usize, px0: usize, cols: usize, b: &[i32], ld: usize) {
+        let plane = self.g.out_h() * self.g.out_w();
+        assert!(px0 + cols <= plane && o0 + rows <= self.g.out_channels);
+        let mut out = self.out.lock().unwrap();
+        for r in 0..rows {
+            for c in 0..cols {
+                let i = (n * self.g.out_channels + o0 + r) * plane + px0 + c;
+                out.0[i] = b[r * ld + c];
+                out.1[i] += 1;
+            }
+        }
+    }
+}
+
+/// The sink form of the packed convolution delivers `want`, every element once.
+fn check_conv_sink(c: &ConvCase, want: &[i32]) {
+    let g = &c.g;
+    for isa in Int8Isa::all_available() {
+        let packed = PackedConvWeights::new_for(isa, &c.weights, g);
+        for threads in [1, 2] {
+            let sink = Collect {
+                g: *g,
+                out: std::sync::Mutex::new((vec![7; want.len()], vec![0; want.len()])),
+            };
+            in_pool(threads, || {
+                conv2d_u8i8_packed_sink(&c.input, &packed, g, c.pad_value, &sink)
+            });
+            let (got, count) = sink.out.into_inner().unwrap();
+            assert_eq!(got, want, "sink {isa:?} threads={threads} {g:?}");
+            assert!(
+                count.iter().all(|&k| k == 1),
+                "sink deliveries {isa:?} {g:?}"
+            );
+        }
+    }
 }
 
 proptest! {

@@ -38,6 +38,10 @@ pub enum BenchCommand {
         /// ratio engine / onnxruntime.
         #[arg(long)]
         onnxruntime: bool,
+        /// Also print a per-layer profile of the engine at one thread (wall time per node and
+        /// the MAC rate of each convolution and dense layer).
+        #[arg(long)]
+        layers: bool,
     },
     /// Float training speed: one epoch of a zoo model over the whole training pool of a dataset
     /// (no validation pass, nothing cached), in seconds per epoch and against the 60 s target.
@@ -83,7 +87,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             seconds,
             method,
             onnxruntime,
-        } => super::bench_model::resnet18(batch.max(1), seconds, &method, onnxruntime),
+            layers,
+        } => super::bench_model::resnet18(batch.max(1), seconds, &method, onnxruntime, layers),
         BenchCommand::Train {
             model,
             dataset,

@@ -21,8 +21,15 @@ const CALIBRATION_IMAGES: usize = 8;
 /// Lowers a randomly initialised 224x224 ResNet-18 with `method` and times the engine on batches
 /// of `batch` random images at 1 and 2 threads, `seconds` each; prints images/s and the
 /// estimated time for 50,000 images. With `onnxruntime`, the exported graph runs in onnxruntime
-/// on the same images too, and the ratio is printed per thread count.
-pub fn resnet18(batch: usize, seconds: f64, method: &str, onnxruntime: bool) -> Result<()> {
+/// on the same images too, and the ratio is printed per thread count. With `layers`, a per-node
+/// profile at one thread follows the engine's rates.
+pub fn resnet18(
+    batch: usize,
+    seconds: f64,
+    method: &str,
+    onnxruntime: bool,
+    layers: bool,
+) -> Result<()> {
     let config = MethodConfig::from_yaml(method, "--method")?;
     let arch = zoo::build("resnet18", [3, 224, 224], 1000).context("resnet18 in the zoo")?;
     let params = Params::init(&arch, 0)?;
@@ -67,27 +74,44 @@ pub fn resnet18(batch: usize, seconds: f64, method: &str, onnxruntime: bool) -> 
             .num_threads(threads)
             .build()
             .context("building the thread pool")?;
-        let (images, elapsed) = pool.install(|| -> Result<(usize, Duration)> {
-            exec.run(input, batch)?; // warm-up: buffers, caches
-            let start = Instant::now();
-            let mut images = 0;
-            while images == 0 || start.elapsed().as_secs_f64() < seconds {
-                exec.run(input, batch)?;
-                images += batch;
-            }
-            Ok((images, start.elapsed()))
-        })?;
+        let (images, elapsed, cpu) =
+            pool.install(|| -> Result<(usize, Duration, Option<u64>)> {
+                exec.run(input, batch)?; // warm-up: buffers, caches
+                let (start, cpu0) = (Instant::now(), thread_cpu_ns());
+                let mut images = 0;
+                while images == 0 || start.elapsed().as_secs_f64() < seconds {
+                    exec.run(input, batch)?;
+                    images += batch;
+                }
+                let cpu = thread_cpu_ns().zip(cpu0).map(|(b, a)| b.saturating_sub(a));
+                Ok((images, start.elapsed(), cpu))
+            })?;
         let rate = images as f64 / elapsed.as_secs_f64();
         engine_rates.push(rate);
         let total = IMAGENET_VAL_IMAGES / rate;
+        // At one thread all work runs on the pool's one thread: its CPU time excludes the time
+        // other processes took the core.
+        let cpu_rate = match cpu {
+            Some(ns) if threads == 1 && ns > 0 => {
+                format!(
+                    ", {:.2} images per CPU-second",
+                    images as f64 / (ns as f64 * 1e-9)
+                )
+            }
+            _ => String::new(),
+        };
         println!(
-            "{threads} thread{}: {rate:.2} images/s ({images} images in {:.1} s); \
+            "{threads} thread{}: {rate:.2} images/s ({images} images in {:.1} s{cpu_rate}); \
              50,000 validation images: {:.0} s ({:.1} min)",
             if threads == 1 { "" } else { "s" },
             elapsed.as_secs_f64(),
             total,
             total / 60.0
         );
+    }
+    if layers {
+        let runs = ((engine_rates[0] * seconds / batch as f64).ceil() as usize).max(1);
+        print_layers(&exec, &quantized.graph, input, batch, runs)?;
     }
     if onnxruntime {
         let dir = tempfile::tempdir().context("temporary folder")?;
@@ -136,4 +160,71 @@ pub fn resnet18(batch: usize, seconds: f64, method: &str, onnxruntime: bool) -> 
     }
     println!("wall-clock rates: other processes on the machine slow them down");
     Ok(())
+}
+
+/// Prints each node's share of a one-thread run: milliseconds per image, percent of the total,
+/// and GMAC/s for the nodes that multiply-accumulate.
+fn print_layers(
+    exec: &FastExecutor,
+    graph: &qbench_engine::QGraph,
+    input: &[u8],
+    batch: usize,
+    runs: usize,
+) -> Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .context("building the thread pool")?;
+    let times = pool.install(|| exec.profile(input, batch, runs))?;
+    let counts = qbench_engine::count_ops(graph);
+    let total: f64 = times.iter().map(Duration::as_secs_f64).sum();
+    let images = (runs * batch) as f64;
+    println!("per-node profile, 1 thread, {runs} runs of {batch} images:");
+    println!(
+        "{:<28} {:<14} {:>9} {:>6} {:>8}",
+        "node", "op", "ms/image", "%", "GMAC/s"
+    );
+    for (row, t) in counts.nodes.iter().zip(&times) {
+        let secs = t.as_secs_f64();
+        let rate = if row.macs > 0 && secs > 0.0 {
+            format!("{:.1}", row.macs as f64 * images / secs / 1e9)
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<28} {:<14} {:>9.3} {:>6.1} {:>8}",
+            row.name,
+            row.op,
+            1e3 * secs / images,
+            100.0 * secs / total.max(f64::MIN_POSITIVE),
+            rate
+        );
+    }
+    let by_op = counts.nodes.iter().zip(&times).fold(
+        std::collections::BTreeMap::<&str, f64>::new(),
+        |mut m, (row, t)| {
+            *m.entry(row.op.as_str()).or_default() += t.as_secs_f64();
+            m
+        },
+    );
+    for (op, secs) in by_op {
+        println!(
+            "total {op:<14} {:>9.3} ms/image {:>6.1} %",
+            1e3 * secs / images,
+            100.0 * secs / total.max(f64::MIN_POSITIVE)
+        );
+    }
+    println!(
+        "total {:.3} ms/image, {:.2} GMAC/s over the whole graph",
+        1e3 * total / images,
+        counts.total_macs as f64 * images / total.max(f64::MIN_POSITIVE) / 1e9
+    );
+    Ok(())
+}
+
+/// CPU time of the calling thread in nanoseconds (Linux `/proc/thread-self/schedstat`), if
+/// readable.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }

@@ -12,10 +12,14 @@
 //! per-channel correction `bias - pad_value * sum(w)`, which equals `sum (x - z) * w + bias` exactly in
 //! wrapping i32 arithmetic.
 //!
-//! Untraced runs take three shortcuts that do not change any result: a MAC node whose only consumer
+//! Untraced runs take four shortcuts that do not change any result: a MAC node whose only consumer
 //! is a requantizer leaves its per-channel add to that requantizer (one pass less over the i32
-//! accumulators); freed i32 buffers are reused on the same thread for later kernel outputs (which
-//! the kernels overwrite completely); and the requantizer and max-pool loops run in an AVX2 build
+//! accumulators); freed i32 and byte buffers are reused on the same thread for later outputs that
+//! are overwritten completely (kernel accumulators, vectorized requantizers); a residual add whose
+//! single consumer is a requantizer is computed and requantized in one pass (a 64 KiB byte table
+//! per add for per-tensor requantizers, else an AVX2 fixed-point loop in `fast_avx2`), and so is a
+//! convolution whose single consumer is a fixed-point requantizer (the kernels hand over i32
+//! blocks through a `ConvSink`); and the requantizer and max-pool loops run in an AVX2 build
 //! where the CPU has it. Traced runs materialize every node's output exactly as the reference does.
 
 use qbench_kernels::{
@@ -24,6 +28,7 @@ use qbench_kernels::{
     depthwise_conv2d_u8i8_packed, gemm_u8i8_packed, is_depthwise,
 };
 use rayon::prelude::*;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::exec::{Logits, check_input};
@@ -84,13 +89,26 @@ pub struct FastExecutor<'g> {
     /// MAC nodes whose per-channel add (zero-point correction and bias) is left to their single
     /// consumer, a requantizer, in untraced runs: saves a pass over the i32 accumulators.
     fused: Vec<bool>,
+    /// Residual adds and convolutions whose single consumer is a requantizer, with that
+    /// consumer's id: in untraced runs they may produce the requantized bytes directly (AVX2
+    /// fixed point), which the requantizer then passes on.
+    requant_of: Vec<Option<usize>>,
+    /// For residual adds of two narrow inputs whose single consumer is a per-tensor requantizer:
+    /// that requantizer's output for every pair of input bytes, `table[a << 8 | b]`, computed
+    /// with the scalar functions once per graph (one load per element in untraced runs).
+    add_tables: Vec<Option<Vec<u8>>>,
 }
 
 thread_local! {
     /// i32 buffers of freed tensors, reused for the next kernel outputs on this thread so that their
     /// memory is neither zeroed nor faulted in again (the kernels overwrite every output element).
-    static SPARE_I32: std::cell::RefCell<Vec<Vec<i32>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE_I32: Spares<i32> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Byte buffers of freed u8/i8 tensors, reused likewise by loops that write every byte.
+    static SPARE_U8: Spares<u8> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// A thread's spare buffers of one element type.
+type Spares<T> = std::cell::RefCell<Vec<Vec<T>>>;
 
 /// Most spare buffers kept per thread.
 const MAX_SPARE: usize = 8;
@@ -101,7 +119,16 @@ const MAX_SPARE_BYTES: usize = 64 << 20;
 /// A buffer of `n` i32 for a kernel to overwrite completely: a spare one (contents stale) if one is
 /// large enough, else a new zeroed one.
 fn kernel_output(n: usize) -> Vec<i32> {
-    let spare = SPARE_I32.with(|s| {
+    take_spare(&SPARE_I32, n)
+}
+
+/// The smallest spare buffer of at least `n` elements resized to `n` (contents stale), else a new
+/// zeroed one.
+fn take_spare<T: Copy + Default + 'static>(
+    spares: &'static std::thread::LocalKey<Spares<T>>,
+    n: usize,
+) -> Vec<T> {
+    let spare = spares.with(|s| {
         let mut s = s.borrow_mut();
         let best = s
             .iter()
@@ -116,25 +143,52 @@ fn kernel_output(n: usize) -> Vec<i32> {
             if v.len() >= n {
                 v.truncate(n);
             } else {
-                v.resize(n, 0);
+                v.resize(n, T::default());
             }
             v
         }
-        None => vec![0; n],
+        None => vec![T::default(); n],
     }
 }
 
-/// Returns a freed tensor's i32 buffer to this thread's spares.
+/// Returns a freed tensor's i32 or byte buffer to this thread's spares.
 fn recycle(t: Tensor) {
-    if let TensorData::I32(v) = t.data {
-        SPARE_I32.with(|s| {
-            let mut s = s.borrow_mut();
-            let held: usize = s.iter().map(|b| b.capacity() * 4).sum();
-            if s.len() < MAX_SPARE && held + v.capacity() * 4 <= MAX_SPARE_BYTES {
-                s.push(v);
-            }
-        });
+    match t.data {
+        TensorData::I32(v) => keep_spare(&SPARE_I32, v),
+        TensorData::U8(v) => recycle_bytes(v),
+        TensorData::I8(v) => {
+            let mut v = std::mem::ManuallyDrop::new(v);
+            // SAFETY: the allocation is handed over whole; i8 and u8 have the same size and
+            // alignment and every bit pattern is valid in both.
+            recycle_bytes(unsafe {
+                Vec::from_raw_parts(v.as_mut_ptr() as *mut u8, v.len(), v.capacity())
+            });
+        }
+        TensorData::Bits(_) => {}
     }
+}
+
+/// Returns a byte buffer to this thread's spares.
+fn recycle_bytes(v: Vec<u8>) {
+    keep_spare(&SPARE_U8, v);
+}
+
+/// Keeps `v` in `spares` unless they are full.
+fn keep_spare<T: 'static>(spares: &'static std::thread::LocalKey<Spares<T>>, v: Vec<T>) {
+    spares.with(|s| {
+        let mut s = s.borrow_mut();
+        let size = std::mem::size_of::<T>();
+        let held: usize = s.iter().map(|b| b.capacity() * size).sum();
+        if s.len() < MAX_SPARE && held + v.capacity() * size <= MAX_SPARE_BYTES {
+            s.push(v);
+        }
+    });
+}
+
+/// A buffer of `n` bytes for a loop to overwrite completely: a spare one (contents stale) if
+/// one is large enough, else a new zeroed one.
+fn byte_output(n: usize) -> Vec<u8> {
+    take_spare(&SPARE_U8, n)
 }
 
 /// Largest chunk of images one task runs through the whole graph.
@@ -163,11 +217,32 @@ impl<'g> FastExecutor<'g> {
                 mac && c.len() == 1 && matches!(graph.nodes[c[0]].op, Op::Requant(_))
             })
             .collect();
+        let requant_of = graph
+            .nodes
+            .iter()
+            .zip(&consumers)
+            .map(|(n, c)| match (&n.op, c.as_slice()) {
+                (Op::Add(_) | Op::Conv2d(_), &[r])
+                    if matches!(graph.nodes[r].op, Op::Requant(_)) =>
+                {
+                    Some(r)
+                }
+                _ => None,
+            })
+            .collect();
+        let add_tables = graph
+            .nodes
+            .iter()
+            .zip(&requant_of)
+            .map(|(n, r): (&Node, &Option<usize>)| add_table(graph, n, (*r)?))
+            .collect();
         Ok(FastExecutor {
             graph,
             prep,
             last_use: graph.last_use(),
             fused,
+            requant_of,
+            add_tables,
         })
     }
 
@@ -181,7 +256,7 @@ impl<'g> FastExecutor<'g> {
         let parts: Vec<Vec<i32>> = input
             .par_chunks(chunk * per)
             .map(|images| {
-                let mut outs = self.run_chunk(images, images.len() / per, false);
+                let mut outs = self.run_chunk(images, images.len() / per, false, None);
                 match outs.pop().flatten().map(|t| t.data) {
                     Some(TensorData::I32(v)) => v,
                     _ => unreachable!("the output node produces i32"),
@@ -199,17 +274,52 @@ impl<'g> FastExecutor<'g> {
     pub fn run_traced(&self, input: &[u8], batch: usize) -> Result<Vec<Tensor>> {
         check_input(self.graph, input, batch)?;
         Ok(self
-            .run_chunk(input, batch, true)
+            .run_chunk(input, batch, true, None)
             .into_iter()
             .map(|t| t.expect("traced runs keep every tensor"))
             .collect())
     }
 
-    fn run_chunk(&self, input: &[u8], batch: usize, keep: bool) -> Vec<Option<Tensor>> {
+    /// Runs the whole batch as one untraced chunk on the calling thread's pool `runs` times and
+    /// returns the wall time each node took, summed over the runs (index = node id). For
+    /// per-layer profiles; the results are those of [`FastExecutor::run`].
+    pub fn profile(&self, input: &[u8], batch: usize, runs: usize) -> Result<Vec<Duration>> {
+        check_input(self.graph, input, batch)?;
+        let mut times = vec![Duration::ZERO; self.graph.nodes.len()];
+        for _ in 0..runs {
+            self.run_chunk(input, batch, false, Some(&mut times));
+        }
+        Ok(times)
+    }
+
+    /// Runs every node on `batch` images; with `keep` every output is kept (traced), else freed
+    /// after its last use. `times`, if given, gets each node's wall time added.
+    fn run_chunk(
+        &self,
+        input: &[u8],
+        batch: usize,
+        keep: bool,
+        mut times: Option<&mut Vec<Duration>>,
+    ) -> Vec<Option<Tensor>> {
         let nodes = &self.graph.nodes;
         let mut out: Vec<Option<Tensor>> = Vec::with_capacity(nodes.len());
         for (i, node) in nodes.iter().enumerate() {
-            let t = {
+            let start = times.is_some().then(Instant::now);
+            // A requantizer whose fused add already produced its bytes passes them on.
+            let done = match node.op {
+                Op::Requant(_) if !keep && self.requant_of[node.inputs[0]].is_some() => out
+                    [node.inputs[0]]
+                    .take_if(|t| !matches!(t.data, TensorData::I32(_)))
+                    .map(|t| t.data),
+                _ => None,
+            };
+            let t = if let Some(data) = done {
+                Tensor {
+                    ty: node.output.clone(),
+                    batch,
+                    data,
+                }
+            } else {
                 let arg = |k: usize| {
                     out[node.inputs[k]]
                         .as_ref()
@@ -236,15 +346,20 @@ impl<'g> FastExecutor<'g> {
                     Op::AvgPool(p) => avg_pool(p, arg(0), &node.output),
                     Op::GlobalAvgPool => global_avg_pool(arg(0), &node.output),
                     Op::Relu { zero_point } => relu(arg(0), *zero_point),
-                    Op::Add(a) => {
-                        let (x, y) = (to_i32(arg(0)), to_i32(arg(1)));
-                        TensorData::I32(
-                            x.iter()
-                                .zip(y.iter())
-                                .map(|(&p, &q)| residual_add(p, q, a))
-                                .collect(),
-                        )
+                    Op::Add(_) if !keep && self.add_tables[i].is_some() => {
+                        let table = self.add_tables[i].as_deref().unwrap_or_default();
+                        let r = self.requant_of[i].map(|r| &nodes[r].output);
+                        let signed_out = r.is_some_and(|t| matches!(t.dtype, DType::Signed { .. }));
+                        add_lookup(table, arg(0), arg(1), signed_out)
                     }
+                    Op::Add(a) if !keep && self.requant_of[i].is_some() => {
+                        let r = self.requant_of[i].map(|r| &nodes[r]);
+                        match r.and_then(|r| add_requant(a, r, arg(0), arg(1))) {
+                            Some(d) => d,
+                            None => add(a, arg(0), arg(1)),
+                        }
+                    }
+                    Op::Add(a) => add(a, arg(0), arg(1)),
                     Op::Flatten => flatten(arg(0)),
                     Op::Output => TensorData::I32(to_i32(arg(0)).into_owned()),
                 };
@@ -255,6 +370,9 @@ impl<'g> FastExecutor<'g> {
                 }
             };
             out.push(Some(t));
+            if let (Some(times), Some(start)) = (times.as_deref_mut(), start) {
+                times[i] += start.elapsed();
+            }
             if !keep {
                 for &p in &node.inputs {
                     if self.last_use[p] == i
@@ -312,6 +430,17 @@ impl<'g> FastExecutor<'g> {
                     c.pad,
                     c.groups,
                 );
+                if let (false, ConvWeights::Gemm(w), Some(r)) = (finish, packed, self.requant_of[i])
+                    && let Some(bytes) =
+                        conv_requant(a, w, &g, *pad_value, correction, &self.graph.nodes[r])
+                {
+                    recycle(Tensor {
+                        ty: node.output.clone(),
+                        batch,
+                        data: TensorData::I32(acc),
+                    });
+                    return bytes;
+                }
                 match packed {
                     ConvWeights::Gemm(w) => conv2d_u8i8_packed(a, w, &mut acc, &g, *pad_value),
                     ConvWeights::Depthwise(w) => {
@@ -535,6 +664,175 @@ fn to_i32(t: &Tensor) -> std::borrow::Cow<'_, [i32]> {
     }
 }
 
+/// The byte table of an add node `n` of two narrow inputs whose single consumer `r` is a
+/// per-tensor requantizer to a narrow type (see `FastExecutor::add_tables`), else `None`.
+fn add_table(graph: &QGraph, n: &Node, r: usize) -> Option<Vec<u8>> {
+    let (Op::Add(add), Op::Requant(rq)) = (&n.op, &graph.nodes[r].op) else {
+        return None;
+    };
+    let per_tensor = match &rq.requant {
+        Requant::FixedPoint {
+            multiplier, shift, ..
+        } => multiplier.len() == 1 && shift.len() == 1,
+        Requant::Shift { shift, .. } => shift.len() == 1,
+        _ => false,
+    };
+    let dtypes: Vec<DType> = n
+        .inputs
+        .iter()
+        .map(|&p| graph.nodes[p].output.dtype)
+        .collect();
+    let signed = match dtypes.as_slice() {
+        [DType::Unsigned { .. }, DType::Unsigned { .. }] => false,
+        [DType::Signed { .. }, DType::Signed { .. }] => true,
+        _ => return None,
+    };
+    if !per_tensor || !graph.nodes[r].output.dtype.is_narrow_int() {
+        return None;
+    }
+    let value = |b: usize| {
+        if signed {
+            i32::from(b as u8 as i8)
+        } else {
+            b as i32
+        }
+    };
+    Some(
+        (0..1usize << 16)
+            .map(|i| {
+                rq.requant
+                    .apply(residual_add(value(i >> 8), value(i & 255), add), 0)
+                    as u8
+            })
+            .collect(),
+    )
+}
+
+/// The requantized residual add of `x` and `y` through its byte table, stored as i8 when the
+/// requantizer's output is `signed_out`.
+fn add_lookup(table: &[u8], x: &Tensor, y: &Tensor, signed_out: bool) -> TensorData {
+    fn bytes(t: &Tensor) -> Option<&[u8]> {
+        match &t.data {
+            TensorData::U8(v) => Some(v),
+            TensorData::I8(v) => Some(bytes_of(v)),
+            _ => None,
+        }
+    }
+    let (Some(a), Some(b)) = (bytes(x), bytes(y)) else {
+        unreachable!("add tables exist only for narrow inputs")
+    };
+    let mut out = byte_output(a.len());
+    for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
+        *o = table[usize::from(p) << 8 | usize::from(q)];
+    }
+    narrow(out, signed_out)
+}
+
+/// The residual add `a` of `x` and `y`, as i32.
+fn add(a: &crate::node::Add, x: &Tensor, y: &Tensor) -> TensorData {
+    let (x, y) = (to_i32(x), to_i32(y));
+    TensorData::I32(
+        x.iter()
+            .zip(y.iter())
+            .map(|(&p, &q)| residual_add(p, q, a))
+            .collect(),
+    )
+}
+
+/// The residual add `a` of `x` and `y` requantized by `r`, its single consumer (a requantizer
+/// node), in one AVX2 pass; `None` where that path does not apply (then the add runs alone).
+fn add_requant(a: &crate::node::Add, r: &Node, x: &Tensor, y: &Tensor) -> Option<TensorData> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        let Op::Requant(rq) = &r.op else {
+            return None;
+        };
+        let (xs, ys, signed_in) = match (&x.data, &y.data) {
+            (TensorData::U8(p), TensorData::U8(q)) => (p.as_slice(), q.as_slice(), false),
+            (TensorData::I8(p), TensorData::I8(q)) => (bytes_of(p), bytes_of(q), true),
+            _ => return None,
+        };
+        let signed_out = match r.output.dtype {
+            DType::Unsigned { .. } => false,
+            DType::Signed { .. } => true,
+            _ => return None,
+        };
+        let cs = (r.output.channels(), r.output.spatial());
+        let mut v = byte_output(xs.len());
+        // SAFETY: the CPU supports AVX2, checked just above.
+        let done = unsafe {
+            super::fast_avx2::add_requant(a, &rq.requant, xs, ys, cs, signed_in, signed_out, &mut v)
+        };
+        if done.is_none() {
+            recycle_bytes(v);
+            return None;
+        }
+        return Some(narrow(v, signed_out));
+    }
+    let _ = (a, r, x, y);
+    None
+}
+
+/// The convolution `w` of `a` requantized by `r`, its single consumer (a requantizer node), with
+/// the per-channel `correction` added first: the kernels deliver i32 blocks while they are in
+/// cache and an AVX2 loop requantizes them, so no i32 tensor is stored. `None` where that path
+/// does not apply (then the convolution runs alone).
+fn conv_requant(
+    a: &[u8],
+    w: &PackedConvWeights,
+    g: &ConvGeometry,
+    pad_value: u8,
+    correction: &[i32],
+    r: &Node,
+) -> Option<TensorData> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        let Op::Requant(rq) = &r.op else {
+            return None;
+        };
+        let signed = match r.output.dtype {
+            DType::Unsigned { .. } => false,
+            DType::Signed { .. } => true,
+            _ => return None,
+        };
+        let plane = g.out_h() * g.out_w();
+        let mut v = byte_output(g.batch * g.out_channels * plane);
+        // SAFETY: the CPU supports AVX2, checked just above.
+        let sink = unsafe {
+            super::fast_avx2::RequantSink::new(&rq.requant, correction, &mut v, plane, signed)
+        };
+        let Some(sink) = sink else {
+            recycle_bytes(v);
+            return None;
+        };
+        qbench_kernels::conv2d_u8i8_packed_sink(a, w, g, pad_value, &sink);
+        drop(sink);
+        return Some(narrow(v, signed));
+    }
+    let _ = (a, w, g, pad_value, correction, r);
+    None
+}
+
+/// The bytes of an i8 slice.
+fn bytes_of(v: &[i8]) -> &[u8] {
+    // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len()) }
+}
+
+/// Bytes as the storage of a narrow dtype (`signed`: i8, else u8).
+fn narrow(v: Vec<u8>, signed: bool) -> TensorData {
+    if signed {
+        let mut v = std::mem::ManuallyDrop::new(v);
+        // SAFETY: the allocation is handed over whole; i8 and u8 have the same size and
+        // alignment and every bit pattern is valid in both.
+        TensorData::I8(unsafe {
+            Vec::from_raw_parts(v.as_mut_ptr() as *mut i8, v.len(), v.capacity())
+        })
+    } else {
+        TensorData::U8(v)
+    }
+}
+
 /// Stores logical values in the storage of a non-binary dtype.
 fn store(dtype: DType, values: Vec<i32>) -> TensorData {
     match dtype {
@@ -550,6 +848,21 @@ fn store(dtype: DType, values: Vec<i32>) -> TensorData {
 fn requant(r: &Requant, x: &Tensor, out: &TensorType, pending: Option<&[i32]>) -> TensorData {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
+        if let (TensorData::I32(acc), DType::Unsigned { .. } | DType::Signed { .. }) =
+            (&x.data, out.dtype)
+        {
+            let signed = matches!(out.dtype, DType::Signed { .. });
+            let cs = (out.channels(), out.spatial());
+            let mut v = byte_output(acc.len());
+            // SAFETY: the CPU supports AVX2, checked just above.
+            let done = unsafe {
+                super::fast_avx2::requant_fixed_point(r, acc, cs, pending, signed, &mut v)
+            };
+            if done.is_some() {
+                return narrow(v, signed);
+            }
+            recycle_bytes(v);
+        }
         // SAFETY: the CPU supports AVX2, checked just above.
         return unsafe { requant_avx2(r, x, out, pending) };
     }
@@ -721,11 +1034,69 @@ fn max_pool_2x2<T: Copy + Ord>(
     out
 }
 
+/// Max pooling of any window, stride and padding, separably: per output row the window's input
+/// rows are folded element-wise into one row (a vectorizable loop over the whole width). That
+/// row, with `lowest` in the left and right padding (it never wins a max, and every window holds
+/// an input since `pad < kernel_w`), is split into `stride` phases (`phase[r][i] = row[i stride
+/// + r]`), so each output is the max of `kernel_w` contiguous phase slices, one vectorizable loop
+/// per tap. Out-of-bounds rows are skipped, as in [`pool_planes`]. Requires `pad < kernel_w`.
+#[inline(always)]
+fn max_pool_rows<T: Copy + Ord + Default>(
+    p: &Pool,
+    x: &[T],
+    planes: usize,
+    (h, w): (usize, usize),
+    (oh, ow): (usize, usize),
+    lowest: T,
+) -> Vec<T> {
+    let (s, kw) = (p.stride, p.kernel_w);
+    // Phase length: output i reads phase (j % s) at i + j / s for taps j < kw.
+    let plen = ow + (kw - 1) / s;
+    let mut row = vec![lowest; plen * s];
+    let mut phases = vec![lowest; plen * s];
+    let mut out = vec![T::default(); planes * oh * ow];
+    let wc = w.min(plen * s - p.pad);
+    for (plane, o) in x.chunks(h * w).zip(out.chunks_mut(oh * ow)).take(planes) {
+        for (y, o) in o.chunks_mut(ow).enumerate() {
+            let (y0, y1) = window(y, p.stride, p.pad, p.kernel_h, h);
+            let r = &mut row[p.pad..p.pad + wc];
+            r.copy_from_slice(&plane[y0 * w..y0 * w + wc]);
+            for iy in y0 + 1..y1 {
+                for (m, &v) in r.iter_mut().zip(&plane[iy * w..iy * w + wc]) {
+                    *m = (*m).max(v);
+                }
+            }
+            if s == 2 {
+                // The common stride, without per-element index arithmetic.
+                let (even, odd) = phases.split_at_mut(plen);
+                for ((pair, e), o) in row.chunks_exact(2).zip(even).zip(odd) {
+                    (*e, *o) = (pair[0], pair[1]);
+                }
+            } else {
+                for (r, phase) in phases.chunks_exact_mut(plen).enumerate() {
+                    for (d, chunk) in phase.iter_mut().zip(row.chunks_exact(s)) {
+                        *d = chunk[r];
+                    }
+                }
+            }
+            o.copy_from_slice(&phases[..ow]);
+            for j in 1..kw {
+                let src = &phases[(j % s) * plen + j / s..][..ow];
+                for (d, &v) in o.iter_mut().zip(src) {
+                    *d = (*d).max(v);
+                }
+            }
+        }
+    }
+    out
+}
+
 #[inline(always)]
 fn max_pool_body(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
     let (c, h, w) = (x.ty.shape[0], x.ty.shape[1], x.ty.shape[2]);
     let (oh, ow) = (out.shape[1], out.shape[2]);
     let planes = x.batch * c;
+    let separable = p.stride > 0 && p.pad < p.kernel_w && p.pad < p.kernel_h && oh > 0 && ow > 0;
     if p.pad == 0 && p.stride == 2 && p.kernel_h == 2 && p.kernel_w == 2 {
         match &x.data {
             TensorData::U8(v) => return TensorData::U8(max_pool_2x2(v, planes, (h, w), (oh, ow))),
@@ -737,6 +1108,15 @@ fn max_pool_body(p: &Pool, x: &Tensor, out: &TensorType) -> TensorData {
         }
     }
     match &x.data {
+        TensorData::U8(v) if separable => {
+            TensorData::U8(max_pool_rows(p, v, planes, (h, w), (oh, ow), u8::MIN))
+        }
+        TensorData::I8(v) if separable => {
+            TensorData::I8(max_pool_rows(p, v, planes, (h, w), (oh, ow), i8::MIN))
+        }
+        TensorData::I32(v) if separable => {
+            TensorData::I32(max_pool_rows(p, v, planes, (h, w), (oh, ow), i32::MIN))
+        }
         TensorData::U8(v) => TensorData::U8(pool_planes(
             p,
             v,

@@ -2,6 +2,8 @@
 //! crate, packed storage, rayon over the batch). Both compute exactly the same integers.
 
 pub mod fast;
+#[cfg(target_arch = "x86_64")]
+mod fast_avx2;
 pub mod reference;
 
 use crate::error::{EngineError, Result};

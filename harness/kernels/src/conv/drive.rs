@@ -84,13 +84,21 @@ fn panel_cols(
     }
 }
 
+/// Where the driver puts its results.
+pub(super) enum Out<'a> {
+    /// The `[N][O][OH][OW]` i32 tensor, tiles stored in place.
+    Tensor(&'a mut [i32]),
+    /// A sink that gets, per pixel panel and group, all the group's channels.
+    Sink(&'a dyn super::ConvSink),
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn drive<E: Elem>(
     kernel: Kernel<E>,
     isa: Int8Isa,
     input: &[u8],
     wp: &[E],
-    out: &mut [i32],
+    out: Out<'_>,
     g: &ConvGeometry,
     pad_value: u8,
 ) {
@@ -130,7 +138,11 @@ pub(super) fn drive<E: Elem>(
     } else {
         (4 * threads).div_ceil(g.groups).min(n_panels)
     };
-    let optr = SendPtr::new(out.as_mut_ptr());
+    let (optr, sink) = match out {
+        Out::Tensor(out) => (SendPtr::new(out.as_mut_ptr()), None),
+        // Never written through: every store below is behind `sink.is_none()`.
+        Out::Sink(sink) => (SendPtr::new(std::ptr::null_mut()), Some(sink)),
+    };
     // AVX2 gathers stride-1 and stride-2 panels; other ISAs and strides use the generic gather.
     let simd = cfg!(target_arch = "x86_64") && isa == Int8Isa::Avx2 && g.stride <= 2;
     run_tasks(g.groups * chunks, threads, |t| {
@@ -139,6 +151,15 @@ pub(super) fn drive<E: Elem>(
         let base = SLACK as isize + (grp * grp_len) as isize;
         let mut bbuf = vec![0u8; kgroups * s.nr * s.kg];
         let mut tile = vec![0i32; s.mr * s.nr];
+        // With a sink: all the group's weight panels against one pixel panel (ld = NR).
+        let mut block = vec![
+            0i32;
+            if sink.is_some() {
+                a_panels * s.mr * s.nr
+            } else {
+                0
+            }
+        ];
         let mut cols = PanelCols {
             off: Vec::with_capacity(s.nr),
             segs: Vec::with_capacity(s.nr),
@@ -209,6 +230,47 @@ pub(super) fn drive<E: Elem>(
             // A full panel across one image boundary: AVX2 stores it in two parts.
             let split = (simd && cols_valid == s.nr && !direct_cols && plane >= s.nr)
                 .then_some(plane - px0);
+            if let Some(sink) = sink {
+                let (b, offs) = match direct {
+                    Some(b) => (b, &pair_off),
+                    None => (bbuf.as_ptr(), &lin_off),
+                };
+                let _ = (b, offs);
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: AVX2 present; the group's A panels hold `kgroups` pairs each; B
+                    // reads stay in the padded buffer / `bbuf`; `block` holds `a_panels` tiles.
+                    unsafe {
+                        crate::gemm::avx2::kernel_rows_multi::<false>(
+                            a_panels,
+                            kgroups,
+                            wgrp.as_ptr() as *const i16,
+                            b,
+                            offs,
+                            block.as_mut_ptr(),
+                            s.nr,
+                            false,
+                        );
+                    }
+                }
+                if !simd {
+                    for ap in 0..a_panels {
+                        let aptr = wgrp[ap * kgroups * s.mr * s.kg..].as_ptr();
+                        let dst = block[ap * s.mr * s.nr..].as_mut_ptr();
+                        // SAFETY: panels hold `kgroups` groups; `dst` is tile `ap` of `block`.
+                        unsafe { kernel(kgroups, aptr, bbuf.as_ptr(), dst, s.nr, false) };
+                    }
+                }
+                // Runs of pixels that share an image.
+                let mut c0 = 0;
+                while c0 < cols_valid {
+                    let (n, px) = ((j0 + c0) / plane, (j0 + c0) % plane);
+                    let len = (plane - px).min(cols_valid - c0);
+                    sink.put(n, grp * cout_g, cout_g, px, len, &block[c0..], s.nr);
+                    c0 += len;
+                }
+                continue;
+            }
             #[cfg(target_arch = "x86_64")]
             if simd && direct_cols && cout_g.is_multiple_of(s.mr) {
                 // Every weight panel of the group against this pixel panel, in one call.

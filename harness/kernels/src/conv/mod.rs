@@ -16,6 +16,10 @@
 //! output layout, so tiles are stored in place; one AVX2 call runs every weight panel of a group
 //! against a pixel panel.
 //!
+//! [`conv2d_u8i8_packed_sink`] runs the same driver but hands each pixel panel's results (all
+//! channels of a group) to a [`ConvSink`] instead of storing them, so a consumer can requantize
+//! them while they are in cache.
+//!
 //! With several small images (at most 64 KiB padded), each task pads the (at most two) images its
 //! current pixel panel reads into a small buffer of its own, which stays in cache; otherwise all
 //! images are padded once, in parallel, into a per-thread buffer reused across calls.
@@ -166,6 +170,95 @@ pub fn conv2d_u8i8_packed(
         out[..g.batch * g.out_channels * oh * ow].fill(0);
         return;
     }
+    let out = drive::Out::Tensor(out);
+    match (&weights.data, weights.isa) {
+        (PanelData::Pairs(d), Int8Isa::Scalar) => drive(
+            crate::gemm::scalar::kernel::<false>,
+            Int8Isa::Scalar,
+            input,
+            d,
+            out,
+            g,
+            pad_value,
+        ),
+        #[cfg(target_arch = "x86_64")]
+        (PanelData::Pairs(d), Int8Isa::Avx2) => drive(
+            crate::gemm::avx2::kernel::<false>,
+            Int8Isa::Avx2,
+            input,
+            d,
+            out,
+            g,
+            pad_value,
+        ),
+        #[cfg(target_arch = "x86_64")]
+        (PanelData::Quads(d), Int8Isa::Avx512Vnni) => drive(
+            crate::gemm::vnni::kernel::<false>,
+            Int8Isa::Avx512Vnni,
+            input,
+            d,
+            out,
+            g,
+            pad_value,
+        ),
+        _ => unreachable!("packed layout does not match its ISA"),
+    }
+}
+
+/// Receives a convolution's i32 results block by block instead of an output tensor, so that a
+/// consumer (e.g. a requantizer) can process them while they are in cache and the i32 tensor is
+/// never written to memory.
+pub trait ConvSink: Sync {
+    /// Results of output channels `o0 .. o0 + rows` (all the channels of one group) at pixels
+    /// `px0 .. px0 + cols` (row-major within the output plane) of image `n`: channel `o0 + r`,
+    /// pixel `px0 + c` is `block[r * ld + c]`. Every (image, channel, pixel) of the output is
+    /// delivered exactly once; calls may come from several threads at once, for disjoint
+    /// outputs.
+    #[allow(clippy::too_many_arguments)]
+    fn put(
+        &self,
+        n: usize,
+        o0: usize,
+        rows: usize,
+        px0: usize,
+        cols: usize,
+        block: &[i32],
+        ld: usize,
+    );
+}
+
+/// [`conv2d_u8i8_packed`] delivering its results to `sink` (see [`ConvSink`]) instead of
+/// writing an output tensor; the same values bit for bit.
+pub fn conv2d_u8i8_packed_sink(
+    input: &[u8],
+    weights: &PackedConvWeights,
+    g: &ConvGeometry,
+    pad_value: u8,
+    sink: &dyn ConvSink,
+) {
+    weights.check(g);
+    assert!(g.stride > 0 && g.kernel_h > 0 && g.kernel_w > 0);
+    assert!(g.in_h + 2 * g.pad >= g.kernel_h && g.in_w + 2 * g.pad >= g.kernel_w);
+    let (oh, ow) = (g.out_h(), g.out_w());
+    assert!(
+        input.len() >= g.batch * g.in_channels * g.in_h * g.in_w,
+        "input too short"
+    );
+    if g.batch == 0 || g.out_channels == 0 || oh == 0 || ow == 0 {
+        return;
+    }
+    if g.in_channels == 0 {
+        // An empty reduction: every output is 0.
+        let cout_g = g.out_channels / g.groups;
+        let zeros = vec![0i32; cout_g * oh * ow];
+        for n in 0..g.batch {
+            for grp in 0..g.groups {
+                sink.put(n, grp * cout_g, cout_g, 0, oh * ow, &zeros, oh * ow);
+            }
+        }
+        return;
+    }
+    let out = drive::Out::Sink(sink);
     match (&weights.data, weights.isa) {
         (PanelData::Pairs(d), Int8Isa::Scalar) => drive(
             crate::gemm::scalar::kernel::<false>,
