@@ -170,39 +170,7 @@ pub fn conv2d_u8i8_packed(
         out[..g.batch * g.out_channels * oh * ow].fill(0);
         return;
     }
-    let out = drive::Out::Tensor(out);
-    match (&weights.data, weights.isa) {
-        (PanelData::Pairs(d), Int8Isa::Scalar) => drive(
-            crate::gemm::scalar::kernel::<false>,
-            Int8Isa::Scalar,
-            input,
-            d,
-            out,
-            g,
-            pad_value,
-        ),
-        #[cfg(target_arch = "x86_64")]
-        (PanelData::Pairs(d), Int8Isa::Avx2) => drive(
-            crate::gemm::avx2::kernel::<false>,
-            Int8Isa::Avx2,
-            input,
-            d,
-            out,
-            g,
-            pad_value,
-        ),
-        #[cfg(target_arch = "x86_64")]
-        (PanelData::Quads(d), Int8Isa::Avx512Vnni) => drive(
-            crate::gemm::vnni::kernel::<false>,
-            Int8Isa::Avx512Vnni,
-            input,
-            d,
-            out,
-            g,
-            pad_value,
-        ),
-        _ => unreachable!("packed layout does not match its ISA"),
-    }
+    run_packed(input, weights, g, pad_value, drive::Out::Tensor(out));
 }
 
 /// Receives a convolution's i32 results block by block instead of an output tensor, so that a
@@ -258,7 +226,17 @@ pub fn conv2d_u8i8_packed_sink(
         }
         return;
     }
-    let out = drive::Out::Sink(sink);
+    run_packed(input, weights, g, pad_value, drive::Out::Sink(sink));
+}
+
+/// Runs the packed convolution with the kernel of the weights' ISA, into `out`.
+fn run_packed(
+    input: &[u8],
+    weights: &PackedConvWeights,
+    g: &ConvGeometry,
+    pad_value: u8,
+    out: drive::Out<'_>,
+) {
     match (&weights.data, weights.isa) {
         (PanelData::Pairs(d), Int8Isa::Scalar) => drive(
             crate::gemm::scalar::kernel::<false>,
