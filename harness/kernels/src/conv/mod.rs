@@ -150,14 +150,7 @@ pub fn conv2d_u8i8_packed(
     g: &ConvGeometry,
     pad_value: u8,
 ) {
-    weights.check(g);
-    assert!(g.stride > 0 && g.kernel_h > 0 && g.kernel_w > 0);
-    assert!(g.in_h + 2 * g.pad >= g.kernel_h && g.in_w + 2 * g.pad >= g.kernel_w);
-    let (oh, ow) = (g.out_h(), g.out_w());
-    assert!(
-        input.len() >= g.batch * g.in_channels * g.in_h * g.in_w,
-        "input too short"
-    );
+    let (oh, ow) = check_call(input, weights, g);
     assert!(
         out.len() >= g.batch * g.out_channels * oh * ow,
         "output too short"
@@ -204,14 +197,7 @@ pub fn conv2d_u8i8_packed_sink(
     pad_value: u8,
     sink: &dyn ConvSink,
 ) {
-    weights.check(g);
-    assert!(g.stride > 0 && g.kernel_h > 0 && g.kernel_w > 0);
-    assert!(g.in_h + 2 * g.pad >= g.kernel_h && g.in_w + 2 * g.pad >= g.kernel_w);
-    let (oh, ow) = (g.out_h(), g.out_w());
-    assert!(
-        input.len() >= g.batch * g.in_channels * g.in_h * g.in_w,
-        "input too short"
-    );
+    let (oh, ow) = check_call(input, weights, g);
     if g.batch == 0 || g.out_channels == 0 || oh == 0 || ow == 0 {
         return;
     }
@@ -227,6 +213,19 @@ pub fn conv2d_u8i8_packed_sink(
         return;
     }
     run_packed(input, weights, g, pad_value, drive::Out::Sink(sink));
+}
+
+/// Checks the arguments of a packed convolution (panics naming what is wrong); returns the
+/// output height and width.
+fn check_call(input: &[u8], weights: &PackedConvWeights, g: &ConvGeometry) -> (usize, usize) {
+    weights.check(g);
+    assert!(g.stride > 0 && g.kernel_h > 0 && g.kernel_w > 0);
+    assert!(g.in_h + 2 * g.pad >= g.kernel_h && g.in_w + 2 * g.pad >= g.kernel_w);
+    assert!(
+        input.len() >= g.batch * g.in_channels * g.in_h * g.in_w,
+        "input too short"
+    );
+    (g.out_h(), g.out_w())
 }
 
 /// Runs the packed convolution with the kernel of the weights' ISA, into `out`.
