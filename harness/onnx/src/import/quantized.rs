@@ -71,6 +71,17 @@ enum Val {
     Float { values: Vec<f64>, dims: Vec<usize> },
 }
 
+impl Val {
+    /// The same activation or accumulator (scale, zero point, dtype) as the engine node `id`:
+    /// what an op that moves values without rescaling them (ReLU, pooling, flatten) gives.
+    fn with_id(mut self, new: NodeId) -> Val {
+        if let Val::Act { id, .. } | Val::Acc { id, .. } = &mut self {
+            *id = new;
+        }
+        self
+    }
+}
+
 struct Lower<'a> {
     b: GraphBuilder,
     vals: HashMap<String, Val>,
@@ -358,20 +369,9 @@ impl Lower<'_> {
                     scale,
                     relu: true,
                 }),
-                Val::Act {
-                    id,
-                    scale,
-                    zero_point,
-                    dtype,
-                } => {
+                x @ Val::Act { id, zero_point, .. } => {
                     let name = self.name(ctx);
-                    let id = self.b.relu(&name, id, zero_point)?;
-                    Ok(Val::Act {
-                        id,
-                        scale,
-                        zero_point,
-                        dtype,
-                    })
+                    Ok(x.with_id(self.b.relu(&name, id, zero_point)?))
                 }
                 _ => Err(ctx.unsupported("Relu of a constant or of the float input")),
             },
@@ -381,46 +381,21 @@ impl Lower<'_> {
                 let name = self.name(ctx);
                 let avg = n.op_type == "AveragePool";
                 match x {
-                    Val::Act {
-                        id,
-                        scale,
-                        zero_point,
-                        dtype,
-                    } => {
-                        let id = if avg {
-                            self.b.avg_pool(&name, id, pool)?
-                        } else {
-                            self.b.max_pool(&name, id, pool)?
-                        };
-                        Ok(Val::Act {
-                            id,
-                            scale,
-                            zero_point,
-                            dtype,
-                        })
+                    Val::Act { id, .. } if avg => {
+                        let pooled = self.b.avg_pool(&name, id, pool)?;
+                        Ok(x.with_id(pooled))
                     }
-                    Val::Acc { id, scale, relu } if !avg => Ok(Val::Acc {
-                        id: self.b.max_pool(&name, id, pool)?,
-                        scale,
-                        relu,
-                    }),
+                    Val::Act { id, .. } | Val::Acc { id, .. } if !avg => {
+                        let pooled = self.b.max_pool(&name, id, pool)?;
+                        Ok(x.with_id(pooled))
+                    }
                     _ => Err(ctx.unsupported("pooling of this value")),
                 }
             }
             "GlobalAveragePool" => match self.input(ctx, 0)? {
-                Val::Act {
-                    id,
-                    scale,
-                    zero_point,
-                    dtype,
-                } => {
+                x @ Val::Act { id, .. } => {
                     let name = self.name(ctx);
-                    Ok(Val::Act {
-                        id: self.b.global_avg_pool(&name, id)?,
-                        scale,
-                        zero_point,
-                        dtype,
-                    })
+                    Ok(x.with_id(self.b.global_avg_pool(&name, id)?))
                 }
                 _ => Err(ctx.unsupported("global pooling of a non-quantized value")),
             },
@@ -447,23 +422,12 @@ impl Lower<'_> {
                 }
                 let name = self.name(ctx);
                 let f = self.b.flatten(&name, id)?;
-                Ok(match x {
-                    Val::Act {
-                        scale,
-                        zero_point,
-                        dtype,
-                        ..
-                    } => Val::Act {
-                        id: f,
-                        scale,
-                        zero_point,
-                        dtype,
-                    },
-                    Val::Acc { scale, relu, .. } if scale.len() == 1 => {
-                        Val::Acc { id: f, scale, relu }
+                match &x {
+                    Val::Acc { scale, .. } if scale.len() != 1 => {
+                        Err(ctx.unsupported("flattening per-channel accumulators"))
                     }
-                    _ => return Err(ctx.unsupported("flattening per-channel accumulators")),
-                })
+                    _ => Ok(x.with_id(f)),
+                }
             }
             "Add" => self.add(ctx),
             "Identity" | "Cast" => self.input(ctx, 0),
