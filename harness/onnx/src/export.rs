@@ -480,7 +480,7 @@ pub fn emit_node(
 pub const WEIGHT_OFFSET: u8 = 128;
 
 /// Integer weights as uint8 `w + 128`.
-fn offset_weights(w: &[i8]) -> Vec<u8> {
+pub(crate) fn offset_weights(w: &[i8]) -> Vec<u8> {
     w.iter().map(|&v| (i16::from(v) + 128) as u8).collect()
 }
 

@@ -108,11 +108,7 @@ pub fn emit_pair(e: &mut Emitter, head: &Node, rq: &Node, inputs: &[&str]) -> Re
             )?;
             // uint8 weights w + 128 (zero point 128), as in the exact form: onnxruntime's u8 x s8
             // kernels on AVX2 saturate pairs of products.
-            let wu: Vec<u8> = c
-                .weights
-                .iter()
-                .map(|&v| (i16::from(v) + 128) as u8)
-                .collect();
+            let wu = crate::export::offset_weights(&c.weights);
             let w = e.constant(
                 "weight",
                 u8_tensor(

@@ -201,7 +201,12 @@ impl Consts<'_> {
     }
 
     fn scalar(&self, role: &str) -> Result<i64> {
-        match self.ints(role)?.as_slice() {
+        self.one(role, self.ints(role)?)
+    }
+
+    /// The single value of the constant `role`.
+    fn one<T: Copy>(&self, role: &str, values: Vec<T>) -> Result<T> {
+        match values.as_slice() {
             [v] => Ok(*v),
             v => Err(self
                 .ctx
@@ -215,12 +220,7 @@ impl Consts<'_> {
 
     /// The exponent of a one-element power-of-two constant.
     fn log2_scalar(&self, role: &str) -> Result<i32> {
-        match self.log2s(role)?.as_slice() {
-            [v] => Ok(*v),
-            v => Err(self
-                .ctx
-                .err(role, format!("{} values where one is expected", v.len()))),
-        }
+        self.one(role, self.log2s(role)?)
     }
 
     /// Exponents of power-of-two constants.
